@@ -1,0 +1,126 @@
+/**
+ * The one error class of ferry, {@linkcode FerryError}, and its codes.
+ *
+ * Codes that travel on the wire (in an `ERROR` frame) and codes for local
+ * failures share one namespace, so a script can switch on `error.code`
+ * whichever side detected the problem.
+ *
+ * @module
+ */
+
+/**
+ * Every code a {@linkcode FerryError} can carry.
+ *
+ * Wire codes (sent by a peer in an `ERROR` frame): `NOT_FOUND`, `FORBIDDEN`,
+ * `EXISTS`, `BAD_REQUEST`, `TOO_LARGE`, `UNSUPPORTED_VERSION`, `INTERNAL`,
+ * `UNAUTHORIZED`, `BUSY`, `CHANGED`, `INTEGRITY`.
+ *
+ * Local codes (raised on this side only): `CONNECTION` (cannot connect, or the
+ * peer closed the connection mid-transfer), `TRUNCATED` (the stream ended
+ * inside a frame), `PROTOCOL` (the peer sent something this side did not
+ * expect), `TIMEOUT`, `LOCAL` (a local file could not be read or written).
+ *
+ * @example Switch on a code
+ * ```ts
+ * import { FerryError, type FerryErrorCode } from "./errors.ts";
+ * const code: FerryErrorCode = new FerryError("NOT_FOUND", "Not found").code;
+ * console.assert(code === "NOT_FOUND");
+ * ```
+ */
+export type FerryErrorCode =
+  | "NOT_FOUND"
+  | "FORBIDDEN"
+  | "EXISTS"
+  | "BAD_REQUEST"
+  | "TOO_LARGE"
+  | "UNSUPPORTED_VERSION"
+  | "INTERNAL"
+  | "UNAUTHORIZED"
+  | "BUSY"
+  | "CHANGED"
+  | "INTEGRITY"
+  | "CONNECTION"
+  | "TRUNCATED"
+  | "PROTOCOL"
+  | "TIMEOUT"
+  | "LOCAL";
+
+/**
+ * All codes of {@linkcode FerryErrorCode}, for validation and documentation.
+ *
+ * @example Check a code read from somewhere else
+ * ```ts
+ * import { FERRY_ERROR_CODES } from "./errors.ts";
+ * console.assert(FERRY_ERROR_CODES.includes("EXISTS"));
+ * ```
+ */
+export const FERRY_ERROR_CODES: readonly FerryErrorCode[] = [
+  "NOT_FOUND",
+  "FORBIDDEN",
+  "EXISTS",
+  "BAD_REQUEST",
+  "TOO_LARGE",
+  "UNSUPPORTED_VERSION",
+  "INTERNAL",
+  "UNAUTHORIZED",
+  "BUSY",
+  "CHANGED",
+  "INTEGRITY",
+  "CONNECTION",
+  "TRUNCATED",
+  "PROTOCOL",
+  "TIMEOUT",
+  "LOCAL",
+];
+
+/**
+ * Returns `code` as a {@linkcode FerryErrorCode} when it is one, else
+ * `undefined`.
+ *
+ * @param code Any string, such as the code of a received `ERROR` frame.
+ * @returns The code, typed, or `undefined` when ferry does not know it.
+ *
+ * @example Map a wire code
+ * ```ts
+ * import { toFerryErrorCode } from "./errors.ts";
+ * console.assert(toFerryErrorCode("BUSY") === "BUSY");
+ * console.assert(toFerryErrorCode("NOPE") === undefined);
+ * ```
+ */
+export function toFerryErrorCode(code: string): FerryErrorCode | undefined {
+  return (FERRY_ERROR_CODES as readonly string[]).includes(code)
+    ? code as FerryErrorCode
+    : undefined;
+}
+
+/**
+ * The error ferry throws for every expected failure, with a machine-readable
+ * {@linkcode FerryErrorCode}.
+ *
+ * @example Catch a missing file
+ * ```ts
+ * import { FerryError } from "./errors.ts";
+ * try {
+ *   throw new FerryError("NOT_FOUND", "Not found: notes.txt");
+ * } catch (error) {
+ *   if (!(error instanceof FerryError) || error.code !== "NOT_FOUND") throw error;
+ * }
+ * ```
+ */
+export class FerryError extends Error {
+  /** The machine-readable reason, stable across versions. */
+  readonly code: FerryErrorCode;
+
+  /**
+   * Makes an error with a code and a message in sentence case.
+   *
+   * @param code The machine-readable reason.
+   * @param message One line for people, without a final period.
+   * @param options The standard `cause`, when this wraps another error.
+   */
+  constructor(code: FerryErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "FerryError";
+    this.code = code;
+  }
+}

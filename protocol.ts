@@ -1,0 +1,1384 @@
+/**
+ * The ferry wire protocol, version 1: message types, their byte layout, an
+ * encoder, a total decoder and a buffered frame reader.
+ *
+ * This module makes no `Deno.*` call: Node and Bun programs can import it to
+ * speak ferry. Its documentation is the specification; a compatible peer can
+ * be written in any language from this text alone.
+ *
+ * ## Transport
+ *
+ * One TCP connection (optionally inside TLS) carries one session. All integers
+ * are unsigned big-endian unless marked signed; `u8`, `u16`, `u32`, `u64` and
+ * `i64` are 1, 2, 4, 8 and 8 bytes. Strings are UTF-8, prefixed by their byte
+ * length: `str8` has a `u8` length, `str16` a `u16` length. A `u64` above
+ * 2^53 - 1 is rejected as `BAD_REQUEST` (JavaScript numbers stay exact).
+ *
+ * ## Frames
+ *
+ * Every message is a frame:
+ *
+ * | bytes | field    | meaning                                            |
+ * |-------|----------|----------------------------------------------------|
+ * | 1     | `type`   | message type, see the table below                 |
+ * | 4     | `length` | payload length in bytes, `u32`                     |
+ * | n     | payload  | exactly `length` bytes, laid out per type          |
+ *
+ * A payload is at most {@linkcode MAX_FRAME_BYTES} (1 MiB). A receiver checks
+ * the declared length against its maximum before it allocates or waits for
+ * the payload and answers a larger one with `TOO_LARGE`. A payload must be
+ * consumed exactly by its layout: trailing bytes are `BAD_REQUEST`, and so are
+ * unknown types, invalid UTF-8 and out-of-range fields. Nothing depends on how
+ * TCP splits or joins the bytes.
+ *
+ * Bulk file bytes are not framed: a `DATA` or `READY` frame states their
+ * exact count and the raw bytes follow it directly, then a `HASH` frame.
+ *
+ * ## Message types
+ *
+ * | type   | name      | direction | payload                                                         |
+ * |--------|-----------|-----------|-----------------------------------------------------------------|
+ * | `0x00` | `HELLO`   | both      | magic `"FERRY"` (5 bytes), min `u16`, max `u16`, flags `u16`, nonce `u8` length + bytes (0..64) |
+ * | `0x01` | `AUTH`    | c → s     | mac (32 bytes)                                                  |
+ * | `0x02` | `OK`      | s → c     | empty                                                           |
+ * | `0x03` | `ERROR`   | both      | code `str8` (`[A-Z_]`, 1..32), message `str16`                  |
+ * | `0x10` | `LIST`    | c → s     | flags `u8` (bit 0: recursive), path `str16`                     |
+ * | `0x11` | `STAT`    | c → s     | path `str16`                                                    |
+ * | `0x12` | `GET`     | c → s     | offset `u64`, path `str16`                                      |
+ * | `0x13` | `PUT`     | c → s     | size `u64`, flags `u8`, mtime `i64`, path `str16`               |
+ * | `0x20` | `ENTRIES` | s → c     | count `u32`, then per entry: kind `u8`, size `u64`, mtime `i64`, name `str16` |
+ * | `0x21` | `END`     | s → c     | count `u32` (entries sent in all)                               |
+ * | `0x22` | `INFO`    | s → c     | one entry, laid out as in `ENTRIES`                             |
+ * | `0x23` | `DATA`    | s → c     | size `u64`, offset `u64`, mtime `i64`                           |
+ * | `0x24` | `READY`   | s → c     | offset `u64`                                                    |
+ * | `0x25` | `HASH`    | both      | SHA-256 (32 bytes)                                              |
+ *
+ * Entry kinds: `1` file, `2` folder. Times (`mtime`) are signed milliseconds
+ * since the Unix epoch. `PUT` flags: bit 0 overwrite, bit 1 resume, bit 2
+ * `mtime` is set (otherwise it is 0 and ignored).
+ *
+ * ## Paths
+ *
+ * Paths on the wire are relative, `/`-separated UTF-8 of at most
+ * {@linkcode MAX_PATH_BYTES} bytes. The empty string names the root folder.
+ * A server refuses with `FORBIDDEN` a path with an empty, `.` or `..`
+ * segment, a leading or trailing `/`, a backslash, a NUL or other control
+ * byte, a drive letter or a Windows device name, and any path that resolves
+ * (through symbolic links) outside the folder it serves. Servers map paths to
+ * their own operating system; the wire never carries a host path.
+ *
+ * ## Session
+ *
+ * 1. **Handshake.** The client sends `HELLO` with the lowest and highest
+ *    protocol versions it speaks (`min`, `max`), flags 0 and a fresh nonce
+ *    (32 random bytes; may be empty). Its first byte is therefore `0x00`,
+ *    which no classic request (a bare file name) can start with. The server
+ *    picks the highest version both speak and answers `HELLO` with
+ *    `min = max = ` that version, flags (bit 0: authentication required) and
+ *    its own 32-byte nonce; if none is shared it answers
+ *    `ERROR UNSUPPORTED_VERSION` and closes. A client that does not speak the
+ *    server's chosen version reports `UNSUPPORTED_VERSION` and closes.
+ * 2. **Authentication** (only when the server's flag bit 0 is set). The client
+ *    sends `AUTH` with `HMAC-SHA256(secret, server nonce ‖ version as u16 ‖
+ *    client HELLO frame ‖ server HELLO frame)`, where the frames are the
+ *    exact bytes sent, headers included. The server answers `OK`, or
+ *    `ERROR UNAUTHORIZED` and closes. The secret never crosses the wire.
+ * 3. **Requests**, one after another on the same connection. A client may
+ *    send further requests before the replies to earlier ones have arrived
+ *    (pipelining); replies come in request order.
+ *    - `LIST path` → zero or more `ENTRIES` frames (names relative to `path`;
+ *      with the recursive flag, a whole subtree with `/`-separated names,
+ *      folders before their contents), then `END count`; or `ERROR`.
+ *    - `STAT path` → `INFO` (its name is the last segment of `path`, empty
+ *      for the root), or `ERROR`.
+ *    - `GET path offset` → `DATA size offset mtime`, then exactly
+ *      `size - offset` raw bytes of the file starting at `offset`, then
+ *      `HASH` of the whole file (bytes `0..size`), or `ERROR CHANGED` instead
+ *      of `HASH` when the file changed while it was sent. An `offset` above the
+ *      size is `BAD_REQUEST`. Errors before the data (`NOT_FOUND`,
+ *      `FORBIDDEN`, ...) come instead of `DATA`.
+ *    - `PUT path size flags mtime` → `READY offset` (0 unless resuming), then
+ *      the client sends exactly `size - offset` raw bytes and `HASH` of the
+ *      whole file; the server verifies, moves the file into place and answers
+ *      `OK`, or `ERROR INTEGRITY` and keeps nothing. Refusals (`EXISTS` without
+ *      the overwrite flag, `FORBIDDEN` when uploads are off, ...) come
+ *      instead of `READY`.
+ * 4. A receiver that finds the `HASH` differs from the SHA-256 it computed
+ *    over the bytes it received discards them (`INTEGRITY`).
+ *
+ * A request the server cannot parse gets `ERROR BAD_REQUEST` (or
+ * `TOO_LARGE`) and the connection closes. Other errors leave the connection
+ * usable for the next request. Either side may close at any time; a
+ * transfer cut short is an error on the receiving side.
+ *
+ * ## Error codes
+ *
+ * | code                  | meaning                                                     |
+ * |-----------------------|-------------------------------------------------------------|
+ * | `NOT_FOUND`           | no such file or folder                                      |
+ * | `FORBIDDEN`           | the path is not allowed, or uploads are off                 |
+ * | `EXISTS`              | the upload target exists and the overwrite flag is not set  |
+ * | `BAD_REQUEST`         | malformed frame, unexpected message, bad field               |
+ * | `TOO_LARGE`           | frame, path or upload larger than the receiver's limit      |
+ * | `UNSUPPORTED_VERSION` | no protocol version in common                               |
+ * | `UNAUTHORIZED`        | authentication required or failed                           |
+ * | `BUSY`                | the server is at its connection limit                       |
+ * | `CHANGED`             | the file changed while it was being sent                    |
+ * | `INTEGRITY`           | the SHA-256 of the received bytes did not match             |
+ * | `INTERNAL`            | anything else went wrong on the server (disk full, ...)     |
+ *
+ * A receiver maps a code it does not know to `INTERNAL`.
+ *
+ * ## Worked example
+ *
+ * A client lists the root, then gets `hi.txt` (the 3 bytes `hi\n`). Bytes
+ * are hex; `C:` is sent by the client, `S:` by the server.
+ *
+ * ```text
+ * C: 00 0000000c 4645525259 0001 0001 0000 00         HELLO min 1 max 1, no nonce
+ *    (a real client sends a 32-byte nonce: length 20 then the bytes)
+ * S: 00 0000002c 4645525259 0001 0001 0000 20 <32 random bytes>
+ *                                                      HELLO version 1, no auth
+ * C: 10 00000003 00 0000                              LIST "" (root)
+ * S: 20 0000001d 00000001                             ENTRIES, 1 entry:
+ *       01 0000000000000003 0000018c3b5e2a00            file, 3 bytes, mtime
+ *       0006 68692e747874                               "hi.txt"
+ * S: 21 00000004 00000001                             END, 1 entry
+ * C: 12 00000010 0000000000000000 0006 68692e747874   GET "hi.txt" offset 0
+ * S: 23 00000018 0000000000000003 0000000000000000 0000018c3b5e2a00
+ *                                                      DATA size 3 offset 0
+ * S: 68690a                                            the 3 raw bytes "hi\n"
+ * S: 25 00000020 98ea6e4f216f2fb4b69fff9b3a44842c
+ *               38686ca685f3f55dc48c5d3fb1107be4       HASH = SHA-256("hi\n")
+ * ```
+ *
+ * The client then closes the connection (or sends its next request).
+ *
+ * @example Encode a request and decode it again
+ * ```ts
+ * import { decodeFrame, encodeMessage } from "./protocol.ts";
+ * const bytes = encodeMessage({ type: "get", path: "notes.txt", offset: 0 });
+ * const decoded = decodeFrame(bytes);
+ * console.assert(decoded?.message.type === "get");
+ * console.assert(decoded?.size === bytes.length);
+ * ```
+ *
+ * @module
+ */
+
+import { FerryError } from "./errors.ts";
+
+export { FerryError, type FerryErrorCode } from "./errors.ts";
+
+/**
+ * The protocol version this module speaks.
+ *
+ * @example Offer it in a handshake
+ * ```ts
+ * import { PROTOCOL_VERSION } from "./protocol.ts";
+ * console.assert(PROTOCOL_VERSION === 1);
+ * ```
+ */
+export const PROTOCOL_VERSION = 1;
+
+/**
+ * The five magic bytes at the start of every `HELLO` payload: ASCII `FERRY`.
+ *
+ * @example Recognise a handshake payload
+ * ```ts
+ * import { MAGIC } from "./protocol.ts";
+ * console.assert(new TextDecoder().decode(MAGIC) === "FERRY");
+ * ```
+ */
+export const MAGIC: Uint8Array = new Uint8Array([0x46, 0x45, 0x52, 0x52, 0x59]);
+
+/**
+ * Size of a frame header in bytes: type (1) and payload length (4).
+ *
+ * @example Size a header buffer
+ * ```ts
+ * import { FRAME_HEADER_BYTES } from "./protocol.ts";
+ * console.assert(FRAME_HEADER_BYTES === 5);
+ * ```
+ */
+export const FRAME_HEADER_BYTES = 5;
+
+/**
+ * Largest payload a frame may declare: 1 MiB.
+ *
+ * @example Check a declared length
+ * ```ts
+ * import { MAX_FRAME_BYTES } from "./protocol.ts";
+ * console.assert(MAX_FRAME_BYTES === 1024 * 1024);
+ * ```
+ */
+export const MAX_FRAME_BYTES: number = 1024 * 1024;
+
+/**
+ * Longest path on the wire, in UTF-8 bytes.
+ *
+ * @example Check a path before sending it
+ * ```ts
+ * import { MAX_PATH_BYTES } from "./protocol.ts";
+ * console.assert(new TextEncoder().encode("a/b").length <= MAX_PATH_BYTES);
+ * ```
+ */
+export const MAX_PATH_BYTES = 4096;
+
+/**
+ * Longest nonce a `HELLO` may carry, in bytes.
+ *
+ * @example Make a nonce
+ * ```ts
+ * import { MAX_NONCE_BYTES } from "./protocol.ts";
+ * const nonce = crypto.getRandomValues(new Uint8Array(32));
+ * console.assert(nonce.length <= MAX_NONCE_BYTES);
+ * ```
+ */
+export const MAX_NONCE_BYTES = 64;
+
+/**
+ * Length of a SHA-256 digest and of an `AUTH` mac, in bytes.
+ *
+ * @example Check a digest
+ * ```ts
+ * import { SHA256_BYTES } from "./protocol.ts";
+ * console.assert(SHA256_BYTES === 32);
+ * ```
+ */
+export const SHA256_BYTES = 32;
+
+/**
+ * `HELLO` flag set by a server that requires the `AUTH` step.
+ *
+ * @example Test the flag
+ * ```ts
+ * import { HELLO_AUTH_REQUIRED } from "./protocol.ts";
+ * console.assert((HELLO_AUTH_REQUIRED & 1) === 1);
+ * ```
+ */
+export const HELLO_AUTH_REQUIRED = 1;
+
+/**
+ * Frame type numbers, by message name.
+ *
+ * @example Look up a type byte
+ * ```ts
+ * import { FRAME_TYPES } from "./protocol.ts";
+ * console.assert(FRAME_TYPES.get === 0x12);
+ * ```
+ */
+export const FRAME_TYPES: Readonly<Record<Message["type"], number>> = {
+  hello: 0x00,
+  auth: 0x01,
+  ok: 0x02,
+  error: 0x03,
+  list: 0x10,
+  stat: 0x11,
+  get: 0x12,
+  put: 0x13,
+  entries: 0x20,
+  end: 0x21,
+  info: 0x22,
+  data: 0x23,
+  ready: 0x24,
+  hash: 0x25,
+};
+
+/**
+ * One file or folder as `LIST` and `STAT` describe it.
+ *
+ * @example A file entry
+ * ```ts
+ * import type { Entry } from "./protocol.ts";
+ * const entry: Entry = { name: "a.txt", kind: "file", size: 3, mtime: 0 };
+ * console.assert(entry.kind === "file");
+ * ```
+ */
+export interface Entry {
+  /** Name relative to the listed folder, `/`-separated in recursive lists. */
+  name: string;
+  /** `"file"` or `"dir"`. */
+  kind: "file" | "dir";
+  /** Size in bytes (0 for folders). */
+  size: number;
+  /** Modification time, milliseconds since the Unix epoch. */
+  mtime: number;
+}
+
+/**
+ * `HELLO`: opens a session from either side.
+ *
+ * @example A client's hello
+ * ```ts
+ * import type { HelloMessage } from "./protocol.ts";
+ * const hello: HelloMessage = {
+ *   type: "hello", minVersion: 1, maxVersion: 1, flags: 0, nonce: new Uint8Array(32),
+ * };
+ * console.assert(hello.nonce.length === 32);
+ * ```
+ */
+export interface HelloMessage {
+  /** Message tag. */
+  type: "hello";
+  /** Lowest version the sender speaks (the chosen one, from a server). */
+  minVersion: number;
+  /** Highest version the sender speaks (the chosen one, from a server). */
+  maxVersion: number;
+  /** Bit field; bit 0 ({@linkcode HELLO_AUTH_REQUIRED}) from a server. */
+  flags: number;
+  /** Random bytes for the authentication challenge, 0 to 64 of them. */
+  nonce: Uint8Array;
+}
+
+/**
+ * `AUTH`: the client's answer to the server's challenge.
+ *
+ * @example An auth message
+ * ```ts
+ * import type { AuthMessage } from "./protocol.ts";
+ * const auth: AuthMessage = { type: "auth", mac: new Uint8Array(32) };
+ * console.assert(auth.mac.length === 32);
+ * ```
+ */
+export interface AuthMessage {
+  /** Message tag. */
+  type: "auth";
+  /** HMAC-SHA256 over the challenge, 32 bytes. */
+  mac: Uint8Array;
+}
+
+/**
+ * `OK`: success without data (after `AUTH`, after an upload).
+ *
+ * @example An ok message
+ * ```ts
+ * import type { OkMessage } from "./protocol.ts";
+ * const ok: OkMessage = { type: "ok" };
+ * console.assert(ok.type === "ok");
+ * ```
+ */
+export interface OkMessage {
+  /** Message tag. */
+  type: "ok";
+}
+
+/**
+ * `ERROR`: a failure with a machine-readable code.
+ *
+ * @example A not-found error
+ * ```ts
+ * import type { ErrorMessage } from "./protocol.ts";
+ * const error: ErrorMessage = { type: "error", code: "NOT_FOUND", message: "Not found: a" };
+ * console.assert(error.code === "NOT_FOUND");
+ * ```
+ */
+export interface ErrorMessage {
+  /** Message tag. */
+  type: "error";
+  /** One of the documented codes, `[A-Z_]`, 1 to 32 characters. */
+  code: string;
+  /** A short message for people. */
+  message: string;
+}
+
+/**
+ * `LIST`: asks for the entries of a folder.
+ *
+ * @example List the root
+ * ```ts
+ * import type { ListMessage } from "./protocol.ts";
+ * const list: ListMessage = { type: "list", path: "", recursive: false };
+ * console.assert(list.path === "");
+ * ```
+ */
+export interface ListMessage {
+  /** Message tag. */
+  type: "list";
+  /** Folder to list; `""` is the root. */
+  path: string;
+  /** List the whole subtree. */
+  recursive: boolean;
+}
+
+/**
+ * `STAT`: asks for one entry.
+ *
+ * @example Stat a file
+ * ```ts
+ * import type { StatMessage } from "./protocol.ts";
+ * const stat: StatMessage = { type: "stat", path: "a.txt" };
+ * console.assert(stat.path === "a.txt");
+ * ```
+ */
+export interface StatMessage {
+  /** Message tag. */
+  type: "stat";
+  /** Path to describe. */
+  path: string;
+}
+
+/**
+ * `GET`: asks for a file's bytes from `offset` on.
+ *
+ * @example Get a whole file
+ * ```ts
+ * import type { GetMessage } from "./protocol.ts";
+ * const get: GetMessage = { type: "get", path: "a.txt", offset: 0 };
+ * console.assert(get.offset === 0);
+ * ```
+ */
+export interface GetMessage {
+  /** Message tag. */
+  type: "get";
+  /** File to send. */
+  path: string;
+  /** First byte to send; bytes before it are only hashed. */
+  offset: number;
+}
+
+/**
+ * `PUT`: offers a file of `size` bytes for upload.
+ *
+ * @example Upload with overwrite
+ * ```ts
+ * import type { PutMessage } from "./protocol.ts";
+ * const put: PutMessage = { type: "put", path: "a.txt", size: 3, overwrite: true, resume: false };
+ * console.assert(put.size === 3);
+ * ```
+ */
+export interface PutMessage {
+  /** Message tag. */
+  type: "put";
+  /** Destination path. */
+  path: string;
+  /** Exact size of the whole file. */
+  size: number;
+  /** Replace an existing file instead of answering `EXISTS`. */
+  overwrite: boolean;
+  /** Continue a previous cut upload of the same file. */
+  resume: boolean;
+  /** Modification time to give the file, milliseconds; absent to leave it. */
+  mtime?: number;
+}
+
+/**
+ * `ENTRIES`: a batch of listing entries.
+ *
+ * @example A batch of one
+ * ```ts
+ * import type { EntriesMessage } from "./protocol.ts";
+ * const batch: EntriesMessage = {
+ *   type: "entries", entries: [{ name: "a", kind: "dir", size: 0, mtime: 0 }],
+ * };
+ * console.assert(batch.entries.length === 1);
+ * ```
+ */
+export interface EntriesMessage {
+  /** Message tag. */
+  type: "entries";
+  /** The entries of this batch. */
+  entries: Entry[];
+}
+
+/**
+ * `END`: closes a listing.
+ *
+ * @example The end of a listing of three
+ * ```ts
+ * import type { EndMessage } from "./protocol.ts";
+ * const end: EndMessage = { type: "end", count: 3 };
+ * console.assert(end.count === 3);
+ * ```
+ */
+export interface EndMessage {
+  /** Message tag. */
+  type: "end";
+  /** Number of entries sent in all batches. */
+  count: number;
+}
+
+/**
+ * `INFO`: the answer to `STAT`.
+ *
+ * @example Info about a file
+ * ```ts
+ * import type { InfoMessage } from "./protocol.ts";
+ * const info: InfoMessage = {
+ *   type: "info", entry: { name: "a.txt", kind: "file", size: 3, mtime: 0 },
+ * };
+ * console.assert(info.entry.size === 3);
+ * ```
+ */
+export interface InfoMessage {
+  /** Message tag. */
+  type: "info";
+  /** The described entry. */
+  entry: Entry;
+}
+
+/**
+ * `DATA`: announces `size - offset` raw bytes that follow.
+ *
+ * @example A whole 3-byte file follows
+ * ```ts
+ * import type { DataMessage } from "./protocol.ts";
+ * const data: DataMessage = { type: "data", size: 3, offset: 0, mtime: 0 };
+ * console.assert(data.size - data.offset === 3);
+ * ```
+ */
+export interface DataMessage {
+  /** Message tag. */
+  type: "data";
+  /** Size of the whole file. */
+  size: number;
+  /** Offset of the first byte that follows. */
+  offset: number;
+  /** Modification time of the file, milliseconds. */
+  mtime: number;
+}
+
+/**
+ * `READY`: the server accepts an upload from `offset` on.
+ *
+ * @example Start from the beginning
+ * ```ts
+ * import type { ReadyMessage } from "./protocol.ts";
+ * const ready: ReadyMessage = { type: "ready", offset: 0 };
+ * console.assert(ready.offset === 0);
+ * ```
+ */
+export interface ReadyMessage {
+  /** Message tag. */
+  type: "ready";
+  /** Bytes the server already holds; the client sends from here. */
+  offset: number;
+}
+
+/**
+ * `HASH`: the SHA-256 of a whole file, after its bytes.
+ *
+ * @example A digest
+ * ```ts
+ * import type { HashMessage } from "./protocol.ts";
+ * const hash: HashMessage = { type: "hash", sha256: new Uint8Array(32) };
+ * console.assert(hash.sha256.length === 32);
+ * ```
+ */
+export interface HashMessage {
+  /** Message tag. */
+  type: "hash";
+  /** The 32-byte digest. */
+  sha256: Uint8Array;
+}
+
+/**
+ * Any protocol message, discriminated by `type`.
+ *
+ * @example Switch on a message
+ * ```ts
+ * import type { Message } from "./protocol.ts";
+ * function describe(message: Message): string {
+ *   return message.type === "error" ? message.code : message.type;
+ * }
+ * console.assert(describe({ type: "ok" }) === "ok");
+ * ```
+ */
+export type Message =
+  | HelloMessage
+  | AuthMessage
+  | OkMessage
+  | ErrorMessage
+  | ListMessage
+  | StatMessage
+  | GetMessage
+  | PutMessage
+  | EntriesMessage
+  | EndMessage
+  | InfoMessage
+  | DataMessage
+  | ReadyMessage
+  | HashMessage;
+
+/**
+ * A source of bytes, such as `Deno.Conn`: `read` fills part of `p` and
+ * resolves to the count, or to `null` at the end of the stream.
+ *
+ * @example Read from an array
+ * ```ts
+ * import type { ByteReader } from "./protocol.ts";
+ * const reader: ByteReader = { read: () => Promise.resolve(null) };
+ * console.assert(typeof reader.read === "function");
+ * ```
+ */
+export interface ByteReader {
+  /** Reads up to `p.length` bytes into `p`. */
+  read(p: Uint8Array): Promise<number | null>;
+}
+
+/**
+ * A sink of bytes, such as `Deno.Conn`: `write` takes some of `p` and
+ * resolves to how many bytes it took.
+ *
+ * @example Collect writes
+ * ```ts
+ * import type { ByteWriter } from "./protocol.ts";
+ * const chunks: Uint8Array[] = [];
+ * const writer: ByteWriter = {
+ *   write: (p) => { chunks.push(p.slice()); return Promise.resolve(p.length); },
+ * };
+ * console.assert(typeof writer.write === "function");
+ * ```
+ */
+export interface ByteWriter {
+  /** Writes some of `p`, resolving to the number of bytes written. */
+  write(p: Uint8Array): Promise<number>;
+}
+
+const KIND_CODES = { file: 1, dir: 2 } as const;
+const PUT_OVERWRITE = 1;
+const PUT_RESUME = 2;
+const PUT_HAS_MTIME = 4;
+const LIST_RECURSIVE = 1;
+const ERROR_CODE_PATTERN = /^[A-Z_]{1,32}$/;
+const ENTRY_FIXED_BYTES = 1 + 8 + 8 + 2;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const TYPE_NAMES: ReadonlyMap<number, Message["type"]> = new Map(
+  Object.entries(FRAME_TYPES).map(([name, type]) => [
+    type,
+    name as Message["type"],
+  ]),
+);
+
+function checkUint(value: number, bits: 8 | 16 | 32 | 64, what: string): void {
+  const max = bits === 64 ? Number.MAX_SAFE_INTEGER : 2 ** bits - 1;
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw new RangeError(`${what} must be an integer from 0 to ${max}`);
+  }
+}
+
+function checkInt64(value: number, what: string): void {
+  if (!Number.isSafeInteger(value)) {
+    throw new RangeError(`${what} must be a safe integer`);
+  }
+}
+
+function utf8(text: string, maxBytes: number, what: string): Uint8Array {
+  const bytes = encoder.encode(text);
+  if (bytes.length > maxBytes) {
+    throw new RangeError(`${what} is longer than ${maxBytes} bytes`);
+  }
+  return bytes;
+}
+
+/** A field to write: a fixed-width number or a byte string. */
+type Field =
+  | ["u8" | "u16" | "u32" | "u64" | "i64", number]
+  | ["bytes", Uint8Array];
+
+function entryFields(entry: Entry, fields: Field[]): void {
+  if (entry.kind !== "file" && entry.kind !== "dir") {
+    throw new RangeError("Entry kind must be file or dir");
+  }
+  checkUint(entry.size, 64, "Entry size");
+  checkInt64(entry.mtime, "Entry mtime");
+  const name = utf8(entry.name, MAX_PATH_BYTES, "Entry name");
+  fields.push(
+    ["u8", KIND_CODES[entry.kind]],
+    ["u64", entry.size],
+    ["i64", entry.mtime],
+    ["u16", name.length],
+    ["bytes", name],
+  );
+}
+
+function pathFields(path: string, fields: Field[]): void {
+  const bytes = utf8(path, MAX_PATH_BYTES, "Path");
+  fields.push(["u16", bytes.length], ["bytes", bytes]);
+}
+
+function payloadFields(message: Message): Field[] {
+  const fields: Field[] = [];
+  switch (message.type) {
+    case "hello":
+      checkUint(message.minVersion, 16, "minVersion");
+      checkUint(message.maxVersion, 16, "maxVersion");
+      checkUint(message.flags, 16, "flags");
+      if (message.nonce.length > MAX_NONCE_BYTES) {
+        throw new RangeError(`Nonce is longer than ${MAX_NONCE_BYTES} bytes`);
+      }
+      fields.push(
+        ["bytes", MAGIC],
+        ["u16", message.minVersion],
+        ["u16", message.maxVersion],
+        ["u16", message.flags],
+        ["u8", message.nonce.length],
+        ["bytes", message.nonce],
+      );
+      break;
+    case "auth":
+      if (message.mac.length !== SHA256_BYTES) {
+        throw new RangeError(`Mac must be ${SHA256_BYTES} bytes`);
+      }
+      fields.push(["bytes", message.mac]);
+      break;
+    case "ok":
+      break;
+    case "error": {
+      if (!ERROR_CODE_PATTERN.test(message.code)) {
+        throw new RangeError("Error code must match [A-Z_]{1,32}");
+      }
+      const text = utf8(message.message, 0xffff, "Error message");
+      fields.push(
+        ["u8", message.code.length],
+        ["bytes", encoder.encode(message.code)],
+        ["u16", text.length],
+        ["bytes", text],
+      );
+      break;
+    }
+    case "list":
+      fields.push(["u8", message.recursive ? LIST_RECURSIVE : 0]);
+      pathFields(message.path, fields);
+      break;
+    case "stat":
+      pathFields(message.path, fields);
+      break;
+    case "get":
+      checkUint(message.offset, 64, "Offset");
+      fields.push(["u64", message.offset]);
+      pathFields(message.path, fields);
+      break;
+    case "put": {
+      checkUint(message.size, 64, "Size");
+      const hasMtime = message.mtime !== undefined;
+      if (hasMtime) checkInt64(message.mtime!, "mtime");
+      const flags = (message.overwrite ? PUT_OVERWRITE : 0) |
+        (message.resume ? PUT_RESUME : 0) | (hasMtime ? PUT_HAS_MTIME : 0);
+      fields.push(
+        ["u64", message.size],
+        ["u8", flags],
+        ["i64", hasMtime ? message.mtime! : 0],
+      );
+      pathFields(message.path, fields);
+      break;
+    }
+    case "entries":
+      checkUint(message.entries.length, 32, "Entry count");
+      fields.push(["u32", message.entries.length]);
+      for (const entry of message.entries) entryFields(entry, fields);
+      break;
+    case "end":
+      checkUint(message.count, 32, "count");
+      fields.push(["u32", message.count]);
+      break;
+    case "info":
+      entryFields(message.entry, fields);
+      break;
+    case "data":
+      checkUint(message.size, 64, "Size");
+      checkUint(message.offset, 64, "Offset");
+      checkInt64(message.mtime, "mtime");
+      if (message.offset > message.size) {
+        throw new RangeError("Offset must not exceed size");
+      }
+      fields.push(
+        ["u64", message.size],
+        ["u64", message.offset],
+        ["i64", message.mtime],
+      );
+      break;
+    case "ready":
+      checkUint(message.offset, 64, "Offset");
+      fields.push(["u64", message.offset]);
+      break;
+    case "hash":
+      if (message.sha256.length !== SHA256_BYTES) {
+        throw new RangeError(`Digest must be ${SHA256_BYTES} bytes`);
+      }
+      fields.push(["bytes", message.sha256]);
+      break;
+    default:
+      throw new TypeError(
+        `Unknown message type: ${(message as { type: unknown }).type}`,
+      );
+  }
+  return fields;
+}
+
+const FIELD_BYTES = { u8: 1, u16: 2, u32: 4, u64: 8, i64: 8 } as const;
+
+/**
+ * Encodes one message as a complete frame (header and payload).
+ *
+ * Encoding takes two passes: the payload size is computed first, then one
+ * buffer is allocated and filled.
+ *
+ * @param message The message to encode.
+ * @returns The frame's bytes.
+ * @throws {RangeError} If a field is out of range (a path longer than
+ * {@linkcode MAX_PATH_BYTES}, a negative size, a payload larger than
+ * {@linkcode MAX_FRAME_BYTES}, ...).
+ *
+ * @example Encode OK
+ * ```ts
+ * import { encodeMessage } from "./protocol.ts";
+ * const frame = encodeMessage({ type: "ok" });
+ * console.assert(frame.length === 5 && frame[0] === 0x02);
+ * ```
+ */
+export function encodeMessage(message: Message): Uint8Array {
+  const fields = payloadFields(message);
+  let length = 0;
+  for (const [kind, value] of fields) {
+    length += kind === "bytes" ? value.length : FIELD_BYTES[kind];
+  }
+  if (length > MAX_FRAME_BYTES) {
+    throw new RangeError(
+      `Payload of ${length} bytes exceeds ${MAX_FRAME_BYTES} bytes`,
+    );
+  }
+  const bytes = new Uint8Array(FRAME_HEADER_BYTES + length);
+  const view = new DataView(bytes.buffer);
+  view.setUint8(0, FRAME_TYPES[message.type]);
+  view.setUint32(1, length);
+  let at = FRAME_HEADER_BYTES;
+  for (const field of fields) {
+    switch (field[0]) {
+      case "u8":
+        view.setUint8(at, field[1]);
+        break;
+      case "u16":
+        view.setUint16(at, field[1]);
+        break;
+      case "u32":
+        view.setUint32(at, field[1]);
+        break;
+      case "u64":
+        view.setBigUint64(at, BigInt(field[1]));
+        break;
+      case "i64":
+        view.setBigInt64(at, BigInt(field[1]));
+        break;
+      case "bytes":
+        bytes.set(field[1], at);
+        at += field[1].length;
+        continue;
+    }
+    at += FIELD_BYTES[field[0]];
+  }
+  return bytes;
+}
+
+/**
+ * Size in bytes of the `ENTRIES` frame that would carry `entries`, so that a
+ * sender can split a large listing into frames under
+ * {@linkcode MAX_FRAME_BYTES}.
+ *
+ * @param entries The entries of one batch.
+ * @returns The frame size, header included.
+ *
+ * @example Size a batch
+ * ```ts
+ * import { entriesFrameBytes } from "./protocol.ts";
+ * const bytes = entriesFrameBytes([{ name: "a", kind: "file", size: 1, mtime: 0 }]);
+ * console.assert(bytes === 5 + 4 + 19 + 1);
+ * ```
+ */
+export function entriesFrameBytes(entries: readonly Entry[]): number {
+  let length = FRAME_HEADER_BYTES + 4;
+  for (const entry of entries) length += entryBytes(entry);
+  return length;
+}
+
+/**
+ * Size in bytes that one entry adds to an `ENTRIES` payload.
+ *
+ * @param entry The entry.
+ * @returns Its encoded size.
+ *
+ * @example Size an entry
+ * ```ts
+ * import { entryBytes } from "./protocol.ts";
+ * console.assert(entryBytes({ name: "ab", kind: "dir", size: 0, mtime: 0 }) === 21);
+ * ```
+ */
+export function entryBytes(entry: Entry): number {
+  return ENTRY_FIXED_BYTES + encoder.encode(entry.name).length;
+}
+
+/** Bounds-checked cursor over one payload. */
+class PayloadCursor {
+  #view: DataView;
+  #bytes: Uint8Array;
+  #at = 0;
+
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes;
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  }
+
+  #need(n: number, what: string): void {
+    if (this.#at + n > this.#bytes.length) {
+      throw new FerryError("BAD_REQUEST", `Frame too short: ${what}`);
+    }
+  }
+
+  u8(what: string): number {
+    this.#need(1, what);
+    return this.#view.getUint8(this.#at++);
+  }
+
+  u16(what: string): number {
+    this.#need(2, what);
+    const value = this.#view.getUint16(this.#at);
+    this.#at += 2;
+    return value;
+  }
+
+  u32(what: string): number {
+    this.#need(4, what);
+    const value = this.#view.getUint32(this.#at);
+    this.#at += 4;
+    return value;
+  }
+
+  u64(what: string): number {
+    this.#need(8, what);
+    const value = this.#view.getBigUint64(this.#at);
+    this.#at += 8;
+    if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new FerryError("BAD_REQUEST", `Number out of range: ${what}`);
+    }
+    return Number(value);
+  }
+
+  i64(what: string): number {
+    this.#need(8, what);
+    const value = this.#view.getBigInt64(this.#at);
+    this.#at += 8;
+    if (
+      value > BigInt(Number.MAX_SAFE_INTEGER) ||
+      value < BigInt(Number.MIN_SAFE_INTEGER)
+    ) {
+      throw new FerryError("BAD_REQUEST", `Number out of range: ${what}`);
+    }
+    return Number(value);
+  }
+
+  bytes(n: number, what: string): Uint8Array {
+    this.#need(n, what);
+    const value = this.#bytes.slice(this.#at, this.#at + n);
+    this.#at += n;
+    return value;
+  }
+
+  text(n: number, what: string): string {
+    this.#need(n, what);
+    const value = this.#bytes.subarray(this.#at, this.#at + n);
+    this.#at += n;
+    try {
+      return decoder.decode(value);
+    } catch {
+      throw new FerryError("BAD_REQUEST", `Invalid UTF-8: ${what}`);
+    }
+  }
+
+  path(): string {
+    const length = this.u16("path length");
+    if (length > MAX_PATH_BYTES) {
+      throw new FerryError(
+        "TOO_LARGE",
+        `Path longer than ${MAX_PATH_BYTES} bytes`,
+      );
+    }
+    return this.text(length, "path");
+  }
+
+  entry(): Entry {
+    const kind = this.u8("entry kind");
+    if (kind !== KIND_CODES.file && kind !== KIND_CODES.dir) {
+      throw new FerryError("BAD_REQUEST", `Unknown entry kind: ${kind}`);
+    }
+    const size = this.u64("entry size");
+    const mtime = this.i64("entry mtime");
+    const name = this.path();
+    return {
+      name,
+      kind: kind === KIND_CODES.file ? "file" : "dir",
+      size,
+      mtime,
+    };
+  }
+
+  end(): void {
+    if (this.#at !== this.#bytes.length) {
+      throw new FerryError(
+        "BAD_REQUEST",
+        `Frame has ${this.#bytes.length - this.#at} trailing bytes`,
+      );
+    }
+  }
+}
+
+function decodePayload(type: Message["type"], payload: Uint8Array): Message {
+  const cursor = new PayloadCursor(payload);
+  let message: Message;
+  switch (type) {
+    case "hello": {
+      const magic = cursor.bytes(MAGIC.length, "magic");
+      if (!magic.every((byte, i) => byte === MAGIC[i])) {
+        throw new FerryError("BAD_REQUEST", "Bad magic in HELLO");
+      }
+      const minVersion = cursor.u16("min version");
+      const maxVersion = cursor.u16("max version");
+      const flags = cursor.u16("flags");
+      const nonceLength = cursor.u8("nonce length");
+      if (nonceLength > MAX_NONCE_BYTES) {
+        throw new FerryError(
+          "BAD_REQUEST",
+          `Nonce longer than ${MAX_NONCE_BYTES} bytes`,
+        );
+      }
+      const nonce = cursor.bytes(nonceLength, "nonce");
+      message = { type, minVersion, maxVersion, flags, nonce };
+      break;
+    }
+    case "auth":
+      message = { type, mac: cursor.bytes(SHA256_BYTES, "mac") };
+      break;
+    case "ok":
+      message = { type };
+      break;
+    case "error": {
+      const codeLength = cursor.u8("code length");
+      const code = cursor.text(codeLength, "code");
+      if (!ERROR_CODE_PATTERN.test(code)) {
+        throw new FerryError("BAD_REQUEST", "Malformed error code");
+      }
+      const text = cursor.text(cursor.u16("message length"), "message");
+      message = { type, code, message: text };
+      break;
+    }
+    case "list": {
+      const flags = cursor.u8("flags");
+      if (flags & ~LIST_RECURSIVE) {
+        throw new FerryError("BAD_REQUEST", `Unknown LIST flags: ${flags}`);
+      }
+      message = {
+        type,
+        recursive: flags === LIST_RECURSIVE,
+        path: cursor.path(),
+      };
+      break;
+    }
+    case "stat":
+      message = { type, path: cursor.path() };
+      break;
+    case "get": {
+      const offset = cursor.u64("offset");
+      message = { type, offset, path: cursor.path() };
+      break;
+    }
+    case "put": {
+      const size = cursor.u64("size");
+      const flags = cursor.u8("flags");
+      if (flags & ~(PUT_OVERWRITE | PUT_RESUME | PUT_HAS_MTIME)) {
+        throw new FerryError("BAD_REQUEST", `Unknown PUT flags: ${flags}`);
+      }
+      const mtime = cursor.i64("mtime");
+      const path = cursor.path();
+      const put: PutMessage = {
+        type,
+        path,
+        size,
+        overwrite: (flags & PUT_OVERWRITE) !== 0,
+        resume: (flags & PUT_RESUME) !== 0,
+      };
+      if (flags & PUT_HAS_MTIME) put.mtime = mtime;
+      message = put;
+      break;
+    }
+    case "entries": {
+      const count = cursor.u32("entry count");
+      // Each entry takes at least ENTRY_FIXED_BYTES: a count the payload
+      // cannot hold is refused before any entry is allocated.
+      if (count * ENTRY_FIXED_BYTES > payload.length) {
+        throw new FerryError("BAD_REQUEST", "Entry count exceeds the frame");
+      }
+      const entries: Entry[] = [];
+      for (let i = 0; i < count; i++) entries.push(cursor.entry());
+      message = { type, entries };
+      break;
+    }
+    case "end":
+      message = { type, count: cursor.u32("count") };
+      break;
+    case "info":
+      message = { type, entry: cursor.entry() };
+      break;
+    case "data": {
+      const size = cursor.u64("size");
+      const offset = cursor.u64("offset");
+      const mtime = cursor.i64("mtime");
+      if (offset > size) {
+        throw new FerryError("BAD_REQUEST", "DATA offset exceeds size");
+      }
+      message = { type, size, offset, mtime };
+      break;
+    }
+    case "ready":
+      message = { type, offset: cursor.u64("offset") };
+      break;
+    case "hash":
+      message = { type, sha256: cursor.bytes(SHA256_BYTES, "digest") };
+      break;
+  }
+  cursor.end();
+  return message;
+}
+
+/**
+ * Decodes the frame at the start of `bytes`.
+ *
+ * The decoder is total: for any input it returns a message, returns
+ * `undefined` (more bytes are needed), or throws a {@linkcode FerryError};
+ * it never throws another kind of error and never allocates more than the
+ * declared length allows.
+ *
+ * @param bytes Received bytes, starting at a frame boundary.
+ * @param maxFrameBytes Largest payload accepted.
+ * @returns The message and the number of bytes it took, or `undefined` when
+ * `bytes` holds only part of a frame.
+ * @throws {FerryError} `TOO_LARGE` if the declared payload exceeds
+ * `maxFrameBytes` (reported as soon as the header is in), `BAD_REQUEST` for
+ * an unknown type or a malformed payload.
+ *
+ * @example Decode one frame from a longer buffer
+ * ```ts
+ * import { decodeFrame, encodeMessage } from "./protocol.ts";
+ * const ok = encodeMessage({ type: "ok" });
+ * const both = new Uint8Array([...ok, ...ok]);
+ * const first = decodeFrame(both);
+ * console.assert(first?.message.type === "ok" && first.size === ok.length);
+ * console.assert(decodeFrame(both.subarray(0, 3)) === undefined);
+ * ```
+ */
+export function decodeFrame(
+  bytes: Uint8Array,
+  maxFrameBytes: number = MAX_FRAME_BYTES,
+): { message: Message; size: number } | undefined {
+  if (bytes.length < FRAME_HEADER_BYTES) return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const typeByte = view.getUint8(0);
+  const type = TYPE_NAMES.get(typeByte);
+  if (type === undefined) {
+    throw new FerryError(
+      "BAD_REQUEST",
+      `Unknown frame type: 0x${typeByte.toString(16).padStart(2, "0")}`,
+    );
+  }
+  const length = view.getUint32(1);
+  if (length > maxFrameBytes) {
+    throw new FerryError(
+      "TOO_LARGE",
+      `Frame of ${length} bytes exceeds ${maxFrameBytes} bytes`,
+    );
+  }
+  const size = FRAME_HEADER_BYTES + length;
+  if (bytes.length < size) return undefined;
+  const message = decodePayload(
+    type,
+    bytes.subarray(FRAME_HEADER_BYTES, size),
+  );
+  return { message, size };
+}
+
+/**
+ * Writes all of `bytes` to `writer`, looping over partial writes.
+ *
+ * @param writer Where to write, such as a `Deno.Conn` or `Deno.FsFile`.
+ * @param bytes What to write.
+ * @returns A promise that settles when every byte has been written.
+ *
+ * @example Write a frame
+ * ```ts
+ * import { encodeMessage, writeAll } from "./protocol.ts";
+ * let total = 0;
+ * await writeAll({ write: (p) => Promise.resolve((total += p.length, p.length)) },
+ *   encodeMessage({ type: "ok" }));
+ * console.assert(total === 5);
+ * ```
+ */
+export async function writeAll(
+  writer: ByteWriter,
+  bytes: Uint8Array,
+): Promise<void> {
+  let at = 0;
+  while (at < bytes.length) {
+    at += await writer.write(at === 0 ? bytes : bytes.subarray(at));
+  }
+}
+
+/**
+ * Options of {@linkcode FrameReader}.
+ *
+ * @example Accept smaller frames
+ * ```ts
+ * import type { FrameReaderOptions } from "./protocol.ts";
+ * const options: FrameReaderOptions = { maxFrameBytes: 64 * 1024 };
+ * console.assert(options.maxFrameBytes === 65536);
+ * ```
+ */
+export interface FrameReaderOptions {
+  /**
+   * Largest payload accepted.
+   *
+   * @default {1048576}
+   */
+  maxFrameBytes?: number;
+}
+
+const INITIAL_READ_BUFFER = 64 * 1024;
+
+/**
+ * Reads frames from a byte stream, and raw bytes between them.
+ *
+ * It keeps one buffer, grown only to the largest frame seen (never beyond
+ * `FRAME_HEADER_BYTES + maxFrameBytes`). Raw bulk bytes are read through
+ * {@linkcode FrameReader.read}, which hands out bytes already buffered first
+ * and then reads straight into the caller's buffer without copying.
+ *
+ * @example Read two frames from a stream
+ * ```ts
+ * import { encodeMessage, FrameReader } from "./protocol.ts";
+ * const bytes = new Uint8Array([
+ *   ...encodeMessage({ type: "ok" }),
+ *   ...encodeMessage({ type: "end", count: 2 }),
+ * ]);
+ * let sent = false;
+ * const reader = new FrameReader({
+ *   read(p) {
+ *     if (sent) return Promise.resolve(null);
+ *     sent = true;
+ *     p.set(bytes);
+ *     return Promise.resolve(bytes.length);
+ *   },
+ * });
+ * console.assert((await reader.readMessage())?.type === "ok");
+ * console.assert((await reader.readMessage())?.type === "end");
+ * console.assert((await reader.readMessage()) === null);
+ * ```
+ */
+export class FrameReader {
+  #source: ByteReader;
+  #maxFrameBytes: number;
+  #buffer: Uint8Array = new Uint8Array(INITIAL_READ_BUFFER);
+  #start = 0;
+  #end = 0;
+
+  /**
+   * Wraps a byte source.
+   *
+   * @param source Where bytes come from, such as a `Deno.Conn`.
+   * @param options Limits.
+   */
+  constructor(source: ByteReader, options: FrameReaderOptions = {}) {
+    this.#source = source;
+    this.#maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BYTES;
+  }
+
+  /** Number of bytes received but not yet consumed. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /** Reads more bytes into the buffer; returns false at end of stream. */
+  async #fill(minimum: number): Promise<boolean> {
+    if (this.#buffer.length - this.#start < minimum) {
+      if (minimum > this.#buffer.length) {
+        const grown = new Uint8Array(minimum);
+        grown.set(this.#buffer.subarray(this.#start, this.#end));
+        this.#buffer = grown;
+      } else {
+        this.#buffer.copyWithin(0, this.#start, this.#end);
+      }
+      this.#end -= this.#start;
+      this.#start = 0;
+    }
+    const n = await this.#source.read(this.#buffer.subarray(this.#end));
+    if (n === null) return false;
+    this.#end += n;
+    return true;
+  }
+
+  /**
+   * Waits until at least one byte is buffered and returns a view of the
+   * buffered bytes without consuming them (valid until the next read).
+   *
+   * @returns The buffered bytes, or `null` at end of stream.
+   */
+  async peek(): Promise<Uint8Array | null> {
+    if (this.buffered === 0) {
+      this.#start = this.#end = 0;
+      if (!await this.#fill(1)) return null;
+    }
+    return this.#buffer.subarray(this.#start, this.#end);
+  }
+
+  /**
+   * Reads the next frame.
+   *
+   * @returns The message, or `null` when the stream ends cleanly between
+   * frames.
+   * @throws {FerryError} `TRUNCATED` if the stream ends inside a frame, and
+   * whatever {@linkcode decodeFrame} throws for a bad frame.
+   */
+  async readMessage(): Promise<Message | null> {
+    while (true) {
+      const decoded = decodeFrame(
+        this.#buffer.subarray(this.#start, this.#end),
+        this.#maxFrameBytes,
+      );
+      if (decoded) {
+        this.#start += decoded.size;
+        if (this.#start === this.#end) this.#start = this.#end = 0;
+        return decoded.message;
+      }
+      const have = this.buffered;
+      const need = have < FRAME_HEADER_BYTES
+        ? FRAME_HEADER_BYTES
+        : FRAME_HEADER_BYTES +
+          new DataView(
+            this.#buffer.buffer,
+            this.#buffer.byteOffset + this.#start,
+          ).getUint32(1);
+      if (!await this.#fill(need)) {
+        if (have === 0) return null;
+        throw new FerryError(
+          "TRUNCATED",
+          `Stream ended inside a frame after ${have} bytes`,
+        );
+      }
+    }
+  }
+
+  /**
+   * Reads raw bytes: buffered ones first, then straight from the source.
+   *
+   * @param p Where to put the bytes.
+   * @returns The number of bytes read, or `null` at end of stream.
+   */
+  async read(p: Uint8Array): Promise<number | null> {
+    if (p.length === 0) return 0;
+    const have = this.buffered;
+    if (have === 0) return await this.#source.read(p);
+    const n = Math.min(have, p.length);
+    p.set(this.#buffer.subarray(this.#start, this.#start + n));
+    this.#start += n;
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+    return n;
+  }
+}
