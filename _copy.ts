@@ -61,6 +61,10 @@ export async function copyHashed(
     await writing;
     if (done < count) reading = source.read(window(next, count - done));
     writing = sink ? writeAll(sink, chunk) : undefined;
+    // A failing write may settle while the next read is awaited: mark it
+    // handled now (it is still awaited, and rethrown, below) so that it can
+    // never surface as an unhandled rejection, which ends a Deno process.
+    writing?.catch(() => {});
     hash?.update(chunk);
     onChunk?.(done);
     if (done >= count) {
