@@ -166,6 +166,7 @@
  * @module
  */
 
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { FerryError } from "./errors.ts";
 
 export { FerryError, type FerryErrorCode } from "./errors.ts";
@@ -1194,6 +1195,65 @@ export function decodeFrame(
     bytes.subarray(FRAME_HEADER_BYTES, size),
   );
   return { message, size };
+}
+
+/**
+ * Computes the `AUTH` mac of a session: HMAC-SHA256 keyed with the shared
+ * secret over the server nonce, the chosen version (`u16`), and the exact
+ * bytes of the client's and the server's `HELLO` frames.
+ *
+ * @param secret The shared secret (a string is taken as UTF-8).
+ * @param serverNonce The nonce of the server's `HELLO`.
+ * @param version The protocol version the server chose.
+ * @param clientHello The client's whole `HELLO` frame, header included.
+ * @param serverHello The server's whole `HELLO` frame, header included.
+ * @returns The 32-byte mac.
+ *
+ * @example Both sides compute the same mac
+ * ```ts
+ * import { authMac, encodeMessage, macEquals } from "./protocol.ts";
+ * const nonce = crypto.getRandomValues(new Uint8Array(32));
+ * const clientHello = encodeMessage({
+ *   type: "hello", minVersion: 1, maxVersion: 1, flags: 0, nonce: new Uint8Array(32),
+ * });
+ * const serverHello = encodeMessage({ type: "hello", minVersion: 1, maxVersion: 1, flags: 1, nonce });
+ * const mac = authMac("s3cret", nonce, 1, clientHello, serverHello);
+ * console.assert(macEquals(mac, authMac("s3cret", nonce, 1, clientHello, serverHello)));
+ * ```
+ */
+export function authMac(
+  secret: string | Uint8Array,
+  serverNonce: Uint8Array,
+  version: number,
+  clientHello: Uint8Array,
+  serverHello: Uint8Array,
+): Uint8Array {
+  checkUint(version, 16, "version");
+  const versionBytes = new Uint8Array([version >> 8, version & 0xff]);
+  const hmac = createHmac("sha256", secret);
+  hmac.update(serverNonce);
+  hmac.update(versionBytes);
+  hmac.update(clientHello);
+  hmac.update(serverHello);
+  return new Uint8Array(hmac.digest());
+}
+
+/**
+ * Compares two macs or digests in constant time.
+ *
+ * @param a One value.
+ * @param b The other value.
+ * @returns Whether they are equal (always `false` for different lengths).
+ *
+ * @example Compare digests
+ * ```ts
+ * import { macEquals } from "./protocol.ts";
+ * console.assert(macEquals(new Uint8Array(32), new Uint8Array(32)));
+ * console.assert(!macEquals(new Uint8Array(32), new Uint8Array(31)));
+ * ```
+ */
+export function macEquals(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /**
