@@ -1,0 +1,360 @@
+/**
+ * Pieces shared by the ferry client ({@linkcode ./client.ts}) and the classic
+ * client ({@linkcode ./_classic_client.ts}): option and result types, dialing
+ * with readable errors, and the local side of a download (a file received
+ * into `DEST.part` and renamed into place, or a caller's writer or stream).
+ *
+ * @module
+ */
+
+import { FerryError } from "./errors.ts";
+import type { ByteWriter } from "./protocol.ts";
+
+/** Port both ferry and the classic programs use when none is given. */
+export const DEFAULT_PORT = 65432;
+
+/** Host the client connects to when none is given. */
+export const DEFAULT_HOSTNAME = "127.0.0.1";
+
+/**
+ * Where to connect, for {@linkcode connect} and {@linkcode classicGet}.
+ *
+ * @example Connect to another port
+ * ```ts
+ * import type { ConnectOptions } from "./client.ts";
+ * const options: ConnectOptions = { hostname: "127.0.0.1", port: 4000 };
+ * console.assert(options.port === 4000);
+ * ```
+ */
+export interface ConnectOptions {
+  /**
+   * Host name or IP address of the server.
+   *
+   * @default {"127.0.0.1"}
+   */
+  hostname?: string;
+  /**
+   * TCP port of the server.
+   *
+   * @default {65432}
+   */
+  port?: number;
+  /**
+   * Aborting it closes the connection; pending operations reject with the
+   * signal's reason.
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * What a finished transfer reports.
+ *
+ * @example Print a result
+ * ```ts
+ * import type { TransferResult } from "./client.ts";
+ * const result: TransferResult = { path: "a.txt", bytes: 3, sha256: "ab", seconds: 0.1 };
+ * console.assert(result.bytes === 3);
+ * ```
+ */
+export interface TransferResult {
+  /** Path of the file on the server (the requested name for classic gets). */
+  path: string;
+  /** Size of the whole file in bytes. */
+  bytes: number;
+  /** SHA-256 of the whole file, lowercase hex. */
+  sha256: string;
+  /** Wall-clock duration of the transfer, in seconds. */
+  seconds: number;
+}
+
+/**
+ * Options of {@linkcode FerryClient.get} and {@linkcode FerryClient.put}.
+ *
+ * @example Overwrite and watch progress
+ * ```ts
+ * import type { TransferOptions } from "./client.ts";
+ * const options: TransferOptions = {
+ *   overwrite: true,
+ *   onProgress: (done, total) => console.log(`${done}/${total}`),
+ * };
+ * console.assert(options.overwrite);
+ * ```
+ */
+export interface TransferOptions {
+  /**
+   * Replace an existing destination instead of failing with `EXISTS`.
+   *
+   * @default {false}
+   */
+  overwrite?: boolean;
+  /** Called after each chunk with the bytes moved so far and the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Formats `hostname:port`, with brackets around an IPv6 address.
+ *
+ * @param hostname Host name or address.
+ * @param port Port number.
+ * @returns The address for messages.
+ */
+export function formatAddress(hostname: string, port: number): string {
+  return hostname.includes(":")
+    ? `[${hostname}]:${port}`
+    : `${hostname}:${port}`;
+}
+
+/**
+ * Opens a TCP connection with Nagle's algorithm off.
+ *
+ * @param options Where to connect, and a signal.
+ * @returns The connection.
+ * @throws {FerryError} `CONNECTION` if the server cannot be reached; the
+ * signal's reason if it is aborted.
+ */
+export async function dial(options: ConnectOptions): Promise<Deno.TcpConn> {
+  const hostname = options.hostname ?? DEFAULT_HOSTNAME;
+  const port = options.port ?? DEFAULT_PORT;
+  options.signal?.throwIfAborted();
+  const address = formatAddress(hostname, port);
+  let conn: Deno.TcpConn;
+  try {
+    conn = await Deno.connect({ hostname, port, transport: "tcp" });
+  } catch (error) {
+    if (error instanceof Deno.errors.ConnectionRefused) {
+      throw new FerryError("CONNECTION", `Connection refused: ${address}`, {
+        cause: error,
+      });
+    }
+    if (
+      error instanceof Deno.errors.NotCapable ||
+      error instanceof Deno.errors.PermissionDenied ||
+      error instanceof TypeError
+    ) {
+      throw error;
+    }
+    throw new FerryError(
+      "CONNECTION",
+      `Cannot connect to ${address}: ${messageOf(error)}`,
+      { cause: error },
+    );
+  }
+  if (options.signal?.aborted) {
+    conn.close();
+    options.signal.throwIfAborted();
+  }
+  conn.setNoDelay(true);
+  return conn;
+}
+
+/**
+ * Marks a promise's rejection as handled and returns the promise itself.
+ * `copyHashed` stops waiting for a write in flight when a read fails; the
+ * write's own failure must not then surface as an unhandled rejection.
+ *
+ * @param promise Any promise.
+ * @returns The same promise.
+ */
+export function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
+}
+
+/**
+ * The message of any thrown value.
+ *
+ * @param error What was thrown.
+ * @returns Its message.
+ */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Lowercase hex of a digest.
+ *
+ * @param bytes The digest.
+ * @returns Its hex form.
+ */
+export function toHex(bytes: Uint8Array): string {
+  let hex = "";
+  for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
+  return hex;
+}
+
+/**
+ * Compares two digests.
+ *
+ * @param a One digest.
+ * @param b The other.
+ * @returns Whether they are equal.
+ */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * The local end of a download: a writer for the bytes, then either
+ * {@linkcode Receiver.commit} (the file appears whole) or
+ * {@linkcode Receiver.discard}.
+ */
+export interface Receiver {
+  /** Where the received bytes go; local write errors become `LOCAL`. */
+  readonly writer: ByteWriter;
+  /** Finishes a verified download (rename into place, set the mtime). */
+  commit(mtime?: number): Promise<void>;
+  /** Abandons a download; keeps `DEST.part` only when `keepPart` is set. */
+  discard(keepPart?: boolean): Promise<void>;
+}
+
+/**
+ * Prepares the local end of a download.
+ *
+ * A string is a file path: an existing file is refused without `overwrite`,
+ * the bytes go to `DEST.part` (created or truncated) and only a committed
+ * download is renamed to `DEST`. A `ByteWriter` receives the bytes as they
+ * come. A `WritableStream` gets a copy of each chunk (streams may keep the
+ * chunks they are given); it is neither closed nor aborted, only released.
+ *
+ * @param destination A local file path, a writer or a stream.
+ * @param overwrite Whether an existing file may be replaced.
+ * @returns The receiver.
+ * @throws {FerryError} `EXISTS` if the file exists and `overwrite` is not
+ * set, `LOCAL` if it is a folder or `DEST.part` cannot be created.
+ */
+export async function openReceiver(
+  destination: string | ByteWriter | WritableStream<Uint8Array>,
+  overwrite: boolean,
+): Promise<Receiver> {
+  if (typeof destination !== "string") {
+    if (destination instanceof WritableStream) {
+      return streamReceiver(destination);
+    }
+    const writer = destination;
+    return {
+      writer: {
+        write(p: Uint8Array): Promise<number> {
+          return handled(writer.write(p));
+        },
+      },
+      commit: () => Promise.resolve(),
+      discard: () => Promise.resolve(),
+    };
+  }
+  if (destination === "") throw new TypeError("Destination must not be empty");
+  try {
+    const info = await Deno.lstat(destination);
+    if (info.isDirectory) {
+      throw new FerryError("LOCAL", `Destination is a folder: ${destination}`);
+    }
+    if (!overwrite) {
+      throw new FerryError("EXISTS", `Already exists: ${destination}`);
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const part = `${destination}.part`;
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(part, { write: true, create: true, truncate: true });
+  } catch (error) {
+    throw new FerryError(
+      "LOCAL",
+      `Cannot create ${part}: ${messageOf(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  let open = true;
+  let writing: Promise<number> | undefined;
+  async function write(p: Uint8Array): Promise<number> {
+    try {
+      return await file.write(p);
+    } catch (error) {
+      throw new FerryError(
+        "LOCAL",
+        `Cannot write ${part}: ${messageOf(error)}`,
+        { cause: error },
+      );
+    }
+  }
+  async function closeFile(): Promise<void> {
+    if (open) {
+      open = false;
+      await writing?.catch(() => {});
+      file.close();
+    }
+  }
+  return {
+    writer: {
+      write(p: Uint8Array): Promise<number> {
+        writing = handled(write(p));
+        return writing;
+      },
+    },
+    async commit(mtime?: number): Promise<void> {
+      try {
+        if (mtime !== undefined) {
+          const time = new Date(mtime);
+          await file.utime(time, time);
+        }
+        await closeFile();
+        await Deno.rename(part, destination);
+      } catch (error) {
+        await closeFile();
+        await Deno.remove(part).catch(() => {});
+        throw new FerryError(
+          "LOCAL",
+          `Cannot move ${part} to ${destination}: ${messageOf(error)}`,
+          { cause: error },
+        );
+      }
+    },
+    async discard(keepPart = false): Promise<void> {
+      await closeFile();
+      if (!keepPart) await Deno.remove(part).catch(() => {});
+    },
+  };
+}
+
+function streamReceiver(stream: WritableStream<Uint8Array>): Receiver {
+  const writer = stream.getWriter();
+  let locked = true;
+  function release(): void {
+    if (locked) {
+      locked = false;
+      writer.releaseLock();
+    }
+  }
+  async function write(p: Uint8Array): Promise<number> {
+    try {
+      // The stream may hold on to the chunk; the bulk buffer is reused.
+      await writer.write(p.slice());
+    } catch (error) {
+      throw new FerryError(
+        "LOCAL",
+        `Cannot write to the stream: ${messageOf(error)}`,
+        { cause: error },
+      );
+    }
+    return p.length;
+  }
+  return {
+    writer: {
+      write(p: Uint8Array): Promise<number> {
+        return handled(write(p));
+      },
+    },
+    commit(): Promise<void> {
+      release();
+      return Promise.resolve();
+    },
+    discard(): Promise<void> {
+      release();
+      return Promise.resolve();
+    },
+  };
+}

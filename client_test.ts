@@ -1,0 +1,793 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { BULK_BUFFER_BYTES } from "./_copy.ts";
+import { classicGet, connect, type FerryClient } from "./client.ts";
+import { FerryError } from "./errors.ts";
+import {
+  encodeMessage,
+  FrameReader,
+  type Message,
+  PROTOCOL_VERSION,
+  writeAll,
+} from "./protocol.ts";
+import {
+  BufferWriter,
+  bytesEqual,
+  CLIENT_SCRIPT,
+  exists,
+  freePort,
+  randomBytes,
+  runClient,
+  startFlippingProxy,
+  withFerryServer,
+  withTempDir,
+  writeRandomFile,
+} from "./_test_client_util.ts";
+
+const MIB = 1024 * 1024;
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+function assertFerryError(
+  error: unknown,
+  code: string,
+  pattern?: RegExp,
+): void {
+  assert.ok(error instanceof FerryError, `expected FerryError, got ${error}`);
+  assert.equal(error.code, code, error.message);
+  if (pattern) assert.match(error.message, pattern);
+}
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  assert.fail("expected a rejection");
+}
+
+Deno.test("FerryClient get() and put() move files of every edge size byte for byte", async (t) => {
+  await withFerryServer({ allowUpload: true }, async ({ port, dir, root }) => {
+    const local = `${dir}/local`;
+    await Deno.mkdir(local);
+    await using client = await connect({ port });
+    assert.equal(client.version, PROTOCOL_VERSION);
+    const sizes = [
+      0,
+      1,
+      BULK_BUFFER_BYTES - 1,
+      BULK_BUFFER_BYTES,
+      BULK_BUFFER_BYTES + 1,
+      10 * MIB,
+    ];
+    for (const size of sizes) {
+      await t.step(`get ${size} bytes`, async () => {
+        const data = await writeRandomFile(`${root}/g${size}.bin`, size);
+        const mtime = new Date(Date.UTC(2020, 0, 2, 3, 4, 5));
+        await Deno.utime(`${root}/g${size}.bin`, mtime, mtime);
+        const dest = `${local}/g${size}.bin`;
+        let lastProgress = -1;
+        const result = await client.get(`g${size}.bin`, dest, {
+          onProgress(done, total) {
+            assert.equal(total, size);
+            assert.ok(done > lastProgress);
+            lastProgress = done;
+          },
+        });
+        assert.deepEqual(
+          { path: result.path, bytes: result.bytes, sha256: result.sha256 },
+          { path: `g${size}.bin`, bytes: size, sha256: sha256(data) },
+        );
+        assert.ok(bytesEqual(await Deno.readFile(dest), data));
+        assert.equal(await exists(`${dest}.part`), false);
+        assert.equal((await Deno.stat(dest)).mtime?.getTime(), mtime.getTime());
+        if (size > 0) assert.equal(lastProgress, size);
+      });
+      await t.step(`put ${size} bytes`, async () => {
+        const data = await writeRandomFile(`${local}/p${size}.bin`, size);
+        const result = await client.put(
+          `${local}/p${size}.bin`,
+          `p${size}.bin`,
+        );
+        assert.equal(result.bytes, size);
+        assert.equal(result.sha256, sha256(data));
+        assert.ok(
+          bytesEqual(await Deno.readFile(`${root}/p${size}.bin`), data),
+        );
+      });
+    }
+  });
+});
+
+Deno.test("FerryClient list() and stat() describe files and folders", async () => {
+  await withFerryServer({}, async ({ port, root }) => {
+    await Deno.mkdir(`${root}/docs/deep`, { recursive: true });
+    await Deno.writeTextFile(`${root}/a.txt`, "abc");
+    await Deno.writeTextFile(`${root}/docs/b.txt`, "hello");
+    await Deno.writeTextFile(`${root}/docs/deep/c.txt`, "");
+    await using client = await connect({ port });
+
+    const top = await client.list();
+    assert.deepEqual(
+      top.map(({ name, kind, size }) => ({ name, kind, size }))
+        .sort((x, y) => x.name.localeCompare(y.name)),
+      [
+        { name: "a.txt", kind: "file", size: 3 },
+        { name: "docs", kind: "dir", size: 0 },
+      ],
+    );
+    const docs = await client.list("docs");
+    assert.deepEqual(docs.map((entry) => entry.name).sort(), ["b.txt", "deep"]);
+
+    const all = await client.list("", { recursive: true });
+    const names = all.map((entry) => entry.name);
+    assert.deepEqual([...names].sort(), [
+      "a.txt",
+      "docs",
+      "docs/b.txt",
+      "docs/deep",
+      "docs/deep/c.txt",
+    ]);
+    // Folders come before their contents.
+    assert.ok(names.indexOf("docs") < names.indexOf("docs/b.txt"));
+    assert.ok(names.indexOf("docs/deep") < names.indexOf("docs/deep/c.txt"));
+
+    const info = await client.stat("docs/b.txt");
+    assert.equal(info.name, "b.txt");
+    assert.equal(info.kind, "file");
+    assert.equal(info.size, 5);
+    assert.equal(
+      info.mtime,
+      (await Deno.stat(`${root}/docs/b.txt`)).mtime?.getTime(),
+    );
+    assert.equal((await client.stat("docs")).kind, "dir");
+    assert.equal((await client.stat("")).kind, "dir");
+  });
+});
+
+Deno.test("FerryClient reports NOT_FOUND and stays usable", async () => {
+  await withFerryServer({}, async ({ port, dir, root }) => {
+    await Deno.writeTextFile(`${root}/a.txt`, "abc");
+    await using client = await connect({ port });
+    const dest = `${dir}/nope.txt`;
+    assertFerryError(
+      await rejection(client.get("nope.txt", dest)),
+      "NOT_FOUND",
+    );
+    assert.equal(await exists(dest), false);
+    assert.equal(await exists(`${dest}.part`), false);
+    assertFerryError(await rejection(client.stat("nope.txt")), "NOT_FOUND");
+    assertFerryError(await rejection(client.list("nope")), "NOT_FOUND");
+    assert.equal((await client.stat("a.txt")).size, 3);
+  });
+});
+
+Deno.test("FerryClient get() refuses an existing destination unless overwrite is set", async () => {
+  await withFerryServer({}, async ({ port, dir, root }) => {
+    await Deno.writeTextFile(`${root}/a.txt`, "new");
+    const dest = `${dir}/a.txt`;
+    await Deno.writeTextFile(dest, "old");
+    await using client = await connect({ port });
+    assertFerryError(await rejection(client.get("a.txt", dest)), "EXISTS");
+    assert.equal(await Deno.readTextFile(dest), "old");
+    assert.equal(await exists(`${dest}.part`), false);
+    await client.get("a.txt", dest, { overwrite: true });
+    assert.equal(await Deno.readTextFile(dest), "new");
+  });
+});
+
+Deno.test("FerryClient put() gets EXISTS unless overwrite is set", async () => {
+  await withFerryServer({ allowUpload: true }, async ({ port, dir, root }) => {
+    await Deno.writeTextFile(`${root}/a.txt`, "old");
+    await Deno.writeTextFile(`${dir}/a.txt`, "new");
+    await using client = await connect({ port });
+    assertFerryError(
+      await rejection(client.put(`${dir}/a.txt`, "a.txt")),
+      "EXISTS",
+    );
+    assert.equal(await Deno.readTextFile(`${root}/a.txt`), "old");
+    await client.put(`${dir}/a.txt`, "a.txt", { overwrite: true });
+    assert.equal(await Deno.readTextFile(`${root}/a.txt`), "new");
+    assertFerryError(
+      await rejection(client.put(`${dir}/missing.txt`, "m.txt")),
+      "LOCAL",
+      /Local file not found/,
+    );
+    assertFerryError(await rejection(client.put(dir, "d")), "LOCAL");
+    assert.equal(await Deno.readTextFile(`${root}/a.txt`), "new");
+  });
+});
+
+Deno.test("FerryClient put() is FORBIDDEN by a read-only server", async () => {
+  await withFerryServer({ allowUpload: false }, async ({ port, dir, root }) => {
+    await Deno.writeTextFile(`${dir}/a.txt`, "data");
+    await using client = await connect({ port });
+    assertFerryError(
+      await rejection(client.put(`${dir}/a.txt`, "a.txt")),
+      "FORBIDDEN",
+    );
+    assert.equal(await exists(`${root}/a.txt`), false);
+    assert.deepEqual(await client.list(), []);
+  });
+});
+
+Deno.test("FerryClient get() through a byte-flipping proxy fails INTEGRITY and keeps nothing", async () => {
+  await withFerryServer({}, async ({ port, dir, root }) => {
+    await writeRandomFile(`${root}/big.bin`, 100_000);
+    // Frame headers take a few dozen bytes: offset 50000 is file data.
+    await using proxy = startFlippingProxy(port, "toClient", 50_000);
+    await using client = await connect({ port: proxy.port });
+    const dest = `${dir}/big.bin`;
+    assertFerryError(
+      await rejection(client.get("big.bin", dest)),
+      "INTEGRITY",
+      /SHA-256/,
+    );
+    assert.equal(await exists(dest), false);
+    assert.equal(await exists(`${dest}.part`), false);
+    // The frames are still in step: the session goes on.
+    assert.equal((await client.stat("big.bin")).size, 100_000);
+  });
+});
+
+Deno.test("FerryClient put() through a byte-flipping proxy fails INTEGRITY and the server keeps nothing", async () => {
+  await withFerryServer({ allowUpload: true }, async ({ port, dir, root }) => {
+    await writeRandomFile(`${dir}/big.bin`, 100_000);
+    await using proxy = startFlippingProxy(port, "toServer", 50_000);
+    await using client = await connect({ port: proxy.port });
+    assertFerryError(
+      await rejection(client.put(`${dir}/big.bin`, "big.bin")),
+      "INTEGRITY",
+    );
+    assert.equal(await exists(`${root}/big.bin`), false);
+    assert.deepEqual(await client.list(), []);
+  });
+});
+
+Deno.test("FerryClient get() serves 20 concurrent clients byte for byte", async () => {
+  await withFerryServer({}, async ({ port, dir, root }) => {
+    const files = await Promise.all(
+      Array.from(
+        { length: 20 },
+        (_, i) => writeRandomFile(`${root}/f${i}.bin`, 200_000 + i * 1000),
+      ),
+    );
+    await Promise.all(files.map(async (data, i) => {
+      await using client = await connect({ port });
+      const result = await client.get(`f${i}.bin`, `${dir}/f${i}.bin`);
+      assert.equal(result.sha256, sha256(data));
+      assert.ok(bytesEqual(await Deno.readFile(`${dir}/f${i}.bin`), data));
+    }));
+  });
+});
+
+Deno.test("FerryClient runs concurrent calls on one client one after another", async () => {
+  await withFerryServer({}, async ({ port, root }) => {
+    const files = await Promise.all(
+      Array.from(
+        { length: 5 },
+        (_, i) => writeRandomFile(`${root}/f${i}.bin`, BULK_BUFFER_BYTES + i),
+      ),
+    );
+    await using client = await connect({ port });
+    const writers = files.map(() => new BufferWriter());
+    const [entries, ...results] = await Promise.all([
+      client.list(),
+      ...files.map((_, i) => client.get(`f${i}.bin`, writers[i])),
+    ]);
+    assert.equal((entries as unknown[]).length, 5);
+    files.forEach((data, i) => {
+      assert.ok(bytesEqual(writers[i].bytes(), data));
+      assert.equal(results[i].sha256, sha256(data));
+    });
+  });
+});
+
+Deno.test("FerryClient get() streams into a WritableStream, a copy per chunk", async () => {
+  await withFerryServer({}, async ({ port, root }) => {
+    const data = await writeRandomFile(`${root}/s.bin`, 3 * MIB + 7);
+    // Keeps every chunk it is given: a reused buffer would show up here.
+    const chunks: Uint8Array[] = [];
+    const stream = new WritableStream<Uint8Array>({
+      write(chunk) {
+        chunks.push(chunk);
+      },
+    });
+    await using client = await connect({ port });
+    const result = await client.get("s.bin", stream);
+    assert.equal(result.sha256, sha256(data));
+    const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const chunk of chunks) {
+      all.set(chunk, at);
+      at += chunk.length;
+    }
+    assert.ok(bytesEqual(all, data));
+    // Released, not closed: the caller can go on writing.
+    const writer = stream.getWriter();
+    await writer.close();
+  });
+});
+
+Deno.test("FerryClient get() of 64 MiB keeps memory flat", async () => {
+  await withFerryServer({}, async ({ port, dir, root }) => {
+    const size = 64 * MIB;
+    // Written in pieces so the test itself never holds 64 MiB.
+    const expected = createHash("sha256");
+    {
+      using file = await Deno.open(`${root}/big.bin`, {
+        write: true,
+        create: true,
+      });
+      for (let i = 0; i < size / MIB; i++) {
+        const piece = randomBytes(MIB);
+        expected.update(piece);
+        await writeAll(file, piece);
+      }
+    }
+    await using client = await connect({ port });
+    // Warm up both sides (their bulk buffers) with a small file first.
+    await writeRandomFile(`${root}/small.bin`, 2 * MIB);
+    await client.get("small.bin", new BufferWriter());
+    // Both the server and the client run in this process: the bound covers
+    // both sides' buffers.
+    const before = Deno.memoryUsage().rss;
+    let peak = before;
+    const result = await client.get("big.bin", `${dir}/big.bin`, {
+      onProgress() {
+        peak = Math.max(peak, Deno.memoryUsage().rss);
+      },
+    });
+    peak = Math.max(peak, Deno.memoryUsage().rss);
+    assert.equal(result.sha256, expected.digest("hex"));
+    assert.equal((await Deno.stat(`${dir}/big.bin`)).size, size);
+    const grown = peak - before;
+    assert.ok(
+      grown < 48 * MIB,
+      `rss grew by ${(grown / MIB).toFixed(1)} MiB during a 64 MiB get`,
+    );
+  });
+});
+
+Deno.test("FerryClient rejects pending calls with the abort reason and closes", async () => {
+  await withFerryServer({}, async ({ port, dir, root }) => {
+    await writeRandomFile(`${root}/big.bin`, 10 * MIB);
+    const controller = new AbortController();
+    await using client = await connect({ port, signal: controller.signal });
+    const reason = new Error("user stopped");
+    const error = await rejection(
+      client.get("big.bin", `${dir}/big.bin`, {
+        onProgress: () => controller.abort(reason),
+      }),
+    );
+    assert.equal(error, reason);
+    assert.equal(await exists(`${dir}/big.bin`), false);
+    assert.equal(await rejection(client.list()), reason);
+  });
+});
+
+Deno.test("connect() reports a refused connection", async () => {
+  const port = freePort();
+  assertFerryError(
+    await rejection(connect({ port })),
+    "CONNECTION",
+    new RegExp(`^Connection refused: 127\\.0\\.0\\.1:${port}$`),
+  );
+});
+
+/**
+ * A fake ferry server for one connection: reads the client's HELLO, then
+ * answers each frame the client sends with `reply(frame)`; `null` closes.
+ */
+function fakeFerryServer(
+  hello: Message,
+  reply: (request: Message) => Message[] | null = () => null,
+): { port: number; [Symbol.asyncDispose](): Promise<void> } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const done = (async () => {
+    const conn = await listener.accept();
+    listener.close();
+    try {
+      const reader = new FrameReader(conn);
+      const first = await reader.readMessage();
+      assert.equal(first?.type, "hello");
+      await writeAll(conn, encodeMessage(hello));
+      while (true) {
+        const request = await reader.readMessage();
+        if (request === null) break;
+        const answers = reply(request);
+        if (answers === null) break;
+        for (const answer of answers) {
+          await writeAll(conn, encodeMessage(answer));
+        }
+      }
+    } catch (error) {
+      if (
+        !(error instanceof Deno.errors.ConnectionReset ||
+          error instanceof Deno.errors.BrokenPipe)
+      ) throw error;
+    } finally {
+      conn.close();
+    }
+  })();
+  return {
+    port: listener.addr.port,
+    async [Symbol.asyncDispose]() {
+      await done;
+    },
+  };
+}
+
+const SERVER_HELLO: Message = {
+  type: "hello",
+  minVersion: 1,
+  maxVersion: 1,
+  flags: 0,
+  nonce: new Uint8Array(32),
+};
+
+Deno.test("connect() refuses a version it does not speak", async () => {
+  await using server = fakeFerryServer({
+    ...SERVER_HELLO,
+    minVersion: 2,
+    maxVersion: 2,
+  } as Message);
+  assertFerryError(
+    await rejection(connect({ port: server.port })),
+    "UNSUPPORTED_VERSION",
+  );
+});
+
+Deno.test("connect() maps an ERROR reply to its code", async () => {
+  await using server = fakeFerryServer({
+    type: "error",
+    code: "BUSY",
+    message: "Too many connections",
+  });
+  assertFerryError(
+    await rejection(connect({ port: server.port })),
+    "BUSY",
+    /^Too many connections$/,
+  );
+});
+
+Deno.test("connect() reports a reply that is not HELLO as PROTOCOL", async () => {
+  await using server = fakeFerryServer({ type: "ok" });
+  assertFerryError(await rejection(connect({ port: server.port })), "PROTOCOL");
+});
+
+Deno.test("FerryClient maps unknown error codes to INTERNAL with the server's message", async () => {
+  await using server = fakeFerryServer(SERVER_HELLO, () => [{
+    type: "error",
+    code: "QUOTA",
+    message: "Disk quota exceeded",
+  }]);
+  await using client = await connect({ port: server.port });
+  assertFerryError(
+    await rejection(client.stat("a")),
+    "INTERNAL",
+    /^QUOTA: Disk quota exceeded$/,
+  );
+});
+
+Deno.test("FerryClient closes after an unexpected frame", async () => {
+  await using server = fakeFerryServer(SERVER_HELLO, () => [{ type: "ok" }]);
+  await using client: FerryClient = await connect({ port: server.port });
+  assertFerryError(
+    await rejection(client.stat("a")),
+    "PROTOCOL",
+    /Unexpected OK/,
+  );
+  assertFerryError(await rejection(client.stat("a")), "CONNECTION", /closed/);
+});
+
+Deno.test("FerryClient list() checks the END count", async () => {
+  await using server = fakeFerryServer(SERVER_HELLO, () => [
+    {
+      type: "entries",
+      entries: [{ name: "a", kind: "file", size: 1, mtime: 0 }],
+    },
+    { type: "end", count: 2 },
+  ]);
+  await using client = await connect({ port: server.port });
+  assertFerryError(await rejection(client.list()), "PROTOCOL", /END counts 2/);
+});
+
+Deno.test("FerryClient get() reports a transfer cut short and keeps DEST.part", async () => {
+  await withTempDir(async (dir) => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const served = (async () => {
+      const conn = await listener.accept();
+      listener.close();
+      const reader = new FrameReader(conn);
+      await reader.readMessage();
+      await writeAll(conn, encodeMessage(SERVER_HELLO));
+      await reader.readMessage();
+      await writeAll(
+        conn,
+        encodeMessage({ type: "data", size: 4096, offset: 0, mtime: 0 }),
+      );
+      await writeAll(conn, new Uint8Array(1000));
+      conn.close();
+    })();
+    await using client = await connect({ port: listener.addr.port });
+    const dest = `${dir}/cut.bin`;
+    assertFerryError(
+      await rejection(client.get("cut.bin", dest)),
+      "CONNECTION",
+      /^Connection closed after 1000 of 4096 bytes$/,
+    );
+    await served;
+    assert.equal(await exists(dest), false);
+    assert.equal((await Deno.stat(`${dest}.part`)).size, 1000);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// The command-line tool
+
+Deno.test("client.ts get saves a file under its name and prints a summary", async () => {
+  await withFerryServer({}, async ({ port, dir, root }) => {
+    const data = await writeRandomFile(`${root}/notes.txt`, 10_000);
+    const cli = await runClient(["get", "notes.txt", "--port", String(port)], {
+      cwd: dir,
+    });
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.equal(cli.stderr, "");
+    assert.match(cli.stdout, /^notes\.txt: 10000 bytes in .* s, sha256 /);
+    assert.ok(bytesEqual(await Deno.readFile(`${dir}/notes.txt`), data));
+
+    const again = await runClient(
+      ["--port", String(port), "get", "notes.txt"],
+      {
+        cwd: dir,
+      },
+    );
+    assert.equal(again.code, 1);
+    assert.equal(
+      again.stderr,
+      "ferry: get notes.txt: notes.txt already exists (use --force to overwrite)\n",
+    );
+    const forced = await runClient(
+      ["--port", String(port), "get", "notes.txt", "--force", "-o", "copy"],
+      { cwd: dir },
+    );
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.ok(bytesEqual(await Deno.readFile(`${dir}/copy`), data));
+  });
+});
+
+Deno.test("client.ts get reports a missing file in one line with exit 1", async () => {
+  await withFerryServer({}, async ({ port, dir }) => {
+    const cli = await runClient(["--port", String(port), "get", "nope.txt"], {
+      cwd: dir,
+    });
+    assert.equal(cli.code, 1);
+    assert.equal(cli.stdout, "");
+    assert.equal(cli.stderr, "ferry: get nope.txt: not found\n");
+    assert.equal(await exists(`${dir}/nope.txt`), false);
+  });
+});
+
+Deno.test("client.ts get -o - writes the file to stdout", async () => {
+  await withFerryServer({}, async ({ port, root }) => {
+    const data = await writeRandomFile(`${root}/b.bin`, 300_000);
+    const cli = await runClient([
+      "--port",
+      String(port),
+      "get",
+      "b.bin",
+      "-o",
+      "-",
+    ]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.ok(bytesEqual(cli.stdoutBytes, data));
+  });
+});
+
+Deno.test("client.ts ls prints aligned columns and --json prints entries", async () => {
+  await withFerryServer({}, async ({ port, root }) => {
+    await Deno.mkdir(`${root}/docs`);
+    await Deno.writeTextFile(`${root}/a.txt`, "x".repeat(12345));
+    await Deno.writeTextFile(`${root}/docs/b.txt`, "y");
+    const when = new Date(2021, 4, 6, 7, 8);
+    await Deno.utime(`${root}/a.txt`, when, when);
+
+    const cli = await runClient(["ls", "--port", String(port)]);
+    assert.equal(cli.code, 0, cli.stderr);
+    const lines = cli.stdout.trimEnd().split("\n").sort();
+    assert.equal(lines.length, 2);
+    assert.match(lines[0], /^dir {7}0 {2}\d{4}-\d\d-\d\d \d\d:\d\d {2}docs$/);
+    assert.equal(lines[1], "file  12345  2021-05-06 07:08  a.txt");
+
+    const json = await runClient([
+      "--port",
+      String(port),
+      "ls",
+      "--json",
+      "-r",
+    ]);
+    assert.equal(json.code, 0, json.stderr);
+    const entries = JSON.parse(json.stdout);
+    assert.deepEqual(
+      entries.map((e: { name: string }) => e.name).sort(),
+      ["a.txt", "docs", "docs/b.txt"],
+    );
+    const a = entries.find((e: { name: string }) => e.name === "a.txt");
+    assert.deepEqual(a, {
+      name: "a.txt",
+      kind: "file",
+      size: 12345,
+      mtime: when.getTime(),
+    });
+
+    const missing = await runClient(["--port", String(port), "ls", "nope"]);
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr, "ferry: ls nope: not found\n");
+  });
+});
+
+Deno.test("client.ts put uploads a file", async () => {
+  await withFerryServer({ allowUpload: true }, async ({ port, dir, root }) => {
+    const data = await writeRandomFile(`${dir}/up.bin`, 70_000);
+    const cli = await runClient(["--port", String(port), "put", "up.bin"], {
+      cwd: dir,
+    });
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.ok(bytesEqual(await Deno.readFile(`${root}/up.bin`), data));
+    const named = await runClient(
+      ["put", `${dir}/up.bin`, "other.bin", "--port", String(port)],
+    );
+    assert.equal(named.code, 0, named.stderr);
+    assert.ok(bytesEqual(await Deno.readFile(`${root}/other.bin`), data));
+    const again = await runClient(["--port", String(port), "put", "up.bin"], {
+      cwd: dir,
+    });
+    assert.equal(again.code, 1);
+    assert.match(
+      again.stderr,
+      /^ferry: put up\.bin: up\.bin already exists on the server \(use --force to overwrite\)\n$/,
+    );
+    assert.equal(again.stderr.split("\n").length, 2);
+  });
+});
+
+Deno.test("client.ts put is refused by a read-only server with exit 1", async () => {
+  await withFerryServer({}, async ({ port, dir }) => {
+    await Deno.writeTextFile(`${dir}/up.txt`, "x");
+    const cli = await runClient(["--port", String(port), "put", "up.txt"], {
+      cwd: dir,
+    });
+    assert.equal(cli.code, 1);
+    assert.match(cli.stderr, /^ferry: put up\.txt: forbidden/);
+    assert.equal(cli.stderr.split("\n").length, 2);
+  });
+});
+
+Deno.test("client.ts reports usage errors with exit 2 and the usage text", async () => {
+  const cases = [
+    ["get", "a", "--bogus"],
+    ["--port", "nope", "ls"],
+    ["frobnicate"],
+    ["get"],
+    ["ls", "--force"],
+    ["--classic", "ls"],
+    ["put", "a", "b", "c"],
+  ];
+  for (const args of cases) {
+    const cli = await runClient(args);
+    assert.equal(cli.code, 2, `${args.join(" ")}: ${cli.stderr}`);
+    assert.equal(cli.stdout, "");
+    assert.match(cli.stderr, /^ferry: [^\n]+\n\n/);
+    assert.match(cli.stderr, /USAGE:/);
+  }
+});
+
+Deno.test("client.ts prints help with exit 0", async () => {
+  for (
+    const args of [["--help"], ["-h"], ["help"], ["get", "--help"], [
+      "help",
+      "ls",
+    ], ["put", "-h"]]
+  ) {
+    const cli = await runClient(args);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /USAGE:/);
+    assert.match(cli.stdout, /OPTIONS:/);
+    assert.match(cli.stdout, /--port PORT .*\(default: 65432\)/);
+  }
+  const get = await runClient(["help", "get"]);
+  assert.match(get.stdout, /-o, --output PATH .*\(default: /);
+});
+
+Deno.test("client.ts without a command and without a terminal exits 2", async () => {
+  const cli = await runClient([]);
+  assert.equal(cli.code, 2);
+  assert.match(cli.stderr, /^ferry: missing command\n/);
+  assert.match(cli.stderr, /USAGE:/);
+});
+
+Deno.test("client.ts reports a refused connection in one line with exit 1", async () => {
+  const port = freePort();
+  const cli = await runClient(["--port", String(port), "get", "a.txt"]);
+  assert.equal(cli.code, 1);
+  assert.equal(
+    cli.stderr,
+    `ferry: get a.txt: connection refused: 127.0.0.1:${port}\n`,
+  );
+});
+
+/** Whether util-linux `script` can give the CLI a terminal. */
+async function hasScript(): Promise<boolean> {
+  if (Deno.build.os !== "linux") return false;
+  try {
+    const { success } = await new Deno.Command("script", {
+      args: ["--version"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    return false;
+  }
+}
+
+const SCRIPT = await hasScript();
+
+Deno.test({
+  name: SCRIPT
+    ? "client.ts without a command asks for a file name on a terminal"
+    : "client.ts prompt on a terminal (ignored: util-linux script is missing)",
+  ignore: !SCRIPT,
+  async fn() {
+    await withFerryServer({}, async ({ port, dir, root }) => {
+      const data = await writeRandomFile(`${root}/asked.bin`, 5000);
+      const command = [
+        Deno.execPath(),
+        "run",
+        "-A",
+        CLIENT_SCRIPT,
+        "--port",
+        String(port),
+      ]
+        .map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(" ");
+      const child = new Deno.Command("script", {
+        args: ["-qec", command, "/dev/null"],
+        cwd: dir,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).spawn();
+      const writer = child.stdin.getWriter();
+      await writer.write(new TextEncoder().encode("asked.bin\n"));
+      await writer.close();
+      const { code, stdout } = await child.output();
+      const text = new TextDecoder().decode(stdout);
+      assert.equal(code, 0, text);
+      assert.match(text, /Enter the filename you want to download: /);
+      assert.ok(bytesEqual(await Deno.readFile(`${dir}/asked.bin`), data));
+    });
+  },
+});
+
+Deno.test("classicGet() downloads from serve() in classic mode", async () => {
+  await withFerryServer({}, async ({ port, dir, root }) => {
+    for (const size of [0, 1, BULK_BUFFER_BYTES + 1]) {
+      const data = await writeRandomFile(`${root}/c${size}.bin`, size);
+      const result = await classicGet(`c${size}.bin`, `${dir}/c${size}.bin`, {
+        port,
+      });
+      assert.equal(result.sha256, sha256(data));
+      assert.ok(bytesEqual(await Deno.readFile(`${dir}/c${size}.bin`), data));
+    }
+    assertFerryError(
+      await rejection(classicGet("nope.bin", `${dir}/nope.bin`, { port })),
+      "NOT_FOUND",
+    );
+    assert.equal(await exists(`${dir}/nope.bin`), false);
+  });
+});
