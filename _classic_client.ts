@@ -151,6 +151,8 @@ const HEADER_BUFFER_BYTES = 64;
  * does not come in time, `CONNECTION` if the connection fails or ends before
  * all bytes arrived, `LOCAL` if the destination cannot be written,
  * `TOO_LARGE` if the name exceeds {@linkcode CLASSIC_MAX_NAME_BYTES}.
+ * @throws {TypeError} If the name is empty, or `token`, `tls` or `caCerts`
+ * is given (the classic protocol has neither).
  *
  * @example Download from the lab server
  * ```ts ignore
@@ -164,6 +166,12 @@ export async function classicGet(
   destination: string | ByteWriter,
   options: ClassicGetOptions = {},
 ): Promise<TransferResult> {
+  if (options.token !== undefined || options.tls || options.caCerts) {
+    // Never fall back to plain, unauthenticated TCP behind the caller's back.
+    throw new TypeError(
+      "classicGet speaks plain TCP without authentication: token, tls and caCerts are not supported",
+    );
+  }
   const nameBytes = encoder.encode(name);
   if (nameBytes.length === 0) throw new TypeError("Name must not be empty");
   if (nameBytes.length > CLASSIC_MAX_NAME_BYTES) {
