@@ -1,0 +1,234 @@
+/**
+ * The client's jail for trees it receives: names that come from the server
+ * are checked before anything is written, and every folder between the
+ * destination and a file is created by the client itself and must be a real
+ * folder, never a symbolic link.
+ *
+ * A hostile server may send `../x`, `/etc/x`, `C:/x`, `a\b`, names with NUL
+ * or other control bytes, or count on a symbolic link already present under
+ * the destination; none of these lets it write outside the destination.
+ *
+ * @module
+ */
+
+import * as nodePath from "node:path";
+import { splitWirePath } from "./_path_jail.ts";
+import { FerryError } from "./errors.ts";
+
+// deno-lint-ignore no-control-regex
+const CONTROL_BYTES = /[\x00-\x1f\x7f]/g;
+
+/**
+ * A name for messages: control bytes shown as `\xNN`, cut at 200
+ * characters.
+ *
+ * @param name A name from the other side.
+ * @returns A printable form.
+ *
+ * @example Show a NUL
+ * ```ts
+ * import { printableName } from "./_safe_dest.ts";
+ * console.assert(printableName("a\0b") === "a\\x00b");
+ * ```
+ */
+export function printableName(name: string): string {
+  const cut = name.length > 200 ? name.slice(0, 200) + "…" : name;
+  return cut.replace(
+    CONTROL_BYTES,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
+/**
+ * Checks a name of a recursive listing: relative, `/`-separated, no empty,
+ * `.` or `..` segment, no backslash, no control byte, no drive letter, no
+ * Windows device name, not too long (the server's own rules,
+ * `splitWirePath`), and not the root.
+ *
+ * @param name The name as the server sent it.
+ * @returns Its segments.
+ * @throws {FerryError} `FORBIDDEN` if the name is refused.
+ *
+ * @example Accept a nested name, refuse an escape
+ * ```ts
+ * import { checkTreeName } from "./_safe_dest.ts";
+ * console.assert(checkTreeName("a/b.txt").length === 2);
+ * try {
+ *   checkTreeName("../evil");
+ *   console.assert(false);
+ * } catch (error) {
+ *   console.assert((error as { code: string }).code === "FORBIDDEN");
+ * }
+ * ```
+ */
+export function checkTreeName(name: string): string[] {
+  let segments: string[];
+  try {
+    segments = splitWirePath(name);
+  } catch (error) {
+    if (!(error instanceof FerryError)) throw error;
+    throw new FerryError(
+      "FORBIDDEN",
+      `Refused name from the server: ${printableName(name)}`,
+      { cause: error },
+    );
+  }
+  if (segments.length === 0) {
+    throw new FerryError("FORBIDDEN", "Refused empty name from the server");
+  }
+  return segments;
+}
+
+/**
+ * A destination folder that files and folders are written under.
+ *
+ * @example Prepare a file path
+ * ```ts ignore
+ * import { SafeDest } from "./_safe_dest.ts";
+ * const dest = await SafeDest.open("./copy");
+ * const local = await dest.prepareFile(["docs", "a.txt"]);
+ * console.log(local);
+ * ```
+ */
+export class SafeDest {
+  /** The destination folder, as given. */
+  readonly root: string;
+  /** Folders (relative, `/`-joined) already checked or created. */
+  #known = new Set<string>([""]);
+
+  private constructor(root: string) {
+    this.root = root;
+  }
+
+  /**
+   * Creates the destination folder (and its parents) if needed. The
+   * destination itself is the user's choice and may be a link to a folder.
+   *
+   * @param root The destination folder.
+   * @returns The destination.
+   * @throws {FerryError} `LOCAL` if it exists and is not a folder, or cannot
+   * be created.
+   */
+  static async open(root: string): Promise<SafeDest> {
+    try {
+      await Deno.mkdir(root, { recursive: true });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) {
+        throw new FerryError(
+          "LOCAL",
+          `Cannot create ${root}: ${messageOf(error)}`,
+          { cause: error },
+        );
+      }
+    }
+    const info = await Deno.stat(root).catch(() => undefined);
+    if (!info?.isDirectory) {
+      throw new FerryError("LOCAL", `Not a folder: ${root}`);
+    }
+    return new SafeDest(root);
+  }
+
+  /**
+   * The local path of checked segments (no checks).
+   *
+   * @param segments Segments from {@linkcode checkTreeName}.
+   * @returns The joined local path.
+   */
+  localPath(segments: readonly string[]): string {
+    return nodePath.join(this.root, ...segments);
+  }
+
+  /**
+   * Makes sure every folder of `segments` exists under the destination as a
+   * real folder: missing ones are created one at a time with `Deno.mkdir`,
+   * existing ones are checked with `Deno.lstat`.
+   *
+   * @param segments Segments from {@linkcode checkTreeName}.
+   * @returns The folder's local path.
+   * @throws {FerryError} `FORBIDDEN` if a segment exists as a symbolic link,
+   * `EXISTS` if it exists as something other than a folder, `LOCAL` if it
+   * cannot be created.
+   */
+  async ensureFolder(segments: readonly string[]): Promise<string> {
+    for (let i = 1; i <= segments.length; i++) {
+      const relative = segments.slice(0, i).join("/");
+      if (this.#known.has(relative)) continue;
+      const path = this.localPath(segments.slice(0, i));
+      let info = await lstatOrUndefined(path);
+      if (info === undefined) {
+        try {
+          await Deno.mkdir(path);
+        } catch (error) {
+          if (!(error instanceof Deno.errors.AlreadyExists)) {
+            throw new FerryError(
+              "LOCAL",
+              `Cannot create ${path}: ${messageOf(error)}`,
+              { cause: error },
+            );
+          }
+        }
+        info = await lstatOrUndefined(path);
+      }
+      if (info?.isSymlink) {
+        throw new FerryError(
+          "FORBIDDEN",
+          `Refused to write through a symbolic link: ${path}`,
+        );
+      }
+      if (!info?.isDirectory) {
+        throw new FerryError("EXISTS", `Exists and is not a folder: ${path}`);
+      }
+      this.#known.add(relative);
+    }
+    return this.localPath(segments);
+  }
+
+  /**
+   * Makes sure a file may be written at `segments`: its folders are real
+   * folders (created if missing), and neither the file nor its `.part`
+   * exists as a symbolic link or a folder.
+   *
+   * @param segments Segments from {@linkcode checkTreeName}.
+   * @returns The file's local path.
+   * @throws {FerryError} `FORBIDDEN` for a symbolic link on the way or at the
+   * file, `EXISTS` for a folder where the file goes, `LOCAL` if a folder
+   * cannot be created.
+   */
+  async prepareFile(segments: readonly string[]): Promise<string> {
+    await this.ensureFolder(segments.slice(0, -1));
+    const path = this.localPath(segments);
+    for (const candidate of [path, `${path}.part`]) {
+      const info = await lstatOrUndefined(candidate);
+      if (info?.isSymlink) {
+        throw new FerryError(
+          "FORBIDDEN",
+          `Refused to write through a symbolic link: ${candidate}`,
+        );
+      }
+      if (info !== undefined && !info.isFile) {
+        throw new FerryError(
+          "EXISTS",
+          `Exists and is not a file: ${candidate}`,
+        );
+      }
+    }
+    return path;
+  }
+}
+
+async function lstatOrUndefined(
+  path: string,
+): Promise<Deno.FileInfo | undefined> {
+  try {
+    return await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw new FerryError("LOCAL", `Cannot read ${path}: ${messageOf(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,384 @@
+/**
+ * Pipelined downloads: many `GET`s on one connection, up to a window of
+ * requests sent ahead of their replies (which the server sends in request
+ * order), and the copy of a remote folder tree built on them.
+ *
+ * Every file goes through the same local end as a single download
+ * (`openReceiver`: `DEST.part`, SHA-256 check, rename). A refusal of one
+ * file (`NOT_FOUND`, `FORBIDDEN`, `CHANGED`, an integrity failure, a local
+ * error before the transfer) is reported and the rest go on; only a broken
+ * session stops them.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { copyHashed } from "./_copy.ts";
+import {
+  openReceiver,
+  type Receiver,
+  sameBytes,
+  toHex,
+  type TransferResult,
+} from "./_client_common.ts";
+import { checkTreeName, SafeDest } from "./_safe_dest.ts";
+import {
+  asFerryError,
+  DEFAULT_WINDOW,
+  type FileOutcome,
+  type SessionIo,
+} from "./_session_io.ts";
+import { FerryError } from "./errors.ts";
+import { encodeMessage, type Entry, type Message } from "./protocol.ts";
+
+/**
+ * One file of {@linkcode pipelineGet}.
+ *
+ * @example Get a file into a local path
+ * ```ts
+ * import type { GetManyItem } from "./_tree_get.ts";
+ * const item: GetManyItem = { path: "docs/a.txt", destination: "a.txt" };
+ * console.assert(item.destination === "a.txt");
+ * ```
+ */
+export interface GetManyItem {
+  /** File on the server. */
+  path: string;
+  /** Local file path. */
+  destination: string;
+}
+
+/**
+ * Options of {@linkcode pipelineGet} (and `FerryClient.getMany`).
+ *
+ * @example A small window
+ * ```ts
+ * import type { GetManyOptions } from "./_tree_get.ts";
+ * const options: GetManyOptions = { window: 4, overwrite: true };
+ * console.assert(options.window === 4);
+ * ```
+ */
+export interface GetManyOptions {
+  /**
+   * Most requests sent ahead of their replies.
+   *
+   * @default {32}
+   */
+  window?: number;
+  /**
+   * Replace existing local files.
+   *
+   * @default {false}
+   */
+  overwrite?: boolean;
+  /** Called when a file's data starts, with its size. */
+  onStart?: (path: string, size: number) => void;
+  /** Called after each chunk of a file. */
+  onProgress?: (path: string, done: number, total: number) => void;
+  /** Called once per item, in order, when it succeeded or failed. */
+  onFile?: (outcome: FileOutcome) => void;
+}
+
+/** A request sent, waiting for its reply. */
+interface InFlight {
+  index: number;
+  receiver: Receiver;
+}
+
+/**
+ * Downloads `items` over one session, keeping up to `window` `GET`s ahead of
+ * the replies.
+ *
+ * @param io The session, from inside the client's request queue.
+ * @param items Files and their local paths.
+ * @param options Window, overwrite, callbacks.
+ * @returns One outcome per item, in order.
+ */
+export async function pipelineGet(
+  io: SessionIo,
+  items: readonly GetManyItem[],
+  options: GetManyOptions = {},
+): Promise<FileOutcome[]> {
+  const window = Math.max(1, Math.floor(options.window ?? DEFAULT_WINDOW));
+  const overwrite = options.overwrite ?? false;
+  const outcomes: FileOutcome[] = new Array(items.length);
+  const report = (index: number, outcome: FileOutcome) => {
+    outcomes[index] = outcome;
+    options.onFile?.(outcome);
+  };
+  const failure = (index: number, error: unknown): FileOutcome => ({
+    path: items[index].path,
+    kind: "file",
+    local: items[index].destination,
+    error: asFerryError(error),
+  });
+  const inFlight: InFlight[] = [];
+  let next = 0;
+  let fatal: FerryError | undefined;
+  try {
+    while (next < items.length || inFlight.length > 0) {
+      const batch: Message[] = [];
+      while (next < items.length && inFlight.length < window) {
+        const index = next++;
+        const item = items[index];
+        let receiver: Receiver;
+        try {
+          const message: Message = { type: "get", path: item.path, offset: 0 };
+          encodeMessage(message); // a path too long fails here, not mid-batch
+          receiver = await openReceiver(item.destination, overwrite);
+          batch.push(message);
+        } catch (error) {
+          report(index, failure(index, error));
+          continue;
+        }
+        inFlight.push({ index, receiver });
+      }
+      if (batch.length > 0) await io.send(batch);
+      const head = inFlight[0];
+      if (head === undefined) continue;
+      const item = items[head.index];
+      try {
+        const result = await receiveFile(io, item.path, head.receiver, options);
+        inFlight.shift();
+        report(head.index, {
+          path: item.path,
+          kind: "file",
+          local: item.destination,
+          result,
+        });
+      } catch (error) {
+        inFlight.shift();
+        report(head.index, failure(head.index, error));
+        if (!io.recoverable(error)) {
+          fatal = asFerryError(error);
+          break;
+        }
+      }
+    }
+  } catch (error) {
+    fatal = asFerryError(error); // a send failed: the session is gone
+  } finally {
+    for (const { index, receiver } of inFlight) {
+      await receiver.discard();
+      report(index, failure(index, fatal ?? connectionLost()));
+    }
+    inFlight.length = 0;
+  }
+  if (fatal !== undefined) {
+    io.close();
+    while (next < items.length) {
+      const index = next++;
+      report(index, failure(index, fatal));
+    }
+  }
+  return outcomes;
+}
+
+function connectionLost(): FerryError {
+  return new FerryError("CONNECTION", "Connection lost");
+}
+
+/**
+ * Receives one reply to a `GET` sent earlier: `DATA`, the bytes, `HASH`;
+ * commits the receiver when the SHA-256 matches, discards it otherwise.
+ *
+ * @param io The session.
+ * @param path The requested path.
+ * @param receiver The local end.
+ * @param options Progress callbacks.
+ * @returns What was transferred.
+ * @throws {FerryError} The server's refusal (recoverable), `INTEGRITY` or
+ * `LOCAL` on commit (recoverable), `CONNECTION`/`PROTOCOL` (not).
+ */
+async function receiveFile(
+  io: SessionIo,
+  path: string,
+  receiver: Receiver,
+  options: GetManyOptions,
+): Promise<TransferResult> {
+  const start = performance.now();
+  let committed = false;
+  let keepPart = false;
+  try {
+    const data = await io.expect("data");
+    if (data.offset !== 0) {
+      throw new FerryError(
+        "PROTOCOL",
+        `DATA starts at offset ${data.offset}, 0 was asked for`,
+      );
+    }
+    const size = data.size;
+    options.onStart?.(path, size);
+    const onProgress = options.onProgress;
+    const hash = createHash("sha256");
+    const moved = await copyHashed(
+      io.source,
+      receiver.writer,
+      size,
+      hash,
+      io.buffers(),
+      onProgress && ((done) => onProgress(path, done, size)),
+    );
+    if (moved < size) {
+      keepPart = true;
+      throw new FerryError(
+        "CONNECTION",
+        `Connection closed after ${moved} of ${size} bytes`,
+      );
+    }
+    const reply = await io.expect("hash");
+    const digest = hash.digest();
+    if (!sameBytes(reply.sha256, digest)) {
+      throw io.keep(
+        new FerryError(
+          "INTEGRITY",
+          `Integrity check failed: the server's SHA-256 is ${
+            toHex(reply.sha256)
+          }, the received bytes' is ${toHex(digest)}`,
+        ),
+      );
+    }
+    try {
+      await receiver.commit(data.mtime);
+    } catch (error) {
+      throw io.keep(error);
+    }
+    committed = true;
+    return {
+      path,
+      bytes: size,
+      sha256: toHex(digest),
+      seconds: (performance.now() - start) / 1000,
+    };
+  } finally {
+    if (!committed) await receiver.discard(keepPart);
+  }
+}
+
+/**
+ * What {@linkcode getTree} needs of a client.
+ *
+ * @example The shape
+ * ```ts
+ * import type { TreeGetClient } from "./_tree_get.ts";
+ * const methods: (keyof TreeGetClient)[] = ["stat", "list", "getMany"];
+ * console.assert(methods.length === 3);
+ * ```
+ */
+export interface TreeGetClient {
+  /** `STAT`. */
+  stat(path: string): Promise<Entry>;
+  /** `LIST`, recursive. */
+  list(path: string, options: { recursive?: boolean }): Promise<Entry[]>;
+  /** Pipelined `GET`s. */
+  getMany(
+    items: readonly GetManyItem[],
+    options?: GetManyOptions,
+  ): Promise<FileOutcome[]>;
+}
+
+/**
+ * Options of {@linkcode getTree}.
+ *
+ * @example Overwrite
+ * ```ts
+ * import type { GetTreeOptions } from "./_tree_get.ts";
+ * const options: GetTreeOptions = { overwrite: true };
+ * console.assert(options.overwrite);
+ * ```
+ */
+export interface GetTreeOptions extends GetManyOptions {
+  /** Called once with the listing, before any file is requested. */
+  onListed?: (files: number, bytes: number) => void;
+}
+
+/**
+ * What {@linkcode getTree} did.
+ *
+ * @example Count failures
+ * ```ts
+ * import type { TreeReport } from "./_tree_get.ts";
+ * const report: TreeReport = { outcomes: [], total: 0, failed: 0 };
+ * console.assert(report.failed === 0);
+ * ```
+ */
+export interface TreeReport {
+  /** One outcome per entry (files and folders) and per refused name. */
+  outcomes: FileOutcome[];
+  /** Number of entries. */
+  total: number;
+  /** Number of entries that failed. */
+  failed: number;
+}
+
+/**
+ * Copies the remote folder `remoteDir` into the local folder `destination`:
+ * one `STAT`, one recursive `LIST`, then pipelined `GET`s on the same
+ * connection. Folders (empty ones too) are created, and every folder's
+ * modification time is set after its contents. Names from the server are
+ * checked ({@linkcode checkTreeName}) and nothing is written through a
+ * symbolic link under `destination`; a refused name is reported and the rest
+ * goes on.
+ *
+ * @param client A connected client.
+ * @param remoteDir Folder on the server; `""` is the root.
+ * @param destination Local folder, created if missing.
+ * @param options Overwrite, window, callbacks.
+ * @returns One outcome per entry.
+ * @throws {FerryError} `NOT_FOUND` if `remoteDir` is not a folder, `LOCAL`
+ * if `destination` cannot be made, and whatever breaks the session before
+ * the files are requested.
+ */
+export async function getTree(
+  client: TreeGetClient,
+  remoteDir: string,
+  destination: string,
+  options: GetTreeOptions = {},
+): Promise<TreeReport> {
+  const top = await client.stat(remoteDir);
+  if (top.kind !== "dir") {
+    throw new FerryError("NOT_FOUND", `Not a folder: ${remoteDir}`);
+  }
+  const entries = await client.list(remoteDir, { recursive: true });
+  const dest = await SafeDest.open(destination);
+  const prefix = remoteDir === "" ? "" : `${remoteDir}/`;
+  const outcomes: FileOutcome[] = [];
+  const report = (outcome: FileOutcome) => {
+    outcomes.push(outcome);
+    options.onFile?.(outcome);
+  };
+  const folders: { local: string; mtime: number }[] = [];
+  const items: GetManyItem[] = [];
+  let bytes = 0;
+  for (const entry of entries) {
+    const remote = prefix + entry.name;
+    try {
+      const segments = checkTreeName(entry.name);
+      if (entry.kind === "dir") {
+        const local = await dest.ensureFolder(segments);
+        folders.push({ local, mtime: entry.mtime });
+        report({ path: remote, kind: "dir", local });
+      } else {
+        const local = await dest.prepareFile(segments);
+        items.push({ path: remote, destination: local });
+        bytes += entry.size;
+      }
+    } catch (error) {
+      report({ path: remote, kind: entry.kind, error: asFerryError(error) });
+    }
+  }
+  options.onListed?.(items.length, bytes);
+  await client.getMany(items, { ...options, onFile: report });
+  // Deepest first, so that setting a folder's time is the last change in
+  // it; the destination itself takes the remote folder's time last.
+  folders.reverse().push({ local: destination, mtime: top.mtime });
+  for (const { local, mtime } of folders) {
+    try {
+      await Deno.utime(local, new Date(mtime), new Date(mtime));
+    } catch {
+      // A time that cannot be set does not fail the copy.
+    }
+  }
+  const failed = outcomes.filter((outcome) => outcome.error).length;
+  return { outcomes, total: outcomes.length, failed };
+}
