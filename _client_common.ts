@@ -44,6 +44,28 @@ export interface ConnectOptions {
    * signal's reason.
    */
   signal?: AbortSignal;
+  /**
+   * Shared secret for a server that requires authentication; it never
+   * crosses the wire (the client answers the server's challenge). Ferry
+   * protocol only: {@linkcode classicGet} refuses it.
+   *
+   * @default {undefined}
+   */
+  token?: string;
+  /**
+   * Connect with TLS, verifying the server's certificate against the
+   * system's roots (or `caCerts`). Ferry protocol only.
+   *
+   * @default {false}
+   */
+  tls?: boolean;
+  /**
+   * CA certificates (PEM text) to trust instead of the system's roots;
+   * giving any implies `tls`.
+   *
+   * @default {undefined}
+   */
+  caCerts?: string[];
 }
 
 /**
@@ -65,6 +87,14 @@ export interface TransferResult {
   sha256: string;
   /** Wall-clock duration of the transfer, in seconds. */
   seconds: number;
+  /**
+   * Bytes that were already there (a kept `DEST.part`, or the server's
+   * part of an upload) and were not sent again; 0 or absent when the
+   * transfer started at the first byte.
+   */
+  resumedFrom?: number;
+  /** Set when kept bytes were discarded and the transfer started over. */
+  restarted?: boolean;
 }
 
 /**
@@ -87,8 +117,30 @@ export interface TransferOptions {
    * @default {false}
    */
   overwrite?: boolean;
-  /** Called after each chunk with the bytes moved so far and the total. */
+  /**
+   * Called after each chunk with the bytes moved so far and the total; a
+   * resumed transfer counts the bytes already there (it starts at
+   * `offset`, see `onResume`).
+   */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Continue an interrupted transfer instead of starting over: a download
+   * to a file path continues from `DEST.part` (when `DEST.part.ferry` shows
+   * it holds the start of the same version of the same file), an upload
+   * from the server's part of the same upload. Downloads to a writer or a
+   * stream never resume.
+   *
+   * @default {true}
+   */
+  resume?: boolean;
+  /** Called once, before any byte moves, when a transfer resumes at `offset`. */
+  onResume?: (offset: number, total: number) => void;
+  /**
+   * Called when kept bytes are discarded and the transfer starts over (at
+   * most once per transfer), with the reason, such as
+   * `remote file changed`.
+   */
+  onRestart?: (reason: string) => void;
 }
 
 /**

@@ -19,12 +19,27 @@
  *    the result must still lie inside the real root, else `FORBIDDEN`. An
  *    upload target is checked through its parent folder, and must not itself
  *    be a symbolic link or a folder.
+ * 3. **Opened** ({@linkcode openInside}, {@linkcode checkOpened}): a check
+ *    by name and the `open` that follows are two steps, and someone who can
+ *    write inside the root could swap a folder on the path for a symbolic
+ *    link out of it in between. So after opening, the server proves that
+ *    the file it holds is inside the root: on Linux it opens the same path a
+ *    second time, reads where that descriptor really points
+ *    (`/proc/self/fd/N`, the kernel's answer, which no rename can fake),
+ *    and requires it to be inside the root and to be the same file
+ *    (device and inode) as the first one. Where `/proc` is not available
+ *    (other systems, or `--allow-read` limited to the root) it falls back to
+ *    resolving the name again and comparing device and inode, which narrows
+ *    the window but cannot close it; grant read access to `/proc/self/fd`
+ *    for the strict check. Listings and `STAT` read names and sizes by
+ *    path and keep that narrow window: they can never return file contents.
  *
  * Error messages name the wire path only, never a host path.
  *
  * @module
  */
 
+import { open as openHandle } from "node:fs/promises";
 import * as nodePath from "node:path";
 import { FerryError } from "./errors.ts";
 import { MAX_PATH_BYTES } from "./protocol.ts";
@@ -323,10 +338,15 @@ function outside(wirePath: string): FerryError {
  * Maps a file system error to a wire error that names only the wire path.
  */
 function fileSystemError(error: unknown, wirePath: string): Error {
+  // node:fs errors (and Deno's for errnos without a class) carry the
+  // errno name in `code`.
+  const code = (error as { code?: unknown } | undefined)?.code;
   if (
     error instanceof Deno.errors.NotFound ||
     error instanceof Deno.errors.NotADirectory ||
-    error instanceof Deno.errors.FilesystemLoop
+    error instanceof Deno.errors.FilesystemLoop ||
+    code === "ENOENT" || code === "ENOTDIR" || code === "ELOOP" ||
+    code === "ENAMETOOLONG" // a name no file can have
   ) {
     return new FerryError("NOT_FOUND", `Not found: ${printable(wirePath)}`, {
       cause: error,
@@ -334,7 +354,8 @@ function fileSystemError(error: unknown, wirePath: string): Error {
   }
   if (
     error instanceof Deno.errors.PermissionDenied ||
-    error instanceof Deno.errors.NotCapable
+    error instanceof Deno.errors.NotCapable ||
+    code === "EACCES" || code === "EPERM"
   ) {
     return new FerryError(
       "FORBIDDEN",
@@ -352,4 +373,147 @@ function printable(wirePath: string): string {
     CONTROL_BYTES,
     (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
   );
+}
+
+/**
+ * Opens a file the jail resolved and proves that the file opened is inside
+ * the root (see the module doc, check 3).
+ *
+ * @param realRoot The served folder, already resolved with `Deno.realPath`.
+ * @param hostPath The resolved host path (`ResolvedPath.hostPath`).
+ * @param wirePath The path from the request, for messages.
+ * @param options How to open, as for `Deno.open`.
+ * @returns The open file; the caller closes it.
+ * @throws {FerryError} `FORBIDDEN` if the file opened is not the one inside
+ * the root (a folder on the path was swapped), `NOT_FOUND` if it vanished.
+ *
+ * @example Open a resolved file
+ * ```ts ignore
+ * import { openInside, resolveExisting } from "./_path_jail.ts";
+ * const root = await Deno.realPath(".");
+ * const found = await resolveExisting(root, "README.md");
+ * using file = await openInside(root, found.hostPath, "README.md", { read: true });
+ * ```
+ */
+export async function openInside(
+  realRoot: string,
+  hostPath: string,
+  wirePath: string,
+  options: Deno.OpenOptions,
+): Promise<Deno.FsFile> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(hostPath, options);
+  } catch (error) {
+    throw fileSystemError(error, wirePath);
+  }
+  try {
+    await checkOpened(realRoot, hostPath, wirePath, await file.stat());
+    return file;
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+}
+
+/**
+ * Proves that a file just opened (or created) by `hostPath` is inside the
+ * root: the check 3 of the module doc.
+ *
+ * @param realRoot The served folder, already resolved with `Deno.realPath`.
+ * @param hostPath The host path the file was opened by.
+ * @param wirePath The path from the request, for messages.
+ * @param opened The open file's own `stat()`.
+ * @returns The real host path of the file (where to remove it, if needed).
+ * @throws {FerryError} `FORBIDDEN` if the file is not the one inside the
+ * root, `NOT_FOUND` if its name vanished.
+ *
+ * @example Check a created file
+ * ```ts ignore
+ * import { checkOpened } from "./_path_jail.ts";
+ * const root = await Deno.realPath(".");
+ * using file = await Deno.open(`${root}/new.part`, { write: true, createNew: true });
+ * await checkOpened(root, `${root}/new.part`, "new.part", await file.stat());
+ * ```
+ */
+export async function checkOpened(
+  realRoot: string,
+  hostPath: string,
+  wirePath: string,
+  opened: Deno.FileInfo,
+): Promise<string> {
+  const proof = await procFdProof(realRoot, hostPath, wirePath);
+  let where: string;
+  let identity: { dev: number; ino: number | null };
+  if (proof) {
+    ({ where, identity } = proof);
+  } else {
+    where = await realPathOf(hostPath, wirePath);
+    try {
+      identity = await Deno.stat(where);
+    } catch (error) {
+      throw fileSystemError(error, wirePath);
+    }
+  }
+  if (!isInside(realRoot, where)) throw outside(wirePath);
+  if (
+    identity.dev !== opened.dev ||
+    (identity.ino !== null && opened.ino !== null &&
+      identity.ino !== opened.ino)
+  ) {
+    throw new FerryError(
+      "FORBIDDEN",
+      `Path changed while it was opened: ${printable(wirePath)}`,
+    );
+  }
+  return where;
+}
+
+/** Real roots whose paths `/proc/self/fd` reports faithfully, or not. */
+const procFdUsable = new Map<string, boolean>();
+
+interface FdProof {
+  where: string;
+  identity: { dev: number; ino: number };
+}
+
+/**
+ * Opens `hostPath` again and asks the kernel where that descriptor points;
+ * `undefined` when `/proc/self/fd` cannot be used for this root.
+ */
+async function procFdProof(
+  realRoot: string,
+  hostPath: string,
+  wirePath: string,
+): Promise<FdProof | undefined> {
+  if (Deno.build.os !== "linux") return undefined;
+  let usable = procFdUsable.get(realRoot);
+  if (usable === undefined) {
+    // The root itself must read back as itself (bind mounts and the like
+    // could show another name), else every check would refuse.
+    try {
+      usable = (await fdPath(realRoot)).where === realRoot;
+    } catch {
+      usable = false; // no /proc, or no permission to read it
+    }
+    if (procFdUsable.size > 64) procFdUsable.clear();
+    procFdUsable.set(realRoot, usable);
+  }
+  if (!usable) return undefined;
+  try {
+    return await fdPath(hostPath);
+  } catch (error) {
+    throw fileSystemError(error, wirePath);
+  }
+}
+
+async function fdPath(hostPath: string): Promise<FdProof> {
+  const handle = await openHandle(hostPath, "r");
+  try {
+    const where = await Deno.readLink(`/proc/self/fd/${handle.fd}`);
+    const stats = await handle.stat();
+    return { where, identity: { dev: stats.dev, ino: stats.ino } };
+  } finally {
+    await handle.close();
+  }
 }

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-env=FERRY_TOKEN
 /**
  * The ferry client: a library ({@linkcode connect}, {@linkcode FerryClient},
  * {@linkcode classicGet}) and a command-line tool.
@@ -15,7 +15,13 @@
  * deno run --allow-net --allow-read --allow-write client.ts get notes.txt -o - | less
  * deno run --allow-net --allow-read --allow-write client.ts put report.pdf docs/report.pdf
  * deno run --allow-net --allow-read --allow-write client.ts --classic get notes.txt
+ * FERRY_TOKEN=s3cret deno run --allow-net --allow-read --allow-write \
+ *   --allow-env=FERRY_TOKEN client.ts --host files.example --tls ls
  * ```
+ *
+ * A server started with a token asks for it: give it with `--token-file
+ * PATH` or `FERRY_TOKEN` (or `--token`, visible in `ps`). `--tls` connects
+ * with TLS and verifies the certificate; `--ca FILE` trusts a private CA.
  *
  * Without a command, on a terminal, it asks for a file name like the lab's
  * classic client and downloads it. Exit status: 0 on success, 1 when the
@@ -51,6 +57,35 @@ import {
   type TransferResult,
 } from "./_client_common.ts";
 import { classicGet } from "./_classic_client.ts";
+import { removePartRecord, resumableGet, resumablePut } from "./_resume.ts";
+import type { FileOutcome, SessionIo } from "./_session_io.ts";
+import {
+  runGetMany,
+  runGetTree,
+  runPutTree,
+  type TransferCli,
+  writeStderr,
+} from "./_cli_transfer.ts";
+import { jsonLine } from "./_json_output.ts";
+import { ProgressLine } from "./_progress.ts";
+import {
+  type GetManyItem,
+  type GetManyOptions,
+  pipelineGet,
+} from "./_tree_get.ts";
+import {
+  pipelinePut,
+  type PutManyItem,
+  type PutManyOptions,
+} from "./_tree_put.ts";
+import {
+  authFrame,
+  dialTls,
+  isTlsRecord,
+  MISSING_TOKEN_MESSAGE,
+  wantsTls,
+} from "./_client_security.ts";
+import { resolveToken } from "./_token_source.ts";
 import { FerryError, type FerryErrorCode } from "./errors.ts";
 import {
   type ByteReader,
@@ -79,6 +114,9 @@ export type {
   TransferResult,
 } from "./_client_common.ts";
 export type { ByteWriter, Entry } from "./protocol.ts";
+export type { FileOutcome } from "./_session_io.ts";
+export type { GetManyItem, GetManyOptions } from "./_tree_get.ts";
+export type { PutManyItem, PutManyOptions } from "./_tree_put.ts";
 export { FerryError, type FerryErrorCode } from "./errors.ts";
 
 /**
@@ -326,6 +364,16 @@ export class FerryClient {
     options: TransferOptions = {},
   ): Promise<TransferResult> {
     return this.#run(async () => {
+      if (typeof destination === "string" && (options.resume ?? true)) {
+        const addr = this.#conn.remoteAddr as Deno.NetAddr;
+        return await resumableGet(
+          this.#io(),
+          formatAddress(addr.hostname, addr.port),
+          path,
+          destination,
+          options,
+        );
+      }
       const start = performance.now();
       let receiver: Receiver;
       try {
@@ -380,6 +428,10 @@ export class FerryClient {
           throw this.#keep(error);
         }
         committed = true;
+        // A record of an earlier, resumable download of DEST is stale now.
+        if (typeof destination === "string") {
+          await removePartRecord(destination);
+        }
         return {
           path,
           bytes: size,
@@ -420,84 +472,118 @@ export class FerryClient {
     remotePath: string,
     options: TransferOptions = {},
   ): Promise<TransferResult> {
+    return this.#run(() =>
+      resumablePut(this.#io(), localPath, remotePath, options)
+    );
+  }
+
+  /**
+   * Creates a folder on the server, with any missing parents (uploads must
+   * be allowed), or sets the time of one that exists.
+   *
+   * @param path Folder on the server.
+   * @param options `mtime`: modification time to give it, milliseconds.
+   * @returns A promise that settles once the server answered `OK`.
+   * @throws {FerryError} `FORBIDDEN` if uploads are off or the path is not
+   * allowed, `EXISTS` if a file has the name of a segment, `CONNECTION` or
+   * `PROTOCOL` if the session breaks.
+   *
+   * @example Create a folder
+   * ```ts ignore
+   * import { connect } from "./client.ts";
+   * await using client = await connect();
+   * await client.mkdir("inbox/2024");
+   * ```
+   */
+  mkdir(path: string, options: { mtime?: number } = {}): Promise<void> {
     return this.#run(async () => {
-      const start = performance.now();
-      let file: Deno.FsFile;
-      try {
-        file = await Deno.open(localPath, { read: true });
-      } catch (error) {
-        if (error instanceof Deno.errors.NotFound) {
-          throw this.#keep(
-            new FerryError("LOCAL", `Local file not found: ${localPath}`),
-          );
-        }
-        throw this.#keep(
-          new FerryError(
-            "LOCAL",
-            `Cannot open ${localPath}: ${messageOf(error)}`,
-            { cause: error },
-          ),
-        );
-      }
-      try {
-        const before = await file.stat();
-        if (!before.isFile) {
-          throw this.#keep(
-            new FerryError("LOCAL", `Not a file: ${localPath}`),
-          );
-        }
-        const size = before.size;
-        const mtime = before.mtime?.getTime();
-        await this.#send({
-          type: "put",
-          path: remotePath,
-          size,
-          overwrite: options.overwrite ?? false,
-          resume: false,
-          mtime,
-        });
-        const ready = await this.#expect("ready");
-        if (ready.offset !== 0) {
-          throw new FerryError(
-            "PROTOCOL",
-            `READY at offset ${ready.offset} for an upload that does not resume`,
-          );
-        }
-        const hash = createHash("sha256");
-        const onProgress = options.onProgress;
-        const moved = await copyHashed(
-          localReader(file, localPath),
-          this.#sink,
-          size,
-          hash,
-          this.#bulkBuffers(),
-          onProgress && ((done) => onProgress(done, size)),
-        );
-        const after = await file.stat();
-        if (
-          moved < size || after.size !== size ||
-          after.mtime?.getTime() !== mtime
-        ) {
-          // The server has (or waits for) bytes of no consistent file: the
-          // session is closed without a HASH, so the server keeps nothing.
-          throw new FerryError(
-            "CHANGED",
-            `Local file changed while it was sent: ${localPath}`,
-          );
-        }
-        const digest = hash.digest();
-        await this.#send({ type: "hash", sha256: digest });
-        await this.#expect("ok");
-        return {
-          path: remotePath,
-          bytes: size,
-          sha256: toHex(digest),
-          seconds: (performance.now() - start) / 1000,
-        };
-      } finally {
-        file.close();
-      }
+      await this.#send({ type: "mkdir", path, mtime: options.mtime });
+      await this.#expect("ok");
     });
+  }
+
+  /**
+   * Downloads many files over this one connection, sending up to `window`
+   * `GET`s ahead of the replies. Each file is received as by
+   * {@linkcode FerryClient.get} (`DEST.part`, SHA-256 check, rename). A
+   * refusal of one file does not stop the others; a broken session fails
+   * the rest with `CONNECTION`. No other call runs in between.
+   *
+   * @param items Remote paths and local file paths.
+   * @param options `window` (default 32), `overwrite`, callbacks.
+   * @returns One outcome per item, in order: `result` or `error`.
+   *
+   * @example Download three files
+   * ```ts ignore
+   * import { connect } from "./client.ts";
+   * await using client = await connect();
+   * const outcomes = await client.getMany(
+   *   ["a", "b", "c"].map((name) => ({ path: name, destination: name })),
+   * );
+   * console.log(outcomes.filter((outcome) => outcome.error).length);
+   * ```
+   */
+  getMany(
+    items: readonly GetManyItem[],
+    options: GetManyOptions = {},
+  ): Promise<FileOutcome[]> {
+    return this.#run(() => pipelineGet(this.#io(), items, options));
+  }
+
+  /**
+   * Creates folders and uploads files over this one connection, in order:
+   * `MKDIR`s are pipelined, and each `PUT` leaves before the previous
+   * file's `OK` has arrived. A refusal of one item does not stop the others.
+   *
+   * @param items Folders to make (with an optional time) and files to send.
+   * @param options `window` (default 32), `overwrite`, callbacks.
+   * @returns One outcome per item, in order: `result` or `error`.
+   *
+   * @example Upload a folder of two files
+   * ```ts ignore
+   * import { connect } from "./client.ts";
+   * await using client = await connect();
+   * await client.putMany([
+   *   { kind: "dir", remote: "docs" },
+   *   { kind: "file", local: "a.txt", remote: "docs/a.txt" },
+   *   { kind: "file", local: "b.txt", remote: "docs/b.txt" },
+   * ]);
+   * ```
+   */
+  putMany(
+    items: readonly PutManyItem[],
+    options: PutManyOptions = {},
+  ): Promise<FileOutcome[]> {
+    return this.#run(() => pipelinePut(this.#io(), items, options));
+  }
+
+  /** The session as the pipelines see it. */
+  #io(): SessionIo {
+    return {
+      send: async (messages) => {
+        const frames = messages.map((message) => encodeMessage(message));
+        const bytes = frames.length === 1
+          ? frames[0]
+          : new Uint8Array(frames.reduce((n, frame) => n + frame.length, 0));
+        if (frames.length > 1) {
+          let at = 0;
+          for (const frame of frames) {
+            bytes.set(frame, at);
+            at += frame.length;
+          }
+        }
+        await writeAll(this.#sink, bytes);
+      },
+      expect: (...types) => this.#expect(...types),
+      source: this.#source,
+      sink: this.#sink,
+      buffers: () => this.#bulkBuffers(),
+      recoverable: (error) =>
+        typeof error === "object" && error !== null &&
+        this.#recoverable.has(error),
+      keep: (error) => this.#keep(error),
+      close: () => this.close(),
+    };
   }
 
   /**
@@ -606,32 +692,17 @@ export class FerryClient {
   }
 }
 
-/** A reader over a local file whose errors become `LOCAL`. */
-function localReader(file: Deno.FsFile, path: string): ByteReader {
-  return {
-    async read(p: Uint8Array): Promise<number | null> {
-      try {
-        return await file.read(p);
-      } catch (error) {
-        throw new FerryError(
-          "LOCAL",
-          `Cannot read ${path}: ${messageOf(error)}`,
-          { cause: error },
-        );
-      }
-    },
-  };
-}
-
 /**
  * Connects to a ferry server and performs the handshake.
  *
- * @param options Where to connect, and a signal that closes the session.
+ * @param options Where to connect, the token and TLS settings, and a signal
+ * that closes the session.
  * @returns A client ready for requests; close it (or use `await using`).
  * @throws {FerryError} `CONNECTION` if the server cannot be reached or
- * closes the connection (`Connection refused: 127.0.0.1:65432`),
+ * closes the connection (`Connection refused: 127.0.0.1:65432`), or, with
+ * TLS, presents a certificate that is not trusted or does not speak TLS;
  * `UNSUPPORTED_VERSION` if no protocol version is shared, `UNAUTHORIZED` if
- * the server requires authentication, `TIMEOUT` if it does not answer within
+ * the server requires a token and `token` is missing or wrong, `TIMEOUT` if it does not answer within
  * {@linkcode HANDSHAKE_TIMEOUT_MS}, `PROTOCOL` for a reply that is not a
  * ferry `HELLO`, `BUSY` and other refusals of the server.
  *
@@ -649,7 +720,9 @@ export async function connect(
     options.hostname ?? DEFAULT_HOSTNAME,
     options.port ?? DEFAULT_PORT,
   );
-  const conn = await dial(options);
+  const conn = wantsTls(options)
+    ? await dialTls(options, HANDSHAKE_TIMEOUT_MS)
+    : await dial(options);
   const reader = new FrameReader(conn);
   const signal = options.signal;
   let timedOut = false;
@@ -666,16 +739,21 @@ export async function connect(
   }, HANDSHAKE_TIMEOUT_MS);
   signal?.addEventListener("abort", closeConn, { once: true });
   try {
-    await writeAll(
-      conn,
-      encodeMessage({
-        type: "hello",
-        minVersion: 1,
-        maxVersion: PROTOCOL_VERSION,
-        flags: 0,
-        nonce: crypto.getRandomValues(new Uint8Array(NONCE_BYTES)),
-      }),
-    );
+    const clientHello = encodeMessage({
+      type: "hello",
+      minVersion: 1,
+      maxVersion: PROTOCOL_VERSION,
+      flags: 0,
+      nonce: crypto.getRandomValues(new Uint8Array(NONCE_BYTES)),
+    });
+    await writeAll(conn, clientHello);
+    const first = await reader.peek();
+    if (first !== null && !wantsTls(options) && isTlsRecord(first[0])) {
+      throw new FerryError(
+        "CONNECTION",
+        `${address} answered with TLS: connect with TLS (--tls or --ca FILE)`,
+      );
+    }
     const reply = await reader.readMessage();
     if (reply === null) {
       throw new FerryError(
@@ -698,10 +776,27 @@ export async function connect(
       );
     }
     if (reply.flags & HELLO_AUTH_REQUIRED) {
-      throw new FerryError(
-        "UNAUTHORIZED",
-        "The server requires authentication, which this client does not support",
+      if (options.token === undefined || options.token === "") {
+        throw new FerryError("UNAUTHORIZED", MISSING_TOKEN_MESSAGE);
+      }
+      await writeAll(
+        conn,
+        authFrame(options.token, clientHello, reply, version),
       );
+      const verdict = await reader.readMessage();
+      if (verdict === null) {
+        throw new FerryError(
+          "CONNECTION",
+          "Connection closed during authentication",
+        );
+      }
+      if (verdict.type === "error") throw serverError(verdict);
+      if (verdict.type !== "ok") {
+        throw new FerryError(
+          "PROTOCOL",
+          `Expected OK after AUTH, got ${verdict.type.toUpperCase()}`,
+        );
+      }
     }
     return new FerryClient(conn, version, { reader, signal });
   } catch (error) {
@@ -756,8 +851,29 @@ const GLOBAL_OPTION_LINES = [
     "--classic",
     "Speak the lab's classic protocol; get only (default: off)",
   ),
+  option(
+    "--token SECRET",
+    "Token for a server that requires one; visible in ps, prefer FERRY_TOKEN or --token-file (default: none)",
+  ),
+  option(
+    "--token-file PATH",
+    "Read the token from the first line of PATH (default: none); precedence: --token, --token-file, FERRY_TOKEN",
+  ),
+  option(
+    "--tls",
+    "Connect with TLS, verifying the certificate (default: off)",
+  ),
+  option(
+    "--ca FILE",
+    "Trust the CA certificates in FILE (PEM) instead of the system's; implies --tls (default: system roots)",
+  ),
   option("-h, --help", "Show help (default: off)"),
 ].join("\n");
+
+const RESUME_OPTION_LINE = option(
+  "--no-resume",
+  "Start over instead of continuing a cut transfer (default: resume)",
+);
 
 const TOOL_USAGE =
   `ferry client: list, download and upload files on a ferry server.
@@ -768,8 +884,11 @@ USAGE:
 
 COMMANDS:
   get NAME [-o PATH|-] [--force]     Download a file
+  get NAME... [-o DIR]               Download several files on one connection
+  get -r DIR [-o DEST]               Download a folder tree
   ls [DIR] [--json] [--recursive]    List a folder
   put LOCAL [REMOTE] [--force]       Upload a file
+  put -r LOCAL [REMOTE]              Upload a folder tree
   help [COMMAND]                     Show help for a command
 
 OPTIONS:
@@ -778,14 +897,18 @@ ${GLOBAL_OPTION_LINES}
 Exit status: 0 ok, 1 failed operation, 2 usage error.`;
 
 const COMMAND_USAGE: Record<Command, string> = {
-  get: `ferry client get: download a file.
+  get: `ferry client get: download a file, several files or a folder.
 
 USAGE:
   client.ts [OPTIONS] get NAME [-o PATH|-] [--force]
+  client.ts [OPTIONS] get NAME... [-o DIR] [--force]
+  client.ts [OPTIONS] get -r DIR [-o DEST] [--force]
 
 The file is received into PATH.part, checked against the server's SHA-256 and
 only then renamed to PATH. With --classic it is fetched from a classic (lab)
-server, which sends no checksum.
+server, which sends no checksum. Several names, or -r, use one pipelined
+connection; a failed file does not stop the others, a summary of failures
+goes to stderr and the exit status is 1.
 
 OPTIONS:
 ${
@@ -795,6 +918,15 @@ ${
     )
   }
 ${option("-f, --force", "Overwrite an existing file (default: off)")}
+${option("-r, --recursive", "Copy the folder DIR into DEST (default: off)")}
+${
+    option(
+      "--json",
+      "Print one JSON object per file on stdout (default: off)",
+    )
+  }
+${option("-q, --quiet", "No progress line on the terminal (default: off)")}
+${RESUME_OPTION_LINE}
 ${GLOBAL_OPTION_LINES}`,
   ls: `ferry client ls: list a folder.
 
@@ -807,16 +939,27 @@ OPTIONS:
 ${option("--json", "Print one JSON array of entries instead (default: off)")}
 ${option("-r, --recursive", "List the whole subtree (default: off)")}
 ${GLOBAL_OPTION_LINES}`,
-  put: `ferry client put: upload a file.
+  put: `ferry client put: upload a file or a folder.
 
 USAGE:
   client.ts [OPTIONS] put LOCAL [REMOTE] [--force]
+  client.ts [OPTIONS] put -r LOCAL [REMOTE] [--force]
 
 REMOTE defaults to LOCAL's last segment. The server keeps the file only if
-its SHA-256 matches. Uploads must be allowed by the server.
+its SHA-256 matches. Uploads must be allowed by the server. With -r,
+symbolic links inside LOCAL are not followed: they are skipped and listed.
 
 OPTIONS:
 ${option("-f, --force", "Overwrite an existing remote file (default: off)")}
+${option("-r, --recursive", "Upload the folder LOCAL (default: off)")}
+${
+    option(
+      "--json",
+      "Print one JSON object per file on stdout (default: off)",
+    )
+  }
+${option("-q, --quiet", "No progress line on the terminal (default: off)")}
+${RESUME_OPTION_LINE}
 ${GLOBAL_OPTION_LINES}`,
   help: `ferry client help: show help.
 
@@ -837,6 +980,8 @@ const COMMAND_FLAGS: Record<string, { command: Command; flag: string }> = {
   force: { command: "get", flag: "--force" },
   json: { command: "ls", flag: "--json" },
   recursive: { command: "ls", flag: "--recursive" },
+  quiet: { command: "get", flag: "--quiet" },
+  "no-resume": { command: "get", flag: "--no-resume" },
 };
 
 /** Phrases for people, by error code. */
@@ -871,12 +1016,22 @@ interface CliOptions {
   hostname: string;
   port: number;
   classic: boolean;
+  tokenFlag: string | undefined;
+  tokenFile: string | undefined;
+  tls: boolean;
+  ca: string | undefined;
+  /** Set by {@linkcode loadSecurity}: the token and the CA certificates. */
+  token?: string;
+  caCerts?: string[];
   command: Command | undefined;
   args: string[];
   output: string | undefined;
   force: boolean;
   json: boolean;
   recursive: boolean;
+  quiet: boolean;
+  /** Continue cut transfers (`--no-resume` turns it off). */
+  resume: boolean;
   help: boolean;
 }
 
@@ -893,11 +1048,17 @@ function parseCli(args: string[]): CliOptions {
         host: { type: "string" },
         port: { type: "string" },
         classic: { type: "boolean" },
+        token: { type: "string" },
+        "token-file": { type: "string" },
+        tls: { type: "boolean" },
+        ca: { type: "string" },
         help: { type: "boolean", short: "h" },
         output: { type: "string", short: "o" },
         force: { type: "boolean", short: "f" },
         json: { type: "boolean" },
         recursive: { type: "boolean", short: "r" },
+        quiet: { type: "boolean", short: "q" },
+        "no-resume": { type: "boolean" },
       },
       strict: true,
       allowPositionals: true,
@@ -927,12 +1088,18 @@ function parseCli(args: string[]): CliOptions {
     hostname: values.host ?? DEFAULT_HOSTNAME,
     port: Number(port),
     classic: values.classic ?? false,
+    tokenFlag: values.token,
+    tokenFile: values["token-file"],
+    tls: values.tls ?? false,
+    ca: values.ca,
     command,
     args: rest,
     output: values.output,
     force: values.force ?? false,
     json: values.json ?? false,
     recursive: values.recursive ?? false,
+    quiet: values.quiet ?? false,
+    resume: !(values["no-resume"] ?? false),
     help: values.help ?? false,
   };
   if (options.help) return options;
@@ -941,7 +1108,9 @@ function parseCli(args: string[]): CliOptions {
     // Without a command the tool asks for a name and gets it.
     const effective = command ?? "get";
     const allowed = owner === effective ||
-      (key === "force" && effective === "put");
+      (key === "force" && effective === "put") ||
+      (["json", "recursive", "quiet", "no-resume"].includes(key) &&
+        (effective === "get" || effective === "put"));
     if (given && !allowed) {
       throw new UsageError(
         `option ${flag} does not apply to ${command ?? "the prompt"}`,
@@ -952,8 +1121,18 @@ function parseCli(args: string[]): CliOptions {
   if (options.classic && command !== undefined && command !== "get") {
     throw new UsageError(`--classic works with get only`, command);
   }
+  if (
+    options.classic &&
+    (options.tokenFlag !== undefined || options.tokenFile !== undefined ||
+      options.tls || options.ca !== undefined)
+  ) {
+    throw new UsageError(
+      "--classic cannot be combined with --token, --token-file, --tls or --ca",
+      command,
+    );
+  }
   const counts: Record<Command, [number, number]> = {
-    get: [1, 1],
+    get: [1, Infinity],
     ls: [0, 1],
     put: [1, 2],
     help: [0, 1],
@@ -1030,6 +1209,34 @@ function describeFailure(
   }
 }
 
+/** Resolves the token (flag, file, FERRY_TOKEN) and reads `--ca`. */
+async function loadSecurity(options: CliOptions): Promise<void> {
+  options.token = (await resolveToken(options.tokenFlag, options.tokenFile))
+    .token;
+  if (options.ca !== undefined) {
+    try {
+      options.caCerts = [await Deno.readTextFile(options.ca)];
+    } catch (error) {
+      const reason = error instanceof Deno.errors.NotFound
+        ? "not found"
+        : messageOf(error);
+      const message = `Cannot read --ca ${options.ca}: ${reason}`;
+      throw new FerryError("LOCAL", message, { cause: error });
+    }
+  }
+}
+
+/** The library's connect options for the command line's settings. */
+function connectOptionsOf(options: CliOptions): ConnectOptions {
+  return {
+    hostname: options.hostname,
+    port: options.port,
+    token: options.token,
+    tls: options.tls || options.caCerts !== undefined,
+    caCerts: options.caCerts,
+  };
+}
+
 /** Where `get NAME` saves: `-o PATH`, `-o -` (stdout) or NAME's last segment. */
 async function getDestination(
   options: CliOptions,
@@ -1051,10 +1258,32 @@ async function getDestination(
   return path === undefined ? base : `${path.replace(/[\\/]+$/, "")}/${base}`;
 }
 
+/**
+ * The resume settings of one transfer: `--no-resume`, a `resuming at N%`
+ * line on a terminal, and a line whenever kept bytes are dropped.
+ */
+function resumeOptions(
+  options: CliOptions,
+  subject: string,
+): Pick<TransferOptions, "resume" | "onResume" | "onRestart"> {
+  return {
+    resume: options.resume,
+    onResume(offset, total) {
+      if (options.quiet || !Deno.stderr.isTerminal()) return;
+      const percent = Math.floor(offset / Math.max(total, 1) * 100);
+      console.error(`ferry: ${subject}: resuming at ${percent}%`);
+    },
+    onRestart(reason) {
+      console.error(`ferry: ${subject}: ${reason}, starting over`);
+    },
+  };
+}
+
 async function runGet(
   options: CliOptions,
   name: string,
   destination: string | ByteWriter,
+  onProgress?: (done: number, total: number) => void,
 ): Promise<TransferResult> {
   if (options.classic) {
     return await classicGet(name, destination, {
@@ -1063,11 +1292,12 @@ async function runGet(
       overwrite: options.force,
     });
   }
-  await using client = await connect({
-    hostname: options.hostname,
-    port: options.port,
+  await using client = await connect(connectOptionsOf(options));
+  return await client.get(name, destination, {
+    ...resumeOptions(options, `get ${name}`),
+    overwrite: options.force,
+    onProgress,
   });
-  return await client.get(name, destination, { overwrite: options.force });
 }
 
 /**
@@ -1124,15 +1354,69 @@ async function main(args: string[]): Promise<number> {
     command = "get";
     subjectArgs = [answer.trim()];
   }
+  if (!options.classic) {
+    try {
+      await loadSecurity(options);
+    } catch (error) {
+      if (!(error instanceof FerryError)) throw error;
+      err(`ferry: ${lowerFirst(error.message)}`);
+      return EXIT_USAGE;
+    }
+  }
   const subject = [command, ...subjectArgs.slice(0, 1)].join(" ");
   const paths: { local?: string; remote?: string } = {};
+  const progress = new ProgressLine({
+    write: writeStderr,
+    quiet: options.quiet,
+  });
+  const transferCli: TransferCli = {
+    connect: () => connect(connectOptionsOf(options)),
+    force: options.force,
+    json: options.json,
+    output: options.output,
+    progress,
+    out,
+    err,
+    usage: (message) => {
+      throw new UsageError(message, command);
+    },
+    describe: (error, name, where) => describeFailure(error, name, where),
+  };
+  const onProgress = (name: string) => (done: number, total: number) =>
+    progress.update(name, done, total);
   try {
+    if (
+      (options.recursive && command === "put") ||
+      (command === "get" && (options.recursive || subjectArgs.length > 1))
+    ) {
+      if (options.classic) {
+        throw new UsageError("--classic gets one file at a time", command);
+      }
+      if (
+        options.recursive && subjectArgs.length > (command === "put" ? 2 : 1)
+      ) {
+        throw new UsageError(`${command} -r: too many arguments`, command);
+      }
+      if (command === "put") {
+        return await runPutTree(transferCli, subjectArgs[0], subjectArgs[1]);
+      }
+      return options.recursive
+        ? await runGetTree(transferCli, subjectArgs[0])
+        : await runGetMany(transferCli, subjectArgs);
+    }
     switch (command) {
       case "get": {
         const target = await getDestination(options, subjectArgs[0]);
         if (typeof target === "string") paths.local = target;
-        const result = await runGet(options, subjectArgs[0], target);
-        if (paths.local !== undefined) {
+        const result = await runGet(
+          options,
+          subjectArgs[0],
+          target,
+          onProgress(subjectArgs[0]),
+        ).finally(() => progress.finish());
+        if (options.json) {
+          out(jsonLine(subjectArgs[0], { result }));
+        } else if (paths.local !== undefined) {
           out(
             `${paths.local}: ${result.bytes} bytes in ${
               result.seconds.toFixed(2)
@@ -1142,10 +1426,7 @@ async function main(args: string[]): Promise<number> {
         break;
       }
       case "ls": {
-        await using client = await connect({
-          hostname: options.hostname,
-          port: options.port,
-        });
+        await using client = await connect(connectOptionsOf(options));
         const entries = await client.list(options.args[0] ?? "", {
           recursive: options.recursive,
         });
@@ -1163,13 +1444,16 @@ async function main(args: string[]): Promise<number> {
             "put",
           );
         }
-        await using client = await connect({
-          hostname: options.hostname,
-          port: options.port,
-        });
+        await using client = await connect(connectOptionsOf(options));
         const result = await client.put(local, remote, {
+          ...resumeOptions(options, `put ${local}`),
           overwrite: options.force,
-        });
+          onProgress: onProgress(remote),
+        }).finally(() => progress.finish());
+        if (options.json) {
+          out(jsonLine(remote, { result }));
+          break;
+        }
         out(
           `${remote}: ${result.bytes} bytes uploaded in ${
             result.seconds.toFixed(2)
@@ -1187,6 +1471,10 @@ async function main(args: string[]): Promise<number> {
       return EXIT_USAGE;
     }
     if (error instanceof FerryError) {
+      progress.finish();
+      if (options.json && (command === "get" || command === "put")) {
+        out(jsonLine(paths.remote ?? subjectArgs[0], { error }));
+      }
       err(`ferry: ${subject}: ${describeFailure(error, command, paths)}`);
       return EXIT_FAILED;
     }

@@ -46,6 +46,7 @@
  * | `0x11` | `STAT`    | c → s     | path `str16`                                                    |
  * | `0x12` | `GET`     | c → s     | offset `u64`, path `str16`                                      |
  * | `0x13` | `PUT`     | c → s     | size `u64`, flags `u8`, mtime `i64`, path `str16`               |
+ * | `0x14` | `MKDIR`   | c → s     | flags `u8` (bit 0: `mtime` is set), mtime `i64`, path `str16`   |
  * | `0x20` | `ENTRIES` | s → c     | count `u32`, then per entry: kind `u8`, size `u64`, mtime `i64`, name `str16` |
  * | `0x21` | `END`     | s → c     | count `u32` (entries sent in all)                               |
  * | `0x22` | `INFO`    | s → c     | one entry, laid out as in `ENTRIES`                             |
@@ -80,15 +81,23 @@
  *    server's chosen version reports `UNSUPPORTED_VERSION` and closes.
  * 2. **Authentication** (only when the server's flag bit 0 is set). The client
  *    sends `AUTH` with `HMAC-SHA256(secret, server nonce ‖ version as u16 ‖
- *    client HELLO frame ‖ server HELLO frame)`, where the frames are the
- *    exact bytes sent, headers included. The server answers `OK`, or
- *    `ERROR UNAUTHORIZED` and closes. The secret never crosses the wire.
+ *    client HELLO frame ‖ server HELLO frame)`, where the secret is taken
+ *    as UTF-8, the version is the one the server chose, and the frames are
+ *    the exact bytes sent, headers included (every message has exactly one
+ *    encoding, so a peer may re-encode a `HELLO` it decoded). The server
+ *    answers `OK`, or `ERROR UNAUTHORIZED` and closes: for a wrong mac, and
+ *    for any other message in place of `AUTH`. It may delay that answer,
+ *    longer for each recent failure from the same address. A server that
+ *    requires authentication does not serve classic clients. The secret
+ *    never crosses the wire.
  * 3. **Requests**, one after another on the same connection. A client may
  *    send further requests before the replies to earlier ones have arrived
  *    (pipelining); replies come in request order.
  *    - `LIST path` → zero or more `ENTRIES` frames (names relative to `path`;
  *      with the recursive flag, a whole subtree with `/`-separated names,
- *      folders before their contents), then `END count`; or `ERROR`.
+ *      folders before their contents), then `END count`; or `ERROR`. A
+ *      listing longer than the server's limit ends with `ERROR TOO_LARGE`
+ *      in place of `END`, after the `ENTRIES` already sent.
  *    - `STAT path` → `INFO` (its name is the last segment of `path`, empty
  *      for the root), or `ERROR`.
  *    - `GET path offset` → `DATA size offset mtime`, then exactly
@@ -96,13 +105,32 @@
  *      `HASH` of the whole file (bytes `0..size`), or `ERROR CHANGED` instead
  *      of `HASH` when the file changed while it was sent. An `offset` above the
  *      size is `BAD_REQUEST`. Errors before the data (`NOT_FOUND`,
- *      `FORBIDDEN`, ...) come instead of `DATA`.
+ *      `FORBIDDEN`, ...) come instead of `DATA`. The `HASH` always covers
+ *      the whole file as it was when `DATA` was sent, whatever the offset: a
+ *      server computes it over bytes `0..size` or takes it from a cache of
+ *      digests of unchanged files; either way a file whose size, times or
+ *      identity differ at the end gets `ERROR CHANGED`, never a stale hash.
+ *      A client resuming a download sends the length of the bytes it kept
+ *      as `offset` and checks `HASH` over those bytes and the new ones.
  *    - `PUT path size flags mtime` → `READY offset` (0 unless resuming), then
  *      the client sends exactly `size - offset` raw bytes and `HASH` of the
  *      whole file; the server verifies, moves the file into place and answers
  *      `OK`, or `ERROR INTEGRITY` and keeps nothing. Refusals (`EXISTS` without
  *      the overwrite flag, `FORBIDDEN` when uploads are off, ...) come
- *      instead of `READY`.
+ *      instead of `READY`. With the resume flag, `offset` is the number of
+ *      bytes of this same upload (same path, size and `mtime`) the server
+ *      kept from an earlier, cut attempt (never more than `size`); they are
+ *      bytes `0..offset` of the file, already part of the server's running
+ *      hash, and a cut resumable upload keeps what arrived. A server that
+ *      does not resume answers 0. On `ERROR INTEGRITY` the kept bytes are
+ *      gone too: the next attempt starts at 0.
+ *    - `MKDIR path flags mtime` → `OK`: the folder exists, created with any
+ *      missing parents (each inside the root); a folder already there is
+ *      fine. With flag bit 0 its modification time is then set to `mtime`
+ *      (a client copying a tree sends this after the folder's contents,
+ *      whose creation would change it). `FORBIDDEN` when uploads are off or
+ *      the path is not allowed (the root itself is `OK`, its time is left
+ *      alone), `EXISTS` when a file has the name of a segment.
  * 4. A receiver that finds the `HASH` differs from the SHA-256 it computed
  *    over the bytes it received discards them (`INTEGRITY`).
  *
@@ -110,6 +138,15 @@
  * `TOO_LARGE`) and the connection closes. Other errors leave the connection
  * usable for the next request. Either side may close at any time; a
  * transfer cut short is an error on the receiving side.
+ *
+ * **Limits.** A server may refuse a request that is too big for it with
+ * `TOO_LARGE` (a path with too many segments, an upload over its size
+ * limit: before `READY`), and answer a connection over its connection limit
+ * with `ERROR BUSY` right away, before reading anything, and close it. It
+ * may close a connection that stays silent between requests, or stalls
+ * within one, for longer than its idle timeout; and when it shuts down it
+ * closes connections between requests at once and the others once their
+ * request is done. A client that wants to be served retries later.
  *
  * ## Error codes
  *
@@ -278,6 +315,7 @@ export const FRAME_TYPES: Readonly<Record<Message["type"], number>> = {
   stat: 0x11,
   get: 0x12,
   put: 0x13,
+  mkdir: 0x14,
   entries: 0x20,
   end: 0x21,
   info: 0x22,
@@ -464,6 +502,25 @@ export interface PutMessage {
 }
 
 /**
+ * `MKDIR`: creates a folder (and its missing parents), or sets its time.
+ *
+ * @example Create a folder with a modification time
+ * ```ts
+ * import type { MkdirMessage } from "./protocol.ts";
+ * const mkdir: MkdirMessage = { type: "mkdir", path: "docs/old", mtime: 0 };
+ * console.assert(mkdir.path === "docs/old");
+ * ```
+ */
+export interface MkdirMessage {
+  /** Message tag. */
+  type: "mkdir";
+  /** Folder to create; `""` is the root (which always exists). */
+  path: string;
+  /** Modification time to give the folder, milliseconds; absent to leave it. */
+  mtime?: number;
+}
+
+/**
  * `ENTRIES`: a batch of listing entries.
  *
  * @example A batch of one
@@ -594,6 +651,7 @@ export type Message =
   | StatMessage
   | GetMessage
   | PutMessage
+  | MkdirMessage
   | EntriesMessage
   | EndMessage
   | InfoMessage
@@ -641,6 +699,7 @@ const PUT_OVERWRITE = 1;
 const PUT_RESUME = 2;
 const PUT_HAS_MTIME = 4;
 const LIST_RECURSIVE = 1;
+const MKDIR_HAS_MTIME = 1;
 const ERROR_CODE_PATTERN = /^[A-Z_]{1,32}$/;
 const ENTRY_FIXED_BYTES = 1 + 8 + 8 + 2;
 
@@ -761,6 +820,16 @@ function payloadFields(message: Message): Field[] {
       fields.push(
         ["u64", message.size],
         ["u8", flags],
+        ["i64", hasMtime ? message.mtime! : 0],
+      );
+      pathFields(message.path, fields);
+      break;
+    }
+    case "mkdir": {
+      const hasMtime = message.mtime !== undefined;
+      if (hasMtime) checkInt64(message.mtime!, "mtime");
+      fields.push(
+        ["u8", hasMtime ? MKDIR_HAS_MTIME : 0],
         ["i64", hasMtime ? message.mtime! : 0],
       );
       pathFields(message.path, fields);
@@ -1100,6 +1169,17 @@ function decodePayload(type: Message["type"], payload: Uint8Array): Message {
       };
       if (flags & PUT_HAS_MTIME) put.mtime = mtime;
       message = put;
+      break;
+    }
+    case "mkdir": {
+      const flags = cursor.u8("flags");
+      if (flags & ~MKDIR_HAS_MTIME) {
+        throw new FerryError("BAD_REQUEST", `Unknown MKDIR flags: ${flags}`);
+      }
+      const mtime = cursor.i64("mtime");
+      const mkdir: MkdirMessage = { type, path: cursor.path() };
+      if (flags & MKDIR_HAS_MTIME) mkdir.mtime = mtime;
+      message = mkdir;
       break;
     }
     case "entries": {

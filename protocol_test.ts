@@ -297,6 +297,15 @@ const SAMPLES: { name: string; message: Message }[] = [
       mtime: MIN,
     },
   },
+  { name: "MKDIR without mtime", message: { type: "mkdir", path: "a/b" } },
+  {
+    name: "MKDIR of the root with an mtime",
+    message: { type: "mkdir", path: "", mtime: 1701803076096 },
+  },
+  {
+    name: "MKDIR with extreme mtime and a unicode path",
+    message: { type: "mkdir", path: UNICODE_PATH, mtime: MIN },
+  },
   { name: "ENTRIES, empty", message: { type: "entries", entries: [] } },
   {
     name: "ENTRIES with edge values",
@@ -795,7 +804,7 @@ Deno.test("decodeFrame() refuses unknown frame types", () => {
       ferryError("BAD_REQUEST"),
     );
   }
-  assert.equal(unknown, 256 - 14);
+  assert.equal(unknown, 256 - 15);
 });
 
 Deno.test("FrameReader.readMessage() refuses an unknown frame type", async () => {
@@ -1041,6 +1050,35 @@ Deno.test("decodeFrame() refuses malformed error codes", () => {
   assert.throws(() => decodeFrame(wire), ferryError("BAD_REQUEST"));
 });
 
+Deno.test("decodeFrame() refuses unknown MKDIR flags and ignores an unflagged mtime", () => {
+  const empty = str16(new Uint8Array(0));
+  for (const flags of [2, 4, 0x80, 0xff]) {
+    const mkdir = frame(
+      FRAME_TYPES.mkdir,
+      new Uint8Array([flags]),
+      i64(0n),
+      empty,
+    );
+    assert.throws(
+      () => decodeFrame(mkdir),
+      ferryError("BAD_REQUEST"),
+      `MKDIR ${flags}`,
+    );
+  }
+  const unflagged = frame(
+    FRAME_TYPES.mkdir,
+    new Uint8Array([0]),
+    i64(123n),
+    empty,
+  );
+  assert.deepEqual(decodeFrame(unflagged)?.message, {
+    type: "mkdir",
+    path: "",
+  });
+  const truncated = frame(FRAME_TYPES.mkdir, new Uint8Array([1]), u32(0));
+  assert.throws(() => decodeFrame(truncated), ferryError("BAD_REQUEST"));
+});
+
 Deno.test("decodeFrame() refuses unknown LIST and PUT flags", () => {
   const empty = str16(new Uint8Array(0));
   for (const flags of [2, 4, 0x80, 0xff]) {
@@ -1266,14 +1304,14 @@ function checkDecodeOutcome(bytes: Uint8Array, label: string): string {
     `${label}: ${hex(bytes)}`,
   );
   // Whatever decodes must encode again; encodings are canonical except that
-  // a PUT without the mtime flag ignores the mtime field.
+  // a PUT or MKDIR without the mtime flag ignores the mtime field.
   const again = encodeMessage(message);
   assert.deepEqual(
     decodeFrame(again)?.message,
     message,
     `${label}: ${hex(bytes)}`,
   );
-  if (message.type !== "put") {
+  if (message.type !== "put" && message.type !== "mkdir") {
     assert.equal(
       hex(again),
       hex(bytes.subarray(0, size)),

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-env=FERRY_TOKEN
 /**
  * The ferry server: serves one folder over TCP to ferry clients (the
  * protocol in `protocol.ts`) and, on the same port, to the lab's classic
@@ -10,7 +10,13 @@
  * ```sh
  * deno run --allow-net --allow-read server.ts --root ./public
  * deno run --allow-net --allow-read --allow-write server.ts --root ./inbox --allow-upload
+ * FERRY_TOKEN=s3cret deno run --allow-net --allow-read --allow-env=FERRY_TOKEN \
+ *   server.ts --host 0.0.0.0 --cert cert.pem --key key.pem
  * ```
+ *
+ * With a token (`--token-file PATH`, `FERRY_TOKEN` or `--token`) every
+ * client must answer the `AUTH` challenge (see `_server_auth.ts`); with
+ * `--cert` and `--key` the server speaks TLS.
  *
  * Each connection is its own task: the first byte decides the protocol
  * (`0x00`, the start of a ferry `HELLO`, or anything else for a classic file
@@ -42,11 +48,58 @@ import {
   serveClassic,
 } from "./_classic_server.ts";
 import {
+  checkOpened,
   isInside,
+  openInside,
   resolveExisting,
   resolveTarget,
   segmentProblem,
 } from "./_path_jail.ts";
+import {
+  AuthThrottle,
+  clientHelloBytes,
+  DEFAULT_AUTH_FAILURE_DELAY_MS,
+  makeServerNonce,
+  verifyAuth,
+} from "./_server_auth.ts";
+import {
+  loadTlsFiles,
+  startupWarnings,
+  type TlsFiles,
+} from "./_server_cli_security.ts";
+import { resolveToken, type TokenSource } from "./_token_source.ts";
+import { makeFolder } from "./_server_mkdir.ts";
+import { formatLogJson, formatLogText, LOG_FORMATS } from "./_server_log.ts";
+import {
+  BusyRefusals,
+  checkRequestLimits,
+  DEFAULT_DRAIN_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_LIST_ENTRIES,
+  DEFAULT_MAX_PATH_DEPTH,
+  IoActivity,
+  LIMIT_FLAGS,
+  type LimitOptions,
+  LIMITS_USAGE,
+  limitsFromFlags,
+  lingerClose,
+  resolveLimits,
+  type ServerLimits,
+  trackIO,
+  UploadSink,
+} from "./_server_limits.ts";
+import {
+  DEFAULT_HASH_CACHE_ENTRIES,
+  HashCache,
+  sameVersion,
+} from "./_hash_cache.ts";
+import {
+  openResumablePart,
+  resumablePartName,
+  TrackedWriter,
+  UploadParts,
+} from "./_upload_part.ts";
 import { FerryError } from "./errors.ts";
 import {
   encodeMessage,
@@ -57,6 +110,7 @@ import {
   FRAME_TYPES,
   FrameReader,
   type GetMessage,
+  HELLO_AUTH_REQUIRED,
   type ListMessage,
   MAX_FRAME_BYTES,
   MAX_PATH_BYTES,
@@ -68,6 +122,14 @@ import {
 } from "./protocol.ts";
 
 export { CLASSIC_SIZE_GAP_MS };
+export {
+  DEFAULT_DRAIN_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_LIST_ENTRIES,
+  DEFAULT_MAX_PATH_DEPTH,
+  type LimitOptions,
+};
 
 /**
  * The port ferry listens on unless told otherwise (the classic lab port).
@@ -93,7 +155,10 @@ export const DEFAULT_PORT = 65432;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /**
- * Options of {@linkcode serve}.
+ * Options of {@linkcode serve}. The limits (`maxConnections`,
+ * `idleTimeoutMs`, `drainMs`, `maxFrameBytes`, `maxPathDepth`,
+ * `maxListEntries`, `maxUploadBytes`) are described in
+ * {@linkcode LimitOptions}.
  *
  * @example Allow uploads on any free port
  * ```ts
@@ -102,7 +167,7 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
  * console.assert(options.allowUpload);
  * ```
  */
-export interface ServeOptions {
+export interface ServeOptions extends LimitOptions {
   /**
    * Folder to serve; resolved once, with `Deno.realPath`, at start.
    *
@@ -141,10 +206,55 @@ export interface ServeOptions {
    * @default {10000}
    */
   handshakeTimeoutMs?: number;
-  /** Aborting it stops the server: no new connections, open ones closed. */
+  /**
+   * Shared secret clients must prove they know (the `AUTH` step); the
+   * secret itself never crosses the wire. With a token, classic clients
+   * are refused (they cannot authenticate).
+   *
+   * @default {undefined} (no authentication)
+   */
+  token?: string;
+  /**
+   * Delay before the first `UNAUTHORIZED` reply to an address, in
+   * milliseconds; it doubles with each further failure from that address
+   * (up to 5 s) and is forgotten after 10 minutes without a failure or on
+   * success.
+   *
+   * @default {250}
+   */
+  authFailureDelayMs?: number;
+  /**
+   * TLS certificate chain, PEM text (not a file name); with `key`, the
+   * server listens with TLS (`Deno.listenTls`).
+   *
+   * @default {undefined} (plain TCP)
+   */
+  cert?: string;
+  /**
+   * TLS private key of `cert`, PEM text.
+   *
+   * @default {undefined}
+   */
+  key?: string;
+  /**
+   * Aborting it stops the server gracefully: no new connections;
+   * connections between requests close at once; a request in progress
+   * finishes (for up to `drainMs`), then its connection closes; after that
+   * everything is closed. No upload temporary file is left behind, except
+   * the part of a resumable upload that was cut (its client can continue).
+   */
   signal?: AbortSignal;
   /** Called once per request; the library never prints. */
   onLog?: (event: ServerLogEvent) => void;
+  /**
+   * How many whole-file SHA-256 digests to keep in memory (least recently
+   * used first out), so that repeated and resumed downloads of an unchanged
+   * file are not hashed again; 0 turns the cache off. See `_hash_cache.ts`
+   * for what makes a file "unchanged".
+   *
+   * @default {1024}
+   */
+  hashCacheEntries?: number;
 }
 
 /**
@@ -167,7 +277,10 @@ export interface ServerLogEvent {
   peer: string;
   /** Which protocol the peer spoke. */
   protocol: "ferry" | "classic";
-  /** `LIST`, `STAT`, `GET`, `PUT`, `HELLO` (a failed handshake) or `INVALID`. */
+  /**
+   * `LIST`, `STAT`, `GET`, `PUT`, `MKDIR`, `HELLO` (a failed handshake, or
+   * a connection refused with `BUSY` over `maxConnections`) or `INVALID`.
+   */
   request: string;
   /** The wire path of the request (`""` for the root). */
   path: string;
@@ -177,6 +290,8 @@ export interface ServerLogEvent {
   result: string;
   /** How long the request took, in milliseconds. */
   durationMs: number;
+  /** Set on a `GET` answered with a cached SHA-256 (nothing was hashed). */
+  cached?: boolean;
 }
 
 /**
@@ -218,7 +333,10 @@ export interface FerryServer {
  * @param options Where to listen, what to serve, how to stop.
  * @returns The running server, already listening.
  * @throws {FerryError} `NOT_FOUND` if `root` is missing or not a folder.
- * @throws {RangeError} If `port` or `handshakeTimeoutMs` is out of range.
+ * @throws {RangeError} If `port`, `handshakeTimeoutMs`, `authFailureDelayMs`
+ * or a limit is out of range.
+ * @throws {TypeError} If `token` is empty, or only one of `cert` and `key`
+ * is given.
  * @throws {Deno.errors.AddrInUse} If the port is taken (and other listen
  * errors as `Deno.listen` throws them).
  *
@@ -244,31 +362,72 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
       `handshakeTimeoutMs must be a positive number: ${handshakeTimeoutMs}`,
     );
   }
+  if (options.token !== undefined && options.token === "") {
+    throw new TypeError("token must not be empty");
+  }
+  if ((options.cert === undefined) !== (options.key === undefined)) {
+    throw new TypeError("cert and key must be given together");
+  }
+  const auth = options.token === undefined ? undefined : {
+    token: options.token,
+    throttle: new AuthThrottle({
+      baseDelayMs: options.authFailureDelayMs ?? DEFAULT_AUTH_FAILURE_DELAY_MS,
+    }),
+  };
+  const limits = resolveLimits(options);
   const realRoot = await resolveRoot(options.root ?? ".");
   const context: ServerContext = {
     realRoot,
+    limits,
     allowUpload: options.allowUpload ?? false,
     classic: options.classic ?? true,
     handshakeTimeoutMs,
     onLog: options.onLog,
+    auth,
+    hashCache: makeHashCache(options.hashCacheEntries),
+    uploadParts: new UploadParts(),
   };
-  // TLS slots in here: Deno.listenTls returns a listener with the same
-  // accept() and the same Conn interface.
-  const listener = Deno.listen({
-    hostname: options.hostname ?? "127.0.0.1",
-    port,
-    transport: "tcp",
-  });
+  // Deno.listenTls returns a listener with the same accept() and Conn
+  // interface; the TLS handshake runs on the first read, under the
+  // handshake deadline.
+  const hostname = options.hostname ?? "127.0.0.1";
+  const listener: Deno.Listener = options.cert !== undefined &&
+      options.key !== undefined
+    ? Deno.listenTls({
+      hostname,
+      port,
+      transport: "tcp",
+      cert: options.cert,
+      key: options.key,
+    })
+    : Deno.listen({ hostname, port, transport: "tcp" });
   return new Server(listener, context, options.signal);
 }
 
 /** Settings every connection handler reads. */
 interface ServerContext {
   realRoot: string;
+  limits: ServerLimits;
   allowUpload: boolean;
   classic: boolean;
   handshakeTimeoutMs: number;
   onLog: ((event: ServerLogEvent) => void) | undefined;
+  /** Set when clients must authenticate. */
+  auth: { token: string; throttle: AuthThrottle } | undefined;
+  /** Whole-file digests; undefined when `hashCacheEntries` is 0. */
+  hashCache: HashCache | undefined;
+  /** Resumable upload parts being written, and the stale-part sweep. */
+  uploadParts: UploadParts;
+}
+
+function makeHashCache(entries: number | undefined): HashCache | undefined {
+  entries ??= DEFAULT_HASH_CACHE_ENTRIES;
+  if (!Number.isInteger(entries) || entries < 0) {
+    throw new RangeError(
+      `hashCacheEntries must be a non-negative integer: ${entries}`,
+    );
+  }
+  return entries === 0 ? undefined : new HashCache(entries);
 }
 
 async function resolveRoot(root: string): Promise<string> {
@@ -299,6 +458,7 @@ class Server implements FerryServer {
   #stop = new AbortController();
   #sessions = new Set<Session>();
   #handlers = new Set<Promise<void>>();
+  #refusals = new BusyRefusals();
 
   constructor(
     listener: Deno.Listener,
@@ -326,14 +486,34 @@ class Server implements FerryServer {
 
   async #run(context: ServerContext): Promise<void> {
     const stop = this.#stop.signal;
+    const { limits } = context;
     let listening = true;
+    let drainTimer: ReturnType<typeof setTimeout> | undefined;
+    const closeAll = () => {
+      for (const session of this.#sessions) session.close();
+    };
     const onStop = () => {
       if (listening) {
         listening = false;
         this.#listener.close();
       }
-      for (const session of this.#sessions) session.close();
+      // Graceful: connections between requests close now, those in a
+      // request right after it, and all of them at the drain deadline.
+      this.#refusals.closeAll();
+      for (const session of this.#sessions) session.stop();
+      if (limits.drainMs === 0) closeAll();
+      else drainTimer = setTimeout(closeAll, limits.drainMs);
     };
+    // One sweep for all connections closes those whose peer has kept a
+    // read or a write waiting longer than the idle timeout.
+    const sweeper = setInterval(() => {
+      const now = performance.now();
+      for (const session of this.#sessions) {
+        if (session.activity.stalled(now, limits.idleTimeoutMs)) {
+          session.expire();
+        }
+      }
+    }, Math.max(10, Math.min(1000, limits.idleTimeoutMs / 4)));
     if (stop.aborted) onStop();
     else stop.addEventListener("abort", onStop, { once: true });
     try {
@@ -363,11 +543,31 @@ class Server implements FerryServer {
       while (this.#handlers.size > 0) {
         await Promise.allSettled([...this.#handlers]);
       }
+      await this.#refusals.settled();
+      clearInterval(sweeper);
+      clearTimeout(drainTimer);
     }
   }
 
   #start(conn: Deno.Conn, context: ServerContext): void {
-    const session = new Session(conn);
+    if (this.#sessions.size >= context.limits.maxConnections) {
+      this.#refusals.refuse(conn);
+      emit(
+        { peer: formatAddr(conn.remoteAddr as Deno.NetAddr) },
+        context,
+        {
+          protocol: "ferry",
+          request: "HELLO",
+          path: "",
+          bytes: 0,
+          result: "BUSY",
+        },
+        new Date(),
+        performance.now(),
+      );
+      return;
+    }
+    const session = new Session(conn, context.limits.maxFrameBytes);
     this.#sessions.add(session);
     const handler: Promise<void> = handleConnection(session, context)
       .catch(() => {
@@ -387,14 +587,36 @@ class Session implements ClassicSession {
   readonly conn: Deno.Conn;
   readonly reader: FrameReader;
   readonly peer: string;
+  /** Times every read and write of `conn`, for the idle sweep. */
+  readonly activity: IoActivity = new IoActivity();
+  /** In the middle of a request: a stopping server lets it finish. */
+  busy = false;
+  #stopping = false;
   #closed = new AbortController();
   #timedOut = false;
   #buffers: BulkBuffers | undefined;
 
-  constructor(conn: Deno.Conn) {
-    this.conn = conn;
-    this.reader = new FrameReader(conn);
+  constructor(conn: Deno.Conn, maxFrameBytes: number = MAX_FRAME_BYTES) {
+    this.conn = trackIO(conn, this.activity);
+    this.reader = new FrameReader(this.conn, { maxFrameBytes });
     this.peer = formatAddr(conn.remoteAddr as Deno.NetAddr);
+  }
+
+  /** Whether the server is stopping (no further request may start). */
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  /** The server stops: close now, or after the request in progress. */
+  stop(): void {
+    this.#stopping = true;
+    if (!this.busy) this.close();
+  }
+
+  /** The peer took too long: close, and let handlers see `timedOut`. */
+  expire(): void {
+    this.#timedOut = true;
+    this.close();
   }
 
   get signal(): AbortSignal {
@@ -449,7 +671,7 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 function emit(
-  session: Session,
+  session: { readonly peer: string },
   context: ServerContext,
   fields: Omit<ServerLogEvent, "time" | "peer" | "durationMs">,
   time: Date,
@@ -493,6 +715,27 @@ async function handleConnection(
       if (!context.classic) return;
       const time = new Date();
       const started = performance.now();
+      if (context.auth) {
+        // Classic clients cannot authenticate: closed without an answer.
+        emit(
+          session,
+          context,
+          {
+            protocol: "classic",
+            request: "GET",
+            path: "",
+            bytes: 0,
+            result: "UNAUTHORIZED",
+          },
+          time,
+          started,
+        );
+        return;
+      }
+      // The whole classic session is one request: a stopping server lets
+      // it finish (within the drain time).
+      if (session.stopping) return;
+      session.busy = true;
       await serveClassic(session, {
         realRoot: context.realRoot,
         handshakeTimeoutMs: context.handshakeTimeoutMs,
@@ -564,21 +807,46 @@ async function handshake(
       `This server speaks version ${PROTOCOL_VERSION} only, the client ${hello.minVersion} to ${hello.maxVersion}`,
     );
   }
+  const nonce = makeServerNonce();
+  const serverHello = encodeMessage({
+    type: "hello",
+    minVersion: PROTOCOL_VERSION,
+    maxVersion: PROTOCOL_VERSION,
+    flags: context.auth ? HELLO_AUTH_REQUIRED : 0,
+    nonce,
+  });
   try {
-    await writeAll(
-      session.conn,
-      encodeMessage({
-        type: "hello",
-        minVersion: PROTOCOL_VERSION,
-        maxVersion: PROTOCOL_VERSION,
-        flags: 0,
-        nonce: crypto.getRandomValues(new Uint8Array(32)),
-      }),
-    );
+    await writeAll(session.conn, serverHello);
   } catch {
     return false;
   }
-  return true;
+  if (!context.auth) return true;
+  const result = await verifyAuth(
+    {
+      reader: session.reader,
+      writer: session.conn,
+      host: (session.conn.remoteAddr as Deno.NetAddr).hostname,
+      signal: session.signal,
+    },
+    {
+      token: context.auth.token,
+      version: PROTOCOL_VERSION,
+      serverNonce: nonce,
+      clientHello: clientHelloBytes(hello),
+      serverHello,
+    },
+    context.auth.throttle,
+    () => session.timedOut,
+  );
+  if (result === "ok") return true;
+  emit(
+    session,
+    context,
+    { protocol: "ferry", request: "HELLO", path: "", bytes: 0, result },
+    time,
+    started,
+  );
+  return false;
 }
 
 /** Per-request bookkeeping shared between a handler and the request loop. */
@@ -589,13 +857,15 @@ interface RequestState {
   closeOnError: boolean;
   /** Do not answer a failure with `ERROR` (raw bytes are being sent). */
   silentOnError: boolean;
+  /** A `GET` answered from the hash cache. */
+  cached?: boolean;
 }
 
 async function serveRequests(
   session: Session,
   context: ServerContext,
 ): Promise<void> {
-  while (true) {
+  while (!session.stopping) {
     let message: Message | null;
     try {
       message = await session.reader.readMessage();
@@ -619,6 +889,7 @@ async function serveRequests(
       return; // a frame we cannot parse leaves the stream unusable
     }
     if (message === null) return;
+    session.busy = true;
     const time = new Date();
     const started = performance.now();
     const state: RequestState = {
@@ -628,6 +899,7 @@ async function serveRequests(
     };
     let result = "ok";
     try {
+      checkRequestLimits(message, context.limits);
       switch (message.type) {
         case "list":
           await handleList(session, context, message);
@@ -640,6 +912,16 @@ async function serveRequests(
           break;
         case "put":
           await handlePut(session, context, message, state);
+          break;
+        case "mkdir":
+          if (!context.allowUpload) {
+            throw new FerryError("FORBIDDEN", "Uploads are not allowed");
+          }
+          await makeFolder(context.realRoot, message.path, {
+            mtime: message.mtime,
+            hidden: TEMP_NAME,
+          });
+          await writeAll(session.conn, encodeMessage({ type: "ok" }));
           break;
         default:
           state.closeOnError = true;
@@ -667,12 +949,15 @@ async function serveRequests(
         path: "path" in message ? message.path : "",
         bytes: state.bytes,
         result,
+        ...(state.cached ? { cached: true } : {}),
       },
       time,
       started,
     );
     if (result !== "ok" && state.closeOnError) return;
+    session.busy = false;
   }
+  await lingerClose(session.conn, session.reader); // the server is stopping
 }
 
 const WIRE_CODES: ReadonlySet<string> = new Set([
@@ -816,6 +1101,13 @@ async function handleList(
     batchBytes = emptyFrameBytes;
   };
   const add = async (entry: Entry) => {
+    if (count >= context.limits.maxListEntries) {
+      // The entries sent so far stand; ERROR comes instead of END.
+      throw new FerryError(
+        "TOO_LARGE",
+        `Listing has more than ${context.limits.maxListEntries} entries`,
+      );
+    }
     const size = entryBytes(entry);
     if (batchBytes + size > FRAME_HEADER_BYTES + MAX_FRAME_BYTES) await flush();
     batch.push(entry);
@@ -907,8 +1199,16 @@ async function handleGet(
   if (!found.info.isFile) {
     throw new FerryError("FORBIDDEN", `Not a file: ${message.path}`);
   }
-  const file = await Deno.open(found.hostPath, { read: true });
+  // Opened, then proven to be the file inside the root (a folder on the
+  // path may have been swapped for a link out of it since the check).
+  const file = await openInside(
+    context.realRoot,
+    found.hostPath,
+    message.path,
+    { read: true },
+  );
   try {
+    const observedAt = Date.now();
     const before = await file.stat();
     if (!before.isFile) {
       throw new FerryError("FORBIDDEN", `Not a file: ${message.path}`);
@@ -922,9 +1222,15 @@ async function handleGet(
         `Offset ${offset} is past the end of ${message.path} (${size} bytes)`,
       );
     }
-    const hash = createHash("sha256");
+    // A cached digest of this very version spares hashing: the prefix is
+    // skipped, the bytes are only copied (see `_hash_cache.ts`).
+    const cached = context.hashCache?.lookup(found.hostPath, before);
+    const hash = cached ? undefined : createHash("sha256");
     const buffers = session.bulkBuffers();
-    if (offset > 0) {
+    if (cached) {
+      state.cached = true;
+      if (offset > 0) await file.seek(offset, Deno.SeekMode.Start);
+    } else if (offset > 0) {
       const hashed = await copyHashed(file, undefined, offset, hash, buffers);
       if (hashed < offset) {
         throw new FerryError(
@@ -957,16 +1263,23 @@ async function handleGet(
     }
     state.closeOnError = false;
     state.silentOnError = false;
+    // Size, times and inode as before: the bytes sent are one version of
+    // the file, and a cached digest is that version's.
     const after = await file.stat();
-    if (after.size !== size || mtimeOf(after) !== mtime) {
+    if (!sameVersion(before, after)) {
       throw new FerryError(
         "CHANGED",
         `File changed while it was sent: ${message.path}`,
       );
     }
+    let digest = cached;
+    if (digest === undefined) {
+      digest = hash!.digest();
+      context.hashCache?.store(found.hostPath, before, digest, observedAt);
+    }
     await writeAll(
       session.conn,
-      encodeMessage({ type: "hash", sha256: hash.digest() }),
+      encodeMessage({ type: "hash", sha256: digest }),
     );
   } finally {
     file.close();
@@ -987,25 +1300,74 @@ async function handlePut(
   if (target.existing && !message.overwrite) {
     throw new FerryError("EXISTS", `Already exists: ${message.path}`);
   }
-  const tempPath = nodePath.join(target.folder, tempName());
-  const file = await Deno.open(tempPath, { write: true, createNew: true });
+  await context.uploadParts.sweep(target.folder);
+  // A resumable upload goes to a part named after the upload, which a cut
+  // keeps and a retry continues (see `_upload_part.ts`); any other to a
+  // fresh random name.
+  const resumable = message.resume;
+  let tempPath: string;
+  let file: Deno.FsFile;
+  let offset = 0;
+  let hash = createHash("sha256");
+  let release: (() => void) | undefined;
+  if (resumable) {
+    tempPath = nodePath.join(
+      target.folder,
+      resumablePartName(target.hostPath, message.size, message.mtime),
+    );
+    release = await context.uploadParts.claim(tempPath, () => session.close());
+    try {
+      ({ file, offset, hash } = await openResumablePart(
+        tempPath,
+        message.size,
+        session.bulkBuffers(),
+      ));
+    } catch (error) {
+      release();
+      throw error;
+    }
+  } else {
+    tempPath = nodePath.join(target.folder, tempName());
+    file = await Deno.open(tempPath, { write: true, createNew: true });
+  }
+  try {
+    // The folder may have been swapped for a link out of the root since
+    // it was resolved: prove the file is inside before writing to it.
+    await checkOpened(
+      context.realRoot,
+      tempPath,
+      message.path,
+      await file.stat(),
+    );
+  } catch (error) {
+    file.close();
+    release?.();
+    throw error;
+  }
+  // A failed write (disk full, ...) drops the temporary file and the rest
+  // of the bytes; the client hears INTERNAL after its HASH.
+  const sink = new UploadSink(file, tempPath);
+  const writer = new TrackedWriter(sink);
   let fileOpen = true;
   let placed = false;
+  // Set while a cut connection would leave a resumable part worth keeping.
+  let receiving = false;
+  let keepPart = false;
   try {
-    await writeAll(session.conn, encodeMessage({ type: "ready", offset: 0 }));
+    await writeAll(session.conn, encodeMessage({ type: "ready", offset }));
     // The client now streams raw bytes: if anything fails before they are
     // all read, the stream is out of step and the connection has to close.
     state.closeOnError = true;
-    const hash = createHash("sha256");
+    receiving = true;
     const received = await copyHashed(
       session.reader,
-      file,
-      message.size,
+      writer,
+      message.size - offset,
       hash,
       session.bulkBuffers(),
       (done) => state.bytes = done,
     );
-    if (received < message.size) {
+    if (received < message.size - offset) {
       state.silentOnError = true;
       throw new FerryError("CONNECTION", "Upload cut short");
     }
@@ -1014,32 +1376,76 @@ async function handlePut(
       state.silentOnError = true;
       throw new FerryError("CONNECTION", "Upload cut short before its HASH");
     }
+    receiving = false;
     if (reply.type !== "hash") {
       throw new FerryError("BAD_REQUEST", `Expected HASH, got ${label(reply)}`);
     }
     state.closeOnError = false;
-    if (!equalBytes(hash.digest(), reply.sha256)) {
+    sink.check();
+    const digest = hash.digest();
+    if (!equalBytes(digest, reply.sha256)) {
       throw new FerryError(
         "INTEGRITY",
         `SHA-256 mismatch, upload discarded: ${message.path}`,
       );
     }
-    await file.syncData();
+    await sink.sync();
     file.close();
     fileOpen = false;
     if (message.mtime !== undefined) {
       await Deno.utime(tempPath, new Date(), new Date(message.mtime));
     }
+    const ours = await Deno.stat(tempPath);
     await place(tempPath, target.hostPath, message);
     placed = true;
+    await cacheUpload(context, target.hostPath, ours, digest);
     await writeAll(session.conn, encodeMessage({ type: "ok" }));
+  } catch (error) {
+    // A cut (or a server shutdown) while the bytes come keeps a resumable
+    // part; a bad frame, a failed write or a failed check drops it.
+    keepPart = resumable && receiving && !sink.failed &&
+      !(error instanceof FerryError && !CUT_CODES.has(error.code));
+    throw error;
   } finally {
+    await writer.settled();
     if (fileOpen) file.close();
-    if (!placed) {
+    if (!placed && !keepPart) {
       await Deno.remove(tempPath).catch(() => {
         // Already gone: nothing to clean.
       });
     }
+    release?.();
+  }
+}
+
+/** Error codes of a connection that ended early (rather than misbehaved). */
+const CUT_CODES: ReadonlySet<string> = new Set([
+  "CONNECTION",
+  "TRUNCATED",
+  "TIMEOUT",
+]);
+
+/**
+ * Remembers the digest of a file just uploaded, if the file at its place
+ * is still the one that was renamed there.
+ */
+async function cacheUpload(
+  context: ServerContext,
+  hostPath: string,
+  ours: Deno.FileInfo,
+  digest: Uint8Array,
+): Promise<void> {
+  if (!context.hashCache) return;
+  const observedAt = Date.now();
+  const placedInfo = await Deno.stat(hostPath).catch(() => undefined);
+  if (
+    placedInfo && placedInfo.ino === ours.ino && placedInfo.dev === ours.dev &&
+    placedInfo.size === ours.size &&
+    mtimeOf(placedInfo) === mtimeOf(ours)
+  ) {
+    context.hashCache.store(hostPath, placedInfo, digest, observedAt, {
+      upload: true,
+    });
   }
 }
 
@@ -1098,7 +1504,8 @@ const USAGE = `USAGE:
   server.ts [OPTIONS]
 
   Serves a folder to ferry clients and to the classic lab client.
-  Run with: deno run --allow-net --allow-read [--allow-write] server.ts
+  Run with: deno run --allow-net --allow-read [--allow-write]
+            [--allow-env=FERRY_TOKEN] server.ts
   (--allow-write is needed for --allow-upload)
 
 OPTIONS:
@@ -1107,6 +1514,16 @@ OPTIONS:
   --port PORT      port to listen on, 0 for any free port (default: 65432)
   --allow-upload   accept uploads (PUT) into the root (default: off)
   --no-classic     refuse classic clients (default: classic clients served)
+  --token SECRET   require clients to prove they know SECRET (default: none;
+                   visible in ps: prefer FERRY_TOKEN or --token-file)
+  --token-file PATH  read the token from the first line of PATH (default: none)
+                   precedence: --token, then --token-file, then FERRY_TOKEN
+                   (FERRY_TOKEN needs --allow-env=FERRY_TOKEN)
+  --cert FILE      TLS certificate chain, PEM; needs --key (default: plain TCP)
+  --key FILE       TLS private key, PEM; needs --cert (default: none)
+${LIMITS_USAGE}
+  --log FORMAT     request log on stderr, one line per request: text or json
+                   (default: text)
   --quiet          do not log requests to stderr (default: one line each)
   -h, --help       print this help and exit`;
 
@@ -1118,7 +1535,13 @@ interface Flags {
   allowUpload: boolean;
   classic: boolean;
   quiet: boolean;
+  log: "text" | "json";
   help: boolean;
+  token: string | undefined;
+  tokenFile: string | undefined;
+  cert: string | undefined;
+  key: string | undefined;
+  limits: LimitOptions;
 }
 
 /** Parses the command line; throws a one-line message on a usage error. */
@@ -1136,7 +1559,13 @@ function parseFlags(args: string[]): Flags {
         "allow-upload": { type: "boolean", default: false },
         "no-classic": { type: "boolean", default: false },
         quiet: { type: "boolean", default: false },
+        log: { type: "string", default: "text" },
         help: { type: "boolean", short: "h", default: false },
+        token: { type: "string" },
+        "token-file": { type: "string" },
+        cert: { type: "string" },
+        key: { type: "string" },
+        ...LIMIT_FLAGS,
       },
     }));
   } catch (error) {
@@ -1148,6 +1577,15 @@ function parseFlags(args: string[]): Flags {
     throw new UsageError(`bad port: ${values.port}`);
   }
   if (values.host === "") throw new UsageError("empty --host");
+  if (!LOG_FORMATS.includes(values.log)) {
+    throw new UsageError(`bad --log format: ${values.log} (text or json)`);
+  }
+  let limits: LimitOptions;
+  try {
+    limits = limitsFromFlags(values);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
   return {
     root: values.root,
     host: values.host,
@@ -1155,18 +1593,17 @@ function parseFlags(args: string[]): Flags {
     allowUpload: values["allow-upload"],
     classic: !values["no-classic"],
     quiet: values.quiet,
+    log: values.log as "text" | "json",
     help: values.help,
+    token: values.token,
+    tokenFile: values["token-file"],
+    cert: values.cert,
+    key: values.key,
+    limits,
   };
 }
 
 class UsageError extends Error {}
-
-function formatLogLine(event: ServerLogEvent): string {
-  const path = JSON.stringify(event.path);
-  return `${event.time.toISOString()} ${event.peer} ${event.protocol} ${event.request} ${path} ${event.bytes} ${event.result} ${
-    event.durationMs.toFixed(1)
-  }ms`;
-}
 
 async function main(): Promise<void> {
   let flags: Flags;
@@ -1194,6 +1631,18 @@ async function main(): Promise<void> {
       Deno.exit(2);
     }
   }
+  let token: TokenSource;
+  let tls: TlsFiles | undefined;
+  try {
+    token = await resolveToken(flags.token, flags.tokenFile);
+    tls = await loadTlsFiles(flags.cert, flags.key);
+  } catch (error) {
+    if (!(error instanceof FerryError)) throw error;
+    const reason = error.message.charAt(0).toLowerCase() +
+      error.message.slice(1);
+    console.error(`ferry-server: ${reason}`);
+    Deno.exit(2);
+  }
   const controller = new AbortController();
   const quiet = flags.quiet;
   let server: FerryServer;
@@ -1205,8 +1654,15 @@ async function main(): Promise<void> {
       port: flags.port,
       allowUpload: flags.allowUpload,
       classic: flags.classic,
+      ...flags.limits,
+      token: token.token,
+      cert: tls?.cert,
+      key: tls?.key,
       signal: controller.signal,
-      onLog: quiet ? undefined : (event) => console.error(formatLogLine(event)),
+      onLog: quiet ? undefined : (event) =>
+        console.error(
+          flags.log === "json" ? formatLogJson(event) : formatLogText(event),
+        ),
     });
     realRoot = await Deno.realPath(flags.root);
   } catch (error) {
@@ -1228,8 +1684,17 @@ async function main(): Promise<void> {
     ? `[${server.addr.hostname}]`
     : server.addr.hostname;
   const mode = flags.allowUpload ? "uploads allowed" : "read-only";
+  const warnings = startupWarnings({
+    hostname: server.addr.hostname,
+    token: token.token !== undefined,
+    tls: tls !== undefined,
+    allowUpload: flags.allowUpload,
+    envReadable: token.envReadable,
+  });
+  for (const line of warnings) console.error(`ferry-server: ${line}`);
+  const scheme = tls ? "tls" : "tcp";
   console.log(
-    `Listening on tcp://${host}:${server.addr.port} (root ${realRoot}, ${mode})`,
+    `Listening on ${scheme}://${host}:${server.addr.port} (root ${realRoot}, ${mode})`,
   );
   await server.finished;
   for (const signal of signals) Deno.removeSignalListener(signal, onSignal);

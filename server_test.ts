@@ -660,7 +660,13 @@ Deno.test("serve() closes open connections on shutdown and finished settles", as
 Deno.test("serve() removes the temporary file of an upload cut by shutdown", async () => {
   const root = await Deno.makeTempDir({ prefix: "ferry_test_" });
   try {
-    const server = await serve({ root, port: 0, allowUpload: true });
+    // The upload stalls, so the drain deadline is what ends it.
+    const server = await serve({
+      root,
+      port: 0,
+      allowUpload: true,
+      drainMs: 100,
+    });
     const client = await RawClient.open(server.addr.port);
     try {
       await client.send({
