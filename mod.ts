@@ -29,11 +29,18 @@ export {
   type ServeOptions,
   type ServerLogEvent,
 } from "./server.ts";
+export type { LimitOptions } from "./_server_limits.ts";
 export {
   classicGet,
+  type ClassicGetOptions,
   connect,
   type ConnectOptions,
   FerryClient,
+  type FileOutcome,
+  type GetManyItem,
+  type GetManyOptions,
+  type PutManyItem,
+  type PutManyOptions,
   type TransferOptions,
   type TransferResult,
 } from "./client.ts";
