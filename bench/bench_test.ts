@@ -1,0 +1,149 @@
+import assert from "node:assert/strict";
+import { percentile, rate, summarize } from "./_stats.ts";
+
+const BENCH = new URL("./bench.ts", import.meta.url).pathname;
+const REPO = new URL("..", import.meta.url).pathname;
+
+async function runBench(
+  args: string[],
+  timeoutMs: number,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", BENCH, ...args],
+      cwd: REPO,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: controller.signal,
+    }).output();
+    const decoder = new TextDecoder();
+    return {
+      code: output.code,
+      stdout: decoder.decode(output.stdout),
+      stderr: decoder.decode(output.stderr),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("bench.ts --quick runs every scenario, prints tables and writes results.json", async () => {
+  const out = await Deno.makeTempDir({ prefix: "ferry_test_" });
+  try {
+    const { code, stdout, stderr } = await runBench(
+      ["--quick", "--no-install", "--out", out],
+      55_000,
+    );
+    assert.equal(code, 0, stderr);
+    for (
+      const heading of [
+        "# ferry benchmark",
+        "## 1. Big file",
+        "## 2. Many small files",
+        "## 3. Concurrency",
+        "## 4. Memory",
+        "## 5. Scaling",
+      ]
+    ) {
+      assert.ok(stdout.includes(heading), `stdout lacks ${heading}`);
+    }
+    assert.match(stdout, /^\| file \| peer \| MB\/s \| seconds \|/m);
+    assert.match(stdout, /^\|---\|---\|/m);
+    assert.match(stdout, /Machine: \d+ × /);
+    assert.match(stderr, /scenario 1: big file 8 MiB/);
+
+    const results = JSON.parse(await Deno.readTextFile(`${out}/results.json`));
+    for (
+      const key of [
+        "schema",
+        "startedAt",
+        "wallSeconds",
+        "mode",
+        "runsPerFigure",
+        "units",
+        "machine",
+        "peers",
+        "scenarios",
+      ]
+    ) {
+      assert.ok(key in results, `results.json lacks ${key}`);
+    }
+    assert.equal(results.mode, "quick");
+    assert.equal(results.runsPerFigure, 1);
+    assert.ok(results.machine.nproc >= 1);
+    assert.equal(typeof results.machine.cpu, "string");
+    assert.equal(typeof results.machine.deno, "string");
+    for (
+      const key of ["bigFile", "manyFiles", "concurrency", "memory", "scaling"]
+    ) {
+      assert.ok(key in results.scenarios, `scenarios lacks ${key}`);
+    }
+    const big = results.scenarios.bigFile;
+    assert.equal(big.length, 1);
+    assert.equal(big[0].bytes, 8 * 1024 * 1024);
+    // Every peer is listed, with figures or a reason: none silently dropped.
+    assert.equal(big[0].rows.length, 6);
+    for (const row of big[0].rows) {
+      assert.ok(["ok", "failed", "unavailable"].includes(row.status));
+      if (row.status === "ok") {
+        assert.ok(row.seconds.median > 0 && row.mbps.median > 0);
+      } else assert.equal(typeof row.reason, "string");
+    }
+    // The raw Deno loop needs nothing but Deno: it always has figures.
+    const raw = big[0].rows.find((r: { peer: string }) =>
+      r.peer.startsWith("raw Deno")
+    );
+    assert.equal(raw.status, "ok");
+    assert.equal(results.scenarios.manyFiles[0].count, 50);
+    assert.equal(results.scenarios.concurrency.length, 2);
+    assert.ok(Array.isArray(results.scenarios.scaling.sizes));
+    assert.ok(Array.isArray(results.scenarios.scaling.trees));
+    assert.equal(
+      await Deno.readTextFile(`${out}/results.md`),
+      stdout.slice(0, -1),
+    );
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("bench.ts --help prints USAGE and OPTIONS and exits 0", async () => {
+  const { code, stdout } = await runBench(["--help"], 20_000);
+  assert.equal(code, 0);
+  assert.match(stdout, /^USAGE:$/m);
+  assert.match(stdout, /^OPTIONS:$/m);
+  assert.match(stdout, /--quick .*\(default: off\)/);
+});
+
+Deno.test("bench.ts rejects an unknown flag with exit code 2 and the usage", async () => {
+  const { code, stdout, stderr } = await runBench(["--bogus"], 20_000);
+  assert.equal(code, 2);
+  assert.equal(stdout, "");
+  assert.match(stderr, /^bench: .*bogus/);
+  assert.match(stderr, /USAGE:/);
+});
+
+Deno.test("summarize() gives the median, min and max of runs", () => {
+  assert.deepEqual(summarize([3, 1, 2]), { median: 2, min: 1, max: 3, n: 3 });
+  assert.equal(summarize([1, 2, 3, 10]).median, 2.5);
+  assert.throws(() => summarize([]), RangeError);
+});
+
+Deno.test("rate() maps the slowest run to the minimum rate", () => {
+  assert.deepEqual(rate(summarize([2, 1, 4]), 100), {
+    median: 50,
+    min: 25,
+    max: 100,
+    n: 3,
+  });
+});
+
+Deno.test("percentile() uses the nearest rank", () => {
+  const values = Array.from({ length: 200 }, (_, i) => 200 - i);
+  assert.equal(percentile(values, 50), 100);
+  assert.equal(percentile(values, 99), 198);
+  assert.equal(percentile([5], 99), 5);
+});
