@@ -1,19 +1,21 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { classicGet } from "./_classic_client.ts";
-import { FerryError } from "./errors.ts";
 import {
   BufferWriter,
-  bytesEqual,
-  exists,
   freePort,
-  hasPython,
-  randomBytes,
   runClient,
   startPythonClassicServer,
-  withTempDir,
   writeRandomFile,
 } from "./_test_client_util.ts";
+import {
+  assertFerryError,
+  bytesEqual,
+  exists,
+  hasPython,
+  randomBytes,
+  sha256Hex,
+  withTempDir,
+} from "./_test_util.ts";
 
 const encoder = new TextEncoder();
 
@@ -95,10 +97,6 @@ async function expectReady(conn: Deno.Conn): Promise<void> {
   assert.equal(got, "READY");
 }
 
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
-
 /** Runs classicGet into DIR/out and returns the error it threw, if any. */
 async function getInto(
   dir: string,
@@ -117,12 +115,6 @@ async function getInto(
 async function assertNothingSaved(dest: string): Promise<void> {
   assert.equal(await exists(dest), false, "destination must not exist");
   assert.equal(await exists(`${dest}.part`), false, ".part must not exist");
-}
-
-function assertFerryError(error: unknown, code: string, pattern?: RegExp) {
-  assert.ok(error instanceof FerryError, `expected FerryError, got ${error}`);
-  assert.equal(error.code, code, error.message);
-  if (pattern) assert.match(error.message, pattern);
 }
 
 const DATA = randomBytes(4096);
@@ -156,7 +148,7 @@ for (const [how, header] of VALID_SPLITS) {
       const dest = `${dir}/out`;
       const result = await classicGet("f.bin", dest, { port: server.port });
       assert.equal(result.bytes, DATA.length);
-      assert.equal(result.sha256, sha256(DATA));
+      assert.equal(result.sha256, sha256Hex(DATA));
       assert.equal(result.path, "f.bin");
       assert.ok(bytesEqual(await Deno.readFile(dest), DATA));
       assert.equal(await exists(`${dest}.part`), false);
@@ -317,7 +309,7 @@ Deno.test("classicGet() writes to a ByteWriter", async () => {
   });
   const writer = new BufferWriter();
   const result = await classicGet("f.bin", writer, { port: server.port });
-  assert.equal(result.sha256, sha256(DATA));
+  assert.equal(result.sha256, sha256Hex(DATA));
   assert.ok(bytesEqual(writer.bytes(), DATA));
 });
 
@@ -354,7 +346,7 @@ Deno.test({
           const dest = `${out}/f${size}.bin`;
           const result = await classicGet(`f${size}.bin`, dest, { port });
           assert.equal(result.bytes, size);
-          assert.equal(result.sha256, sha256(data));
+          assert.equal(result.sha256, sha256Hex(data));
           assert.ok(bytesEqual(await Deno.readFile(dest), data));
         });
       }

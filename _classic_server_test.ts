@@ -2,36 +2,26 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { CLASSIC_SIZE_GAP_MS } from "./_classic_server.ts";
 import { RawClient, testBytes, withServer } from "./_test_server_util.ts";
+import { concat, hasPython } from "./_test_util.ts";
 
 const CLASSIC_CLIENT = fileURLToPath(
   new URL("../shared/seed/classic_client.py", import.meta.url),
 );
 
-async function hasPython(): Promise<boolean> {
-  try {
-    const { success } = await new Deno.Command("python3", {
-      args: ["--version"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return success;
-  } catch {
-    return false;
-  }
-}
-
 const PYTHON = await hasPython();
 const PYTHON_NOTE = PYTHON ? "" : " (python3 missing)";
 
 /**
- * Runs the unmodified classic client against `port` in `cwd`, typing `name`
- * at its prompt; returns its stdout and exit code.
+ * Runs the unmodified classic client against `port` in a new folder under
+ * `base`, typing `name` at its prompt; returns that folder, its output and
+ * its exit code.
  */
 async function runClassicClient(
   port: number,
   name: string,
-  cwd: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
+  base: string,
+): Promise<{ cwd: string; code: number; stdout: string; stderr: string }> {
+  const cwd = await Deno.makeTempDir({ dir: base, prefix: "client_" });
   const program = `exec(open(${
     JSON.stringify(CLASSIC_CLIENT)
   }, encoding="utf-8").read().replace('PORT = 65432', 'PORT = ${port}'))`;
@@ -49,6 +39,7 @@ async function runClassicClient(
   const output = await child.output();
   const decoder = new TextDecoder();
   return {
+    cwd,
     code: output.code,
     stdout: decoder.decode(output.stdout),
     stderr: decoder.decode(output.stderr),
@@ -66,11 +57,10 @@ Deno.test({
     await withServer({ files }, async ({ port, base, waitForLog }) => {
       await Promise.all(sizes.map(async (size) => {
         const name = `f${size}.bin`;
-        const cwd = await Deno.makeTempDir({ dir: base, prefix: "client_" });
-        const { code, stdout, stderr } = await runClassicClient(
+        const { cwd, code, stdout, stderr } = await runClassicClient(
           port,
           name,
-          cwd,
+          base,
         );
         assert.equal(code, 0, stderr);
         assert.ok(
@@ -103,11 +93,10 @@ Deno.test({
     for (const name of names) files[name] = `content of ${name}\n`;
     await withServer({ files }, async ({ port, base }) => {
       for (const name of names) {
-        const cwd = await Deno.makeTempDir({ dir: base, prefix: "client_" });
-        const { code, stdout, stderr } = await runClassicClient(
+        const { cwd, code, stdout, stderr } = await runClassicClient(
           port,
           name,
-          cwd,
+          base,
         );
         assert.equal(code, 0, stderr);
         assert.ok(stdout.includes("received and saved"), stdout);
@@ -133,8 +122,11 @@ Deno.test({
           ["sub", "FORBIDDEN"],
         ]
       ) {
-        const cwd = await Deno.makeTempDir({ dir: t.base, prefix: "client_" });
-        const { code, stdout } = await runClassicClient(t.port, name, cwd);
+        const { cwd, code, stdout } = await runClassicClient(
+          t.port,
+          name,
+          t.base,
+        );
         assert.equal(code, 0);
         assert.ok(
           stdout.includes("File does not exist on the server."),
@@ -177,13 +169,7 @@ async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
   while ((n = await conn.read(buffer)) !== null) {
     chunks.push(buffer.slice(0, n));
   }
-  const all = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, at);
-    at += chunk.length;
-  }
-  return all;
+  return concat(chunks);
 }
 
 Deno.test("serve() sends EXISTS and the size in two reads, then the file after READY", async () => {

@@ -7,32 +7,13 @@ import {
   makeBulkBuffers,
 } from "./_copy.ts";
 import type { ByteReader, ByteWriter } from "./protocol.ts";
+import { Prng, seededRandom, sha256Hex } from "./_test_util.ts";
 
 const BUFFER = 16;
 const COUNTS = [0, 1, BUFFER - 1, BUFFER, BUFFER + 1, 3 * BUFFER + 7];
 
-/**
- * Seeded PRNG (mulberry32), so a failing case can be replayed: returns an
- * integer in `[0, limit)`.
- */
-function makeRandom(seed: number): (limit: number) => number {
-  let state = seed >>> 0;
-  return (limit) => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor(((t ^ (t >>> 14)) >>> 0) / 2 ** 32 * limit);
-  };
-}
-
 function pattern(length: number, seed = 1): Uint8Array {
-  const random = makeRandom(seed);
-  return Uint8Array.from({ length }, () => random(256));
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
+  return new Prng(seed).bytes(length);
 }
 
 /**
@@ -98,14 +79,18 @@ Deno.test("copyHashed() copies and hashes exactly count bytes across short reads
   for (const count of COUNTS) {
     for (const seed of [1, 2, 3]) {
       const data = pattern(count + 50, seed);
-      const source = new MemoryReader(data, makeRandom(seed));
-      const sink = new CollectingWriter(makeRandom(seed + 100));
+      const source = new MemoryReader(data, seededRandom(seed));
+      const sink = new CollectingWriter(seededRandom(seed + 100));
       const hash = createHash("sha256");
       const moved = await copyHashed(source, sink, count, hash, smallBuffers());
       const label = `count ${count}, seed ${seed}`;
       assert.equal(moved, count, label);
       assert.deepEqual(sink.bytes, data.subarray(0, count), label);
-      assert.equal(hash.digest("hex"), sha256(data.subarray(0, count)), label);
+      assert.equal(
+        hash.digest("hex"),
+        sha256Hex(data.subarray(0, count)),
+        label,
+      );
     }
   }
 });
@@ -119,7 +104,7 @@ Deno.test("copyHashed() copies with full reads and full writes", async () => {
     const moved = await copyHashed(source, sink, count, hash, smallBuffers());
     assert.equal(moved, count);
     assert.deepEqual(sink.bytes, data);
-    assert.equal(hash.digest("hex"), sha256(data));
+    assert.equal(hash.digest("hex"), sha256Hex(data));
     // Full buffers: one read per buffer, no read after the last byte.
     assert.equal(source.reads, Math.ceil(count / BUFFER), `count ${count}`);
   }
@@ -128,7 +113,7 @@ Deno.test("copyHashed() copies with full reads and full writes", async () => {
 Deno.test("copyHashed() does not read past count", async () => {
   for (const count of COUNTS) {
     const data = pattern(count + 100);
-    const source = new MemoryReader(data, makeRandom(count + 1));
+    const source = new MemoryReader(data, seededRandom(count + 1));
     await copyHashed(
       source,
       new CollectingWriter(),
@@ -155,7 +140,7 @@ Deno.test("copyHashed() returns the short count when the source ends early", asy
     const sink = new CollectingWriter();
     const hash = createHash("sha256");
     const moved = await copyHashed(
-      new MemoryReader(data, makeRandom(available)),
+      new MemoryReader(data, seededRandom(available)),
       sink,
       available + 10,
       hash,
@@ -163,14 +148,14 @@ Deno.test("copyHashed() returns the short count when the source ends early", asy
     );
     assert.equal(moved, available);
     assert.deepEqual(sink.bytes, data);
-    assert.equal(hash.digest("hex"), sha256(data));
+    assert.equal(hash.digest("hex"), sha256Hex(data));
   }
 });
 
 Deno.test("copyHashed() only hashes when there is no sink", async () => {
   const data = pattern(3 * BUFFER + 7);
   const hash = createHash("sha256");
-  const source = new MemoryReader(data, makeRandom(5));
+  const source = new MemoryReader(data, seededRandom(5));
   const moved = await copyHashed(
     source,
     undefined,
@@ -180,14 +165,14 @@ Deno.test("copyHashed() only hashes when there is no sink", async () => {
   );
   assert.equal(moved, data.length);
   assert.equal(source.handedOut, data.length);
-  assert.equal(hash.digest("hex"), sha256(data));
+  assert.equal(hash.digest("hex"), sha256Hex(data));
 });
 
 Deno.test("copyHashed() reports a running total that rises to count", async () => {
   for (const count of COUNTS) {
     const totals: number[] = [];
     const moved = await copyHashed(
-      new MemoryReader(pattern(count + 5), makeRandom(count)),
+      new MemoryReader(pattern(count + 5), seededRandom(count)),
       new CollectingWriter(),
       count,
       undefined,
@@ -212,7 +197,7 @@ Deno.test("copyHashed() never reads into a buffer that a pending write still use
   // turns later; the reader fills its buffer at once. Reusing a buffer too
   // early would corrupt the output.
   const data = pattern(10 * BUFFER + 3, 9);
-  const random = makeRandom(11);
+  const random = seededRandom(11);
   const chunks: Uint8Array[] = [];
   const lazyWriter: ByteWriter = {
     async write(p) {
@@ -224,7 +209,7 @@ Deno.test("copyHashed() never reads into a buffer that a pending write still use
   };
   const hash = createHash("sha256");
   const moved = await copyHashed(
-    new MemoryReader(data, makeRandom(12)),
+    new MemoryReader(data, seededRandom(12)),
     lazyWriter,
     data.length,
     hash,
@@ -239,7 +224,7 @@ Deno.test("copyHashed() never reads into a buffer that a pending write still use
   }
   assert.equal(at, data.length);
   assert.deepEqual(out, data);
-  assert.equal(hash.digest("hex"), sha256(data));
+  assert.equal(hash.digest("hex"), sha256Hex(data));
 });
 
 Deno.test("copyHashed() rejects when the sink fails while a read is pending", async () => {
@@ -299,7 +284,7 @@ Deno.test("copyHashed() moves nothing and reads nothing for count 0", async () =
     0,
   );
   assert.equal(source.reads, 0);
-  assert.equal(hash.digest("hex"), sha256(new Uint8Array(0)));
+  assert.equal(hash.digest("hex"), sha256Hex(new Uint8Array(0)));
 });
 
 Deno.test("makeBulkBuffers() makes two distinct buffers of the asked size", () => {

@@ -8,7 +8,7 @@ import {
   type TestServer,
   withServer,
 } from "./_test_server_util.ts";
-import { bytesEqual } from "./_test_client_util.ts";
+import { bytesEqual } from "./_test_util.ts";
 
 const NOW = Date.UTC(2024, 5, 1);
 

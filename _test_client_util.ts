@@ -1,43 +1,28 @@
 /**
- * Helpers for the client tests: temp folders, random files, free ports, the
- * real classic Python server, and running the client script.
+ * Helpers for the client tests: random files, free ports, the real classic
+ * Python server, an in-test ferry server, running the client script, and a
+ * proxy that flips one byte. Generic helpers are in `_test_util.ts`.
  *
  * @module
  */
 
 import type { ByteWriter } from "./protocol.ts";
-
-/** Path of the client script, for CLI tests. */
-export const CLIENT_SCRIPT: string = new URL("./client.ts", import.meta.url)
-  .pathname;
+import {
+  CLIENT_SCRIPT,
+  type CliResult,
+  concat,
+  randomBytes,
+  runScript,
+  startTapProxy,
+  type TapProxy,
+  withTempDir,
+} from "./_test_util.ts";
 
 /** Path of the lab's classic server. */
 export const CLASSIC_SERVER_PY: string = new URL(
   "../shared/seed/classic_server.py",
   import.meta.url,
 ).pathname;
-
-/** Runs `fn` with a fresh temp folder, removed afterwards. */
-export async function withTempDir<T>(
-  fn: (dir: string) => Promise<T>,
-): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "ferry_test_" });
-  try {
-    return await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** `n` random bytes. */
-export function randomBytes(n: number): Uint8Array {
-  const bytes = new Uint8Array(n);
-  const step = 65536;
-  for (let at = 0; at < n; at += step) {
-    crypto.getRandomValues(bytes.subarray(at, Math.min(n, at + step)));
-  }
-  return bytes;
-}
 
 /** Writes a file of `n` random bytes and returns them. */
 export async function writeRandomFile(
@@ -47,24 +32,6 @@ export async function writeRandomFile(
   const bytes = randomBytes(n);
   await Deno.writeFile(path, bytes);
   return bytes;
-}
-
-/** Byte equality with a short message instead of a giant diff. */
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/** Whether a path exists. */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
 
 /** A port nobody listens on right now (listen on 0, close). */
@@ -78,37 +45,15 @@ export function freePort(): number {
 /** A writer that collects everything written to it. */
 export class BufferWriter implements ByteWriter {
   #chunks: Uint8Array[] = [];
-  #length = 0;
 
   write(p: Uint8Array): Promise<number> {
     this.#chunks.push(p.slice());
-    this.#length += p.length;
     return Promise.resolve(p.length);
   }
 
   /** Everything written so far. */
   bytes(): Uint8Array {
-    const all = new Uint8Array(this.#length);
-    let at = 0;
-    for (const chunk of this.#chunks) {
-      all.set(chunk, at);
-      at += chunk.length;
-    }
-    return all;
-  }
-}
-
-/** Whether `python3` can be run. */
-export async function hasPython(): Promise<boolean> {
-  try {
-    const { success } = await new Deno.Command("python3", {
-      args: ["--version"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return success;
-  } catch {
-    return false;
+    return concat(this.#chunks);
   }
 }
 
@@ -176,34 +121,12 @@ export async function startPythonClassicServer(
   };
 }
 
-/** What a CLI run produced. */
-export interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-  stdoutBytes: Uint8Array;
-}
-
 /** Runs `deno run -A client.ts ...args`. */
-export async function runClient(
+export function runClient(
   args: string[],
   options: { cwd?: string } = {},
 ): Promise<CliResult> {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLIENT_SCRIPT, ...args],
-    cwd: options.cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code,
-    stdout: decoder.decode(stdout),
-    stderr: decoder.decode(stderr),
-    stdoutBytes: stdout,
-  };
+  return runScript(CLIENT_SCRIPT, args, options);
 }
 
 /** A running in-test ferry server over a temp folder. */
@@ -244,14 +167,6 @@ export async function withFerryServer(
   });
 }
 
-/** A TCP proxy that flips one byte at a fixed offset of one direction. */
-export interface FlippingProxy {
-  /** The proxy's port. */
-  port: number;
-  /** Stops accepting, closes every connection and waits for the pumps. */
-  [Symbol.asyncDispose](): Promise<void>;
-}
-
 /**
  * Starts a proxy to `127.0.0.1:targetPort` that flips (XOR 0xff) the byte
  * at stream offset `flipAt` of the `direction` side of every connection.
@@ -260,82 +175,10 @@ export function startFlippingProxy(
   targetPort: number,
   direction: "toClient" | "toServer",
   flipAt: number,
-): FlippingProxy {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const sessions: Promise<void>[] = [];
-  function closeAll(): void {
-    for (const conn of conns) {
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
+): TapProxy {
+  return startTapProxy(targetPort, (chunk, side, position) => {
+    if (side === direction && flipAt >= position) {
+      if (flipAt < position + chunk.length) chunk[flipAt - position] ^= 0xff;
     }
-  }
-  async function pump(
-    from: Deno.Conn,
-    to: Deno.Conn,
-    flip: boolean,
-  ): Promise<void> {
-    const buffer = new Uint8Array(64 * 1024);
-    let position = 0;
-    try {
-      while (true) {
-        const n = await from.read(buffer);
-        if (n === null) break;
-        if (flip && flipAt >= position && flipAt < position + n) {
-          buffer[flipAt - position] ^= 0xff;
-        }
-        position += n;
-        let at = 0;
-        while (at < n) at += await to.write(buffer.subarray(at, n));
-      }
-    } catch {
-      // A side closed: the session ends.
-    }
-  }
-  async function session(client: Deno.Conn): Promise<void> {
-    conns.add(client);
-    let server: Deno.Conn;
-    try {
-      server = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
-    } catch {
-      client.close();
-      conns.delete(client);
-      return;
-    }
-    conns.add(server);
-    // When either direction ends, both connections close.
-    const pumps = [
-      pump(client, server, direction === "toServer"),
-      pump(server, client, direction === "toClient"),
-    ];
-    await Promise.race(pumps);
-    for (const conn of [client, server]) {
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-      conns.delete(conn);
-    }
-    await Promise.all(pumps);
-  }
-  const accepting = (async () => {
-    try {
-      for await (const conn of listener) sessions.push(session(conn));
-    } catch {
-      // Listener closed.
-    }
-  })();
-  return {
-    port: listener.addr.port,
-    async [Symbol.asyncDispose](): Promise<void> {
-      listener.close();
-      await accepting;
-      closeAll();
-      await Promise.all(sessions);
-    },
-  };
+  });
 }

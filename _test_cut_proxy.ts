@@ -9,6 +9,8 @@
  * @module
  */
 
+import { xorshift32 } from "./_test_util.ts";
+
 /** A running cutting proxy. */
 export interface CutProxy {
   /** The proxy's port. */
@@ -34,15 +36,8 @@ export function seededRange(
   min: number,
   max: number,
 ): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return min + (x % (max - min + 1));
-  };
+  const next = xorshift32(seed);
+  return () => min + (next() % (max - min + 1));
 }
 
 /**

@@ -1,58 +1,13 @@
 /**
- * Test helpers for limits, shutdown, fuzz and fault tests: a seeded PRNG,
- * the server script as a child process, a bounded wait on a condition, and
- * TCP proxies that cut or hold a connection.
+ * Test helpers for limits, shutdown, fuzz and fault tests: the server script
+ * as a child process, a bounded wait on a condition, and TCP proxies that cut
+ * or hold a connection. Generic helpers (the seeded PRNG among them) are in
+ * `_test_util.ts`.
  *
  * @module
  */
 
-/** Path of the server script, for CLI tests. */
-export const SERVER_SCRIPT: string = new URL("./server.ts", import.meta.url)
-  .pathname;
-
-/** Path of the client script, for CLI tests. */
-export const CLIENT_SCRIPT: string = new URL("./client.ts", import.meta.url)
-  .pathname;
-
-/** A small seeded PRNG (mulberry32): the same seed, the same run. */
-export class Prng {
-  #state: number;
-
-  /** Starts from `seed`. */
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-
-  /** A float in [0, 1). */
-  next(): number {
-    let t = (this.#state = (this.#state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-
-  /** An integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-
-  /** One element of `items`. */
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)];
-  }
-
-  /** `n` pseudo-random bytes. */
-  bytes(n: number): Uint8Array {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.int(256);
-    return out;
-  }
-
-  /** True with probability `p`. */
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-}
+import { SERVER_SCRIPT, spawnScript } from "./_test_util.ts";
 
 /**
  * Waits until `condition()` holds, checking every `intervalMs`, for at most
@@ -123,56 +78,21 @@ export async function startServerChild(
   args: string[],
   options: { shell?: string } = {},
 ): Promise<ServerChild> {
-  const denoArgs = ["run", "-A", SERVER_SCRIPT, "--port", "0", ...args];
-  const command = options.shell === undefined
-    ? new Deno.Command(Deno.execPath(), {
-      args: denoArgs,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    })
-    : new Deno.Command("bash", {
-      args: [
-        "-c",
-        `${options.shell}; exec "$0" "$@"`,
-        Deno.execPath(),
-        ...denoArgs,
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    });
-  const child = command.spawn();
-  const stderr = new Response(child.stderr).text();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream())
-    .getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += value;
-  }
-  const match = text.match(/Listening on \w+:\/\/[^ ]*:(\d+) /);
+  const server = await spawnScript(
+    SERVER_SCRIPT,
+    ["--port", "0", ...args],
+    options,
+  );
+  const match = server.head.match(/Listening on \w+:\/\/[^ ]*:(\d+) /);
   if (!match) {
-    child.kill("SIGKILL");
-    await child.status;
-    reader.releaseLock();
-    await child.stdout.cancel();
-    throw new Error(`server did not start: ${text} ${await stderr}`);
+    server.child.kill("SIGKILL");
+    const { stderr } = await server.finish();
+    throw new Error(`server did not start: ${server.head} ${stderr}`);
   }
   return {
-    child,
+    child: server.child,
     port: Number(match[1]),
-    async output() {
-      let rest = text.slice(text.indexOf("\n") + 1);
-      while (true) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        rest += value;
-      }
-      const status = await child.status;
-      return { code: status.code, stdout: rest, stderr: await stderr };
-    },
+    output: () => server.finish(),
   };
 }
 

@@ -1,29 +1,24 @@
 /**
  * Helpers for the authentication and TLS tests: a proxy that records every
- * byte of a session, the server and client scripts run as child processes,
- * and a throwaway certificate authority made with `openssl`.
+ * byte of a session, the server script run as a child process, and a
+ * throwaway certificate authority made with `openssl`. Generic helpers are in
+ * `_test_util.ts`.
  *
  * @module
  */
 
-/** Path of the server script, for CLI tests. */
-export const SERVER_SCRIPT: string = new URL("./server.ts", import.meta.url)
-  .pathname;
-
-/** Path of the client script, for CLI tests. */
-export const CLIENT_SCRIPT: string = new URL("./client.ts", import.meta.url)
-  .pathname;
-
-const decoder = new TextDecoder();
+import {
+  hasCommand,
+  SERVER_SCRIPT,
+  spawnScript,
+  startTapProxy,
+  type TapProxy,
+} from "./_test_util.ts";
 
 /** A TCP proxy that forwards to a server and keeps every byte it saw. */
-export interface CaptureProxy {
-  /** The proxy's port. */
-  port: number;
-  /** Bytes sent by clients, then bytes sent by the server, per connection. */
+export interface CaptureProxy extends TapProxy {
+  /** Every chunk, in the order it arrived, from both directions of every connection. */
   captured(): Uint8Array[];
-  /** Stops accepting, closes every connection and waits for the pumps. */
-  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -31,81 +26,16 @@ export interface CaptureProxy {
  * both directions of every connection.
  */
 export function startCaptureProxy(targetPort: number): CaptureProxy {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const sessions: Promise<void>[] = [];
   const chunks: Uint8Array[] = [];
-  let disposed: Promise<void> | undefined;
-  function closeQuietly(conn: Deno.Conn): void {
-    try {
-      conn.close();
-    } catch {
-      // Already closed.
-    }
-    conns.delete(conn);
-  }
-  async function pump(from: Deno.Conn, to: Deno.Conn): Promise<void> {
-    const buffer = new Uint8Array(64 * 1024);
-    try {
-      while (true) {
-        const n = await from.read(buffer);
-        if (n === null) break;
-        chunks.push(buffer.slice(0, n));
-        let at = 0;
-        while (at < n) at += await to.write(buffer.subarray(at, n));
-      }
-    } catch {
-      // A side closed: the session ends.
-    }
-  }
-  async function session(client: Deno.Conn): Promise<void> {
-    conns.add(client);
-    let server: Deno.Conn;
-    try {
-      server = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
-    } catch {
-      closeQuietly(client);
-      return;
-    }
-    conns.add(server);
-    const pumps = [pump(client, server), pump(server, client)];
-    await Promise.race(pumps);
-    closeQuietly(client);
-    closeQuietly(server);
-    await Promise.all(pumps);
-  }
-  const accepting = (async () => {
-    try {
-      for await (const conn of listener) sessions.push(session(conn));
-    } catch {
-      // Listener closed.
-    }
-  })();
+  const proxy = startTapProxy(
+    targetPort,
+    (chunk) => chunks.push(chunk.slice()),
+  );
   return {
-    port: listener.addr.port,
+    port: proxy.port,
     captured: () => chunks,
-    [Symbol.asyncDispose](): Promise<void> {
-      disposed ??= (async () => {
-        listener.close();
-        await accepting;
-        for (const conn of [...conns]) closeQuietly(conn);
-        await Promise.all(sessions);
-      })();
-      return disposed;
-    },
+    [Symbol.asyncDispose]: () => proxy[Symbol.asyncDispose](),
   };
-}
-
-/** Concatenates byte chunks. */
-export function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const total = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
 }
 
 /** Whether `needle` occurs in `haystack`. */
@@ -121,33 +51,6 @@ export function containsBytes(
     return true;
   }
   return false;
-}
-
-/** What a finished child process produced. */
-export interface ScriptResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `deno run -A script ...args` with extra environment variables. */
-export async function runScript(
-  script: string,
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<ScriptResult> {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", ...env },
-  }).output();
-  return {
-    code,
-    stdout: decoder.decode(stdout),
-    stderr: decoder.decode(stderr),
-  };
 }
 
 /** A `server.ts` child process that has printed where it listens. */
@@ -169,23 +72,8 @@ export async function startServerProcess(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<ServerProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SERVER_SCRIPT, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", ...env },
-  }).spawn();
-  const stdout = child.stdout.pipeThrough(new TextDecoderStream())
-    .getReader();
-  const stderrText = new Response(child.stderr).text();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await stdout.read();
-    if (done) break;
-    text += value;
-  }
-  const line = text.split("\n")[0];
+  const server = await spawnScript(SERVER_SCRIPT, args, { env });
+  const line = server.head.split("\n")[0];
   const port = Number(line.match(/:(\d+) /)?.[1] ?? 0);
   let stopped: Promise<{ code: number; stderr: string }> | undefined;
   return {
@@ -194,15 +82,12 @@ export async function startServerProcess(
     stop() {
       stopped ??= (async () => {
         try {
-          child.kill("SIGTERM");
+          server.child.kill("SIGTERM");
         } catch {
           // Already exited.
         }
-        while (!(await stdout.read()).done) {
-          // drain
-        }
-        const status = await child.status;
-        return { code: status.code, stderr: await stderrText };
+        const { code, stderr } = await server.finish();
+        return { code, stderr };
       })();
       return stopped;
     },
@@ -210,17 +95,8 @@ export async function startServerProcess(
 }
 
 /** Whether the `openssl` command can be run. */
-export async function hasOpenssl(): Promise<boolean> {
-  try {
-    const { success } = await new Deno.Command("openssl", {
-      args: ["version"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return success;
-  } catch {
-    return false;
-  }
+export function hasOpenssl(): Promise<boolean> {
+  return hasCommand("openssl", ["version"]);
 }
 
 /** A throwaway PKI: a CA, a server certificate it signed, another CA. */
@@ -248,7 +124,9 @@ async function openssl(dir: string, args: string[]): Promise<void> {
     stderr: "piped",
   }).output();
   if (!success) {
-    throw new Error(`openssl ${args[0]} failed: ${decoder.decode(stderr)}`);
+    throw new Error(
+      `openssl ${args[0]} failed: ${new TextDecoder().decode(stderr)}`,
+    );
   }
 }
 

@@ -21,6 +21,7 @@ import {
   type ServeOptions,
   type ServerLogEvent,
 } from "./server.ts";
+import { xorshift32 } from "./_test_util.ts";
 
 /** A running server over a temporary folder. */
 export interface TestServer {
@@ -118,13 +119,8 @@ export function sha256(bytes: Uint8Array): Uint8Array {
 /** Deterministic pseudo-random bytes. */
 export function testBytes(size: number, seed = 1): Uint8Array {
   const bytes = new Uint8Array(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    bytes[i] = x & 0xff;
-  }
+  const next = xorshift32(seed);
+  for (let i = 0; i < size; i++) bytes[i] = next() & 0xff;
   return bytes;
 }
 

@@ -4,40 +4,26 @@ import { AuthThrottle } from "./_server_auth.ts";
 import { resolveToken } from "./_token_source.ts";
 import { RawClient, sha256, withServer } from "./_test_server_util.ts";
 import {
-  CLIENT_SCRIPT,
-  concat,
   containsBytes,
-  runScript,
-  SERVER_SCRIPT,
   startCaptureProxy,
   startServerProcess,
 } from "./_test_security_util.ts";
 import { connect, FerryError } from "./client.ts";
 import { authMac, encodeMessage, HELLO_AUTH_REQUIRED } from "./protocol.ts";
 import { serve } from "./server.ts";
+import {
+  CLIENT_SCRIPT,
+  concat,
+  rejectsWith,
+  runScript,
+  SERVER_SCRIPT,
+} from "./_test_util.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 function makeToken(): string {
   return `ferry-token-${crypto.randomUUID()}`;
-}
-
-async function rejectsWith(
-  promise: Promise<unknown>,
-  code: string,
-  message?: RegExp,
-): Promise<FerryError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof FerryError, `expected FerryError, got ${caught}`);
-  assert.equal(caught.code, code, caught.message);
-  if (message) assert.match(caught.message, message);
-  return caught;
 }
 
 /** Handshake by hand, then AUTH with `secret`; returns the time to the reply. */
@@ -350,7 +336,7 @@ Deno.test("server.ts and client.ts read the token from FERRY_TOKEN", async () =>
       const good = await runScript(
         CLIENT_SCRIPT,
         ["--port", port, "get", "hi.txt", "-o", `${dir}/hi.txt`],
-        { FERRY_TOKEN: token },
+        { env: { FERRY_TOKEN: token } },
       );
       assert.equal(good.stderr, "");
       assert.equal(good.code, 0);
@@ -359,7 +345,7 @@ Deno.test("server.ts and client.ts read the token from FERRY_TOKEN", async () =>
       const flagWins = await runScript(
         CLIENT_SCRIPT,
         ["--port", port, "--token", "wrong", "ls"],
-        { FERRY_TOKEN: token },
+        { env: { FERRY_TOKEN: token } },
       );
       assert.equal(flagWins.code, 1);
       assert.match(flagWins.stderr, /^ferry: ls: unauthorized/);
@@ -368,7 +354,7 @@ Deno.test("server.ts and client.ts read the token from FERRY_TOKEN", async () =>
       const fileWins = await runScript(
         CLIENT_SCRIPT,
         ["--port", port, "--token-file", `${dir}/wrong`, "ls"],
-        { FERRY_TOKEN: token },
+        { env: { FERRY_TOKEN: token } },
       );
       assert.equal(fileWins.code, 1);
       assert.match(fileWins.stderr, /^ferry: ls: unauthorized/);

@@ -1,13 +1,15 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { runClient } from "./_test_client_util.ts";
 import { withServer } from "./_test_server_util.ts";
-
-const SERVER_SCRIPT = new URL("./server.ts", import.meta.url).pathname;
-
-function hex(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
-}
+import { startServerChild } from "./_test_fault_util.ts";
+import {
+  CLIENT_SCRIPT,
+  hasTerminalScript,
+  runScript,
+  SERVER_SCRIPT,
+  sha256Hex,
+  terminalCommand,
+} from "./_test_util.ts";
 
 Deno.test("client.ts get -r --json prints one parsable record per file, failures included", async () => {
   let root = "";
@@ -40,9 +42,9 @@ Deno.test("client.ts get -r --json prints one parsable record per file, failures
     );
     assert.equal(byName.get("d/a.txt").status, "ok");
     assert.equal(byName.get("d/a.txt").bytes, 5);
-    assert.equal(byName.get("d/a.txt").sha256, hex("alpha"));
+    assert.equal(byName.get("d/a.txt").sha256, sha256Hex("alpha"));
     assert.equal(typeof byName.get("d/a.txt").seconds, "number");
-    assert.equal(byName.get("d/sub/b.txt").sha256, hex("beta"));
+    assert.equal(byName.get("d/sub/b.txt").sha256, sha256Hex("beta"));
     assert.deepEqual(byName.get("d/gone.txt"), {
       name: "d/gone.txt",
       kind: "file",
@@ -75,12 +77,12 @@ Deno.test("client.ts get and put --json print one record for a single file", asy
       const record = JSON.parse(get.stdout);
       assert.equal(record.name, "a.txt");
       assert.equal(record.status, "ok");
-      assert.equal(record.sha256, hex("alpha"));
+      assert.equal(record.sha256, sha256Hex("alpha"));
       const put = await runClient(
         ["--port", String(t.port), "put", `${t.base}/a.txt`, "b.txt", "--json"],
       );
       assert.equal(put.code, 0);
-      assert.equal(JSON.parse(put.stdout).sha256, hex("alpha"));
+      assert.equal(JSON.parse(put.stdout).sha256, sha256Hex("alpha"));
       const missing = await runClient(
         [
           "--port",
@@ -106,32 +108,13 @@ async function withServerCli(
   root: string,
   fn: (port: number) => Promise<void>,
 ): Promise<string> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SERVER_SCRIPT, "--root", root, "--port", "0", ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const stderr = new Response(child.stderr).text();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
+  const server = await startServerChild(["--root", root, ...args]);
   try {
-    let port: number | undefined;
-    while (port === undefined) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`server ended: ${await stderr}`);
-      seen += value;
-      const match = seen.match(/Listening on tcp:\/\/127\.0\.0\.1:(\d+)/);
-      if (match) port = Number(match[1]);
-    }
-    await fn(port);
+    await fn(server.port);
   } finally {
-    child.kill("SIGTERM");
-    await reader.cancel();
-    await child.status;
+    server.child.kill("SIGTERM");
   }
-  return await stderr;
+  return (await server.output()).stderr;
 }
 
 Deno.test("server.ts --log json prints one JSON object per request", async () => {
@@ -199,41 +182,22 @@ Deno.test("server.ts logs text lines by default and nothing with --quiet", async
       /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z 127\.0\.0\.1:\d+ ferry LIST "" 0 ok \d+\.\dms$/,
     );
     assert.equal(await withServerCli(["--quiet"], base, get), "");
-    const bad = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", SERVER_SCRIPT, "--log", "xml"],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const bad = await runScript(SERVER_SCRIPT, ["--log", "xml"]);
     assert.equal(bad.code, 2);
-    assert.match(
-      new TextDecoder().decode(bad.stderr),
-      /^ferry-server: bad --log format: xml/,
-    );
+    assert.match(bad.stderr, /^ferry-server: bad --log format: xml/);
   } finally {
     await Deno.remove(base, { recursive: true });
   }
 });
 
-const HAS_SCRIPT = await new Deno.Command("script", { args: ["--version"] })
-  .output().then((out) => out.success, () => false);
+const HAS_SCRIPT = await hasTerminalScript();
 
 /** Runs client.ts under `script`, so that its stderr is a terminal. */
 async function runClientOnTerminal(
   args: string[],
 ): Promise<{ code: number; output: string; seconds: number }> {
-  const client = new URL("./client.ts", import.meta.url).pathname;
-  const quote = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`;
-  const line = [Deno.execPath(), "run", "-A", client, ...args].map(quote)
-    .join(" ");
   const start = performance.now();
-  const { code, stdout } = await new Deno.Command("script", {
-    args: ["-qec", line, "/dev/null"],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
+  const { code, stdout } = await terminalCommand(CLIENT_SCRIPT, args).output();
   return {
     code,
     output: new TextDecoder().decode(stdout),

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { BULK_BUFFER_BYTES } from "./_copy.ts";
 import { classicGet, connect, type FerryClient } from "./client.ts";
-import { FerryError } from "./errors.ts";
 import {
   encodeMessage,
   FrameReader,
@@ -12,33 +11,25 @@ import {
 } from "./protocol.ts";
 import {
   BufferWriter,
-  bytesEqual,
-  CLIENT_SCRIPT,
-  exists,
   freePort,
-  randomBytes,
   runClient,
   startFlippingProxy,
   withFerryServer,
-  withTempDir,
   writeRandomFile,
 } from "./_test_client_util.ts";
+import {
+  assertFerryError,
+  bytesEqual,
+  CLIENT_SCRIPT,
+  exists,
+  hasTerminalScript,
+  randomBytes,
+  sha256Hex,
+  terminalCommand,
+  withTempDir,
+} from "./_test_util.ts";
 
 const MIB = 1024 * 1024;
-
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
-
-function assertFerryError(
-  error: unknown,
-  code: string,
-  pattern?: RegExp,
-): void {
-  assert.ok(error instanceof FerryError, `expected FerryError, got ${error}`);
-  assert.equal(error.code, code, error.message);
-  if (pattern) assert.match(error.message, pattern);
-}
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {
@@ -79,7 +70,7 @@ Deno.test("FerryClient get() and put() move files of every edge size byte for by
         });
         assert.deepEqual(
           { path: result.path, bytes: result.bytes, sha256: result.sha256 },
-          { path: `g${size}.bin`, bytes: size, sha256: sha256(data) },
+          { path: `g${size}.bin`, bytes: size, sha256: sha256Hex(data) },
         );
         assert.ok(bytesEqual(await Deno.readFile(dest), data));
         assert.equal(await exists(`${dest}.part`), false);
@@ -93,7 +84,7 @@ Deno.test("FerryClient get() and put() move files of every edge size byte for by
           `p${size}.bin`,
         );
         assert.equal(result.bytes, size);
-        assert.equal(result.sha256, sha256(data));
+        assert.equal(result.sha256, sha256Hex(data));
         assert.ok(
           bytesEqual(await Deno.readFile(`${root}/p${size}.bin`), data),
         );
@@ -258,7 +249,7 @@ Deno.test("FerryClient get() serves 20 concurrent clients byte for byte", async 
     await Promise.all(files.map(async (data, i) => {
       await using client = await connect({ port });
       const result = await client.get(`f${i}.bin`, `${dir}/f${i}.bin`);
-      assert.equal(result.sha256, sha256(data));
+      assert.equal(result.sha256, sha256Hex(data));
       assert.ok(bytesEqual(await Deno.readFile(`${dir}/f${i}.bin`), data));
     }));
   });
@@ -281,7 +272,7 @@ Deno.test("FerryClient runs concurrent calls on one client one after another", a
     assert.equal((entries as unknown[]).length, 5);
     files.forEach((data, i) => {
       assert.ok(bytesEqual(writers[i].bytes(), data));
-      assert.equal(results[i].sha256, sha256(data));
+      assert.equal(results[i].sha256, sha256Hex(data));
     });
   });
 });
@@ -298,7 +289,7 @@ Deno.test("FerryClient get() streams into a WritableStream, a copy per chunk", a
     });
     await using client = await connect({ port });
     const result = await client.get("s.bin", stream);
-    assert.equal(result.sha256, sha256(data));
+    assert.equal(result.sha256, sha256Hex(data));
     const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
     let at = 0;
     for (const chunk of chunks) {
@@ -720,22 +711,7 @@ Deno.test("client.ts reports a refused connection in one line with exit 1", asyn
   );
 });
 
-/** Whether util-linux `script` can give the CLI a terminal. */
-async function hasScript(): Promise<boolean> {
-  if (Deno.build.os !== "linux") return false;
-  try {
-    const { success } = await new Deno.Command("script", {
-      args: ["--version"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return success;
-  } catch {
-    return false;
-  }
-}
-
-const SCRIPT = await hasScript();
+const SCRIPT = await hasTerminalScript();
 
 Deno.test({
   name: SCRIPT
@@ -745,22 +721,9 @@ Deno.test({
   async fn() {
     await withFerryServer({}, async ({ port, dir, root }) => {
       const data = await writeRandomFile(`${root}/asked.bin`, 5000);
-      const command = [
-        Deno.execPath(),
-        "run",
-        "-A",
-        CLIENT_SCRIPT,
-        "--port",
-        String(port),
-      ]
-        .map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(" ");
-      const child = new Deno.Command("script", {
-        args: ["-qec", command, "/dev/null"],
+      const child = terminalCommand(CLIENT_SCRIPT, ["--port", String(port)], {
         cwd: dir,
         stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-        env: { NO_COLOR: "1" },
       }).spawn();
       const writer = child.stdin.getWriter();
       await writer.write(new TextEncoder().encode("asked.bin\n"));
@@ -781,7 +744,7 @@ Deno.test("classicGet() downloads from serve() in classic mode", async () => {
       const result = await classicGet(`c${size}.bin`, `${dir}/c${size}.bin`, {
         port,
       });
-      assert.equal(result.sha256, sha256(data));
+      assert.equal(result.sha256, sha256Hex(data));
       assert.ok(bytesEqual(await Deno.readFile(`${dir}/c${size}.bin`), data));
     }
     assertFerryError(

@@ -7,26 +7,21 @@
  */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { connect } from "./client.ts";
 import { FerryError } from "./errors.ts";
 import { testBytes, treeNames, withServer } from "./_test_server_util.ts";
+import { runClient } from "./_test_client_util.ts";
 import {
-  CLIENT_SCRIPT,
-  Prng,
   sizeOf,
   startProxy,
   startServerChild,
   waitUntil,
 } from "./_test_fault_util.ts";
+import { CLIENT_SCRIPT, Prng, scriptCommand, sha256Hex } from "./_test_util.ts";
 
 const MIB = 1024 * 1024;
 const BIG = 64 * MIB;
 const IS_POSIX = Deno.build.os !== "windows";
-
-function hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
 
 /** Whether `part` is a prefix of `whole`. */
 function isPrefix(part: Uint8Array, whole: Uint8Array): boolean {
@@ -36,27 +31,7 @@ function isPrefix(part: Uint8Array, whole: Uint8Array): boolean {
 }
 
 function spawnClient(args: string[], cwd: string): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLIENT_SCRIPT, ...args],
-    cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-}
-
-async function runClient(
-  args: string[],
-  cwd: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { code, stdout, stderr } = await spawnClient(args, cwd).output();
-  const decoder = new TextDecoder();
-  return {
-    code,
-    stdout: decoder.decode(stdout),
-    stderr: decoder.decode(stderr),
-  };
+  return scriptCommand(CLIENT_SCRIPT, args, { cwd }).spawn();
 }
 
 async function killed(child: Deno.ChildProcess): Promise<void> {
@@ -99,10 +74,10 @@ Deno.test({
 
         const again = await runClient(
           ["--port", String(t.port), "get", "big.bin", "-o", dest],
-          local,
+          { cwd: local },
         );
         assert.equal(again.code, 0, again.stderr);
-        assert.equal(hex(await Deno.readFile(dest)), hex(content));
+        assert.equal(sha256Hex(await Deno.readFile(dest)), sha256Hex(content));
         assert.equal(await sizeOf(`${dest}.part`), -1);
         const gets = t.logs.filter((e) => e.request === "GET");
         assert.equal(gets.at(-1)?.result, "ok");
@@ -166,12 +141,12 @@ Deno.test({
 
         const again = await runClient(
           ["--port", String(t.port), "put", "big.bin", "big.bin"],
-          local,
+          { cwd: local },
         );
         assert.equal(again.code, 0, again.stderr);
         assert.equal(
-          hex(await Deno.readFile(`${t.root}/big.bin`)),
-          hex(content),
+          sha256Hex(await Deno.readFile(`${t.root}/big.bin`)),
+          sha256Hex(content),
         );
         assert.deepEqual(await treeNames(t.root), ["big.bin"]);
         const puts = t.logs.filter((e) => e.request === "PUT");
@@ -303,8 +278,11 @@ Deno.test(`FerryClient get() through a proxy that cuts at random points: ${CUT_G
         try {
           await using client = await connect({ port: proxy.port });
           const result = await client.get(name, dest);
-          assert.equal(result.sha256, hex(files[name]));
-          assert.equal(hex(await Deno.readFile(dest)), hex(files[name]));
+          assert.equal(result.sha256, sha256Hex(files[name]));
+          assert.equal(
+            sha256Hex(await Deno.readFile(dest)),
+            sha256Hex(files[name]),
+          );
           completed++;
         } catch (error) {
           if (error instanceof assert.AssertionError) throw error;
@@ -321,7 +299,7 @@ Deno.test(`FerryClient get() through a proxy that cuts at random points: ${CUT_G
       // The server took no harm.
       await using client = await connect({ port: t.port });
       const result = await client.get("f7.bin", `${local}/final.bin`);
-      assert.equal(result.sha256, hex(files["f7.bin"]));
+      assert.equal(result.sha256, sha256Hex(files["f7.bin"]));
     } finally {
       await Deno.remove(local, { recursive: true });
     }

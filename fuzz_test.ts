@@ -25,7 +25,8 @@ import {
   treeNames,
   withServer,
 } from "./_test_server_util.ts";
-import { Prng, within } from "./_test_fault_util.ts";
+import { within } from "./_test_fault_util.ts";
+import { Prng } from "./_test_util.ts";
 
 const SERVER_SEED = 0xf0221;
 const SERVER_CONNECTIONS = 500;

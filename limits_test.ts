@@ -10,7 +10,8 @@ import {
   treeNames,
   withServer,
 } from "./_test_server_util.ts";
-import { SERVER_SCRIPT, startServerChild } from "./_test_fault_util.ts";
+import { startServerChild } from "./_test_fault_util.ts";
+import { SERVER_SCRIPT } from "./_test_util.ts";
 
 async function ferryCode(promise: Promise<unknown>): Promise<string> {
   try {

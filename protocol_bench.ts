@@ -24,6 +24,7 @@ import {
   FrameReader,
   type Message,
 } from "./protocol.ts";
+import { concat } from "./_test_util.ts";
 
 /** Serves `data` in reads of at most `chunk` bytes, like a socket would. */
 class MemorySource implements ByteReader {
@@ -48,16 +49,6 @@ class MemorySource implements ByteReader {
 
 /** Takes every byte and keeps none. */
 const NULL_WRITER: ByteWriter = { write: (p) => Promise.resolve(p.length) };
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const bytes = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.length;
-  }
-  return bytes;
-}
 
 // ------------------------------------------------------------ encode/decode
 

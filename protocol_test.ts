@@ -20,6 +20,7 @@ import {
   writeAll,
 } from "./protocol.ts";
 import { FerryError, type FerryErrorCode } from "./errors.ts";
+import { concat as concatChunks, seededRandom } from "./_test_util.ts";
 
 // ---------------------------------------------------------------- helpers
 
@@ -40,37 +41,30 @@ function fromHex(text: string): Uint8Array {
 }
 
 function concat(...parts: Uint8Array[]): Uint8Array {
-  const bytes = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.length;
-  }
+  return concatChunks(parts);
+}
+
+/** `size` bytes, filled in by `write` through a big-endian view. */
+function fixed(size: number, write: (view: DataView) => void): Uint8Array {
+  const bytes = new Uint8Array(size);
+  write(new DataView(bytes.buffer));
   return bytes;
 }
 
 function u16(value: number): Uint8Array {
-  const bytes = new Uint8Array(2);
-  new DataView(bytes.buffer).setUint16(0, value);
-  return bytes;
+  return fixed(2, (view) => view.setUint16(0, value));
 }
 
 function u32(value: number): Uint8Array {
-  const bytes = new Uint8Array(4);
-  new DataView(bytes.buffer).setUint32(0, value);
-  return bytes;
+  return fixed(4, (view) => view.setUint32(0, value));
 }
 
 function u64(value: bigint): Uint8Array {
-  const bytes = new Uint8Array(8);
-  new DataView(bytes.buffer).setBigUint64(0, value);
-  return bytes;
+  return fixed(8, (view) => view.setBigUint64(0, value));
 }
 
 function i64(value: bigint): Uint8Array {
-  const bytes = new Uint8Array(8);
-  new DataView(bytes.buffer).setBigInt64(0, value);
-  return bytes;
+  return fixed(8, (view) => view.setBigInt64(0, value));
 }
 
 function str16(bytes: Uint8Array): Uint8Array {
@@ -89,21 +83,6 @@ function ferryError(code: FerryErrorCode): (error: unknown) => true {
     assert.ok(error instanceof FerryError, `expected a FerryError: ${error}`);
     assert.equal(error.code, code, error.message);
     return true;
-  };
-}
-
-/**
- * Seeded PRNG (mulberry32) so that a failing fuzz case can be replayed:
- * returns an integer in `[0, limit)`.
- */
-function makeRandom(seed: number): (limit: number) => number {
-  let state = seed >>> 0;
-  return (limit) => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor(((t ^ (t >>> 14)) >>> 0) / 2 ** 32 * limit);
   };
 }
 
@@ -666,7 +645,7 @@ Deno.test("FrameReader.readMessage() decodes a stream of every message in random
     expected,
   );
   for (const seed of [1, 2, 3, 4, 5]) {
-    const random = makeRandom(seed);
+    const random = seededRandom(seed);
     const cuts: number[] = [];
     for (
       let at = random(40) + 1;
@@ -690,7 +669,7 @@ Deno.test("FrameReader grows its buffer for a frame larger than its initial buff
   const big = encodeMessage({ type: "entries", entries });
   assert.ok(big.length > 512 * 1024);
   const all = concat(FRAMES[0], big, FRAMES[4], big, FRAMES[0]);
-  const random = makeRandom(99);
+  const random = seededRandom(99);
   const cuts: number[] = [];
   for (let at = random(100) + 1; at < all.length; at += random(100_000) + 1) {
     cuts.push(at);
@@ -1323,7 +1302,7 @@ function checkDecodeOutcome(bytes: Uint8Array, label: string): string {
 
 Deno.test("decodeFrame() returns a message, undefined or a FerryError for random bytes", () => {
   const seed = 0xfe77;
-  const random = makeRandom(seed);
+  const random = seededRandom(seed);
   const outcomes = new Map<string, number>();
   for (let i = 0; i < 20_000; i++) {
     const bytes = new Uint8Array(random(64));
@@ -1352,7 +1331,7 @@ Deno.test("decodeFrame() returns a message, undefined or a FerryError for random
 
 Deno.test("decodeFrame() returns a message, undefined or a FerryError for mutated frames", () => {
   const seed = 0x5eed;
-  const random = makeRandom(seed);
+  const random = seededRandom(seed);
   const bases = FRAMES.filter((bytes) => bytes.length < 1024);
   const outcomes = new Map<string, number>();
   for (let i = 0; i < 20_000; i++) {
@@ -1556,7 +1535,7 @@ Deno.test("writeAll() loops over partial writes", async () => {
   await writeAll(oneByte, bytes);
   assert.deepEqual(new Uint8Array(oneByte.received), bytes);
   assert.equal(oneByte.calls, bytes.length);
-  const random = makeRandom(7);
+  const random = seededRandom(7);
   const ragged = new TricklingWriter((length) => 1 + random(length));
   await writeAll(ragged, bytes);
   assert.deepEqual(new Uint8Array(ragged.received), bytes);

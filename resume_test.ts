@@ -7,7 +7,12 @@
  */
 
 import assert from "node:assert/strict";
-import { connect, FerryError, type TransferResult } from "./client.ts";
+import {
+  connect,
+  type FerryClient,
+  FerryError,
+  type TransferResult,
+} from "./client.ts";
 import { toHex, type TransferOptions } from "./_client_common.ts";
 import { readPartRecord, recordPath } from "./_resume.ts";
 import { resumablePartName } from "./_upload_part.ts";
@@ -18,42 +23,48 @@ import {
   testBytes,
   withServer,
 } from "./_test_server_util.ts";
-import { bytesEqual, exists, runClient } from "./_test_client_util.ts";
+import { runClient } from "./_test_client_util.ts";
+import { bytesEqual, exists } from "./_test_util.ts";
 
 const MIB = 1024 * 1024;
 /** Frame bytes one attempt may add in the counted direction. */
 const ATTEMPT_OVERHEAD = 200;
 
-/** Downloads through a port, as one attempt; a cut comes back as its error. */
-async function tryGet(
+/**
+ * Runs one transfer attempt on a fresh connection to `port`; a cut comes
+ * back as its error.
+ */
+async function attempt(
   port: number,
-  path: string,
-  destination: string,
-  options: TransferOptions = {},
+  transfer: (client: FerryClient) => Promise<TransferResult>,
 ): Promise<TransferResult | FerryError> {
   try {
     await using client = await connect({ port });
-    return await client.get(path, destination, options);
+    return await transfer(client);
   } catch (error) {
     if (error instanceof FerryError) return error;
     throw error;
   }
 }
 
-/** Uploads through a port, as one attempt; a cut comes back as its error. */
-async function tryPut(
+/** Downloads through a port, as one attempt. */
+function tryGet(
+  port: number,
+  path: string,
+  destination: string,
+  options: TransferOptions = {},
+): Promise<TransferResult | FerryError> {
+  return attempt(port, (client) => client.get(path, destination, options));
+}
+
+/** Uploads through a port, as one attempt. */
+function tryPut(
   port: number,
   local: string,
   remote: string,
   options: TransferOptions = {},
 ): Promise<TransferResult | FerryError> {
-  try {
-    await using client = await connect({ port });
-    return await client.put(local, remote, options);
-  } catch (error) {
-    if (error instanceof FerryError) return error;
-    throw error;
-  }
+  return attempt(port, (client) => client.put(local, remote, options));
 }
 
 /** Makes `DEST.part` and its record with one download cut after `cutAt` bytes. */

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import {
   encodeMessage,
   type Entry,
@@ -15,8 +14,7 @@ import {
   treeNames,
   withServer,
 } from "./_test_server_util.ts";
-
-const SERVER_SCRIPT = fileURLToPath(new URL("./server.ts", import.meta.url));
+import { runScript, SERVER_SCRIPT, spawnScript } from "./_test_util.ts";
 
 /** Collects a LIST reply: entries of all batches, batch count, END count. */
 async function list(
@@ -783,24 +781,8 @@ Deno.test("serve() survives an onLog that throws", async () => {
 // ---------------------------------------------------------------------------
 // Command line
 
-async function runCli(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SERVER_SCRIPT, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
 Deno.test("server.ts --help prints USAGE and OPTIONS with defaults", async () => {
-  const { code, stdout, stderr } = await runCli(["--help"]);
+  const { code, stdout, stderr } = await runScript(SERVER_SCRIPT, ["--help"]);
   assert.equal(code, 0);
   assert.equal(stderr, "");
   assert.match(stdout, /^USAGE:/m);
@@ -822,20 +804,20 @@ Deno.test("server.ts --help prints USAGE and OPTIONS with defaults", async () =>
 });
 
 Deno.test("server.ts refuses an unknown flag and a bad port with exit code 2", async () => {
-  const unknown = await runCli(["--bogus"]);
+  const unknown = await runScript(SERVER_SCRIPT, ["--bogus"]);
   assert.equal(unknown.code, 2);
   assert.equal(unknown.stdout, "");
   assert.match(unknown.stderr.split("\n")[0], /^ferry-server: .*--bogus/);
   assert.match(unknown.stderr, /USAGE:/);
-  const port = await runCli(["--port", "http"]);
+  const port = await runScript(SERVER_SCRIPT, ["--port", "http"]);
   assert.equal(port.code, 2);
   assert.equal(port.stderr.split("\n")[0], "ferry-server: bad port: http");
-  const extra = await runCli(["stray"]);
+  const extra = await runScript(SERVER_SCRIPT, ["stray"]);
   assert.equal(extra.code, 2);
 });
 
 Deno.test("server.ts reports a missing root on one line with exit code 1", async () => {
-  const { code, stdout, stderr } = await runCli([
+  const { code, stdout, stderr } = await runScript(SERVER_SCRIPT, [
     "--root",
     "/definitely/not/here",
     "--port",
@@ -857,24 +839,16 @@ Deno.test({
     const root = await Deno.makeTempDir({ prefix: "ferry_test_" });
     try {
       await Deno.writeTextFile(`${root}/hi.txt`, "hi\n");
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", SERVER_SCRIPT, "--root", root, "--port", "0"],
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const stdout = child.stdout.pipeThrough(new TextDecoderStream())
-        .getReader();
-      const stderrText = new Response(child.stderr).text();
-      let text = "";
-      while (!text.includes("\n")) {
-        const { value, done } = await stdout.read();
-        if (done) break;
-        text += value;
-      }
-      const match = text.match(
+      const server = await spawnScript(SERVER_SCRIPT, [
+        "--root",
+        root,
+        "--port",
+        "0",
+      ]);
+      const match = server.head.match(
         /^Listening on tcp:\/\/127\.0\.0\.1:(\d+) \(root (.*), read-only\)\n$/,
       );
-      assert.ok(match, text);
+      assert.ok(match, server.head);
       assert.equal(match[2], await Deno.realPath(root));
       const client = await RawClient.open(Number(match[1]));
       try {
@@ -883,13 +857,9 @@ Deno.test({
       } finally {
         client.close();
       }
-      child.kill("SIGTERM");
-      while (!(await stdout.read()).done) {
-        // drain
-      }
-      const status = await child.status;
-      const stderr = await stderrText;
-      assert.equal(status.code, 0);
+      server.child.kill("SIGTERM");
+      const { code, stderr } = await server.finish();
+      assert.equal(code, 0);
       assert.match(stderr, /127\.0\.0\.1:\d+ ferry GET "hi\.txt" 3 ok /);
       assert.equal(stderr.trim().split("\n").length, 1);
     } finally {

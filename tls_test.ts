@@ -1,45 +1,27 @@
 import assert from "node:assert/strict";
 import {
-  CLIENT_SCRIPT,
   hasOpenssl,
   makeTestPki,
-  runScript,
-  SERVER_SCRIPT,
   startServerProcess,
   type TestPki,
 } from "./_test_security_util.ts";
-import { randomBytes } from "./_test_client_util.ts";
 import { withServer } from "./_test_server_util.ts";
-import { connect, FerryError } from "./client.ts";
+import { connect } from "./client.ts";
+import {
+  CLIENT_SCRIPT,
+  randomBytes,
+  rejectsWith,
+  runScript,
+  SERVER_SCRIPT,
+  withTempDir,
+} from "./_test_util.ts";
 
 const OPENSSL = await hasOpenssl();
 const SKIPPED = OPENSSL ? "" : " (skipped: openssl is missing)";
 
 /** Runs `fn` with a fresh throwaway PKI in a temp folder. */
-async function withPki(fn: (pki: TestPki) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ferry_test_" });
-  try {
-    await fn(await makeTestPki(dir));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function rejectsWith(
-  promise: Promise<unknown>,
-  codes: string[],
-  message?: RegExp,
-): Promise<FerryError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof FerryError, `expected FerryError, got ${caught}`);
-  assert.ok(codes.includes(caught.code), `${caught.code}: ${caught.message}`);
-  if (message) assert.match(caught.message, message);
-  return caught;
+function withPki(fn: (pki: TestPki) => Promise<void>): Promise<void> {
+  return withTempDir(async (dir) => await fn(await makeTestPki(dir)));
 }
 
 Deno.test({

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { percentile, rate, summarize } from "./_stats.ts";
+import { runScript } from "../_test_util.ts";
 
 const BENCH = new URL("./bench.ts", import.meta.url).pathname;
 const REPO = new URL("..", import.meta.url).pathname;
@@ -11,20 +12,10 @@ async function runBench(
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   try {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", BENCH, ...args],
+    return await runScript(BENCH, args, {
       cwd: REPO,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
       signal: controller.signal,
-    }).output();
-    const decoder = new TextDecoder();
-    return {
-      code: output.code,
-      stdout: decoder.decode(output.stdout),
-      stderr: decoder.decode(output.stderr),
-    };
+    });
   } finally {
     clearTimeout(timer);
   }
