@@ -50,13 +50,16 @@ export interface Toolbox {
   time: Availability;
 }
 
+/** Runs `cmd`; its exit code and stdout + stderr, or undefined if missing. */
 async function output(
   cmd: string,
   args: string[],
+  env?: Record<string, string>,
 ): Promise<{ code: number; text: string } | undefined> {
   try {
     const out = await new Deno.Command(cmd, {
       args,
+      env,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -194,18 +197,9 @@ export async function installPeers(
   const env = { DEBIAN_FRONTEND: "noninteractive" };
   async function apt(args: string[]): Promise<{ ok: boolean; text: string }> {
     try {
-      const out = await new Deno.Command("apt-get", {
-        args,
-        env,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const decoder = new TextDecoder();
-      return {
-        ok: out.success,
-        text: decoder.decode(out.stdout) + decoder.decode(out.stderr),
-      };
+      const out = await output("apt-get", args, env);
+      if (out === undefined) return { ok: false, text: "apt-get not found" };
+      return { ok: out.code === 0, text: out.text };
     } catch (error) {
       return { ok: false, text: String(error) };
     }

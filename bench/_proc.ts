@@ -438,6 +438,23 @@ export async function stopAll(): Promise<void> {
 }
 
 /**
+ * The message of anything thrown, for a "failed" row or note.
+ *
+ * @param error What was caught.
+ * @returns Its `message` if it is an `Error`, else its string form.
+ *
+ * @example
+ * ```ts
+ * import { reasonOf } from "./_proc.ts";
+ * console.assert(reasonOf(new Error("boom")) === "boom");
+ * console.assert(reasonOf("plain") === "plain");
+ * ```
+ */
+export function reasonOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
  * The last non-empty line of a text, trimmed.
  *
  * @param text Any text.

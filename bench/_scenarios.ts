@@ -20,6 +20,7 @@ import {
   warm,
 } from "./_data.ts";
 import {
+  type Availability,
   classicGet,
   curlGet,
   ferryGet,
@@ -35,7 +36,7 @@ import {
   startRsyncDaemon,
   type Toolbox,
 } from "./_peers.ts";
-import { lastLine, runTimed, type ServerProcess } from "./_proc.ts";
+import { lastLine, reasonOf, runTimed, type ServerProcess } from "./_proc.ts";
 import { MB, percentile, rate, summarize, type Summary } from "./_stats.ts";
 
 /** Shared state of one benchmark run. */
@@ -206,6 +207,11 @@ export interface ScalingResult {
 }
 
 class Failure extends Error {}
+
+/** Why the first of `tools` that is not available cannot be used, if any. */
+function missing(...tools: Availability[]): string | undefined {
+  return tools.find((tool) => !tool.available)?.reason;
+}
 
 /**
  * A workload whose first run takes longer than this is run only once, so
@@ -384,7 +390,7 @@ async function bigFileGet(
       }
     }
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = reasonOf(error);
     memoryUnavailable(`run failed: ${reason}`);
     return { peer: spec.peer, status: "failed", reason };
   } finally {
@@ -452,7 +458,7 @@ export async function bigFileScenario(
     rows.push(
       await bigFileGet(ctx, {
         peer: "ferry get (SHA-256 verified)",
-        unavailable: tools.ferry.available ? undefined : tools.ferry.reason,
+        unavailable: missing(tools.ferry),
         file,
         server: () => startFerryServer(ctx.src),
         client: (port, dir) => {
@@ -479,7 +485,7 @@ export async function bigFileScenario(
         peer: `nc (OpenBSD, server ${
           tools.nc.style === "q0" ? "-q0" : "-N"
         } -l, client -d)`,
-        unavailable: tools.nc.available ? undefined : tools.nc.reason,
+        unavailable: missing(tools.nc),
         file,
         server: () => startNcServer(tools.nc, source),
         perRun: true,
@@ -502,7 +508,7 @@ export async function bigFileScenario(
     rows.push(
       await bigFileGet(ctx, {
         peer: "classic client + classic server",
-        unavailable: tools.classic.available ? undefined : tools.classic.reason,
+        unavailable: missing(tools.classic),
         file,
         server: () => startClassicServer(tools.python.path!, ctx.src),
         client: classicClient,
@@ -514,11 +520,7 @@ export async function bigFileScenario(
     rows.push(
       await bigFileGet(ctx, {
         peer: "classic client + ferry server",
-        unavailable: !tools.classic.available
-          ? tools.classic.reason
-          : tools.ferry.available
-          ? undefined
-          : tools.ferry.reason,
+        unavailable: missing(tools.classic, tools.ferry),
         file,
         server: () => startFerryServer(ctx.src),
         client: classicClient,
@@ -528,11 +530,7 @@ export async function bigFileScenario(
     rows.push(
       await bigFileGet(ctx, {
         peer: "python3 -m http.server + curl",
-        unavailable: !tools.python.available
-          ? tools.python.reason
-          : tools.curl.available
-          ? undefined
-          : tools.curl.reason,
+        unavailable: missing(tools.python, tools.curl),
         file,
         server: () => startHttpServer(tools.python.path!, ctx.src),
         client: (port, dir) => {
@@ -593,11 +591,7 @@ async function treeGet(
       }
     }
   } catch (error) {
-    return {
-      peer,
-      status: "failed",
-      reason: error instanceof Error ? error.message : String(error),
-    };
+    return { peer, status: "failed", reason: reasonOf(error) };
   } finally {
     await running?.stop();
     await removeIfExists(dir);
@@ -680,11 +674,7 @@ async function classicLoop(
       rates.push(done / seconds);
     }
   } catch (error) {
-    return {
-      peer,
-      status: "failed",
-      reason: error instanceof Error ? error.message : String(error),
-    };
+    return { peer, status: "failed", reason: reasonOf(error) };
   } finally {
     await server?.stop();
     await removeIfExists(dir);
@@ -898,7 +888,7 @@ export async function concurrencyScenario(
       results.push({
         ...base,
         status: "failed",
-        reason: error instanceof Error ? error.message : String(error),
+        reason: reasonOf(error),
       });
       continue;
     } finally {
@@ -954,9 +944,7 @@ export async function scalingScenario(
       source = "measured here";
       row = await bigFileGet(ctx, {
         peer: "ferry get",
-        unavailable: ctx.tools.ferry.available
-          ? undefined
-          : ctx.tools.ferry.reason,
+        unavailable: missing(ctx.tools.ferry),
         file,
         server: () => startFerryServer(ctx.src),
         client: (port, dir) => {

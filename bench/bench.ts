@@ -28,7 +28,7 @@ import {
   startRawServer,
   type Toolbox,
 } from "./_peers.ts";
-import { lastLine, runTimed, stopAll } from "./_proc.ts";
+import { lastLine, reasonOf, runTimed, stopAll } from "./_proc.ts";
 import { type Machine, renderMarkdown, type Results } from "./_report.ts";
 import {
   type BigFile,
@@ -229,7 +229,7 @@ async function checkFerry(ctx: Context): Promise<void> {
   } catch (error) {
     ctx.tools.ferry = {
       available: false,
-      reason: error instanceof Error ? error.message : String(error),
+      reason: reasonOf(error),
     };
   }
 }
