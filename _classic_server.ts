@@ -33,6 +33,7 @@ import type { BulkBuffers } from "./_copy.ts";
 import { copyHashed } from "./_copy.ts";
 import { resolveExisting } from "./_path_jail.ts";
 import { FerryError } from "./errors.ts";
+import { delay } from "./_delay.ts";
 import { type FrameReader, writeAll } from "./protocol.ts";
 
 /**
@@ -217,18 +218,4 @@ async function readReady(reader: FrameReader): Promise<boolean> {
     have += n;
   }
   return true;
-}
-
-/** Waits `ms`, or less if `signal` aborts; leaves no timer behind. */
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const id = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(id);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

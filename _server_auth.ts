@@ -26,6 +26,7 @@ import {
   macEquals,
   writeAll,
 } from "./protocol.ts";
+import { delay } from "./_delay.ts";
 
 /**
  * Delay before the first `UNAUTHORIZED` reply to an address, in
@@ -371,8 +372,7 @@ export async function verifyAuth(
     }
     return "ok";
   }
-  const delay = throttle.fail(connection.host);
-  await sleep(delay, connection.signal);
+  await delay(throttle.fail(connection.host), connection.signal);
   if (connection.signal.aborted) return "UNAUTHORIZED";
   try {
     await writeAll(
@@ -389,17 +389,4 @@ export async function verifyAuth(
     // The peer left while it waited: nothing more to tell it.
   }
   return "UNAUTHORIZED";
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted || ms <= 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    const id = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(id);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -8,6 +8,7 @@
  */
 
 import { FerryError } from "./errors.ts";
+import { readFlagFile } from "./_flag_file.ts";
 
 /**
  * A certificate chain and its key, PEM text.
@@ -50,29 +51,9 @@ export async function loadTlsFiles(
     throw new FerryError("LOCAL", "--cert and --key go together");
   }
   return {
-    cert: await readPem(certPath, "--cert"),
-    key: await readPem(keyPath, "--key"),
+    cert: await readFlagFile(certPath, "--cert"),
+    key: await readFlagFile(keyPath, "--key"),
   };
-}
-
-async function readPem(path: string, flag: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (error) {
-    const reason = error instanceof Deno.errors.NotFound
-      ? "not found"
-      : error instanceof Deno.errors.PermissionDenied ||
-          error instanceof Deno.errors.NotCapable
-      ? "permission denied"
-      : error instanceof Deno.errors.IsADirectory
-      ? "is a folder"
-      : error instanceof Error
-      ? error.message
-      : String(error);
-    throw new FerryError("LOCAL", `Cannot read ${flag} ${path}: ${reason}`, {
-      cause: error,
-    });
-  }
 }
 
 /**

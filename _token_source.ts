@@ -12,6 +12,7 @@
  */
 
 import { FerryError } from "./errors.ts";
+import { readFlagFile } from "./_flag_file.ts";
 
 /**
  * Name of the environment variable that holds the token.
@@ -96,26 +97,7 @@ export async function resolveToken(
  * ```
  */
 export async function readTokenFile(path: string): Promise<string> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    const reason = error instanceof Deno.errors.NotFound
-      ? "not found"
-      : error instanceof Deno.errors.PermissionDenied ||
-          error instanceof Deno.errors.NotCapable
-      ? "permission denied"
-      : error instanceof Deno.errors.IsADirectory
-      ? "is a folder"
-      : error instanceof Error
-      ? error.message
-      : String(error);
-    throw new FerryError(
-      "LOCAL",
-      `Cannot read --token-file ${path}: ${reason}`,
-      { cause: error },
-    );
-  }
+  const text = await readFlagFile(path, "--token-file");
   const token = text.split(/\r?\n/, 1)[0].trim();
   if (token === "") {
     throw new FerryError(

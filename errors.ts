@@ -46,15 +46,20 @@ export type FerryErrorCode =
   | "LOCAL";
 
 /**
- * All codes of {@linkcode FerryErrorCode}, for validation and documentation.
+ * The codes that travel in `ERROR` frames, as listed in the error code table
+ * of `protocol.ts`'s wire spec. A receiver maps any other code to `INTERNAL`;
+ * the remaining {@linkcode FerryErrorCode}s are raised locally only.
  *
- * @example Check a code read from somewhere else
+ * @example Tell a wire code from a local one
  * ```ts
- * import { FERRY_ERROR_CODES } from "./errors.ts";
- * console.assert(FERRY_ERROR_CODES.includes("EXISTS"));
+ * import { WIRE_ERROR_CODES } from "./errors.ts";
+ * console.assert(WIRE_ERROR_CODES.has("NOT_FOUND"));
+ * console.assert(!WIRE_ERROR_CODES.has("TIMEOUT"));
  * ```
  */
-export const FERRY_ERROR_CODES: readonly FerryErrorCode[] = [
+export const WIRE_ERROR_CODES: ReadonlySet<FerryErrorCode> = new Set<
+  FerryErrorCode
+>([
   "NOT_FOUND",
   "FORBIDDEN",
   "EXISTS",
@@ -66,12 +71,46 @@ export const FERRY_ERROR_CODES: readonly FerryErrorCode[] = [
   "BUSY",
   "CHANGED",
   "INTEGRITY",
+]);
+
+/**
+ * All codes of {@linkcode FerryErrorCode}, for validation and documentation:
+ * the {@linkcode WIRE_ERROR_CODES} first, then the local ones.
+ *
+ * @example Check a code read from somewhere else
+ * ```ts
+ * import { FERRY_ERROR_CODES } from "./errors.ts";
+ * console.assert(FERRY_ERROR_CODES.includes("EXISTS"));
+ * ```
+ */
+export const FERRY_ERROR_CODES: readonly FerryErrorCode[] = [
+  ...WIRE_ERROR_CODES,
   "CONNECTION",
   "TRUNCATED",
   "PROTOCOL",
   "TIMEOUT",
   "LOCAL",
 ];
+
+/**
+ * Tells whether `code` may be sent in an `ERROR` frame (see
+ * {@linkcode WIRE_ERROR_CODES}).
+ *
+ * @param code Any string, such as the code of a received `ERROR` frame.
+ * @returns `true` when `code` is a wire error code, narrowed to
+ * {@linkcode FerryErrorCode}.
+ *
+ * @example Check a received code
+ * ```ts
+ * import { isWireErrorCode } from "./errors.ts";
+ * console.assert(isWireErrorCode("BUSY"));
+ * console.assert(!isWireErrorCode("LOCAL"));
+ * console.assert(!isWireErrorCode("NOPE"));
+ * ```
+ */
+export function isWireErrorCode(code: string): code is FerryErrorCode {
+  return (WIRE_ERROR_CODES as ReadonlySet<string>).has(code);
+}
 
 /**
  * Returns `code` as a {@linkcode FerryErrorCode} when it is one, else

@@ -2,24 +2,10 @@ import assert from "node:assert/strict";
 import {
   FERRY_ERROR_CODES,
   FerryError,
-  type FerryErrorCode,
+  isWireErrorCode,
   toFerryErrorCode,
+  WIRE_ERROR_CODES,
 } from "./errors.ts";
-
-/** The codes protocol.ts's spec lists as travelling in `ERROR` frames. */
-const WIRE_CODES: FerryErrorCode[] = [
-  "NOT_FOUND",
-  "FORBIDDEN",
-  "EXISTS",
-  "BAD_REQUEST",
-  "TOO_LARGE",
-  "UNSUPPORTED_VERSION",
-  "UNAUTHORIZED",
-  "BUSY",
-  "CHANGED",
-  "INTEGRITY",
-  "INTERNAL",
-];
 
 Deno.test("FerryError carries a name, a code, a message and a cause", () => {
   const cause = new Deno.errors.NotFound("no such file");
@@ -82,7 +68,7 @@ Deno.test("FERRY_ERROR_CODES are distinct wire-safe codes that include every wir
     // The ERROR frame's code field allows [A-Z_], 1 to 32 characters.
     assert.match(code, /^[A-Z_]{1,32}$/);
   }
-  for (const code of WIRE_CODES) {
+  for (const code of WIRE_ERROR_CODES) {
     assert.ok(FERRY_ERROR_CODES.includes(code), code);
   }
   for (
@@ -103,5 +89,18 @@ Deno.test("protocol.ts's error code table lists exactly the wire codes", async (
   const documented = [...section.matchAll(/^ \* \| `([A-Z_]+)`/gm)].map((m) =>
     m[1]
   );
-  assert.deepEqual([...documented].sort(), [...WIRE_CODES].sort());
+  assert.deepEqual([...documented].sort(), [...WIRE_ERROR_CODES].sort());
+});
+
+Deno.test("isWireErrorCode() accepts exactly the WIRE_ERROR_CODES", () => {
+  for (const code of FERRY_ERROR_CODES) {
+    assert.equal(isWireErrorCode(code), WIRE_ERROR_CODES.has(code), code);
+  }
+  for (const code of ["", "NOPE", "not_found", "__proto__", "TIMEOUT"]) {
+    assert.equal(isWireErrorCode(code), false, JSON.stringify(code));
+  }
+  assert.deepEqual(
+    FERRY_ERROR_CODES.filter((code) => !WIRE_ERROR_CODES.has(code)),
+    ["CONNECTION", "TRUNCATED", "PROTOCOL", "TIMEOUT", "LOCAL"],
+  );
 });
