@@ -27,7 +27,10 @@
  *    second time, reads where that descriptor really points
  *    (`/proc/self/fd/N`, the kernel's answer, which no rename can fake),
  *    and requires it to be inside the root and to be the same file
- *    (device and inode) as the first one. Where `/proc` is not available
+ *    (device and inode) as the first one. A `GET` of a small file uses
+ *    {@linkcode openProvenSync}, which opens the file once and asks the kernel
+ *    where that very descriptor points, then reads through it: the same
+ *    proof with one open instead of two. Where `/proc` is not available
  *    (other systems, or `--allow-read` limited to the root) it falls back to
  *    resolving the name again and comparing device and inode, which narrows
  *    the window but cannot close it; grant read access to `/proc/self/fd`
@@ -39,6 +42,13 @@
  * @module
  */
 
+import {
+  closeSync,
+  constants as fsConstants,
+  fstatSync,
+  openSync,
+  type Stats,
+} from "node:fs";
 import { open as openHandle } from "node:fs/promises";
 import * as nodePath from "node:path";
 import { FerryError } from "./errors.ts";
@@ -223,6 +233,49 @@ export async function resolveExisting(
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(hostPath);
+  } catch (error) {
+    throw fileSystemError(error, wirePath);
+  }
+  return { hostPath, info, segments };
+}
+
+/**
+ * {@linkcode resolveExisting} with synchronous calls (`Deno.realPathSync`,
+ * `Deno.statSync`): the same checks, results and errors, without two hops
+ * through the blocking-call thread pool. On a local file system these calls
+ * take microseconds (the inode cache is warm for anything served often),
+ * far less than one hop costs; a cold disk or a network file system can
+ * stall the caller's event loop for the length of one metadata lookup.
+ *
+ * @param realRoot The served folder, already resolved with `Deno.realPath`.
+ * @param wirePath The path from the request.
+ * @returns The real host path and its info.
+ * @throws {FerryError} `FORBIDDEN` if the path breaks a lexical rule or
+ * resolves outside the root, `NOT_FOUND` if nothing is there.
+ *
+ * @example Resolve a file
+ * ```ts ignore
+ * import { resolveExistingSync } from "./_path_jail.ts";
+ * const found = resolveExistingSync(Deno.realPathSync("."), "docs/a.txt");
+ * console.log(found.info.isFile);
+ * ```
+ */
+export function resolveExistingSync(
+  realRoot: string,
+  wirePath: string,
+): ResolvedPath {
+  const segments = splitWirePath(wirePath);
+  const joined = nodePath.join(realRoot, ...segments);
+  let hostPath: string;
+  let info: Deno.FileInfo;
+  try {
+    hostPath = Deno.realPathSync(joined);
+  } catch (error) {
+    throw fileSystemError(error, wirePath);
+  }
+  if (!isInside(realRoot, hostPath)) throw outside(wirePath);
+  try {
+    info = Deno.statSync(hostPath);
   } catch (error) {
     throw fileSystemError(error, wirePath);
   }
@@ -467,6 +520,171 @@ export async function checkOpened(
     );
   }
   return where;
+}
+
+/**
+ * A file opened by {@linkcode openProvenSync} and proven to be inside the
+ * root.
+ *
+ * @example Read a proven file
+ * ```ts ignore
+ * import { closeSync, readSync } from "node:fs";
+ * import { openProvenSync } from "./_path_jail.ts";
+ * const root = Deno.realPathSync(".");
+ * const proven = openProvenSync(root, `${root}/README.md`, "README.md");
+ * const bytes = new Uint8Array(proven.info.size);
+ * readSync(proven.fd, bytes, 0, bytes.length, 0);
+ * closeSync(proven.fd);
+ * ```
+ */
+export interface ProvenFile {
+  /** The `node:fs` descriptor; the caller closes it with `closeSync`. */
+  fd: number;
+  /** The open file's own status (`fstat`) when it was proven. */
+  info: Deno.FileInfo;
+  /** The open file's status now (`fstat` again). */
+  stat(): Deno.FileInfo;
+  /**
+   * Whether the kernel's name of the descriptor proved it (`/proc`), rather
+   * than a second lookup of the name (which narrows the window only).
+   */
+  strict: boolean;
+}
+
+/**
+ * Opens `hostPath` once, read-only, and proves that the file opened is
+ * inside the root (check 3 of the module doc): on Linux with `/proc/self/fd`
+ * readable (Deno grants it with `--allow-all` only), the kernel's name of
+ * the descriptor must lie inside `realRoot`; elsewhere the name is resolved
+ * again and must lead, inside the root, to the same device and inode. The
+ * caller reads through that same descriptor. The calls are synchronous (see
+ * {@linkcode resolveExistingSync} for why); the open uses `O_NONBLOCK` and
+ * `O_NOCTTY`, so a name swapped for a FIFO or a terminal between the
+ * caller's check and this open cannot block or take over anything (the
+ * caller refuses it: `info.isFile` is false).
+ *
+ * @param realRoot The served folder, already resolved with `Deno.realPath`.
+ * @param hostPath The resolved host path (`ResolvedPath.hostPath`).
+ * @param wirePath The path from the request, for messages.
+ * @returns The proven file.
+ * @throws {FerryError} `FORBIDDEN` if the file opened is outside the root (a
+ * folder on the path was swapped) or cannot be read, `NOT_FOUND` if it
+ * vanished.
+ *
+ * @example Open a resolved file
+ * ```ts ignore
+ * import { closeSync } from "node:fs";
+ * import { openProvenSync, resolveExistingSync } from "./_path_jail.ts";
+ * const root = Deno.realPathSync(".");
+ * const found = resolveExistingSync(root, "README.md");
+ * closeSync(openProvenSync(root, found.hostPath, "README.md").fd);
+ * ```
+ */
+export function openProvenSync(
+  realRoot: string,
+  hostPath: string,
+  wirePath: string,
+): ProvenFile {
+  const strict = procFdUsableSync(realRoot);
+  let fd: number;
+  try {
+    fd = openSync(hostPath, OPEN_READ_FLAGS);
+  } catch (error) {
+    throw fileSystemError(error, wirePath);
+  }
+  try {
+    let where: string;
+    let info: Deno.FileInfo;
+    let stat: () => Deno.FileInfo;
+    try {
+      if (strict) {
+        const procPath = `/proc/self/fd/${fd}`;
+        where = Deno.readLinkSync(procPath);
+        stat = () => Deno.statSync(procPath);
+        info = stat();
+      } else {
+        stat = () => fileInfoOf(fstatSync(fd));
+        info = stat();
+        where = Deno.realPathSync(hostPath);
+        const named = Deno.statSync(where);
+        if (
+          named.dev !== info.dev ||
+          (named.ino !== null && info.ino !== null && named.ino !== info.ino)
+        ) {
+          throw new FerryError(
+            "FORBIDDEN",
+            `Path changed while it was opened: ${printable(wirePath)}`,
+          );
+        }
+      }
+    } catch (error) {
+      if (error instanceof FerryError) throw error;
+      throw fileSystemError(error, wirePath);
+    }
+    if (!isInside(realRoot, where)) throw outside(wirePath);
+    return { fd, info, stat, strict };
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+}
+
+/** A `node:fs` status as a `Deno.FileInfo`. */
+function fileInfoOf(stats: Stats): Deno.FileInfo {
+  return {
+    isFile: stats.isFile(),
+    isDirectory: stats.isDirectory(),
+    isSymlink: stats.isSymbolicLink(),
+    size: stats.size,
+    mtime: stats.mtime,
+    atime: stats.atime,
+    birthtime: stats.birthtime,
+    ctime: stats.ctime,
+    dev: stats.dev,
+    ino: stats.ino,
+    mode: stats.mode,
+    nlink: stats.nlink,
+    uid: stats.uid,
+    gid: stats.gid,
+    rdev: stats.rdev,
+    blksize: stats.blksize,
+    blocks: stats.blocks,
+    isBlockDevice: stats.isBlockDevice(),
+    isCharDevice: stats.isCharacterDevice(),
+    isFifo: stats.isFIFO(),
+    isSocket: stats.isSocket(),
+  };
+}
+
+/** Read-only, never blocking on a FIFO, never a controlling terminal. */
+const OPEN_READ_FLAGS = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK |
+  (fsConstants.O_NOCTTY ?? 0);
+
+/**
+ * Whether `/proc/self/fd` reports the paths of descriptors under this root
+ * faithfully, and can be read and stat'ed (the synchronous probe of
+ * {@linkcode openProvenSync}; shares the answers with the asynchronous one).
+ */
+function procFdUsableSync(realRoot: string): boolean {
+  if (Deno.build.os !== "linux") return false;
+  let usable = procFdUsable.get(realRoot);
+  if (usable !== undefined) return usable;
+  usable = false;
+  try {
+    const fd = openSync(realRoot, OPEN_READ_FLAGS);
+    try {
+      const procPath = `/proc/self/fd/${fd}`;
+      usable = Deno.readLinkSync(procPath) === realRoot &&
+        Deno.statSync(procPath).isDirectory;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    usable = false; // no /proc, or no permission to read it
+  }
+  if (procFdUsable.size > 64) procFdUsable.clear();
+  procFdUsable.set(realRoot, usable);
+  return usable;
 }
 
 /** Real roots whose paths `/proc/self/fd` reports faithfully, or not. */

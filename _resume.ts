@@ -162,7 +162,22 @@ function localError(action: string, path: string, error: unknown): FerryError {
   );
 }
 
-function localReader(file: Deno.FsFile, path: string): ByteReader {
+/**
+ * A reader over a local file whose errors become `LOCAL`.
+ *
+ * @param file The open file.
+ * @param path Its path, for the message.
+ * @returns The reader.
+ * @throws {FerryError} `LOCAL` from `read()` if the file cannot be read.
+ *
+ * @example Read a local file
+ * ```ts ignore
+ * import { localReader } from "./_resume.ts";
+ * using file = await Deno.open("notes.txt");
+ * const n = await localReader(file, "notes.txt").read(new Uint8Array(64));
+ * ```
+ */
+export function localReader(file: Deno.FsFile, path: string): ByteReader {
   return {
     async read(p: Uint8Array): Promise<number | null> {
       try {
@@ -414,7 +429,10 @@ async function hashPrefix(
 
 async function truncate(file: Deno.FsFile, part: string): Promise<void> {
   try {
-    await file.truncate(0);
+    // An empty part is left alone: truncating a file to 0 bytes makes ext4
+    // (auto_da_alloc) flush everything written after it when the file is
+    // closed, which made closing a fresh 1 GiB download take 0.4 s.
+    if ((await file.stat()).size > 0) await file.truncate(0);
     await file.seek(0, Deno.SeekMode.Start);
   } catch (error) {
     throw localError("truncate", part, error);

@@ -95,6 +95,10 @@ export class SafeDest {
   readonly root: string;
   /** Folders (relative, `/`-joined) already checked or created. */
   #known = new Set<string>([""]);
+  /** Names in a folder (relative, `/`-joined), loosely folded, read once. */
+  #listings = new Map<string, Set<string>>();
+  /** Files {@linkcode prepareFile} found no trace of (not even `.part`). */
+  #absent = new Set<string>();
 
   private constructor(root: string) {
     this.root = root;
@@ -195,10 +199,20 @@ export class SafeDest {
    * cannot be created.
    */
   async prepareFile(segments: readonly string[]): Promise<string> {
-    await this.ensureFolder(segments.slice(0, -1));
+    const folder = await this.ensureFolder(segments.slice(0, -1));
     const path = this.localPath(segments);
+    // One listing per folder spares the two lstat calls per file that fail
+    // with NotFound (a thrown error costs far more than the call): a name
+    // the listing does not hold, even folded loosely (as a case- or
+    // normalization-insensitive file system might match it), is absent; any
+    // other is checked with lstat as before. The listing is read while the
+    // tree is prepared, before any file is opened, as the lstat calls were.
+    const listing = this.#listing(segments.slice(0, -1).join("/"), folder);
+    let absent = true;
     for (const candidate of [path, `${path}.part`]) {
-      const info = await lstatOrUndefined(candidate);
+      const listed = listing.has(looseName(nodePath.basename(candidate)));
+      absent &&= !listed;
+      const info = listed ? await lstatOrUndefined(candidate) : undefined;
       if (info?.isSymlink) {
         throw new FerryError(
           "FORBIDDEN",
@@ -212,8 +226,52 @@ export class SafeDest {
         );
       }
     }
+    if (absent) this.#absent.add(path);
     return path;
   }
+
+  /**
+   * Whether {@linkcode prepareFile} found nothing at this file path (nor at
+   * its `.part`) when it prepared it.
+   *
+   * @param path A path {@linkcode prepareFile} returned.
+   * @returns True when the folder listing held neither name.
+   */
+  wasAbsent(path: string): boolean {
+    return this.#absent.has(path);
+  }
+
+  /** The names in a folder of the destination, folded, read once. */
+  #listing(relative: string, folder: string): Set<string> {
+    let listing = this.#listings.get(relative);
+    if (listing === undefined) {
+      listing = new Set();
+      try {
+        for (const entry of Deno.readDirSync(folder)) {
+          listing.add(looseName(entry.name));
+        }
+      } catch (error) {
+        throw new FerryError(
+          "LOCAL",
+          `Cannot read ${folder}: ${messageOf(error)}`,
+          { cause: error },
+        );
+      }
+      this.#listings.set(relative, listing);
+    }
+    return listing;
+  }
+}
+
+/**
+ * A name folded more loosely than any file system compares names
+ * (compatibility normalization, then upper and lower case, so that `ß`
+ * meets `ss` and the Kelvin sign meets `k`): two names a file system takes
+ * for one always fold alike; names that merely fold alike only cost an
+ * lstat call.
+ */
+function looseName(name: string): string {
+  return name.normalize("NFKC").toUpperCase().toLowerCase();
 }
 
 async function lstatOrUndefined(

@@ -79,6 +79,13 @@ export interface GetManyOptions {
   onFile?: (outcome: FileOutcome) => void;
 }
 
+/**
+ * Items {@linkcode getTree} made for paths it has just found free (see
+ * `SafeDest.wasAbsent`): their local end skips the check for an existing
+ * file.
+ */
+const checkedItems = new WeakSet<GetManyItem>();
+
 /** A request sent, waiting for its reply. */
 interface InFlight {
   index: number;
@@ -118,14 +125,20 @@ export async function pipelineGet(
   try {
     while (next < items.length || inFlight.length > 0) {
       const batch: Message[] = [];
-      while (next < items.length && inFlight.length < window) {
+      // Requests go out in batches: the window is refilled once half of it
+      // is answered, so that one write carries many requests (a write per
+      // file costs more than the file's own bytes when files are small).
+      const refill = inFlight.length <= window / 2;
+      while (refill && next < items.length && inFlight.length < window) {
         const index = next++;
         const item = items[index];
         let receiver: Receiver;
         try {
           const message: Message = { type: "get", path: item.path, offset: 0 };
           encodeMessage(message); // a path too long fails here, not mid-batch
-          receiver = await openReceiver(item.destination, overwrite);
+          receiver = await openReceiver(item.destination, overwrite, {
+            checked: checkedItems.has(item),
+          });
           batch.push(message);
         } catch (error) {
           report(index, failure(index, error));
@@ -360,7 +373,9 @@ export async function getTree(
         report({ path: remote, kind: "dir", local });
       } else {
         const local = await dest.prepareFile(segments);
-        items.push({ path: remote, destination: local });
+        const item = { path: remote, destination: local };
+        if (dest.wasAbsent(local)) checkedItems.add(item);
+        items.push(item);
         bytes += entry.size;
       }
     } catch (error) {

@@ -19,6 +19,7 @@ import * as nodePath from "node:path";
 import { copyHashed } from "./_copy.ts";
 import { toHex, type TransferResult } from "./_client_common.ts";
 import { segmentProblem } from "./_path_jail.ts";
+import { localReader } from "./_resume.ts";
 import { printableName } from "./_safe_dest.ts";
 import {
   asFerryError,
@@ -28,7 +29,6 @@ import {
 } from "./_session_io.ts";
 import { FerryError } from "./errors.ts";
 import {
-  type ByteReader,
   type ByteWriter,
   encodeMessage,
   type Message,
@@ -304,25 +304,6 @@ async function writeZeros(sink: ByteWriter, count: number): Promise<void> {
     await writeAll(sink, ZEROS.subarray(0, n));
     count -= n;
   }
-}
-
-/** A reader over a local file whose errors become `LOCAL`. */
-function localReader(file: Deno.FsFile, path: string): ByteReader {
-  return {
-    async read(p: Uint8Array): Promise<number | null> {
-      try {
-        return await file.read(p);
-      } catch (error) {
-        throw new FerryError(
-          "LOCAL",
-          `Cannot read ${path}: ${
-            error instanceof Error ? error.message : error
-          }`,
-          { cause: error },
-        );
-      }
-    },
-  };
 }
 
 /**

@@ -86,7 +86,7 @@ import {
   wantsTls,
 } from "./_client_security.ts";
 import { resolveToken } from "./_token_source.ts";
-import { FerryError, type FerryErrorCode } from "./errors.ts";
+import { FerryError, type FerryErrorCode, isWireErrorCode } from "./errors.ts";
 import {
   type ByteReader,
   type ByteWriter,
@@ -133,28 +133,10 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 const NONCE_BYTES = 32;
 
-/** Codes a server may send in an `ERROR` frame; others become `INTERNAL`. */
-const WIRE_ERROR_CODES: ReadonlySet<string> = new Set<FerryErrorCode>([
-  "NOT_FOUND",
-  "FORBIDDEN",
-  "EXISTS",
-  "BAD_REQUEST",
-  "TOO_LARGE",
-  "UNSUPPORTED_VERSION",
-  "INTERNAL",
-  "UNAUTHORIZED",
-  "BUSY",
-  "CHANGED",
-  "INTEGRITY",
-]);
-
 /** The error for a received `ERROR` frame; unknown codes become `INTERNAL`. */
 function serverError(message: ErrorMessage): FerryError {
-  if (WIRE_ERROR_CODES.has(message.code)) {
-    return new FerryError(
-      message.code as FerryErrorCode,
-      message.message || message.code,
-    );
+  if (isWireErrorCode(message.code)) {
+    return new FerryError(message.code, message.message || message.code);
   }
   return new FerryError(
     "INTERNAL",
