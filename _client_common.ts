@@ -248,6 +248,78 @@ export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
+ * The result of a finished transfer of a whole file.
+ *
+ * @param path Path of the file on the server.
+ * @param bytes Size of the whole file.
+ * @param digest Its SHA-256.
+ * @param start When the transfer started (`performance.now()`).
+ * @returns The result, timed up to now.
+ */
+export function transferResult(
+  path: string,
+  bytes: number,
+  digest: Uint8Array,
+  start: number,
+): TransferResult {
+  return {
+    path,
+    bytes,
+    sha256: toHex(digest),
+    seconds: (performance.now() - start) / 1000,
+  };
+}
+
+/** A deadline on one phase of a connection, from {@linkcode guardConn}. */
+export interface ConnGuard {
+  /** Whether the deadline passed (and closed the connection). */
+  readonly timedOut: boolean;
+  /** Closes the connection (an already closed one is fine). */
+  close(): void;
+  /** Stops the timer and the signal listener. */
+  clear(): void;
+}
+
+/**
+ * Closes `conn` when `timeoutMs` pass or `signal` aborts, until cleared:
+ * a pending read or write on it then fails at once.
+ *
+ * @param conn The connection.
+ * @param timeoutMs The deadline, in milliseconds.
+ * @param signal Aborting it closes the connection too.
+ * @returns The guard; call `clear()` when the phase is over.
+ */
+export function guardConn(
+  conn: { close(): void },
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): ConnGuard {
+  let timedOut = false;
+  function close(): void {
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+  const timer = setTimeout(() => {
+    timedOut = true;
+    close();
+  }, timeoutMs);
+  signal?.addEventListener("abort", close, { once: true });
+  return {
+    get timedOut(): boolean {
+      return timedOut;
+    },
+    close,
+    clear(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", close);
+    },
+  };
+}
+
+/**
  * The local end of a download: a writer for the bytes, then either
  * {@linkcode Receiver.commit} (the file appears whole) or
  * {@linkcode Receiver.discard}.

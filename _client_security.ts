@@ -15,6 +15,7 @@ import {
   DEFAULT_HOSTNAME,
   DEFAULT_PORT,
   formatAddress,
+  guardConn,
   messageOf,
 } from "./_client_common.ts";
 import { FerryError } from "./errors.ts";
@@ -118,26 +119,14 @@ export async function dialTls(
       { cause: error },
     );
   }
-  let timedOut = false;
-  function closeConn(): void {
-    try {
-      conn.close();
-    } catch {
-      // Already closed.
-    }
-  }
-  const timer = setTimeout(() => {
-    timedOut = true;
-    closeConn();
-  }, timeoutMs);
-  signal?.addEventListener("abort", closeConn, { once: true });
+  const guard = guardConn(conn, timeoutMs, signal);
   try {
     await conn.handshake();
     return conn;
   } catch (error) {
-    closeConn();
+    guard.close();
     if (signal?.aborted) throw signal.reason;
-    if (timedOut) {
+    if (guard.timedOut) {
       throw new FerryError(
         "TIMEOUT",
         `No TLS handshake with ${address} within ${timeoutMs} ms`,
@@ -151,8 +140,7 @@ export async function dialTls(
       : `Cannot complete a TLS handshake with ${address} (is it a TLS server?): ${detail}`;
     throw new FerryError("CONNECTION", message, { cause: error });
   } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener("abort", closeConn);
+    guard.clear();
   }
 }
 

@@ -26,12 +26,12 @@
 
 import { createHash, type Hash } from "node:crypto";
 import { copyHashed } from "./_copy.ts";
+import { expectData, receiveVerified } from "./_receive.ts";
 import {
   messageOf,
-  sameBytes,
-  toHex,
   type TransferOptions,
   type TransferResult,
+  transferResult,
 } from "./_client_common.ts";
 import type { SessionIo } from "./_session_io.ts";
 import { FerryError } from "./errors.ts";
@@ -295,13 +295,7 @@ export async function resumableGet(
     if (hash.offset < offset) offset = hash.offset; // shrank meanwhile
     while (true) {
       await io.send([{ type: "get", path, offset }]);
-      const data = await io.expect("data");
-      if (data.offset !== offset) {
-        throw new FerryError(
-          "PROTOCOL",
-          `DATA starts at offset ${data.offset}, ${offset} was asked for`,
-        );
-      }
+      const data = await expectData(io, offset);
       const size = data.size;
       outcome = "keep";
       if (offset === 0) {
@@ -320,49 +314,29 @@ export async function resumableGet(
       } else {
         options.onResume?.(offset, size);
       }
-      const onProgress = options.onProgress;
       const from = offset;
-      const moved = await copyHashed(
-        io.source,
-        localWriter(file, part),
-        size - offset,
-        hash.hash,
-        io.buffers(),
-        onProgress && ((n) => onProgress(from + n, size)),
-      );
-      if (moved < size - offset) {
-        throw new FerryError(
-          "CONNECTION",
-          `Connection closed after ${from + moved} of ${size} bytes`,
-        );
-      }
-      let reply;
+      let digest: Uint8Array;
+      let mismatch = false;
       try {
-        reply = await io.expect("hash");
+        digest = await receiveVerified(io, localWriter(file, part), {
+          size,
+          offset,
+          hash: hash.hash,
+          onProgress: options.onProgress,
+          onMismatch: () => mismatch = true,
+        });
       } catch (error) {
-        // CHANGED: the bytes are a mix of versions, not worth keeping.
+        // CHANGED: the bytes are a mix of versions, not worth keeping;
+        // INTEGRITY likewise. A cut keeps them.
         if (io.recoverable(error)) outcome = "remove";
-        throw error;
-      }
-      const digest = new Uint8Array(hash.hash.digest());
-      if (!sameBytes(reply.sha256, digest)) {
-        if (offset > 0 && !restarted) {
+        if (mismatch && offset > 0 && !restarted) {
           restarted = true;
           options.onRestart?.(`${part} did not match the remote file`);
-          outcome = "remove"; // until the server sends again
           offset = 0;
           hash = { hash: createHash("sha256"), offset: 0 };
-          continue;
+          continue; // the server sends the whole file again
         }
-        outcome = "remove";
-        throw io.keep(
-          new FerryError(
-            "INTEGRITY",
-            `Integrity check failed: the server's SHA-256 is ${
-              toHex(reply.sha256)
-            }, the received bytes' is ${toHex(digest)}`,
-          ),
-        );
+        throw error;
       }
       try {
         const time = new Date(data.mtime);
@@ -378,10 +352,7 @@ export async function resumableGet(
       }
       await removePartRecord(destination);
       return {
-        path,
-        bytes: size,
-        sha256: toHex(digest),
-        seconds: (performance.now() - start) / 1000,
+        ...transferResult(path, size, digest, start),
         resumedFrom: from,
         restarted,
       };
@@ -543,10 +514,7 @@ export async function resumablePut(
         throw error;
       }
       return {
-        path: remotePath,
-        bytes: size,
-        sha256: toHex(digest),
-        seconds: (performance.now() - start) / 1000,
+        ...transferResult(remotePath, size, digest, start),
         resumedFrom: offset,
         restarted,
       };

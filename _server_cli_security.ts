@@ -88,7 +88,7 @@ export function isLoopback(hostname: string): boolean {
  * const lines = startupWarnings({
  *   hostname: "0.0.0.0", token: false, tls: false, allowUpload: false, envReadable: true,
  * });
- * console.assert(lines.length === 1);
+ * console.assert(lines.length === 2);
  * ```
  */
 export function startupWarnings(settings: {

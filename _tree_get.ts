@@ -13,13 +13,12 @@
  */
 
 import { createHash } from "node:crypto";
-import { copyHashed } from "./_copy.ts";
+import { expectData, receiveVerified } from "./_receive.ts";
 import {
   openReceiver,
   type Receiver,
-  sameBytes,
-  toHex,
   type TransferResult,
+  transferResult,
 } from "./_client_common.ts";
 import { checkTreeName, SafeDest } from "./_safe_dest.ts";
 import {
@@ -213,56 +212,23 @@ async function receiveFile(
   let committed = false;
   let keepPart = false;
   try {
-    const data = await io.expect("data");
-    if (data.offset !== 0) {
-      throw new FerryError(
-        "PROTOCOL",
-        `DATA starts at offset ${data.offset}, 0 was asked for`,
-      );
-    }
+    const data = await expectData(io, 0);
     const size = data.size;
     options.onStart?.(path, size);
     const onProgress = options.onProgress;
-    const hash = createHash("sha256");
-    const moved = await copyHashed(
-      io.source,
-      receiver.writer,
+    const digest = await receiveVerified(io, receiver.writer, {
       size,
-      hash,
-      io.buffers(),
-      onProgress && ((done) => onProgress(path, done, size)),
-    );
-    if (moved < size) {
-      keepPart = true;
-      throw new FerryError(
-        "CONNECTION",
-        `Connection closed after ${moved} of ${size} bytes`,
-      );
-    }
-    const reply = await io.expect("hash");
-    const digest = hash.digest();
-    if (!sameBytes(reply.sha256, digest)) {
-      throw io.keep(
-        new FerryError(
-          "INTEGRITY",
-          `Integrity check failed: the server's SHA-256 is ${
-            toHex(reply.sha256)
-          }, the received bytes' is ${toHex(digest)}`,
-        ),
-      );
-    }
+      hash: createHash("sha256"),
+      onProgress: onProgress && ((done) => onProgress(path, done, size)),
+      onCut: () => keepPart = true,
+    });
     try {
       await receiver.commit(data.mtime);
     } catch (error) {
       throw io.keep(error);
     }
     committed = true;
-    return {
-      path,
-      bytes: size,
-      sha256: toHex(digest),
-      seconds: (performance.now() - start) / 1000,
-    };
+    return transferResult(path, size, digest, start);
   } finally {
     if (!committed) await receiver.discard(keepPart);
   }

@@ -17,7 +17,7 @@
 import { createHash } from "node:crypto";
 import * as nodePath from "node:path";
 import { copyHashed } from "./_copy.ts";
-import { toHex, type TransferResult } from "./_client_common.ts";
+import { type TransferResult, transferResult } from "./_client_common.ts";
 import { segmentProblem } from "./_path_jail.ts";
 import { localReader } from "./_resume.ts";
 import { printableName } from "./_safe_dest.ts";
@@ -234,12 +234,8 @@ export async function pipelinePut(
         // discards it and the session stays in step.
         if (changed) digest[0] ^= 0xff;
         await io.send([{ type: "hash", sha256: digest }]);
-        const result = (): TransferResult => ({
-          path: item.remote,
-          bytes: size,
-          sha256: toHex(digest),
-          seconds: (performance.now() - start) / 1000,
-        });
+        const result = (): TransferResult =>
+          transferResult(item.remote, size, digest, start);
         pending.push({
           index,
           read: () =>
