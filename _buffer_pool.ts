@@ -22,11 +22,12 @@ export const DEFAULT_POOL_PAIRS = 16;
  *
  * @example Take a pair for one transfer and give it back
  * ```ts
+ * import assert from "node:assert/strict";
  * import { BulkBufferPool } from "./_buffer_pool.ts";
  * const pool = new BulkBufferPool(1);
  * const buffers = pool.take();
  * pool.give(buffers);
- * console.assert(pool.take() === buffers);
+ * assert(pool.take() === buffers);
  * ```
  */
 export class BulkBufferPool {

@@ -53,8 +53,9 @@ import { type ByteReader, type ByteWriter, writeAll } from "./protocol.ts";
  *
  * @example Read the rule
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CLASSIC_SIZE_QUIET_MS } from "./client.ts";
- * console.assert(CLASSIC_SIZE_QUIET_MS === 200);
+ * assert(CLASSIC_SIZE_QUIET_MS === 200);
  * ```
  */
 export const CLASSIC_SIZE_QUIET_MS = 200;
@@ -65,8 +66,9 @@ export const CLASSIC_SIZE_QUIET_MS = 200;
  *
  * @example Read the default
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CLASSIC_TIMEOUT_MS } from "./client.ts";
- * console.assert(CLASSIC_TIMEOUT_MS === 10_000);
+ * assert(CLASSIC_TIMEOUT_MS === 10_000);
  * ```
  */
 export const CLASSIC_TIMEOUT_MS = 10_000;
@@ -76,8 +78,9 @@ export const CLASSIC_TIMEOUT_MS = 10_000;
  *
  * @example Read the limit
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CLASSIC_MAX_SIZE_DIGITS } from "./client.ts";
- * console.assert(CLASSIC_MAX_SIZE_DIGITS === 20);
+ * assert(CLASSIC_MAX_SIZE_DIGITS === 20);
  * ```
  */
 export const CLASSIC_MAX_SIZE_DIGITS = 20;
@@ -88,8 +91,9 @@ export const CLASSIC_MAX_SIZE_DIGITS = 20;
  *
  * @example Check a name
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CLASSIC_MAX_NAME_BYTES } from "./client.ts";
- * console.assert(new TextEncoder().encode("notes.txt").length <= CLASSIC_MAX_NAME_BYTES);
+ * assert(new TextEncoder().encode("notes.txt").length <= CLASSIC_MAX_NAME_BYTES);
  * ```
  */
 export const CLASSIC_MAX_NAME_BYTES = 1024;
@@ -99,9 +103,10 @@ export const CLASSIC_MAX_NAME_BYTES = 1024;
  *
  * @example Fetch with a shorter timeout
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ClassicGetOptions } from "./client.ts";
  * const options: ClassicGetOptions = { port: 65432, overwrite: true, timeoutMs: 2000 };
- * console.assert(options.timeoutMs === 2000);
+ * assert(options.timeoutMs === 2000);
  * ```
  */
 export interface ClassicGetOptions extends ConnectOptions {

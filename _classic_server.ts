@@ -42,8 +42,9 @@ import { type FrameReader, writeAll } from "./protocol.ts";
  *
  * @example Check the gap
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CLASSIC_SIZE_GAP_MS } from "./_classic_server.ts";
- * console.assert(CLASSIC_SIZE_GAP_MS === 100);
+ * assert(CLASSIC_SIZE_GAP_MS === 100);
  * ```
  */
 export const CLASSIC_SIZE_GAP_MS = 100;

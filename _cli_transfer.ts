@@ -28,9 +28,10 @@ export type TransferClient = TreeGetClient & TreePutClient & AsyncDisposable;
  *
  * @example The shape
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { TransferCli } from "./_cli_transfer.ts";
  * const keys: (keyof TransferCli)[] = ["connect", "out", "err"];
- * console.assert(keys.length === 3);
+ * assert(keys.length === 3);
  * ```
  */
 export interface TransferCli {

@@ -21,9 +21,10 @@ export const DEFAULT_HOSTNAME = "127.0.0.1";
  *
  * @example Connect to another port
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ConnectOptions } from "./client.ts";
  * const options: ConnectOptions = { hostname: "127.0.0.1", port: 4000 };
- * console.assert(options.port === 4000);
+ * assert(options.port === 4000);
  * ```
  */
 export interface ConnectOptions {
@@ -73,9 +74,10 @@ export interface ConnectOptions {
  *
  * @example Print a result
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { TransferResult } from "./client.ts";
  * const result: TransferResult = { path: "a.txt", bytes: 3, sha256: "ab", seconds: 0.1 };
- * console.assert(result.bytes === 3);
+ * assert(result.bytes === 3);
  * ```
  */
 export interface TransferResult {
@@ -102,12 +104,13 @@ export interface TransferResult {
  *
  * @example Overwrite and watch progress
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { TransferOptions } from "./client.ts";
  * const options: TransferOptions = {
  *   overwrite: true,
  *   onProgress: (done, total) => console.log(`${done}/${total}`),
  * };
- * console.assert(options.overwrite);
+ * assert(options.overwrite);
  * ```
  */
 export interface TransferOptions {

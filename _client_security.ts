@@ -27,8 +27,9 @@ import { authMac, encodeMessage, type HelloMessage } from "./protocol.ts";
  *
  * @example Show it
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MISSING_TOKEN_MESSAGE } from "./_client_security.ts";
- * console.assert(MISSING_TOKEN_MESSAGE.startsWith("Server requires a token"));
+ * assert(MISSING_TOKEN_MESSAGE.startsWith("Server requires a token"));
  * ```
  */
 export const MISSING_TOKEN_MESSAGE =
@@ -42,9 +43,10 @@ export const MISSING_TOKEN_MESSAGE =
  *
  * @example CA certificates imply TLS
  * ```ts
+ * import assert from "node:assert/strict";
  * import { wantsTls } from "./_client_security.ts";
- * console.assert(wantsTls({ caCerts: ["-----BEGIN CERTIFICATE-----"] }));
- * console.assert(!wantsTls({}));
+ * assert(wantsTls({ caCerts: ["-----BEGIN CERTIFICATE-----"] }));
+ * assert(!wantsTls({}));
  * ```
  */
 export function wantsTls(options: ConnectOptions): boolean {
@@ -61,8 +63,9 @@ export function wantsTls(options: ConnectOptions): boolean {
  *
  * @example A TLS alert
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isTlsRecord } from "./_client_security.ts";
- * console.assert(isTlsRecord(0x15) && !isTlsRecord(0x00));
+ * assert(isTlsRecord(0x15) && !isTlsRecord(0x00));
  * ```
  */
 export function isTlsRecord(byte: number): boolean {
@@ -159,6 +162,7 @@ function firstLine(error: unknown): string {
  *
  * @example Answer a challenge
  * ```ts
+ * import assert from "node:assert/strict";
  * import { authFrame } from "./_client_security.ts";
  * import { encodeMessage } from "./protocol.ts";
  * const clientHello = encodeMessage({
@@ -167,7 +171,7 @@ function firstLine(error: unknown): string {
  * const frame = authFrame("s3cret", clientHello, {
  *   type: "hello", minVersion: 1, maxVersion: 1, flags: 1, nonce: new Uint8Array(32),
  * }, 1);
- * console.assert(frame.length === 5 + 32);
+ * assert(frame.length === 5 + 32);
  * ```
  */
 export function authFrame(

@@ -18,11 +18,12 @@ import { FerryError } from "./errors.ts";
  *
  * @example Report a missing file
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readFlagFile } from "./_flag_file.ts";
  * try {
  *   await readFlagFile("/no/such/ferry.pem", "--cert");
  * } catch (error) {
- *   console.assert(
+ *   assert(
  *     (error as Error).message.startsWith("Cannot read --cert /no/such/ferry.pem: "),
  *   );
  * }

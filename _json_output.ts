@@ -18,11 +18,12 @@ import type { FerryError } from "./errors.ts";
  *
  * @example A success
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { JsonFileRecord } from "./_json_output.ts";
  * const record: JsonFileRecord = {
  *   name: "a.txt", kind: "file", bytes: 3, sha256: "ab", seconds: 0.1, status: "ok",
  * };
- * console.assert(record.status === "ok");
+ * assert(record.status === "ok");
  * ```
  */
 export interface JsonFileRecord {
@@ -52,10 +53,11 @@ export interface JsonFileRecord {
  *
  * @example A failure
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FerryError } from "./errors.ts";
  * import { jsonLine } from "./_json_output.ts";
  * const line = jsonLine("x", { error: new FerryError("NOT_FOUND", "Not found: x") });
- * console.assert(JSON.parse(line).error.code === "NOT_FOUND");
+ * assert(JSON.parse(line).error.code === "NOT_FOUND");
  * ```
  */
 export function jsonLine(

@@ -68,9 +68,10 @@ const DEVICE_NAME = /^(CON|PRN|AUX|NUL|COM[1-9¹²³]|LPT[1-9¹²³])\s*(\..*)?$
  *
  * @example Check a path by Windows rules on any system
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { JailOptions } from "./_path_jail.ts";
  * const options: JailOptions = { windows: true };
- * console.assert(options.windows);
+ * assert(options.windows);
  * ```
  */
 export interface JailOptions {
@@ -92,10 +93,11 @@ export interface JailOptions {
  *
  * @example Refuse a device name
  * ```ts
+ * import assert from "node:assert/strict";
  * import { segmentProblem } from "./_path_jail.ts";
- * console.assert(segmentProblem("notes.txt") === undefined);
- * console.assert(segmentProblem("con.txt") !== undefined);
- * console.assert(segmentProblem("..") !== undefined);
+ * assert(segmentProblem("notes.txt") === undefined);
+ * assert(segmentProblem("con.txt") !== undefined);
+ * assert(segmentProblem("..") !== undefined);
  * ```
  */
 export function segmentProblem(
@@ -127,14 +129,15 @@ export function segmentProblem(
  *
  * @example Split a path, refuse an escape
  * ```ts
+ * import assert from "node:assert/strict";
  * import { splitWirePath } from "./_path_jail.ts";
- * console.assert(splitWirePath("docs/a.txt").length === 2);
- * console.assert(splitWirePath("").length === 0);
+ * assert(splitWirePath("docs/a.txt").length === 2);
+ * assert(splitWirePath("").length === 0);
  * try {
  *   splitWirePath("../etc/passwd");
- *   console.assert(false);
+ *   assert(false);
  * } catch (error) {
- *   console.assert((error as { code: string }).code === "FORBIDDEN");
+ *   assert((error as { code: string }).code === "FORBIDDEN");
  * }
  * ```
  */
@@ -175,9 +178,10 @@ export function splitWirePath(
  *
  * @example Compare two paths
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isInside } from "./_path_jail.ts";
- * console.assert(isInside("/srv/files", "/srv/files/a.txt"));
- * console.assert(!isInside("/srv/files", "/srv/files2/a.txt"));
+ * assert(isInside("/srv/files", "/srv/files/a.txt"));
+ * assert(!isInside("/srv/files", "/srv/files2/a.txt"));
  * ```
  */
 export function isInside(realRoot: string, candidate: string): boolean {

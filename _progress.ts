@@ -24,12 +24,13 @@ export const CLEAR_LINE = "\r\x1b[2K";
  *
  * @example Drive it by hand in a test
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ProgressOptions } from "./_progress.ts";
  * let now = 0;
  * const options: ProgressOptions = {
  *   write: () => {}, isTerminal: true, now: () => now, columns: 80,
  * };
- * console.assert(options.isTerminal);
+ * assert(options.isTerminal);
  * ```
  */
 export interface ProgressOptions {
@@ -66,6 +67,7 @@ export interface ProgressOptions {
  *
  * @example Two updates within 100 ms draw once
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ProgressLine } from "./_progress.ts";
  * let now = 0;
  * let text = "";
@@ -75,9 +77,9 @@ export interface ProgressOptions {
  * line.update("a.txt", 10, 100);
  * now = 50;
  * line.update("a.txt", 20, 100);
- * console.assert(line.redraws === 1);
+ * assert(line.redraws === 1);
  * line.finish();
- * console.assert(text.endsWith("\r\x1b[2K"));
+ * assert(text.endsWith("\r\x1b[2K"));
  * ```
  */
 export class ProgressLine {
@@ -202,8 +204,9 @@ export class ProgressLine {
  *
  * @example Format a mebibyte
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatBytes } from "./_progress.ts";
- * console.assert(formatBytes(1024 * 1024) === "1.0 MiB");
+ * assert(formatBytes(1024 * 1024) === "1.0 MiB");
  * ```
  */
 export function formatBytes(bytes: number): string {
@@ -227,8 +230,9 @@ export function formatBytes(bytes: number): string {
  *
  * @example Format 75 seconds
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatDuration } from "./_progress.ts";
- * console.assert(formatDuration(75) === "1:15");
+ * assert(formatDuration(75) === "1:15");
  * ```
  */
 export function formatDuration(seconds: number): string {

@@ -27,8 +27,9 @@ const CONTROL_BYTES = /[\x00-\x1f\x7f]/g;
  *
  * @example Show a NUL
  * ```ts
+ * import assert from "node:assert/strict";
  * import { printableName } from "./_safe_dest.ts";
- * console.assert(printableName("a\0b") === "a\\x00b");
+ * assert(printableName("a\0b") === "a\\x00b");
  * ```
  */
 export function printableName(name: string): string {
@@ -51,13 +52,14 @@ export function printableName(name: string): string {
  *
  * @example Accept a nested name, refuse an escape
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkTreeName } from "./_safe_dest.ts";
- * console.assert(checkTreeName("a/b.txt").length === 2);
+ * assert(checkTreeName("a/b.txt").length === 2);
  * try {
  *   checkTreeName("../evil");
- *   console.assert(false);
+ *   assert(false);
  * } catch (error) {
- *   console.assert((error as { code: string }).code === "FORBIDDEN");
+ *   assert((error as { code: string }).code === "FORBIDDEN");
  * }
  * ```
  */

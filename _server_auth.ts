@@ -34,8 +34,9 @@ import { delay } from "./_delay.ts";
  *
  * @example Compute the third delay
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_AUTH_FAILURE_DELAY_MS } from "./_server_auth.ts";
- * console.assert(DEFAULT_AUTH_FAILURE_DELAY_MS * 4 === 1000);
+ * assert(DEFAULT_AUTH_FAILURE_DELAY_MS * 4 === 1000);
  * ```
  */
 export const DEFAULT_AUTH_FAILURE_DELAY_MS = 250;
@@ -45,8 +46,9 @@ export const DEFAULT_AUTH_FAILURE_DELAY_MS = 250;
  *
  * @example The cap
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MAX_AUTH_FAILURE_DELAY_MS } from "./_server_auth.ts";
- * console.assert(MAX_AUTH_FAILURE_DELAY_MS === 5000);
+ * assert(MAX_AUTH_FAILURE_DELAY_MS === 5000);
  * ```
  */
 export const MAX_AUTH_FAILURE_DELAY_MS = 5_000;
@@ -57,8 +59,9 @@ export const MAX_AUTH_FAILURE_DELAY_MS = 5_000;
  *
  * @example The quiet period
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AUTH_FAILURE_FORGET_MS } from "./_server_auth.ts";
- * console.assert(AUTH_FAILURE_FORGET_MS === 600_000);
+ * assert(AUTH_FAILURE_FORGET_MS === 600_000);
  * ```
  */
 export const AUTH_FAILURE_FORGET_MS = 600_000;
@@ -68,8 +71,9 @@ export const AUTH_FAILURE_FORGET_MS = 600_000;
  *
  * @example The bound
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MAX_AUTH_FAILURE_ADDRESSES } from "./_server_auth.ts";
- * console.assert(MAX_AUTH_FAILURE_ADDRESSES === 10_000);
+ * assert(MAX_AUTH_FAILURE_ADDRESSES === 10_000);
  * ```
  */
 export const MAX_AUTH_FAILURE_ADDRESSES = 10_000;
@@ -82,9 +86,10 @@ const SERVER_NONCE_BYTES = 32;
  *
  * @example Fast delays for a test
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { AuthThrottleOptions } from "./_server_auth.ts";
  * const options: AuthThrottleOptions = { baseDelayMs: 10 };
- * console.assert(options.baseDelayMs === 10);
+ * assert(options.baseDelayMs === 10);
  * ```
  */
 export interface AuthThrottleOptions {
@@ -128,13 +133,14 @@ interface FailureRecord {
  *
  * @example Delays double with each failure
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AuthThrottle } from "./_server_auth.ts";
  * const throttle = new AuthThrottle({ baseDelayMs: 100, maxDelayMs: 300 });
- * console.assert(throttle.fail("10.0.0.1") === 100);
- * console.assert(throttle.fail("10.0.0.1") === 200);
- * console.assert(throttle.fail("10.0.0.1") === 300);
+ * assert(throttle.fail("10.0.0.1") === 100);
+ * assert(throttle.fail("10.0.0.1") === 200);
+ * assert(throttle.fail("10.0.0.1") === 300);
  * throttle.succeed("10.0.0.1");
- * console.assert(throttle.fail("10.0.0.1") === 100);
+ * assert(throttle.fail("10.0.0.1") === 100);
  * ```
  */
 export class AuthThrottle {
@@ -229,8 +235,9 @@ function checkNonNegative(value: number, name: string): number {
  *
  * @example Make a challenge
  * ```ts
+ * import assert from "node:assert/strict";
  * import { makeServerNonce } from "./_server_auth.ts";
- * console.assert(makeServerNonce().length === 32);
+ * assert(makeServerNonce().length === 32);
  * ```
  */
 export function makeServerNonce(): Uint8Array {
@@ -242,6 +249,7 @@ export function makeServerNonce(): Uint8Array {
  *
  * @example A connection that has nothing to say
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { AuthConnection } from "./_server_auth.ts";
  * import { FrameReader } from "./protocol.ts";
  * const connection: AuthConnection = {
@@ -250,7 +258,7 @@ export function makeServerNonce(): Uint8Array {
  *   host: "127.0.0.1",
  *   signal: new AbortController().signal,
  * };
- * console.assert(connection.host === "127.0.0.1");
+ * assert(connection.host === "127.0.0.1");
  * ```
  */
 export interface AuthConnection {
@@ -269,12 +277,13 @@ export interface AuthConnection {
  *
  * @example The shape
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { AuthChallenge } from "./_server_auth.ts";
  * const challenge: AuthChallenge = {
  *   token: "s3cret", version: 1, serverNonce: new Uint8Array(32),
  *   clientHello: new Uint8Array(0), serverHello: new Uint8Array(0),
  * };
- * console.assert(challenge.version === 1);
+ * assert(challenge.version === 1);
  * ```
  */
 export interface AuthChallenge {
@@ -305,13 +314,14 @@ export type AuthResult = "ok" | "UNAUTHORIZED" | "TIMEOUT" | "CONNECTION";
  *
  * @example Round trip
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clientHelloBytes } from "./_server_auth.ts";
  * import { decodeFrame, encodeMessage, type HelloMessage } from "./protocol.ts";
  * const sent = encodeMessage({
  *   type: "hello", minVersion: 1, maxVersion: 1, flags: 0, nonce: new Uint8Array(32),
  * });
  * const decoded = decodeFrame(sent)!.message as HelloMessage;
- * console.assert(clientHelloBytes(decoded).join() === sent.join());
+ * assert(clientHelloBytes(decoded).join() === sent.join());
  * ```
  */
 export function clientHelloBytes(hello: HelloMessage): Uint8Array {

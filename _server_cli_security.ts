@@ -15,9 +15,10 @@ import { readFlagFile } from "./_flag_file.ts";
  *
  * @example The shape
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { TlsFiles } from "./_server_cli_security.ts";
  * const files: TlsFiles = { cert: "-----BEGIN CERTIFICATE-----...", key: "..." };
- * console.assert(files.cert.startsWith("-----BEGIN"));
+ * assert(files.cert.startsWith("-----BEGIN"));
  * ```
  */
 export interface TlsFiles {
@@ -38,8 +39,9 @@ export interface TlsFiles {
  *
  * @example No TLS
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadTlsFiles } from "./_server_cli_security.ts";
- * console.assert(await loadTlsFiles(undefined, undefined) === undefined);
+ * assert(await loadTlsFiles(undefined, undefined) === undefined);
  * ```
  */
 export async function loadTlsFiles(
@@ -64,9 +66,10 @@ export async function loadTlsFiles(
  *
  * @example Loopback or not
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isLoopback } from "./_server_cli_security.ts";
- * console.assert(isLoopback("127.0.0.1") && isLoopback("::1"));
- * console.assert(!isLoopback("0.0.0.0") && !isLoopback("::"));
+ * assert(isLoopback("127.0.0.1") && isLoopback("::1"));
+ * assert(!isLoopback("0.0.0.0") && !isLoopback("::"));
  * ```
  */
 export function isLoopback(hostname: string): boolean {
@@ -84,11 +87,12 @@ export function isLoopback(hostname: string): boolean {
  *
  * @example Exposed without a token
  * ```ts
+ * import assert from "node:assert/strict";
  * import { startupWarnings } from "./_server_cli_security.ts";
  * const lines = startupWarnings({
  *   hostname: "0.0.0.0", token: false, tls: false, allowUpload: false, envReadable: true,
  * });
- * console.assert(lines.length === 2);
+ * assert(lines.length === 2);
  * ```
  */
 export function startupWarnings(settings: {

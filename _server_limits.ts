@@ -35,8 +35,9 @@ import {
  *
  * @example Use the default
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_MAX_CONNECTIONS } from "./_server_limits.ts";
- * console.assert(DEFAULT_MAX_CONNECTIONS === 512);
+ * assert(DEFAULT_MAX_CONNECTIONS === 512);
  * ```
  */
 export const DEFAULT_MAX_CONNECTIONS = 512;
@@ -47,8 +48,9 @@ export const DEFAULT_MAX_CONNECTIONS = 512;
  *
  * @example Use the default
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_IDLE_TIMEOUT_MS } from "./_server_limits.ts";
- * console.assert(DEFAULT_IDLE_TIMEOUT_MS === 60_000);
+ * assert(DEFAULT_IDLE_TIMEOUT_MS === 60_000);
  * ```
  */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
@@ -59,8 +61,9 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
  *
  * @example Use the default
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_DRAIN_MS } from "./_server_limits.ts";
- * console.assert(DEFAULT_DRAIN_MS === 5_000);
+ * assert(DEFAULT_DRAIN_MS === 5_000);
  * ```
  */
 export const DEFAULT_DRAIN_MS = 5_000;
@@ -70,8 +73,9 @@ export const DEFAULT_DRAIN_MS = 5_000;
  *
  * @example Use the default
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_MAX_PATH_DEPTH } from "./_server_limits.ts";
- * console.assert(DEFAULT_MAX_PATH_DEPTH === 64);
+ * assert(DEFAULT_MAX_PATH_DEPTH === 64);
  * ```
  */
 export const DEFAULT_MAX_PATH_DEPTH = 64;
@@ -81,8 +85,9 @@ export const DEFAULT_MAX_PATH_DEPTH = 64;
  *
  * @example Use the default
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_MAX_LIST_ENTRIES } from "./_server_limits.ts";
- * console.assert(DEFAULT_MAX_LIST_ENTRIES === 1_000_000);
+ * assert(DEFAULT_MAX_LIST_ENTRIES === 1_000_000);
  * ```
  */
 export const DEFAULT_MAX_LIST_ENTRIES = 1_000_000;
@@ -98,9 +103,10 @@ const MIN_FRAME_BYTES = 128;
  *
  * @example Tighten two limits
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { LimitOptions } from "./_server_limits.ts";
  * const options: LimitOptions = { maxConnections: 64, maxUploadBytes: 1 << 30 };
- * console.assert(options.maxConnections === 64);
+ * assert(options.maxConnections === 64);
  * ```
  */
 export interface LimitOptions {
@@ -162,9 +168,10 @@ export interface LimitOptions {
  *
  * @example Read a limit
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveLimits, type ServerLimits } from "./_server_limits.ts";
  * const limits: ServerLimits = resolveLimits({});
- * console.assert(limits.maxUploadBytes === Infinity);
+ * assert(limits.maxUploadBytes === Infinity);
  * ```
  */
 export type ServerLimits = Required<LimitOptions>;
@@ -178,8 +185,9 @@ export type ServerLimits = Required<LimitOptions>;
  *
  * @example Defaults
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveLimits } from "./_server_limits.ts";
- * console.assert(resolveLimits({}).maxConnections === 512);
+ * assert(resolveLimits({}).maxConnections === 512);
  * ```
  */
 export function resolveLimits(options: LimitOptions): ServerLimits {
@@ -265,14 +273,15 @@ function positive(
  *
  * @example A deep path
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkRequestLimits, resolveLimits } from "./_server_limits.ts";
  * const limits = resolveLimits({ maxPathDepth: 2 });
  * checkRequestLimits({ type: "stat", path: "a/b" }, limits);
  * try {
  *   checkRequestLimits({ type: "stat", path: "a/b/c" }, limits);
- *   console.assert(false);
+ *   assert(false);
  * } catch (error) {
- *   console.assert((error as { code: string }).code === "TOO_LARGE");
+ *   assert((error as { code: string }).code === "TOO_LARGE");
  * }
  * ```
  */
@@ -306,10 +315,11 @@ export function checkRequestLimits(
  *
  * @example Time a read
  * ```ts
+ * import assert from "node:assert/strict";
  * import { IoActivity } from "./_server_limits.ts";
  * const activity = new IoActivity();
  * activity.begin();
- * console.assert(!activity.stalled(performance.now(), 1000));
+ * assert(!activity.stalled(performance.now(), 1000));
  * activity.end();
  * ```
  */
@@ -598,10 +608,11 @@ function writeFailed(error: unknown): FerryError {
  *
  * @example Parse a flag
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseArgs } from "node:util";
  * import { LIMIT_FLAGS, limitsFromFlags } from "./_server_limits.ts";
  * const { values } = parseArgs({ args: ["--max-connections", "8"], options: LIMIT_FLAGS });
- * console.assert(limitsFromFlags(values).maxConnections === 8);
+ * assert(limitsFromFlags(values).maxConnections === 8);
  * ```
  */
 export const LIMIT_FLAGS = {
@@ -617,8 +628,9 @@ export const LIMIT_FLAGS = {
  *
  * @example Print them
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LIMITS_USAGE } from "./_server_limits.ts";
- * console.assert(LIMITS_USAGE.includes("--max-connections"));
+ * assert(LIMITS_USAGE.includes("--max-connections"));
  * ```
  */
 export const LIMITS_USAGE: string = [
@@ -642,8 +654,9 @@ export const LIMITS_USAGE: string = [
  *
  * @example Seconds become milliseconds
  * ```ts
+ * import assert from "node:assert/strict";
  * import { limitsFromFlags } from "./_server_limits.ts";
- * console.assert(limitsFromFlags({ "idle-timeout": "1.5" }).idleTimeoutMs === 1500);
+ * assert(limitsFromFlags({ "idle-timeout": "1.5" }).idleTimeoutMs === 1500);
  * ```
  */
 export function limitsFromFlags(

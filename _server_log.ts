@@ -34,12 +34,13 @@ export const LOG_FORMATS: readonly string[] = ["text", "json"];
  *
  * @example Format a GET
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatLogText } from "./_server_log.ts";
  * const line = formatLogText({
  *   time: new Date(0), peer: "127.0.0.1:5000", protocol: "ferry", request: "GET",
  *   path: "a.txt", bytes: 3, result: "ok", durationMs: 1.25,
  * });
- * console.assert(line === '1970-01-01T00:00:00.000Z 127.0.0.1:5000 ferry GET "a.txt" 3 ok 1.3ms');
+ * assert(line === '1970-01-01T00:00:00.000Z 127.0.0.1:5000 ferry GET "a.txt" 3 ok 1.3ms');
  * ```
  */
 export function formatLogText(event: ServerLogEvent): string {
@@ -63,12 +64,13 @@ export function formatLogText(event: ServerLogEvent): string {
  *
  * @example Format a GET
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatLogJson } from "./_server_log.ts";
  * const line = formatLogJson({
  *   time: new Date(0), peer: "127.0.0.1:5000", protocol: "ferry", request: "GET",
  *   path: "a.txt", bytes: 3, result: "ok", durationMs: 1.25,
  * });
- * console.assert(JSON.parse(line).time === "1970-01-01T00:00:00.000Z");
+ * assert(JSON.parse(line).time === "1970-01-01T00:00:00.000Z");
  * ```
  */
 export function formatLogJson(event: ServerLogEvent): string {

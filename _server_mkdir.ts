@@ -15,9 +15,10 @@ import { FerryError } from "./errors.ts";
  *
  * @example Set a time, hide temporaries
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { MakeFolderOptions } from "./_server_mkdir.ts";
  * const options: MakeFolderOptions = { mtime: 0, hidden: /^\.ferry-/ };
- * console.assert(options.mtime === 0);
+ * assert(options.mtime === 0);
  * ```
  */
 export interface MakeFolderOptions {

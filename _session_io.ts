@@ -45,12 +45,13 @@ export interface SessionIo {
  *
  * @example A failed file
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FerryError } from "./errors.ts";
  * import type { FileOutcome } from "./_session_io.ts";
  * const outcome: FileOutcome = {
  *   path: "docs/x", kind: "file", error: new FerryError("NOT_FOUND", "Not found: docs/x"),
  * };
- * console.assert(outcome.error?.code === "NOT_FOUND");
+ * assert(outcome.error?.code === "NOT_FOUND");
  * ```
  */
 export interface FileOutcome {

@@ -30,9 +30,10 @@ export const TOKEN_ENV = "FERRY_TOKEN";
  *
  * @example No token anywhere
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { TokenSource } from "./_token_source.ts";
  * const source: TokenSource = { token: undefined, from: "none", envReadable: true };
- * console.assert(source.from === "none");
+ * assert(source.from === "none");
  * ```
  */
 export interface TokenSource {
@@ -56,9 +57,10 @@ export interface TokenSource {
  *
  * @example The flag wins
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveToken } from "./_token_source.ts";
  * const { token, from } = await resolveToken("s3cret", undefined);
- * console.assert(token === "s3cret" && from === "flag");
+ * assert(token === "s3cret" && from === "flag");
  * ```
  */
 export async function resolveToken(

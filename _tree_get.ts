@@ -35,9 +35,10 @@ import { encodeMessage, type Entry, type Message } from "./protocol.ts";
  *
  * @example Get a file into a local path
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { GetManyItem } from "./_tree_get.ts";
  * const item: GetManyItem = { path: "docs/a.txt", destination: "a.txt" };
- * console.assert(item.destination === "a.txt");
+ * assert(item.destination === "a.txt");
  * ```
  */
 export interface GetManyItem {
@@ -52,9 +53,10 @@ export interface GetManyItem {
  *
  * @example A small window
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { GetManyOptions } from "./_tree_get.ts";
  * const options: GetManyOptions = { window: 4, overwrite: true };
- * console.assert(options.window === 4);
+ * assert(options.window === 4);
  * ```
  */
 export interface GetManyOptions {
@@ -239,9 +241,10 @@ async function receiveFile(
  *
  * @example The shape
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { TreeGetClient } from "./_tree_get.ts";
  * const methods: (keyof TreeGetClient)[] = ["stat", "list", "getMany"];
- * console.assert(methods.length === 3);
+ * assert(methods.length === 3);
  * ```
  */
 export interface TreeGetClient {
@@ -261,9 +264,10 @@ export interface TreeGetClient {
  *
  * @example Overwrite
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { GetTreeOptions } from "./_tree_get.ts";
  * const options: GetTreeOptions = { overwrite: true };
- * console.assert(options.overwrite);
+ * assert(options.overwrite);
  * ```
  */
 export interface GetTreeOptions extends GetManyOptions {
@@ -276,9 +280,10 @@ export interface GetTreeOptions extends GetManyOptions {
  *
  * @example Count failures
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { TreeReport } from "./_tree_get.ts";
  * const report: TreeReport = { outcomes: [], total: 0, failed: 0 };
- * console.assert(report.failed === 0);
+ * assert(report.failed === 0);
  * ```
  */
 export interface TreeReport {

@@ -41,12 +41,13 @@ import {
  *
  * @example Upload a file into a new folder
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { PutManyItem } from "./_tree_put.ts";
  * const items: PutManyItem[] = [
  *   { kind: "dir", remote: "docs" },
  *   { kind: "file", local: "a.txt", remote: "docs/a.txt" },
  * ];
- * console.assert(items.length === 2);
+ * assert(items.length === 2);
  * ```
  */
 export type PutManyItem =
@@ -58,9 +59,10 @@ export type PutManyItem =
  *
  * @example Overwrite
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { PutManyOptions } from "./_tree_put.ts";
  * const options: PutManyOptions = { overwrite: true };
- * console.assert(options.overwrite);
+ * assert(options.overwrite);
  * ```
  */
 export interface PutManyOptions {
@@ -307,9 +309,10 @@ async function writeZeros(sink: ByteWriter, count: number): Promise<void> {
  *
  * @example An empty tree
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { LocalTree } from "./_tree_put.ts";
  * const tree: LocalTree = { mtime: 0, folders: [], files: [], skipped: [] };
- * console.assert(tree.files.length === 0);
+ * assert(tree.files.length === 0);
  * ```
  */
 export interface LocalTree {
@@ -402,9 +405,10 @@ export async function walkLocalTree(root: string): Promise<LocalTree> {
  *
  * @example The shape
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { TreePutClient } from "./_tree_put.ts";
  * const methods: (keyof TreePutClient)[] = ["putMany"];
- * console.assert(methods.length === 1);
+ * assert(methods.length === 1);
  * ```
  */
 export interface TreePutClient {
@@ -420,9 +424,10 @@ export interface TreePutClient {
  *
  * @example Count failures
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { PutTreeReport } from "./_tree_put.ts";
  * const report: PutTreeReport = { outcomes: [], total: 0, failed: 0, skipped: [] };
- * console.assert(report.failed === 0);
+ * assert(report.failed === 0);
  * ```
  */
 export interface PutTreeReport {
@@ -441,9 +446,10 @@ export interface PutTreeReport {
  *
  * @example Overwrite
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { PutTreeOptions } from "./_tree_put.ts";
  * const options: PutTreeOptions = { overwrite: true };
- * console.assert(options.overwrite);
+ * assert(options.overwrite);
  * ```
  */
 export interface PutTreeOptions extends Omit<PutManyOptions, "onFile"> {

@@ -115,8 +115,9 @@ export { FerryError, type FerryErrorCode } from "./errors.ts";
  *
  * @example Read the bound
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HANDSHAKE_TIMEOUT_MS } from "./client.ts";
- * console.assert(HANDSHAKE_TIMEOUT_MS === 10_000);
+ * assert(HANDSHAKE_TIMEOUT_MS === 10_000);
  * ```
  */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;

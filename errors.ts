@@ -22,9 +22,10 @@
  *
  * @example Switch on a code
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FerryError, type FerryErrorCode } from "./errors.ts";
  * const code: FerryErrorCode = new FerryError("NOT_FOUND", "Not found").code;
- * console.assert(code === "NOT_FOUND");
+ * assert(code === "NOT_FOUND");
  * ```
  */
 export type FerryErrorCode =
@@ -52,9 +53,10 @@ export type FerryErrorCode =
  *
  * @example Tell a wire code from a local one
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WIRE_ERROR_CODES } from "./errors.ts";
- * console.assert(WIRE_ERROR_CODES.has("NOT_FOUND"));
- * console.assert(!WIRE_ERROR_CODES.has("TIMEOUT"));
+ * assert(WIRE_ERROR_CODES.has("NOT_FOUND"));
+ * assert(!WIRE_ERROR_CODES.has("TIMEOUT"));
  * ```
  */
 export const WIRE_ERROR_CODES: ReadonlySet<FerryErrorCode> = new Set<
@@ -79,8 +81,9 @@ export const WIRE_ERROR_CODES: ReadonlySet<FerryErrorCode> = new Set<
  *
  * @example Check a code read from somewhere else
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FERRY_ERROR_CODES } from "./errors.ts";
- * console.assert(FERRY_ERROR_CODES.includes("EXISTS"));
+ * assert(FERRY_ERROR_CODES.includes("EXISTS"));
  * ```
  */
 export const FERRY_ERROR_CODES: readonly FerryErrorCode[] = [
@@ -102,10 +105,11 @@ export const FERRY_ERROR_CODES: readonly FerryErrorCode[] = [
  *
  * @example Check a received code
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isWireErrorCode } from "./errors.ts";
- * console.assert(isWireErrorCode("BUSY"));
- * console.assert(!isWireErrorCode("LOCAL"));
- * console.assert(!isWireErrorCode("NOPE"));
+ * assert(isWireErrorCode("BUSY"));
+ * assert(!isWireErrorCode("LOCAL"));
+ * assert(!isWireErrorCode("NOPE"));
  * ```
  */
 export function isWireErrorCode(code: string): code is FerryErrorCode {
@@ -121,9 +125,10 @@ export function isWireErrorCode(code: string): code is FerryErrorCode {
  *
  * @example Map a wire code
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toFerryErrorCode } from "./errors.ts";
- * console.assert(toFerryErrorCode("BUSY") === "BUSY");
- * console.assert(toFerryErrorCode("NOPE") === undefined);
+ * assert(toFerryErrorCode("BUSY") === "BUSY");
+ * assert(toFerryErrorCode("NOPE") === undefined);
  * ```
  */
 export function toFerryErrorCode(code: string): FerryErrorCode | undefined {

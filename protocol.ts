@@ -193,11 +193,12 @@
  *
  * @example Encode a request and decode it again
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeFrame, encodeMessage } from "./protocol.ts";
  * const bytes = encodeMessage({ type: "get", path: "notes.txt", offset: 0 });
  * const decoded = decodeFrame(bytes);
- * console.assert(decoded?.message.type === "get");
- * console.assert(decoded?.size === bytes.length);
+ * assert(decoded?.message.type === "get");
+ * assert(decoded?.size === bytes.length);
  * ```
  *
  * @module
@@ -213,8 +214,9 @@ export { FerryError, type FerryErrorCode } from "./errors.ts";
  *
  * @example Offer it in a handshake
  * ```ts
+ * import assert from "node:assert/strict";
  * import { PROTOCOL_VERSION } from "./protocol.ts";
- * console.assert(PROTOCOL_VERSION === 1);
+ * assert(PROTOCOL_VERSION === 1);
  * ```
  */
 export const PROTOCOL_VERSION = 1;
@@ -224,8 +226,9 @@ export const PROTOCOL_VERSION = 1;
  *
  * @example Recognise a handshake payload
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MAGIC } from "./protocol.ts";
- * console.assert(new TextDecoder().decode(MAGIC) === "FERRY");
+ * assert(new TextDecoder().decode(MAGIC) === "FERRY");
  * ```
  */
 export const MAGIC: Uint8Array = new Uint8Array([0x46, 0x45, 0x52, 0x52, 0x59]);
@@ -235,8 +238,9 @@ export const MAGIC: Uint8Array = new Uint8Array([0x46, 0x45, 0x52, 0x52, 0x59]);
  *
  * @example Size a header buffer
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FRAME_HEADER_BYTES } from "./protocol.ts";
- * console.assert(FRAME_HEADER_BYTES === 5);
+ * assert(FRAME_HEADER_BYTES === 5);
  * ```
  */
 export const FRAME_HEADER_BYTES = 5;
@@ -246,8 +250,9 @@ export const FRAME_HEADER_BYTES = 5;
  *
  * @example Check a declared length
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MAX_FRAME_BYTES } from "./protocol.ts";
- * console.assert(MAX_FRAME_BYTES === 1024 * 1024);
+ * assert(MAX_FRAME_BYTES === 1024 * 1024);
  * ```
  */
 export const MAX_FRAME_BYTES: number = 1024 * 1024;
@@ -257,8 +262,9 @@ export const MAX_FRAME_BYTES: number = 1024 * 1024;
  *
  * @example Check a path before sending it
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MAX_PATH_BYTES } from "./protocol.ts";
- * console.assert(new TextEncoder().encode("a/b").length <= MAX_PATH_BYTES);
+ * assert(new TextEncoder().encode("a/b").length <= MAX_PATH_BYTES);
  * ```
  */
 export const MAX_PATH_BYTES = 4096;
@@ -268,9 +274,10 @@ export const MAX_PATH_BYTES = 4096;
  *
  * @example Make a nonce
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MAX_NONCE_BYTES } from "./protocol.ts";
  * const nonce = crypto.getRandomValues(new Uint8Array(32));
- * console.assert(nonce.length <= MAX_NONCE_BYTES);
+ * assert(nonce.length <= MAX_NONCE_BYTES);
  * ```
  */
 export const MAX_NONCE_BYTES = 64;
@@ -280,8 +287,9 @@ export const MAX_NONCE_BYTES = 64;
  *
  * @example Check a digest
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SHA256_BYTES } from "./protocol.ts";
- * console.assert(SHA256_BYTES === 32);
+ * assert(SHA256_BYTES === 32);
  * ```
  */
 export const SHA256_BYTES = 32;
@@ -291,8 +299,9 @@ export const SHA256_BYTES = 32;
  *
  * @example Test the flag
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HELLO_AUTH_REQUIRED } from "./protocol.ts";
- * console.assert((HELLO_AUTH_REQUIRED & 1) === 1);
+ * assert((HELLO_AUTH_REQUIRED & 1) === 1);
  * ```
  */
 export const HELLO_AUTH_REQUIRED = 1;
@@ -302,8 +311,9 @@ export const HELLO_AUTH_REQUIRED = 1;
  *
  * @example Look up a type byte
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FRAME_TYPES } from "./protocol.ts";
- * console.assert(FRAME_TYPES.get === 0x12);
+ * assert(FRAME_TYPES.get === 0x12);
  * ```
  */
 export const FRAME_TYPES: Readonly<Record<Message["type"], number>> = {
@@ -329,9 +339,10 @@ export const FRAME_TYPES: Readonly<Record<Message["type"], number>> = {
  *
  * @example A file entry
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { Entry } from "./protocol.ts";
  * const entry: Entry = { name: "a.txt", kind: "file", size: 3, mtime: 0 };
- * console.assert(entry.kind === "file");
+ * assert(entry.kind === "file");
  * ```
  */
 export interface Entry {
@@ -350,11 +361,12 @@ export interface Entry {
  *
  * @example A client's hello
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { HelloMessage } from "./protocol.ts";
  * const hello: HelloMessage = {
  *   type: "hello", minVersion: 1, maxVersion: 1, flags: 0, nonce: new Uint8Array(32),
  * };
- * console.assert(hello.nonce.length === 32);
+ * assert(hello.nonce.length === 32);
  * ```
  */
 export interface HelloMessage {
@@ -375,9 +387,10 @@ export interface HelloMessage {
  *
  * @example An auth message
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { AuthMessage } from "./protocol.ts";
  * const auth: AuthMessage = { type: "auth", mac: new Uint8Array(32) };
- * console.assert(auth.mac.length === 32);
+ * assert(auth.mac.length === 32);
  * ```
  */
 export interface AuthMessage {
@@ -392,9 +405,10 @@ export interface AuthMessage {
  *
  * @example An ok message
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { OkMessage } from "./protocol.ts";
  * const ok: OkMessage = { type: "ok" };
- * console.assert(ok.type === "ok");
+ * assert(ok.type === "ok");
  * ```
  */
 export interface OkMessage {
@@ -407,9 +421,10 @@ export interface OkMessage {
  *
  * @example A not-found error
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ErrorMessage } from "./protocol.ts";
  * const error: ErrorMessage = { type: "error", code: "NOT_FOUND", message: "Not found: a" };
- * console.assert(error.code === "NOT_FOUND");
+ * assert(error.code === "NOT_FOUND");
  * ```
  */
 export interface ErrorMessage {
@@ -426,9 +441,10 @@ export interface ErrorMessage {
  *
  * @example List the root
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ListMessage } from "./protocol.ts";
  * const list: ListMessage = { type: "list", path: "", recursive: false };
- * console.assert(list.path === "");
+ * assert(list.path === "");
  * ```
  */
 export interface ListMessage {
@@ -445,9 +461,10 @@ export interface ListMessage {
  *
  * @example Stat a file
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { StatMessage } from "./protocol.ts";
  * const stat: StatMessage = { type: "stat", path: "a.txt" };
- * console.assert(stat.path === "a.txt");
+ * assert(stat.path === "a.txt");
  * ```
  */
 export interface StatMessage {
@@ -462,9 +479,10 @@ export interface StatMessage {
  *
  * @example Get a whole file
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { GetMessage } from "./protocol.ts";
  * const get: GetMessage = { type: "get", path: "a.txt", offset: 0 };
- * console.assert(get.offset === 0);
+ * assert(get.offset === 0);
  * ```
  */
 export interface GetMessage {
@@ -481,9 +499,10 @@ export interface GetMessage {
  *
  * @example Upload with overwrite
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { PutMessage } from "./protocol.ts";
  * const put: PutMessage = { type: "put", path: "a.txt", size: 3, overwrite: true, resume: false };
- * console.assert(put.size === 3);
+ * assert(put.size === 3);
  * ```
  */
 export interface PutMessage {
@@ -506,9 +525,10 @@ export interface PutMessage {
  *
  * @example Create a folder with a modification time
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { MkdirMessage } from "./protocol.ts";
  * const mkdir: MkdirMessage = { type: "mkdir", path: "docs/old", mtime: 0 };
- * console.assert(mkdir.path === "docs/old");
+ * assert(mkdir.path === "docs/old");
  * ```
  */
 export interface MkdirMessage {
@@ -525,11 +545,12 @@ export interface MkdirMessage {
  *
  * @example A batch of one
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { EntriesMessage } from "./protocol.ts";
  * const batch: EntriesMessage = {
  *   type: "entries", entries: [{ name: "a", kind: "dir", size: 0, mtime: 0 }],
  * };
- * console.assert(batch.entries.length === 1);
+ * assert(batch.entries.length === 1);
  * ```
  */
 export interface EntriesMessage {
@@ -544,9 +565,10 @@ export interface EntriesMessage {
  *
  * @example The end of a listing of three
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { EndMessage } from "./protocol.ts";
  * const end: EndMessage = { type: "end", count: 3 };
- * console.assert(end.count === 3);
+ * assert(end.count === 3);
  * ```
  */
 export interface EndMessage {
@@ -561,11 +583,12 @@ export interface EndMessage {
  *
  * @example Info about a file
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { InfoMessage } from "./protocol.ts";
  * const info: InfoMessage = {
  *   type: "info", entry: { name: "a.txt", kind: "file", size: 3, mtime: 0 },
  * };
- * console.assert(info.entry.size === 3);
+ * assert(info.entry.size === 3);
  * ```
  */
 export interface InfoMessage {
@@ -580,9 +603,10 @@ export interface InfoMessage {
  *
  * @example A whole 3-byte file follows
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { DataMessage } from "./protocol.ts";
  * const data: DataMessage = { type: "data", size: 3, offset: 0, mtime: 0 };
- * console.assert(data.size - data.offset === 3);
+ * assert(data.size - data.offset === 3);
  * ```
  */
 export interface DataMessage {
@@ -601,9 +625,10 @@ export interface DataMessage {
  *
  * @example Start from the beginning
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ReadyMessage } from "./protocol.ts";
  * const ready: ReadyMessage = { type: "ready", offset: 0 };
- * console.assert(ready.offset === 0);
+ * assert(ready.offset === 0);
  * ```
  */
 export interface ReadyMessage {
@@ -618,9 +643,10 @@ export interface ReadyMessage {
  *
  * @example A digest
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { HashMessage } from "./protocol.ts";
  * const hash: HashMessage = { type: "hash", sha256: new Uint8Array(32) };
- * console.assert(hash.sha256.length === 32);
+ * assert(hash.sha256.length === 32);
  * ```
  */
 export interface HashMessage {
@@ -635,11 +661,12 @@ export interface HashMessage {
  *
  * @example Switch on a message
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { Message } from "./protocol.ts";
  * function describe(message: Message): string {
  *   return message.type === "error" ? message.code : message.type;
  * }
- * console.assert(describe({ type: "ok" }) === "ok");
+ * assert(describe({ type: "ok" }) === "ok");
  * ```
  */
 export type Message =
@@ -665,9 +692,10 @@ export type Message =
  *
  * @example Read from an array
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ByteReader } from "./protocol.ts";
  * const reader: ByteReader = { read: () => Promise.resolve(null) };
- * console.assert(typeof reader.read === "function");
+ * assert(typeof reader.read === "function");
  * ```
  */
 export interface ByteReader {
@@ -681,12 +709,13 @@ export interface ByteReader {
  *
  * @example Collect writes
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ByteWriter } from "./protocol.ts";
  * const chunks: Uint8Array[] = [];
  * const writer: ByteWriter = {
  *   write: (p) => { chunks.push(p.slice()); return Promise.resolve(p.length); },
  * };
- * console.assert(typeof writer.write === "function");
+ * assert(typeof writer.write === "function");
  * ```
  */
 export interface ByteWriter {
@@ -894,9 +923,10 @@ const FIELD_BYTES = { u8: 1, u16: 2, u32: 4, u64: 8, i64: 8 } as const;
  *
  * @example Encode OK
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeMessage } from "./protocol.ts";
  * const frame = encodeMessage({ type: "ok" });
- * console.assert(frame.length === 5 && frame[0] === 0x02);
+ * assert(frame.length === 5 && frame[0] === 0x02);
  * ```
  */
 export function encodeMessage(message: Message): Uint8Array {
@@ -952,9 +982,10 @@ export function encodeMessage(message: Message): Uint8Array {
  *
  * @example Size a batch
  * ```ts
+ * import assert from "node:assert/strict";
  * import { entriesFrameBytes } from "./protocol.ts";
  * const bytes = entriesFrameBytes([{ name: "a", kind: "file", size: 1, mtime: 0 }]);
- * console.assert(bytes === 5 + 4 + 19 + 1);
+ * assert(bytes === 5 + 4 + 19 + 1);
  * ```
  */
 export function entriesFrameBytes(entries: readonly Entry[]): number {
@@ -971,8 +1002,9 @@ export function entriesFrameBytes(entries: readonly Entry[]): number {
  *
  * @example Size an entry
  * ```ts
+ * import assert from "node:assert/strict";
  * import { entryBytes } from "./protocol.ts";
- * console.assert(entryBytes({ name: "ab", kind: "dir", size: 0, mtime: 0 }) === 21);
+ * assert(entryBytes({ name: "ab", kind: "dir", size: 0, mtime: 0 }) === 21);
  * ```
  */
 export function entryBytes(entry: Entry): number {
@@ -1239,12 +1271,13 @@ function decodePayload(type: Message["type"], payload: Uint8Array): Message {
  *
  * @example Decode one frame from a longer buffer
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeFrame, encodeMessage } from "./protocol.ts";
  * const ok = encodeMessage({ type: "ok" });
  * const both = new Uint8Array([...ok, ...ok]);
  * const first = decodeFrame(both);
- * console.assert(first?.message.type === "ok" && first.size === ok.length);
- * console.assert(decodeFrame(both.subarray(0, 3)) === undefined);
+ * assert(first?.message.type === "ok" && first.size === ok.length);
+ * assert(decodeFrame(both.subarray(0, 3)) === undefined);
  * ```
  */
 export function decodeFrame(
@@ -1291,6 +1324,7 @@ export function decodeFrame(
  *
  * @example Both sides compute the same mac
  * ```ts
+ * import assert from "node:assert/strict";
  * import { authMac, encodeMessage, macEquals } from "./protocol.ts";
  * const nonce = crypto.getRandomValues(new Uint8Array(32));
  * const clientHello = encodeMessage({
@@ -1298,7 +1332,7 @@ export function decodeFrame(
  * });
  * const serverHello = encodeMessage({ type: "hello", minVersion: 1, maxVersion: 1, flags: 1, nonce });
  * const mac = authMac("s3cret", nonce, 1, clientHello, serverHello);
- * console.assert(macEquals(mac, authMac("s3cret", nonce, 1, clientHello, serverHello)));
+ * assert(macEquals(mac, authMac("s3cret", nonce, 1, clientHello, serverHello)));
  * ```
  */
 export function authMac(
@@ -1327,9 +1361,10 @@ export function authMac(
  *
  * @example Compare digests
  * ```ts
+ * import assert from "node:assert/strict";
  * import { macEquals } from "./protocol.ts";
- * console.assert(macEquals(new Uint8Array(32), new Uint8Array(32)));
- * console.assert(!macEquals(new Uint8Array(32), new Uint8Array(31)));
+ * assert(macEquals(new Uint8Array(32), new Uint8Array(32)));
+ * assert(!macEquals(new Uint8Array(32), new Uint8Array(31)));
  * ```
  */
 export function macEquals(a: Uint8Array, b: Uint8Array): boolean {
@@ -1345,11 +1380,12 @@ export function macEquals(a: Uint8Array, b: Uint8Array): boolean {
  *
  * @example Write a frame
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeMessage, writeAll } from "./protocol.ts";
  * let total = 0;
  * await writeAll({ write: (p) => Promise.resolve((total += p.length, p.length)) },
  *   encodeMessage({ type: "ok" }));
- * console.assert(total === 5);
+ * assert(total === 5);
  * ```
  */
 export async function writeAll(
@@ -1367,9 +1403,10 @@ export async function writeAll(
  *
  * @example Accept smaller frames
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { FrameReaderOptions } from "./protocol.ts";
  * const options: FrameReaderOptions = { maxFrameBytes: 64 * 1024 };
- * console.assert(options.maxFrameBytes === 65536);
+ * assert(options.maxFrameBytes === 65536);
  * ```
  */
 export interface FrameReaderOptions {
@@ -1393,6 +1430,7 @@ const INITIAL_READ_BUFFER = 64 * 1024;
  *
  * @example Read two frames from a stream
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeMessage, FrameReader } from "./protocol.ts";
  * const bytes = new Uint8Array([
  *   ...encodeMessage({ type: "ok" }),
@@ -1407,9 +1445,9 @@ const INITIAL_READ_BUFFER = 64 * 1024;
  *     return Promise.resolve(bytes.length);
  *   },
  * });
- * console.assert((await reader.readMessage())?.type === "ok");
- * console.assert((await reader.readMessage())?.type === "end");
- * console.assert((await reader.readMessage()) === null);
+ * assert((await reader.readMessage())?.type === "ok");
+ * assert((await reader.readMessage())?.type === "end");
+ * assert((await reader.readMessage()) === null);
  * ```
  */
 export class FrameReader {

@@ -70,8 +70,9 @@ export type { LimitOptions } from "./_server_limits.ts";
  *
  * @example Use the default port
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_PORT } from "./server.ts";
- * console.assert(DEFAULT_PORT === 65432);
+ * assert(DEFAULT_PORT === 65432);
  * ```
  */
 export const DEFAULT_PORT = 65432;
@@ -82,8 +83,9 @@ export const DEFAULT_PORT = 65432;
  *
  * @example Use the default timeout
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from "./server.ts";
- * console.assert(DEFAULT_HANDSHAKE_TIMEOUT_MS === 10_000);
+ * assert(DEFAULT_HANDSHAKE_TIMEOUT_MS === 10_000);
  * ```
  */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -96,9 +98,10 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
  *
  * @example Allow uploads on any free port
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ServeOptions } from "./server.ts";
  * const options: ServeOptions = { root: "./inbox", port: 0, allowUpload: true };
- * console.assert(options.allowUpload);
+ * assert(options.allowUpload);
  * ```
  */
 export interface ServeOptions extends LimitOptions {
@@ -196,12 +199,13 @@ export interface ServeOptions extends LimitOptions {
  *
  * @example Format an event
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ServerLogEvent } from "./server.ts";
  * const event: ServerLogEvent = {
  *   time: new Date(0), peer: "127.0.0.1:50000", protocol: "ferry", request: "GET",
  *   path: "a.txt", bytes: 3, result: "ok", durationMs: 1,
  * };
- * console.assert(`${event.request} ${event.path} ${event.result}` === "GET a.txt ok");
+ * assert(`${event.request} ${event.path} ${event.result}` === "GET a.txt ok");
  * ```
  */
 export interface ServerLogEvent {

@@ -19,8 +19,9 @@ import { MIB } from "./_stats.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { randomBlock } from "./_data.ts";
- * console.assert(randomBlock(1024).length === 1024);
+ * assert(randomBlock(1024).length === 1024);
  * ```
  */
 export function randomBlock(size: number = MIB): Uint8Array {
@@ -227,7 +228,8 @@ export async function countTree(dir: string): Promise<TreeCount> {
  *
  * @example
  * ```ts ignore
- * console.assert((await fileSize("/nonexistent")) === -1);
+ * import assert from "node:assert/strict";
+ * assert((await fileSize("/nonexistent")) === -1);
  * ```
  */
 export async function fileSize(path: string): Promise<number> {

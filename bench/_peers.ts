@@ -253,9 +253,10 @@ export function startFerryServer(root: string): Promise<ServerProcess> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ferryGet } from "./_peers.ts";
  * const [, args] = ferryGet(4000, "a.bin", "/tmp/a.bin");
- * console.assert(args.includes("get") && args.includes("-o"));
+ * assert(args.includes("get") && args.includes("-o"));
  * ```
  */
 export function ferryGet(
@@ -311,8 +312,9 @@ export function startRawServer(file: string): Promise<ServerProcess> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rawGet } from "./_peers.ts";
- * console.assert(rawGet(4000, "/tmp/x")[1].includes("4000"));
+ * assert(rawGet(4000, "/tmp/x")[1].includes("4000"));
  * ```
  */
 export function rawGet(port: number, dest: string): [string, string[]] {
@@ -430,8 +432,9 @@ export function startClassicServer(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { classicGet } from "./_peers.ts";
- * console.assert(classicGet("python3", 4000)[1][1].includes("PORT = 4000"));
+ * assert(classicGet("python3", 4000)[1][1].includes("PORT = 4000"));
  * ```
  */
 export function classicGet(python: string, port: number): [string, string[]] {
@@ -478,8 +481,9 @@ export function startHttpServer(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { curlGet } from "./_peers.ts";
- * console.assert(curlGet(80, "a b", "/tmp/x")[1].at(-1) === "http://127.0.0.1:80/a%20b");
+ * assert(curlGet(80, "a b", "/tmp/x")[1].at(-1) === "http://127.0.0.1:80/a%20b");
  * ```
  */
 export function curlGet(
@@ -562,8 +566,9 @@ export async function startRsyncDaemon(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rsyncGet } from "./_peers.ts";
- * console.assert(rsyncGet(873, "t", "/tmp/d")[1].includes("rsync://127.0.0.1:873/data/t/"));
+ * assert(rsyncGet(873, "t", "/tmp/d")[1].includes("rsync://127.0.0.1:873/data/t/"));
  * ```
  */
 export function rsyncGet(

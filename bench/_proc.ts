@@ -57,8 +57,9 @@ export interface RunResult {
  *
  * @example Time `true`
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * const r = await runTimed("true", []);
- * console.assert(r.code === 0);
+ * assert(r.code === 0);
  * ```
  */
 export async function runTimed(
@@ -445,9 +446,10 @@ export async function stopAll(): Promise<void> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reasonOf } from "./_proc.ts";
- * console.assert(reasonOf(new Error("boom")) === "boom");
- * console.assert(reasonOf("plain") === "plain");
+ * assert(reasonOf(new Error("boom")) === "boom");
+ * assert(reasonOf("plain") === "plain");
  * ```
  */
 export function reasonOf(error: unknown): string {
@@ -462,8 +464,9 @@ export function reasonOf(error: unknown): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lastLine } from "./_proc.ts";
- * console.assert(lastLine("a\nb\n\n") === "b");
+ * assert(lastLine("a\nb\n\n") === "b");
  * ```
  */
 export function lastLine(text: string): string {
@@ -517,7 +520,8 @@ async function tcpSockets(): Promise<{ port: number; state: string }[]> {
  *
  * @example
  * ```ts ignore
- * console.assert(!(await isListening(1)));
+ * import assert from "node:assert/strict";
+ * assert(!(await isListening(1)));
  * ```
  */
 export async function isListening(port: number): Promise<boolean> {

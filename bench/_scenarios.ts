@@ -752,8 +752,9 @@ export async function manyFilesScenario(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { treeLabel } from "./_scenarios.ts";
- * console.assert(treeLabel({ name: "t", count: 1000, size: 4096, files: [] }) === "1,000 × 4 KiB");
+ * assert(treeLabel({ name: "t", count: 1000, size: 4096, files: [] }) === "1,000 × 4 KiB");
  * ```
  */
 export function treeLabel(tree: FileTree): string {

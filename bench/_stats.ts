@@ -33,9 +33,10 @@ export interface Summary {
  *
  * @example Summarise three runs
  * ```ts
+ * import assert from "node:assert/strict";
  * import { summarize } from "./_stats.ts";
  * const s = summarize([3, 1, 2]);
- * console.assert(s.median === 2 && s.min === 1 && s.max === 3 && s.n === 3);
+ * assert(s.median === 2 && s.min === 1 && s.max === 3 && s.n === 3);
  * ```
  */
 export function summarize(values: readonly number[]): Summary {
@@ -64,9 +65,10 @@ export function summarize(values: readonly number[]): Summary {
  *
  * @example Throughput of 100 MB moved in about 2 s
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rate, summarize } from "./_stats.ts";
  * const r = rate(summarize([2, 1, 4]), 100);
- * console.assert(r.median === 50 && r.min === 25 && r.max === 100);
+ * assert(r.median === 50 && r.min === 25 && r.max === 100);
  * ```
  */
 export function rate(seconds: Summary, amount: number): Summary {
@@ -89,9 +91,10 @@ export function rate(seconds: Summary, amount: number): Summary {
  *
  * @example p50 and p99 of 1..100
  * ```ts
+ * import assert from "node:assert/strict";
  * import { percentile } from "./_stats.ts";
  * const v = Array.from({ length: 100 }, (_, i) => i + 1);
- * console.assert(percentile(v, 50) === 50 && percentile(v, 99) === 99);
+ * assert(percentile(v, 50) === 50 && percentile(v, 99) === 99);
  * ```
  */
 export function percentile(values: readonly number[], p: number): number {
@@ -110,8 +113,9 @@ export function percentile(values: readonly number[], p: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fmt } from "./_stats.ts";
- * console.assert(fmt(12.345) === "12.3" && fmt(1234.5) === "1235");
+ * assert(fmt(12.345) === "12.3" && fmt(1234.5) === "1235");
  * ```
  */
 export function fmt(value: number): string {
@@ -133,8 +137,9 @@ export function fmt(value: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fmtSummary, summarize } from "./_stats.ts";
- * console.assert(fmtSummary(summarize([1, 2, 3])) === "2.00 (1.00–3.00)");
+ * assert(fmtSummary(summarize([1, 2, 3])) === "2.00 (1.00–3.00)");
  * ```
  */
 export function fmtSummary(s: Summary, scale = 1): string {
@@ -153,8 +158,9 @@ export function fmtSummary(s: Summary, scale = 1): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { roundSummary } from "./_stats.ts";
- * console.assert(roundSummary({ median: 1.23456, min: 1, max: 2, n: 3 }, 2).median === 1.23);
+ * assert(roundSummary({ median: 1.23456, min: 1, max: 2, n: 3 }, 2).median === 1.23);
  * ```
  */
 export function roundSummary(s: Summary, digits = 4): Summary {
@@ -175,8 +181,9 @@ export function roundSummary(s: Summary, digits = 4): Summary {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { round } from "./_stats.ts";
- * console.assert(round(1.23456, 2) === 1.23);
+ * assert(round(1.23456, 2) === 1.23);
  * ```
  */
 export function round(value: number, digits = 4): number {
@@ -192,8 +199,9 @@ export function round(value: number, digits = 4): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fmtBytes } from "./_stats.ts";
- * console.assert(fmtBytes(1024 ** 3) === "1 GiB" && fmtBytes(4096) === "4 KiB");
+ * assert(fmtBytes(1024 ** 3) === "1 GiB" && fmtBytes(4096) === "4 KiB");
  * ```
  */
 export function fmtBytes(bytes: number): string {
