@@ -1476,15 +1476,21 @@ export class FrameReader {
   /** Reads more bytes into the buffer; returns false at end of stream. */
   async #fill(minimum: number): Promise<boolean> {
     if (this.#buffer.length - this.#start < minimum) {
-      if (minimum > this.#buffer.length) {
-        const grown = new Uint8Array(minimum);
-        grown.set(this.#buffer.subarray(this.#start, this.#end));
-        this.#buffer = grown;
-      } else {
+      if (this.#start > 0) {
         this.#buffer.copyWithin(0, this.#start, this.#end);
+        this.#end -= this.#start;
+        this.#start = 0;
       }
-      this.#end -= this.#start;
-      this.#start = 0;
+      // Grow only when the buffer is full, and at most double it: memory
+      // follows the bytes a peer has actually sent, not the length it
+      // declared (a bare header costs nothing).
+      if (this.#end === this.#buffer.length) {
+        const grown = new Uint8Array(
+          Math.min(minimum, this.#buffer.length * 2),
+        );
+        grown.set(this.#buffer.subarray(0, this.#end));
+        this.#buffer = grown;
+      }
     }
     const n = await this.#source.read(this.#buffer.subarray(this.#end));
     if (n === null) return false;

@@ -690,6 +690,22 @@ Deno.test("FrameReader grows its buffer for a frame larger than its initial buff
   );
 });
 
+Deno.test("FrameReader does not allocate the length a bare header declares", async () => {
+  // A header declaring a full-size frame, then only 10 payload bytes: the
+  // reader must not grow its buffer to the declared megabyte on trust.
+  const header = concat(
+    new Uint8Array([FRAME_TYPES.entries]),
+    u32(MAX_FRAME_BYTES),
+  );
+  const source = new ChunkSource([concat(header, new Uint8Array(10))]);
+  await assert.rejects(
+    new FrameReader(source).readMessage(),
+    ferryError("TRUNCATED"),
+  );
+  const largest = Math.max(...source.requested);
+  assert.ok(largest <= 64 * 1024, `asked for ${largest} bytes`);
+});
+
 // ------------------------------------------------------------------ limits
 
 Deno.test("decodeFrame() reports TOO_LARGE as soon as the header declares too much", () => {
