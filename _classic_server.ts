@@ -5,8 +5,10 @@
  * A classic client connects and sends a bare file name (no length, no
  * terminator). Like the classic server's single `recv(1024)`, the request is
  * the bytes of the first read, decoded as UTF-8. The name goes through the
- * same root jail as ferry paths; an escape, a folder, a missing file or
- * invalid UTF-8 all get `NOT_EXISTS` and the connection closes. Otherwise:
+ * same root jail as ferry paths (including the check of the opened file);
+ * an escape, a folder, a missing file, an upload temporary
+ * (`.ferry-<hex>.part`) or invalid UTF-8 all get `NOT_EXISTS` and the
+ * connection closes. Otherwise:
  *
  * 1. the server sends `EXISTS`,
  * 2. waits {@linkcode CLASSIC_SIZE_GAP_MS},
@@ -31,7 +33,8 @@
 
 import type { BulkBuffers } from "./_copy.ts";
 import { copyHashed } from "./_copy.ts";
-import { resolveExisting } from "./_path_jail.ts";
+import { openInside, resolveExisting } from "./_path_jail.ts";
+import { refuseTempName } from "./_server_temp.ts";
 import { FerryError } from "./errors.ts";
 import { delay } from "./_delay.ts";
 import { type FrameReader, writeAll } from "./protocol.ts";
@@ -156,10 +159,15 @@ export async function serveClassic(
     let size: number;
     try {
       const found = await resolveExisting(options.realRoot, name);
+      // Upload temporaries are hidden from classic clients too.
+      refuseTempName(found.segments, name);
       if (!found.info.isFile) {
         throw new FerryError("FORBIDDEN", "Not a file");
       }
-      file = await Deno.open(found.hostPath, { read: true });
+      // Proven inside the root once open, as for a ferry GET.
+      file = await openInside(options.realRoot, found.hostPath, name, {
+        read: true,
+      });
       const info = await file.stat();
       if (!info.isFile) throw new FerryError("FORBIDDEN", "Not a file");
       size = info.size;

@@ -262,3 +262,23 @@ Deno.test("serve() drops a silent peer after handshakeTimeoutMs while it serves 
     },
   );
 });
+
+Deno.test("serve() answers NOT_EXISTS to a classic request for an upload temporary", async () => {
+  await withServer(
+    { files: { ".ferry-0123abcd.part": "partial upload" } },
+    async ({ port, waitForLog }) => {
+      const { conn, reads } = await classicExchange(
+        port,
+        ".ferry-0123abcd.part",
+      );
+      try {
+        assert.deepEqual(reads, ["NOT_EXISTS"]);
+        assert.equal((await readAll(conn)).length, 0);
+        const event = await waitForLog((e) => e.protocol === "classic");
+        assert.equal(event.result, "FORBIDDEN");
+      } finally {
+        conn.close();
+      }
+    },
+  );
+});

@@ -13,7 +13,12 @@ import type { AuthThrottle } from "./_server_auth.ts";
 import type { HashCache } from "./_hash_cache.ts";
 import { IoActivity, type ServerLimits, trackIO } from "./_server_limits.ts";
 import type { UploadParts } from "./_upload_part.ts";
-import { FrameReader, MAX_FRAME_BYTES, type Message } from "./protocol.ts";
+import {
+  type ByteReader,
+  FrameReader,
+  MAX_FRAME_BYTES,
+  type Message,
+} from "./protocol.ts";
 import type { ServerLogEvent } from "./server.ts";
 
 /** Settings every connection handler reads. */
@@ -172,4 +177,24 @@ export function label(message: Message): string {
 /** Modification time of a file, in milliseconds (0 when unknown). */
 export function mtimeOf(info: Deno.FileInfo): number {
   return info.mtime?.getTime() ?? 0;
+}
+
+/**
+ * A reader that stops once `signal` aborts (the connection closed: its
+ * peer left, it timed out or the server stopped), for the work a request
+ * does before it talks to the peer again (hashing the start of a file), so
+ * that neither a departed client nor a drain deadline waits for it.
+ */
+export function untilClosed(
+  source: ByteReader,
+  signal: AbortSignal,
+): ByteReader {
+  return {
+    read(p: Uint8Array): Promise<number | null> {
+      if (signal.aborted) {
+        return Promise.reject(new Deno.errors.Interrupted("Connection closed"));
+      }
+      return source.read(p);
+    },
+  };
 }

@@ -15,6 +15,7 @@ import {
   type RequestState,
   type ServerContext,
   type Session,
+  untilClosed,
 } from "./_server_context.ts";
 import { refuseTempName } from "./_server_temp.ts";
 import { sendSmallFile, SMALL_FILE_BYTES } from "./_small_get.ts";
@@ -85,7 +86,13 @@ export async function handleGet(
       state.cached = true;
       if (offset > 0) await file.seek(offset, Deno.SeekMode.Start);
     } else if (offset > 0) {
-      const hashed = await copyHashed(file, undefined, offset, hash, buffers);
+      const hashed = await copyHashed(
+        untilClosed(file, session.signal),
+        undefined,
+        offset,
+        hash,
+        buffers,
+      );
       if (hashed < offset) {
         throw new FerryError(
           "CHANGED",

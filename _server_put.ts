@@ -67,6 +67,7 @@ export async function handlePut(
         tempPath,
         message.size,
         session.bulkBuffers(),
+        session.signal,
       ));
     } catch (error) {
       release();

@@ -20,6 +20,7 @@
 import { createHash, type Hash } from "node:crypto";
 import * as nodePath from "node:path";
 import { type BulkBuffers, copyHashed } from "./_copy.ts";
+import { untilClosed } from "./_server_context.ts";
 import type { ByteWriter } from "./protocol.ts";
 
 /** Age, in milliseconds, after which an untouched part is removed: 24 h. */
@@ -76,12 +77,14 @@ export interface OpenPart {
  * @param path Host path of the part.
  * @param size Size of the whole upload.
  * @param buffers Bulk buffers for hashing.
+ * @param signal Aborted when the connection closes: hashing stops there.
  * @returns The open part.
  */
 export async function openResumablePart(
   path: string,
   size: number,
   buffers: BulkBuffers,
+  signal: AbortSignal = new AbortController().signal,
 ): Promise<OpenPart> {
   const file = await Deno.open(path, { read: true, write: true, create: true });
   try {
@@ -91,7 +94,13 @@ export async function openResumablePart(
       await file.truncate(0);
       offset = 0;
     } else if (offset > 0) {
-      const hashed = await copyHashed(file, undefined, offset, hash, buffers);
+      const hashed = await copyHashed(
+        untilClosed(file, signal),
+        undefined,
+        offset,
+        hash,
+        buffers,
+      );
       if (hashed < offset) {
         // Shrunk under us (no one else should write here): start over.
         await file.truncate(0);

@@ -8,6 +8,7 @@ import {
   withServer,
 } from "./_test_server_util.ts";
 import { startServerChild } from "./_test_fault_util.ts";
+import { encodeMessage, type Message } from "./protocol.ts";
 
 const BIG = 32 * 1024 * 1024;
 const PIECE = 64 * 1024;
@@ -196,3 +197,49 @@ Deno.test({
     }
   },
 });
+
+Deno.test("serve() stops at the drain deadline while a resumed GET still hashes the start of a large file", async () => {
+  const size = 1024 * 1024 * 1024; // sparse: no disk space, seconds to hash
+  await withServer(
+    { drainMs: 0, hashCacheEntries: 0, files: { "a.txt": "a" } },
+    async (t) => {
+      const file = await Deno.open(`${t.root}/huge.bin`, {
+        write: true,
+        createNew: true,
+      });
+      try {
+        await file.truncate(size);
+      } finally {
+        file.close();
+      }
+      const client = await RawClient.open(t.port);
+      try {
+        // Pipelined: once INFO arrives, the server has taken up the GET,
+        // which hashes bytes 0..size before it sends anything.
+        await client.sendBytes(concatFrames([
+          { type: "stat", path: "a.txt" },
+          { type: "get", path: "huge.bin", offset: size },
+        ]));
+        await client.expect("info");
+        const started = performance.now();
+        await t.server.shutdown();
+        const took = performance.now() - started;
+        assert.ok(took < 1500, `shutdown took ${took.toFixed(0)} ms`);
+        assert.equal(await client.next(), null);
+      } finally {
+        client.close();
+      }
+    },
+  );
+});
+
+function concatFrames(messages: Message[]): Uint8Array {
+  const frames = messages.map((message) => encodeMessage(message));
+  const bytes = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+  let at = 0;
+  for (const frame of frames) {
+    bytes.set(frame, at);
+    at += frame.length;
+  }
+  return bytes;
+}
