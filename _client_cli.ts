@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import {
   type ConnectOptions,
   DEFAULT_HOSTNAME,
+  DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_PORT,
   messageOf,
   type TransferOptions,
@@ -64,6 +65,10 @@ const GLOBAL_OPTION_LINES = [
   option(
     "--ca FILE",
     "Trust the CA certificates in FILE (PEM) instead of the system's; implies --tls (default: system roots)",
+  ),
+  option(
+    "--idle-timeout SECONDS",
+    "Fail with a timeout when the server sends nothing for this long during a request; 0 waits for ever (default: 60)",
   ),
   option("-h, --help", "Show help (default: off)"),
 ].join("\n");
@@ -218,6 +223,8 @@ interface CliOptions {
   tokenFile: string | undefined;
   tls: boolean;
   ca: string | undefined;
+  /** `--idle-timeout`, in milliseconds. */
+  idleTimeoutMs: number;
   /** Set by {@linkcode loadSecurity}: the token and the CA certificates. */
   token?: string;
   caCerts?: string[];
@@ -250,6 +257,7 @@ function parseCli(args: string[]): CliOptions {
         "token-file": { type: "string" },
         tls: { type: "boolean" },
         ca: { type: "string" },
+        "idle-timeout": { type: "string" },
         help: { type: "boolean", short: "h" },
         output: { type: "string", short: "o" },
         force: { type: "boolean", short: "f" },
@@ -282,6 +290,13 @@ function parseCli(args: string[]): CliOptions {
       command,
     );
   }
+  const idle = values["idle-timeout"] ?? String(DEFAULT_IDLE_TIMEOUT_MS / 1000);
+  if (!/^\d+(\.\d+)?$/.test(idle)) {
+    throw new UsageError(
+      `invalid --idle-timeout '${idle}': expected seconds, 0 for none`,
+      command,
+    );
+  }
   const options: CliOptions = {
     hostname: values.host ?? DEFAULT_HOSTNAME,
     port: Number(port),
@@ -290,6 +305,7 @@ function parseCli(args: string[]): CliOptions {
     tokenFile: values["token-file"],
     tls: values.tls ?? false,
     ca: values.ca,
+    idleTimeoutMs: Number(idle) * 1000,
     command,
     args: rest,
     output: values.output,
@@ -315,6 +331,10 @@ function parseCli(args: string[]): CliOptions {
         command,
       );
     }
+  }
+  if (options.output === "-" && options.json) {
+    // Standard output carries the file's bytes and nothing else.
+    throw new UsageError("--json cannot be combined with -o -", command);
   }
   if (options.classic && command !== undefined && command !== "get") {
     throw new UsageError(`--classic works with get only`, command);
@@ -432,6 +452,7 @@ function connectOptionsOf(options: CliOptions): ConnectOptions {
     token: options.token,
     tls: options.tls || options.caCerts !== undefined,
     caCerts: options.caCerts,
+    idleTimeoutMs: options.idleTimeoutMs,
   };
 }
 

@@ -67,6 +67,125 @@ export interface ConnectOptions {
    * @default {undefined}
    */
   caCerts?: string[];
+  /**
+   * Once connected, how long a read or write on the connection may wait
+   * without any progress before the session is closed and the request
+   * fails with `TIMEOUT`, in milliseconds; 0 waits for ever. (A server
+   * hashing a very large kept prefix before it answers a resumed transfer
+   * is silent meanwhile.)
+   *
+   * @default {60000}
+   */
+  idleTimeoutMs?: number;
+}
+
+/** Default of {@linkcode ConnectOptions.idleTimeoutMs}: 60 s. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+
+/**
+ * Watches a connection's reads and writes: once one has waited
+ * `timeoutMs` without any read or write completing, `onTimeout` runs (it
+ * closes the connection, so the pending call fails). It reads and writes
+ * through to the connection, and costs a timer per `timeoutMs`, not per
+ * call.
+ */
+export class IdleWatch {
+  #conn: {
+    read(p: Uint8Array): Promise<number | null>;
+    write(p: Uint8Array): Promise<number>;
+  };
+  #timeoutMs: number;
+  #onTimeout: (() => void) | undefined;
+  #pending = 0;
+  #since = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timedOut = false;
+
+  /**
+   * @param conn The connection.
+   * @param timeoutMs The bound, in milliseconds; 0 (or less) for none.
+   */
+  constructor(
+    conn: {
+      read(p: Uint8Array): Promise<number | null>;
+      write(p: Uint8Array): Promise<number>;
+    },
+    timeoutMs: number,
+  ) {
+    this.#conn = conn;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** Whether the bound passed. */
+  get timedOut(): boolean {
+    return this.#timedOut;
+  }
+
+  /** The error for calls cut by the bound. */
+  timeoutError(cause?: unknown): FerryError {
+    return new FerryError(
+      "TIMEOUT",
+      `No data from the server for ${this.#timeoutMs / 1000} s`,
+      { cause },
+    );
+  }
+
+  /** Starts watching (until {@linkcode IdleWatch.stop}). */
+  start(onTimeout: () => void): void {
+    if (this.#timeoutMs > 0) this.#onTimeout = onTimeout;
+    if (this.#pending > 0) this.#arm(this.#timeoutMs);
+  }
+
+  /** Stops watching. */
+  stop(): void {
+    this.#onTimeout = undefined;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Reads from the connection. */
+  read(p: Uint8Array): Promise<number | null> {
+    return this.#watch(this.#conn.read(p));
+  }
+
+  /** Writes to the connection. */
+  write(p: Uint8Array): Promise<number> {
+    return this.#watch(this.#conn.write(p));
+  }
+
+  async #watch<T>(call: Promise<T>): Promise<T> {
+    this.#pending++;
+    this.#since = performance.now();
+    if (this.#timer === undefined) this.#arm(this.#timeoutMs);
+    try {
+      return await call;
+    } finally {
+      this.#pending--;
+      this.#since = performance.now();
+    }
+  }
+
+  #arm(ms: number): void {
+    if (this.#onTimeout === undefined) return;
+    const timer = setTimeout(() => this.#check(), ms);
+    this.#timer = timer;
+    // A client left open between requests must not keep a program alive.
+    Deno.unrefTimer(timer);
+  }
+
+  #check(): void {
+    this.#timer = undefined;
+    if (this.#pending === 0 || this.#onTimeout === undefined) return;
+    const idle = performance.now() - this.#since;
+    if (idle < this.#timeoutMs) {
+      this.#arm(this.#timeoutMs - idle);
+      return;
+    }
+    this.#timedOut = true;
+    const onTimeout = this.#onTimeout;
+    this.stop();
+    onTimeout();
+  }
 }
 
 /**
@@ -407,8 +526,13 @@ function openReceiverNow(
   const part = `${destination}.part`;
   let file: Deno.FsFile;
   try {
-    file = Deno.openSync(part, { write: true, create: true, truncate: true });
+    // A part left behind is replaced, never written through: a symbolic
+    // link there is refused, and the new part is created exclusively (which
+    // does not follow a link made in between).
+    if (!options.checked && refuseLinkSync(part)) Deno.removeSync(part);
+    file = Deno.openSync(part, { write: true, createNew: true });
   } catch (error) {
+    if (error instanceof FerryError) throw error;
     throw new FerryError(
       "LOCAL",
       `Cannot create ${part}: ${messageOf(error)}`,
@@ -469,6 +593,35 @@ function openReceiverNow(
       if (!keepPart) await Deno.remove(part).catch(() => {});
     },
   };
+}
+
+/**
+ * Refuses to write through `path`: a symbolic link there is `FORBIDDEN`,
+ * anything else but a regular file is `LOCAL`.
+ *
+ * @param path A local path the client is about to write.
+ * @returns Whether a regular file is there.
+ * @throws {FerryError} `FORBIDDEN` for a symbolic link, `LOCAL` for a
+ * folder or other non-file, or a path that cannot be looked at.
+ */
+export function refuseLinkSync(path: string): boolean {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw new FerryError("LOCAL", `Cannot read ${path}: ${messageOf(error)}`, {
+      cause: error,
+    });
+  }
+  if (info.isSymlink) {
+    throw new FerryError(
+      "FORBIDDEN",
+      `Refused to write through a symbolic link: ${path}`,
+    );
+  }
+  if (!info.isFile) throw new FerryError("LOCAL", `Not a file: ${path}`);
+  return true;
 }
 
 /** Largest chunk written to a local file synchronously: 64 KiB. */

@@ -29,6 +29,7 @@ import { copyHashed } from "./_copy.ts";
 import { expectData, receiveVerified } from "./_receive.ts";
 import {
   messageOf,
+  refuseLinkSync,
   type TransferOptions,
   type TransferResult,
   transferResult,
@@ -109,9 +110,12 @@ async function writePartRecord(
   record: PartRecord,
 ): Promise<void> {
   try {
+    // Replaced, never written through a symbolic link: created exclusively.
+    await removePartRecord(destination);
     await Deno.writeTextFile(
       recordPath(destination),
       JSON.stringify(record) + "\n",
+      { createNew: true },
     );
   } catch (error) {
     throw new FerryError(
@@ -271,6 +275,9 @@ export async function resumableGet(
   if (destination === "") throw new TypeError("Destination must not be empty");
   try {
     await checkDestination(destination, options.overwrite ?? false);
+    // Neither the part nor its record is written through a symbolic link.
+    refuseLinkSync(destination + ".part");
+    refuseLinkSync(recordPath(destination));
   } catch (error) {
     throw io.keep(error);
   }
@@ -284,6 +291,20 @@ export async function resumableGet(
     file = await Deno.open(part, { read: true, write: true, create: true });
   } catch (error) {
     throw io.keep(localError("create", part, error));
+  }
+  try {
+    // The file opened is the one named `part`, not a link made meanwhile.
+    const opened = await file.stat();
+    const named = await Deno.lstat(part);
+    if (named.isSymlink || opened.ino !== named.ino) {
+      throw new FerryError(
+        "FORBIDDEN",
+        `Refused to write through a symbolic link: ${part}`,
+      );
+    }
+  } catch (error) {
+    file.close();
+    throw io.keep(localError("open", part, error));
   }
   // What to do with the part if this download fails: keep it (a cut: the
   // next download continues), leave it as it was (a refusal before any

@@ -272,7 +272,7 @@ export class SafeDest {
  * for one always fold alike; names that merely fold alike only cost an
  * lstat call.
  */
-function looseName(name: string): string {
+export function looseName(name: string): string {
   return name.normalize("NFKC").toUpperCase().toLowerCase();
 }
 

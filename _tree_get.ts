@@ -13,6 +13,7 @@
  */
 
 import { createHash } from "node:crypto";
+import * as nodePath from "node:path";
 import { expectData, receiveVerified } from "./_receive.ts";
 import {
   openReceiver,
@@ -20,7 +21,7 @@ import {
   type TransferResult,
   transferResult,
 } from "./_client_common.ts";
-import { checkTreeName, SafeDest } from "./_safe_dest.ts";
+import { checkTreeName, looseName, SafeDest } from "./_safe_dest.ts";
 import {
   asFerryError,
   DEFAULT_WINDOW,
@@ -91,6 +92,18 @@ const checkedItems = new WeakSet<GetManyItem>();
 interface InFlight {
   index: number;
   receiver: Receiver;
+  /** Local names it writes ({@linkcode localNames}). */
+  names: string[];
+}
+
+/**
+ * The local names a download to `destination` writes, `DEST` and
+ * `DEST.part`, resolved and folded loosely (as a case-insensitive file
+ * system might take them for one).
+ */
+function localNames(destination: string): string[] {
+  const name = looseName(nodePath.resolve(destination));
+  return [name, `${name}.part`];
 }
 
 /**
@@ -121,6 +134,19 @@ export async function pipelineGet(
     error: asFerryError(error),
   });
   const inFlight: InFlight[] = [];
+  // Local names of the requests in flight, and every destination opened:
+  // a download never starts while another one writes one of its names
+  // (`a` and `a.part`, or the same file twice), since one's rename would
+  // land on the other's part.
+  const claimed = new Map<string, number>();
+  const opened = new Set<string>();
+  const release = (names: readonly string[]) => {
+    for (const name of names) {
+      const count = claimed.get(name)! - 1;
+      if (count === 0) claimed.delete(name);
+      else claimed.set(name, count);
+    }
+  };
   let next = 0;
   let fatal: FerryError | undefined;
   try {
@@ -131,21 +157,37 @@ export async function pipelineGet(
       // file costs more than the file's own bytes when files are small).
       const refill = inFlight.length <= window / 2;
       while (refill && next < items.length && inFlight.length < window) {
+        const names = localNames(items[next].destination);
+        if (names.some((name) => claimed.has(name))) {
+          if (inFlight.length > 0) break; // wait until those are done
+        }
         const index = next++;
         const item = items[index];
         let receiver: Receiver;
         try {
+          if (opened.has(names[1])) {
+            // Its part would replace a file saved by this same call.
+            throw new FerryError(
+              "LOCAL",
+              `Cannot save ${item.destination}: its temporary name ${item.destination}.part is a file this download saved`,
+            );
+          }
           const message: Message = { type: "get", path: item.path, offset: 0 };
           encodeMessage(message); // a path too long fails here, not mid-batch
           receiver = await openReceiver(item.destination, overwrite, {
-            checked: checkedItems.has(item),
+            // A name seen free is not free once a file was saved there.
+            checked: checkedItems.has(item) && !opened.has(names[0]),
           });
           batch.push(message);
         } catch (error) {
           report(index, failure(index, error));
           continue;
         }
-        inFlight.push({ index, receiver });
+        opened.add(names[0]);
+        for (const name of names) {
+          claimed.set(name, (claimed.get(name) ?? 0) + 1);
+        }
+        inFlight.push({ index, receiver, names });
       }
       if (batch.length > 0) await io.send(batch);
       const head = inFlight[0];
@@ -154,6 +196,7 @@ export async function pipelineGet(
       try {
         const result = await receiveFile(io, item.path, head.receiver, options);
         inFlight.shift();
+        release(head.names);
         report(head.index, {
           path: item.path,
           kind: "file",
@@ -162,6 +205,7 @@ export async function pipelineGet(
         });
       } catch (error) {
         inFlight.shift();
+        release(head.names);
         report(head.index, failure(head.index, error));
         if (!io.recoverable(error)) {
           fatal = asFerryError(error);

@@ -239,3 +239,10 @@ Deno.test({
     });
   },
 });
+
+Deno.test("client.ts get -o - --json is a usage error: stdout carries only the file", async () => {
+  const result = await runClient(["get", "a.txt", "-o", "-", "--json"]);
+  assert.equal(result.code, 2);
+  assert.equal(result.stdout, "");
+  assert.match(result.stderr, /^ferry: --json cannot be combined with -o -\n/);
+});

@@ -43,11 +43,13 @@ import { type BulkBuffers, makeBulkBuffers } from "./_copy.ts";
 import {
   type ConnectOptions,
   DEFAULT_HOSTNAME,
+  DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_PORT,
   dial,
   formatAddress,
   guardConn,
   handled,
+  IdleWatch,
   messageOf,
   openReceiver,
   type Receiver,
@@ -124,13 +126,18 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 const NONCE_BYTES = 32;
 
+/** The idle watch {@linkcode connect} made for a handshake's reader. */
+const WATCHES = new WeakMap<FrameReader, IdleWatch>();
+
 /**
  * A session with a ferry server, made by {@linkcode connect}.
  *
  * Requests run one after another: calls made while another is in flight wait
  * for it. A refusal by the server (an `ERROR` frame, such as `NOT_FOUND`)
  * leaves the session usable; a broken connection or an unexpected frame
- * closes it, and later calls fail with `CONNECTION`.
+ * closes it, and later calls fail with `CONNECTION`. A request that waits
+ * {@linkcode ConnectOptions.idleTimeoutMs} (60 s) without a byte moving
+ * either way fails with `TIMEOUT` and closes the session.
  *
  * @example Download a file
  * ```ts ignore
@@ -154,6 +161,7 @@ export class FerryClient {
   #source: ByteReader;
   #sink: ByteWriter;
   #onAbort: () => void;
+  #watch: IdleWatch;
 
   /**
    * Wraps a connection whose handshake is done; most code calls
@@ -162,33 +170,42 @@ export class FerryClient {
    * @param conn The connection.
    * @param version The negotiated protocol version.
    * @param options `reader`: the frame reader used for the handshake (it may
-   * hold buffered bytes); `signal`: aborting it closes the client.
+   * hold buffered bytes); `signal`: aborting it closes the client;
+   * `idleTimeoutMs`: see {@linkcode ConnectOptions.idleTimeoutMs} (default
+   * 60000).
    */
   constructor(
     conn: Deno.Conn,
     version: number,
-    options: { reader?: FrameReader; signal?: AbortSignal } = {},
+    options: {
+      reader?: FrameReader;
+      signal?: AbortSignal;
+      idleTimeoutMs?: number;
+    } = {},
   ) {
     this.#conn = conn;
     this.version = version;
-    this.#reader = options.reader ?? new FrameReader(conn);
+    const watch = (options.reader && WATCHES.get(options.reader)) ??
+      new IdleWatch(conn, options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+    this.#watch = watch;
+    this.#reader = options.reader ?? new FrameReader(watch);
     this.#signal = options.signal;
     const reader = this.#reader;
-    const isClosed = (): boolean => this.#closed;
+    const fail = (error: unknown): Error => this.#transportError(error);
     this.#source = {
       async read(p: Uint8Array): Promise<number | null> {
         try {
           return await reader.read(p);
         } catch (error) {
-          throw transportError(error, isClosed());
+          throw fail(error);
         }
       },
     };
     async function write(p: Uint8Array): Promise<number> {
       try {
-        return await conn.write(p);
+        return await watch.write(p);
       } catch (error) {
-        throw transportError(error, isClosed());
+        throw fail(error);
       }
     }
     this.#sink = {
@@ -198,7 +215,10 @@ export class FerryClient {
     };
     this.#onAbort = () => this.close();
     if (this.#signal?.aborted) this.close();
-    else this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
+    else {
+      this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
+      watch.start(() => this.close());
+    }
   }
 
   /**
@@ -504,6 +524,7 @@ export class FerryClient {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#watch.stop();
     this.#signal?.removeEventListener("abort", this.#onAbort);
     try {
       this.#conn.close();
@@ -549,6 +570,12 @@ export class FerryClient {
     return result;
   }
 
+  /** Maps a failure of the connection (`TIMEOUT` once the watch fired). */
+  #transportError(error: unknown): Error {
+    if (this.#watch.timedOut) return this.#watch.timeoutError(error);
+    return transportError(error, this.#closed);
+  }
+
   /** Marks an error that leaves the session in step with the server. */
   #keep(error: unknown): unknown {
     if (typeof error === "object" && error !== null) {
@@ -579,7 +606,7 @@ export class FerryClient {
     try {
       message = await this.#reader.readMessage();
     } catch (error) {
-      throw transportError(error, this.#closed);
+      throw this.#transportError(error);
     }
     if (message === null) {
       throw new FerryError("CONNECTION", "Connection closed by the server");
@@ -628,7 +655,12 @@ export async function connect(
   const conn = wantsTls(options)
     ? await dialTls(options, HANDSHAKE_TIMEOUT_MS)
     : await dial(options);
-  const reader = new FrameReader(conn);
+  const watch = new IdleWatch(
+    conn,
+    options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+  );
+  const reader = new FrameReader(watch);
+  WATCHES.set(reader, watch);
   const signal = options.signal;
   const guard = guardConn(conn, HANDSHAKE_TIMEOUT_MS, signal);
   try {

@@ -517,6 +517,85 @@ Deno.test("FerryClient get() reports a transfer cut short and keeps DEST.part", 
   });
 });
 
+/**
+ * A server that shakes hands, reads one request, sends `first` (frames and
+ * raw bytes) and then stays silent until the client goes away.
+ */
+function stallingServer(
+  first: Uint8Array[],
+): { port: number; [Symbol.asyncDispose](): Promise<void> } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const done = (async () => {
+    const conn = await listener.accept();
+    listener.close();
+    try {
+      const reader = new FrameReader(conn);
+      await reader.readMessage();
+      await writeAll(conn, encodeMessage(SERVER_HELLO));
+      await reader.readMessage();
+      for (const bytes of first) await writeAll(conn, bytes);
+      while (await reader.readMessage() !== null) {
+        // Silent: read and ignore until the client closes.
+      }
+    } catch {
+      // The client closed mid-frame.
+    } finally {
+      conn.close();
+    }
+  })();
+  return {
+    port: listener.addr.port,
+    async [Symbol.asyncDispose]() {
+      await done;
+    },
+  };
+}
+
+Deno.test("FerryClient stat() fails with TIMEOUT when the server goes silent", async () => {
+  await using server = stallingServer([]);
+  await using client = await connect({ port: server.port, idleTimeoutMs: 200 });
+  assertFerryError(
+    await rejection(client.stat("a")),
+    "TIMEOUT",
+    /^No data from the server for 0\.2 s$/,
+  );
+  assertFerryError(await rejection(client.stat("a")), "CONNECTION", /closed/);
+});
+
+Deno.test("FerryClient get() fails with TIMEOUT when the bytes stop and keeps DEST.part", async () => {
+  await withTempDir(async (dir) => {
+    await using server = stallingServer([
+      encodeMessage({ type: "data", size: 4096, offset: 0, mtime: 0 }),
+      new Uint8Array(1000),
+    ]);
+    await using client = await connect({
+      port: server.port,
+      idleTimeoutMs: 200,
+    });
+    const dest = `${dir}/stall.bin`;
+    assertFerryError(await rejection(client.get("stall.bin", dest)), "TIMEOUT");
+    assert.equal(await exists(dest), false);
+    assert.equal((await Deno.stat(`${dest}.part`)).size, 1000);
+  });
+});
+
+Deno.test("client.ts get --idle-timeout reports a silent server in one line with exit 1", async () => {
+  await withTempDir(async (dir) => {
+    await using server = stallingServer([]);
+    const result = await runClient(
+      ["--port", String(server.port), "--idle-timeout", "0.2", "get", "a.txt"],
+      { cwd: dir },
+    );
+    assert.equal(result.code, 1);
+    assert.equal(result.stdout, "");
+    assert.equal(
+      result.stderr,
+      "ferry: get a.txt: timed out: no data from the server for 0.2 s\n",
+    );
+    assert.equal(await exists(`${dir}/a.txt.part`), false);
+  });
+});
+
 // ---------------------------------------------------------------------------
 // The command-line tool
 

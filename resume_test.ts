@@ -15,7 +15,8 @@ import {
 } from "./client.ts";
 import { toHex, type TransferOptions } from "./_client_common.ts";
 import { readPartRecord, recordPath } from "./_resume.ts";
-import { resumablePartName } from "./_upload_part.ts";
+import { openResumablePart, resumablePartName } from "./_upload_part.ts";
+import { makeBulkBuffers } from "./_copy.ts";
 import { seededRange, startCutProxy } from "./_test_cut_proxy.ts";
 import {
   RawClient,
@@ -288,6 +289,42 @@ Deno.test("FerryClient get() leaves a kept part alone when the server refuses", 
   });
 });
 
+Deno.test("FerryClient get() never writes through a symbolic link at DEST.part or its record", async () => {
+  const content = testBytes(1000, 52);
+  await withServer({ files: { "f.bin": content } }, async (t) => {
+    const victim = `${t.base}/victim.txt`;
+    const destination = `${t.base}/f.bin`;
+    await using client = await connect({ port: t.port });
+    for (const link of [`${destination}.part`, recordPath(destination)]) {
+      for (const resume of [true, false]) {
+        await Deno.writeTextFile(victim, "precious");
+        await Deno.symlink(victim, link);
+        const writesRecord = resume || link.endsWith(".part");
+        if (writesRecord) {
+          await assert.rejects(
+            client.get("f.bin", destination, { resume }),
+            (error: FerryError) =>
+              error.code === "FORBIDDEN" &&
+              /symbolic link/.test(error.message),
+            `${link}, resume ${resume}`,
+          );
+        } else {
+          // Without resume the record is only removed: the link, not its
+          // target.
+          await client.get("f.bin", destination, { resume });
+          await Deno.remove(destination);
+        }
+        assert.equal(await Deno.readTextFile(victim), "precious");
+        assert.equal(await exists(destination), false);
+        await Deno.remove(link).catch(() => {});
+      }
+    }
+    // The session is still usable, and a get without links succeeds.
+    await client.get("f.bin", destination);
+    assert.ok(bytesEqual(await Deno.readFile(destination), content));
+  });
+});
+
 Deno.test("FerryClient get() with resume off starts from 0 and keeps no record", async () => {
   const content = testBytes(512 * 1024, 51);
   await withServer({ files: { "f.bin": content } }, async (t) => {
@@ -534,4 +571,22 @@ Deno.test("serve() sweeps parts untouched for 24 hours from a folder it uploads 
     assert.equal(await exists(fresh), true);
     assert.equal(await exists(elsewhere), true); // not the upload's folder
   });
+});
+
+Deno.test("openResumablePart() stops hashing a kept part once the connection has closed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ferry_test_" });
+  try {
+    const path = `${dir}/.ferry-00.part`;
+    await Deno.writeFile(path, new Uint8Array(1000));
+    const closed = new AbortController();
+    closed.abort();
+    await assert.rejects(
+      () => openResumablePart(path, 2000, makeBulkBuffers(256), closed.signal),
+      Deno.errors.Interrupted,
+    );
+    // Not removed: a cut resumable upload keeps its part.
+    assert.equal((await Deno.stat(path)).size, 1000);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -179,6 +179,43 @@ Deno.test("FerryClient.getMany() goes on after a per-file refusal", async () => 
   });
 });
 
+Deno.test("FerryClient.getMany() never saves one file's bytes under another's name (c, c.part, duplicates)", async () => {
+  await withServer({
+    files: { "c": "content of c\n", "c.part": "part\n", "d": "d\n" },
+  }, async ({ port, base }) => {
+    await using client = await connect({ port });
+    const run = (names: string[], folder: string) =>
+      client.getMany(
+        names.map((path) => ({
+          path,
+          destination: `${base}/${folder}/${path}`,
+        })),
+      );
+    // c.part is saved first; c's temporary name is c.part: c is refused
+    // rather than saved with the bytes of c.part (or c.part destroyed).
+    await Deno.mkdir(`${base}/one`);
+    let outcomes = await run(["c.part", "c"], "one");
+    assert.deepEqual(outcomes.map((o) => o.error?.code ?? "ok"), [
+      "ok",
+      "LOCAL",
+    ]);
+    assert.equal(await Deno.readTextFile(`${base}/one/c.part`), "part\n");
+    await assert.rejects(Deno.lstat(`${base}/one/c`), Deno.errors.NotFound);
+    // The other order works: each file under its own name.
+    await Deno.mkdir(`${base}/two`);
+    outcomes = await run(["c", "c.part", "d", "d"], "two");
+    assert.deepEqual(outcomes.map((o) => o.error?.code ?? "ok"), [
+      "ok",
+      "ok",
+      "ok",
+      "EXISTS",
+    ]);
+    assert.equal(await Deno.readTextFile(`${base}/two/c`), "content of c\n");
+    assert.equal(await Deno.readTextFile(`${base}/two/c.part`), "part\n");
+    assert.equal(await Deno.readTextFile(`${base}/two/d`), "d\n");
+  });
+});
+
 Deno.test("client.ts get -r copies 1,000 files over one connection", async () => {
   const files: Record<string, Uint8Array> = {};
   for (let i = 0; i < 1000; i++) {
