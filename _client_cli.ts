@@ -35,9 +35,12 @@ const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
 
-/** One line of an OPTIONS block. */
+/** One line of an OPTIONS block (text on the next line past the column). */
 function option(flags: string, text: string): string {
-  return `  ${flags.padEnd(20)}${text}`;
+  const column = 20;
+  return flags.length < column
+    ? `  ${flags.padEnd(column)}${text}`
+    : `  ${flags}\n  ${" ".repeat(column)}${text}`;
 }
 
 const GLOBAL_OPTION_LINES = [
@@ -56,7 +59,7 @@ const GLOBAL_OPTION_LINES = [
   ),
   option(
     "--token-file PATH",
-    "Read the token from the first line of PATH (default: none); precedence: --token, --token-file, FERRY_TOKEN",
+    "Read the token from the first line of PATH (default: none); precedence: --token, --token-file, FERRY_TOKEN (read only with --allow-env=FERRY_TOKEN)",
   ),
   option(
     "--tls",
@@ -87,12 +90,14 @@ USAGE:
 
 COMMANDS:
   get NAME [-o PATH|-] [--force]     Download a file
-  get NAME... [-o DIR]               Download several files on one connection
-  get -r DIR [-o DEST]               Download a folder tree
+  get NAME... [-o DIR] [--force]     Download several files on one connection
+  get -r DIR [-o DEST] [--force]     Download a folder tree
   ls [DIR] [--json] [--recursive]    List a folder
   put LOCAL [REMOTE] [--force]       Upload a file
-  put -r LOCAL [REMOTE]              Upload a folder tree
+  put -r LOCAL [REMOTE] [--force]    Upload a folder tree
   help [COMMAND]                     Show help for a command
+
+get and put also take --json, -q (--quiet) and --no-resume: see help get.
 
 OPTIONS:
 ${GLOBAL_OPTION_LINES}

@@ -31,10 +31,11 @@
  *    {@linkcode openProvenSync}, which opens the file once and asks the kernel
  *    where that very descriptor points, then reads through it: the same
  *    proof with one open instead of two. Where `/proc` is not available
- *    (other systems, or `--allow-read` limited to the root) it falls back to
+ *    (other systems, or any permissions short of `-A`) it falls back to
  *    resolving the name again and comparing device and inode, which narrows
- *    the window but cannot close it; grant read access to `/proc/self/fd`
- *    for the strict check. Listings and `STAT` read names and sizes by
+ *    the window but cannot close it; run with `--allow-all` (`-A`), the only
+ *    permission under which Deno lets a program read `/proc/self/fd`, for
+ *    the strict check. Listings and `STAT` read names and sizes by
  *    path and keep that narrow window: they can never return file contents.
  *
  * Error messages name the wire path only, never a host path.

@@ -29,7 +29,8 @@ const USAGE = `USAGE:
   Serves a folder to ferry clients and to the classic lab client.
   Run with: deno run --allow-net --allow-read [--allow-write]
             [--allow-env=FERRY_TOKEN] server.ts
-  (--allow-write is needed for --allow-upload)
+  (--allow-write is needed for --allow-upload; on Linux, -A also lets the
+  server check through /proc/self/fd where each opened file really is)
 
 OPTIONS:
   --root DIR       folder to serve (default: .)

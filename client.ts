@@ -19,9 +19,18 @@
  *   --allow-env=FERRY_TOKEN client.ts --host files.example --tls ls
  * ```
  *
+ * `get A B C` fetches several files and `get -r DIR` / `put -r LOCAL` a
+ * folder tree, pipelined on one connection; `--json` prints one JSON line
+ * per file, `-q` hides the progress line, a cut transfer resumes unless
+ * `--no-resume` is given, and `--idle-timeout SECONDS` (default 60, 0 for
+ * none) bounds a silent server. `--help` (and `get --help`, `ls --help`,
+ * `put --help`) lists every flag with its default.
+ *
  * A server started with a token asks for it: give it with `--token-file
- * PATH` or `FERRY_TOKEN` (or `--token`, visible in `ps`). `--tls` connects
- * with TLS and verifies the certificate; `--ca FILE` trusts a private CA.
+ * PATH` or `FERRY_TOKEN` (read only with `--allow-env=FERRY_TOKEN`), or
+ * `--token` (visible in `ps`); `--token` wins over `--token-file`, which
+ * wins over `FERRY_TOKEN`. `--tls` connects with TLS and verifies the
+ * certificate; `--ca FILE` trusts a private CA (and implies `--tls`).
  *
  * Without a command, on a terminal, it asks for a file name like the lab's
  * classic client and downloads it. Exit status: 0 on success, 1 when the

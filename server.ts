@@ -14,9 +14,15 @@
  *   server.ts --host 0.0.0.0 --cert cert.pem --key key.pem
  * ```
  *
- * With a token (`--token-file PATH`, `FERRY_TOKEN` or `--token`) every
- * client must answer the `AUTH` challenge (see `_server_auth.ts`); with
- * `--cert` and `--key` the server speaks TLS.
+ * With a token (`--token SECRET`, else `--token-file PATH`, else
+ * `FERRY_TOKEN`, which needs `--allow-env=FERRY_TOKEN`) every client must
+ * answer the `AUTH` challenge (see `_server_auth.ts`); with `--cert` and
+ * `--key` the server speaks TLS. `--max-connections`, `--idle-timeout`,
+ * `--drain-seconds` and `--max-upload-bytes` set its limits, `--log json`
+ * makes its request log JSON Lines and `--quiet` silences it; `--help`
+ * lists every flag with its default. On Linux, run it with `-A` so that it
+ * can ask `/proc/self/fd` where each opened file really is (Deno grants
+ * that read with `--allow-all` only; see `_path_jail.ts`).
  *
  * Each connection is its own task: the first byte decides the protocol
  * (`0x00`, the start of a ferry `HELLO`, or anything else for a classic file
