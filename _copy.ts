@@ -64,16 +64,20 @@ export async function copyHashed(
     // A failing write may settle while the next read is awaited: mark it
     // handled now (it is still awaited, and rethrown, below) so that it can
     // never surface as an unhandled rejection, which ends a Deno process.
-    writing?.catch(() => {});
+    writing?.catch(ignore);
     hash?.update(chunk);
     onChunk?.(done);
     if (done >= count) {
       await writing;
       return done;
     }
-    [current, next] = [next, current];
+    const swap = current;
+    current = next;
+    next = swap;
   }
 }
+
+function ignore(): void {}
 
 function window(buffer: Uint8Array, remaining: number): Uint8Array {
   return remaining >= buffer.length ? buffer : buffer.subarray(0, remaining);
