@@ -104,6 +104,14 @@ ${GLOBAL_OPTION_LINES}
 
 Exit status: 0 ok, 1 failed operation, 2 usage error.`;
 
+/** Options that `get` and `put` share, one per line. */
+const TRANSFER_OPTION_LINES = [
+  option("--json", "Print one JSON object per file on stdout (default: off)"),
+  option("-q, --quiet", "No progress line on the terminal (default: off)"),
+  RESUME_OPTION_LINE,
+  GLOBAL_OPTION_LINES,
+].join("\n");
+
 const COMMAND_USAGE: Record<Command, string> = {
   get: `ferry client get: download a file, several files or a folder.
 
@@ -127,15 +135,7 @@ ${
   }
 ${option("-f, --force", "Overwrite an existing file (default: off)")}
 ${option("-r, --recursive", "Copy the folder DIR into DEST (default: off)")}
-${
-    option(
-      "--json",
-      "Print one JSON object per file on stdout (default: off)",
-    )
-  }
-${option("-q, --quiet", "No progress line on the terminal (default: off)")}
-${RESUME_OPTION_LINE}
-${GLOBAL_OPTION_LINES}`,
+${TRANSFER_OPTION_LINES}`,
   ls: `ferry client ls: list a folder.
 
 USAGE:
@@ -160,15 +160,7 @@ symbolic links inside LOCAL are not followed: they are skipped and listed.
 OPTIONS:
 ${option("-f, --force", "Overwrite an existing remote file (default: off)")}
 ${option("-r, --recursive", "Upload the folder LOCAL (default: off)")}
-${
-    option(
-      "--json",
-      "Print one JSON object per file on stdout (default: off)",
-    )
-  }
-${option("-q, --quiet", "No progress line on the terminal (default: off)")}
-${RESUME_OPTION_LINE}
-${GLOBAL_OPTION_LINES}`,
+${TRANSFER_OPTION_LINES}`,
   help: `ferry client help: show help.
 
 USAGE:
