@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { BULK_BUFFER_BYTES } from "./_copy.ts";
+import { BULK_BUFFER_BYTES } from "./_common/copy.ts";
 import { classicGet, connect, type FerryClient } from "./client.ts";
 import {
   encodeMessage,
@@ -16,7 +16,7 @@ import {
   startFlippingProxy,
   withFerryServer,
   writeRandomFile,
-} from "./_test_client_util.ts";
+} from "./tests/_util/client.ts";
 import {
   assertFerryError,
   bytesEqual,
@@ -27,7 +27,7 @@ import {
   sha256Hex,
   terminalCommand,
   withTempDir,
-} from "./_test_util.ts";
+} from "./tests/_util/util.ts";
 
 const MIB = 1024 * 1024;
 

@@ -29,7 +29,7 @@ export {
   type ServeOptions,
   type ServerLogEvent,
 } from "./server.ts";
-export type { LimitOptions } from "./_server_limits.ts";
+export type { LimitOptions } from "./_server/limits.ts";
 export {
   classicGet,
   type ClassicGetOptions,

@@ -20,7 +20,7 @@ import {
   writeAll,
 } from "./protocol.ts";
 import { FerryError, type FerryErrorCode } from "./errors.ts";
-import { concat as concatChunks, seededRandom } from "./_test_util.ts";
+import { concat as concatChunks, seededRandom } from "./tests/_util/util.ts";
 
 // ---------------------------------------------------------------- helpers
 

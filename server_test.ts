@@ -13,8 +13,8 @@ import {
   testBytes,
   treeNames,
   withServer,
-} from "./_test_server_util.ts";
-import { runScript, SERVER_SCRIPT, spawnScript } from "./_test_util.ts";
+} from "./tests/_util/server.ts";
+import { runScript, SERVER_SCRIPT, spawnScript } from "./tests/_util/util.ts";
 
 /** Collects a LIST reply: entries of all batches, batch count, END count. */
 async function list(

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { percentile, rate, summarize } from "./_stats.ts";
-import { runScript } from "../_test_util.ts";
+import { runScript } from "../tests/_util/util.ts";
 
 const BENCH = new URL("./bench.ts", import.meta.url).pathname;
 const REPO = new URL("..", import.meta.url).pathname;

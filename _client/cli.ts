@@ -1,0 +1,711 @@
+/**
+ * The command line of `client.ts`: argument parsing, usage texts, phrases
+ * for people and output formatting (`ls`, `get`, `put`; the many-file and
+ * folder commands are in `_client/cli_transfer.ts`). Only this module prints.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import {
+  type ConnectOptions,
+  DEFAULT_HOSTNAME,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_PORT,
+  messageOf,
+  type TransferOptions,
+  type TransferResult,
+} from "./common.ts";
+import { classicGet } from "./classic.ts";
+import {
+  runGetMany,
+  runGetTree,
+  runPutTree,
+  type TransferCli,
+  writeStderr,
+} from "./cli_transfer.ts";
+import { jsonLine } from "./json_output.ts";
+import { ProgressLine } from "./progress.ts";
+import { resolveToken } from "../_common/token_source.ts";
+import { FerryError, type FerryErrorCode } from "../errors.ts";
+import type { ByteWriter, Entry } from "../protocol.ts";
+import { connect } from "./ferry_client.ts";
+
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+
+/** One line of an OPTIONS block (text on the next line past the column). */
+function option(flags: string, text: string): string {
+  const column = 20;
+  return flags.length < column
+    ? `  ${flags.padEnd(column)}${text}`
+    : `  ${flags}\n  ${" ".repeat(column)}${text}`;
+}
+
+const GLOBAL_OPTION_LINES = [
+  option(
+    "--host HOST",
+    `Server host name or address (default: ${DEFAULT_HOSTNAME})`,
+  ),
+  option("--port PORT", `Server port (default: ${DEFAULT_PORT})`),
+  option(
+    "--classic",
+    "Speak the lab's classic protocol; get only (default: off)",
+  ),
+  option(
+    "--token SECRET",
+    "Token for a server that requires one; visible in ps, prefer FERRY_TOKEN or --token-file (default: none)",
+  ),
+  option(
+    "--token-file PATH",
+    "Read the token from the first line of PATH (default: none); precedence: --token, --token-file, FERRY_TOKEN (read only with --allow-env=FERRY_TOKEN)",
+  ),
+  option(
+    "--tls",
+    "Connect with TLS, verifying the certificate (default: off)",
+  ),
+  option(
+    "--ca FILE",
+    "Trust the CA certificates in FILE (PEM) instead of the system's; implies --tls (default: system roots)",
+  ),
+  option(
+    "--idle-timeout SECONDS",
+    "Fail with a timeout when the server sends nothing for this long during a request; 0 waits for ever (default: 60)",
+  ),
+  option("-h, --help", "Show help (default: off)"),
+].join("\n");
+
+const RESUME_OPTION_LINE = option(
+  "--no-resume",
+  "Start over instead of continuing a cut transfer (default: resume)",
+);
+
+const TOOL_USAGE =
+  `ferry client: list, download and upload files on a ferry server.
+
+USAGE:
+  client.ts [OPTIONS] <COMMAND> [ARGS]
+  client.ts [OPTIONS]            Ask for a file name and download it (terminal only)
+
+COMMANDS:
+  get NAME [-o PATH|-] [--force]     Download a file
+  get NAME... [-o DIR] [--force]     Download several files on one connection
+  get -r DIR [-o DEST] [--force]     Download a folder tree
+  ls [DIR] [--json] [--recursive]    List a folder
+  put LOCAL [REMOTE] [--force]       Upload a file
+  put -r LOCAL [REMOTE] [--force]    Upload a folder tree
+  help [COMMAND]                     Show help for a command
+
+get and put also take --json, -q (--quiet) and --no-resume: see help get.
+
+OPTIONS:
+${GLOBAL_OPTION_LINES}
+
+Exit status: 0 ok, 1 failed operation, 2 usage error.`;
+
+/** Options that `get` and `put` share, one per line. */
+const TRANSFER_OPTION_LINES = [
+  option("--json", "Print one JSON object per file on stdout (default: off)"),
+  option("-q, --quiet", "No progress line on the terminal (default: off)"),
+  RESUME_OPTION_LINE,
+  GLOBAL_OPTION_LINES,
+].join("\n");
+
+const COMMAND_USAGE: Record<Command, string> = {
+  get: `ferry client get: download a file, several files or a folder.
+
+USAGE:
+  client.ts [OPTIONS] get NAME [-o PATH|-] [--force]
+  client.ts [OPTIONS] get NAME... [-o DIR] [--force]
+  client.ts [OPTIONS] get -r DIR [-o DEST] [--force]
+
+The file is received into PATH.part, checked against the server's SHA-256 and
+only then renamed to PATH. With --classic it is fetched from a classic (lab)
+server, which sends no checksum. Several names, or -r, use one pipelined
+connection; a failed file does not stop the others, a summary of failures
+goes to stderr and the exit status is 1.
+
+OPTIONS:
+${
+    option(
+      "-o, --output PATH",
+      "Where to save it; - for stdout, a folder to save in it (default: NAME's last segment, in the current folder)",
+    )
+  }
+${option("-f, --force", "Overwrite an existing file (default: off)")}
+${option("-r, --recursive", "Copy the folder DIR into DEST (default: off)")}
+${TRANSFER_OPTION_LINES}`,
+  ls: `ferry client ls: list a folder.
+
+USAGE:
+  client.ts [OPTIONS] ls [DIR] [--json] [--recursive]
+
+Prints one line per entry: kind, size, modification time (local), name.
+
+OPTIONS:
+${option("--json", "Print one JSON array of entries instead (default: off)")}
+${option("-r, --recursive", "List the whole subtree (default: off)")}
+${GLOBAL_OPTION_LINES}`,
+  put: `ferry client put: upload a file or a folder.
+
+USAGE:
+  client.ts [OPTIONS] put LOCAL [REMOTE] [--force]
+  client.ts [OPTIONS] put -r LOCAL [REMOTE] [--force]
+
+REMOTE defaults to LOCAL's last segment. The server keeps the file only if
+its SHA-256 matches. Uploads must be allowed by the server. With -r,
+symbolic links inside LOCAL are not followed: they are skipped and listed.
+
+OPTIONS:
+${option("-f, --force", "Overwrite an existing remote file (default: off)")}
+${option("-r, --recursive", "Upload the folder LOCAL (default: off)")}
+${TRANSFER_OPTION_LINES}`,
+  help: `ferry client help: show help.
+
+USAGE:
+  client.ts help [COMMAND]
+
+OPTIONS:
+${GLOBAL_OPTION_LINES}`,
+};
+
+type Command = "get" | "ls" | "put" | "help";
+
+const COMMANDS: readonly Command[] = ["get", "ls", "put", "help"];
+
+/** Flags that belong to one command, by parseArgs name. */
+const COMMAND_FLAGS: Record<string, { command: Command; flag: string }> = {
+  output: { command: "get", flag: "--output" },
+  force: { command: "get", flag: "--force" },
+  json: { command: "ls", flag: "--json" },
+  recursive: { command: "ls", flag: "--recursive" },
+  quiet: { command: "get", flag: "--quiet" },
+  "no-resume": { command: "get", flag: "--no-resume" },
+};
+
+/** Phrases for people, by error code. */
+const PHRASES: Record<FerryErrorCode, string> = {
+  NOT_FOUND: "not found",
+  FORBIDDEN: "forbidden",
+  EXISTS: "already exists (use --force to overwrite)",
+  BAD_REQUEST: "bad request",
+  TOO_LARGE: "too large",
+  UNSUPPORTED_VERSION: "unsupported protocol version",
+  INTERNAL: "server error",
+  UNAUTHORIZED: "unauthorized",
+  BUSY: "server busy, try again later",
+  CHANGED: "file changed while it was sent, try again",
+  INTEGRITY: "integrity check failed",
+  CONNECTION: "connection failed",
+  TRUNCATED: "connection failed",
+  PROTOCOL: "protocol error",
+  TIMEOUT: "timed out",
+  LOCAL: "local file error",
+};
+
+class UsageError extends Error {
+  command: Command | undefined;
+  constructor(message: string, command?: Command) {
+    super(message);
+    this.command = command;
+  }
+}
+
+interface CliOptions {
+  hostname: string;
+  port: number;
+  classic: boolean;
+  tokenFlag: string | undefined;
+  tokenFile: string | undefined;
+  tls: boolean;
+  ca: string | undefined;
+  /** `--idle-timeout`, in milliseconds. */
+  idleTimeoutMs: number;
+  /** Set by {@linkcode loadSecurity}: the token and the CA certificates. */
+  token?: string;
+  caCerts?: string[];
+  command: Command | undefined;
+  args: string[];
+  output: string | undefined;
+  force: boolean;
+  json: boolean;
+  recursive: boolean;
+  quiet: boolean;
+  /** Continue cut transfers (`--no-resume` turns it off). */
+  resume: boolean;
+  help: boolean;
+}
+
+function lowerFirst(text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1);
+}
+
+function parseCli(args: string[]): CliOptions {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        host: { type: "string" },
+        port: { type: "string" },
+        classic: { type: "boolean" },
+        token: { type: "string" },
+        "token-file": { type: "string" },
+        tls: { type: "boolean" },
+        ca: { type: "string" },
+        "idle-timeout": { type: "string" },
+        help: { type: "boolean", short: "h" },
+        output: { type: "string", short: "o" },
+        force: { type: "boolean", short: "f" },
+        json: { type: "boolean" },
+        recursive: { type: "boolean", short: "r" },
+        quiet: { type: "boolean", short: "q" },
+        "no-resume": { type: "boolean" },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (error) {
+    const first = messageOf(error).split(". ")[0];
+    const command = COMMANDS.find((name) => args.includes(name));
+    throw new UsageError(lowerFirst(first), command);
+  }
+  const { values, positionals } = parsed;
+  const [name, ...rest] = positionals;
+  let command: Command | undefined;
+  if (name !== undefined) {
+    if (!(COMMANDS as string[]).includes(name)) {
+      throw new UsageError(`unknown command '${name}'`);
+    }
+    command = name as Command;
+  }
+  const port = values.port ?? String(DEFAULT_PORT);
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+    throw new UsageError(
+      `invalid port '${values.port}': expected 1 to 65535`,
+      command,
+    );
+  }
+  const idle = values["idle-timeout"] ?? String(DEFAULT_IDLE_TIMEOUT_MS / 1000);
+  if (!/^\d+(\.\d+)?$/.test(idle)) {
+    throw new UsageError(
+      `invalid --idle-timeout '${idle}': expected seconds, 0 for none`,
+      command,
+    );
+  }
+  const options: CliOptions = {
+    hostname: values.host ?? DEFAULT_HOSTNAME,
+    port: Number(port),
+    classic: values.classic ?? false,
+    tokenFlag: values.token,
+    tokenFile: values["token-file"],
+    tls: values.tls ?? false,
+    ca: values.ca,
+    idleTimeoutMs: Number(idle) * 1000,
+    command,
+    args: rest,
+    output: values.output,
+    force: values.force ?? false,
+    json: values.json ?? false,
+    recursive: values.recursive ?? false,
+    quiet: values.quiet ?? false,
+    resume: !(values["no-resume"] ?? false),
+    help: values.help ?? false,
+  };
+  if (options.help) return options;
+  for (const [key, { command: owner, flag }] of Object.entries(COMMAND_FLAGS)) {
+    const given = (values as Record<string, unknown>)[key] !== undefined;
+    // Without a command the tool asks for a name and gets it.
+    const effective = command ?? "get";
+    const allowed = owner === effective ||
+      (key === "force" && effective === "put") ||
+      (["json", "recursive", "quiet", "no-resume"].includes(key) &&
+        (effective === "get" || effective === "put"));
+    if (given && !allowed) {
+      throw new UsageError(
+        `option ${flag} does not apply to ${command ?? "the prompt"}`,
+        command,
+      );
+    }
+  }
+  if (options.output === "-" && options.json) {
+    // Standard output carries the file's bytes and nothing else.
+    throw new UsageError("--json cannot be combined with -o -", command);
+  }
+  if (options.classic && command !== undefined && command !== "get") {
+    throw new UsageError(`--classic works with get only`, command);
+  }
+  if (
+    options.classic &&
+    (options.tokenFlag !== undefined || options.tokenFile !== undefined ||
+      options.tls || options.ca !== undefined)
+  ) {
+    throw new UsageError(
+      "--classic cannot be combined with --token, --token-file, --tls or --ca",
+      command,
+    );
+  }
+  const counts: Record<Command, [number, number]> = {
+    get: [1, Infinity],
+    ls: [0, 1],
+    put: [1, 2],
+    help: [0, 1],
+  };
+  if (command !== undefined) {
+    const [min, max] = counts[command];
+    if (rest.length < min) {
+      throw new UsageError(`${command}: missing argument`, command);
+    }
+    if (rest.length > max) {
+      throw new UsageError(`${command}: too many arguments`, command);
+    }
+  }
+  return options;
+}
+
+/** The last segment of a remote path or classic name, or "" if none. */
+function baseName(path: string): string {
+  const base = path.split(/[\\/]/).pop() ?? "";
+  return base === "." || base === ".." ? "" : base;
+}
+
+function pad2(value: number): string {
+  return String(value).padStart(2, "0");
+}
+
+function formatTime(ms: number): string {
+  const date = new Date(ms);
+  return `${date.getFullYear()}-${pad2(date.getMonth() + 1)}-${
+    pad2(date.getDate())
+  } ${pad2(date.getHours())}:${pad2(date.getMinutes())}`;
+}
+
+function formatEntries(entries: readonly Entry[]): string {
+  const sizeWidth = Math.max(
+    0,
+    ...entries.map((entry) => String(entry.size).length),
+  );
+  return entries.map((entry) =>
+    `${entry.kind.padEnd(4)}  ${String(entry.size).padStart(sizeWidth)}  ${
+      formatTime(entry.mtime)
+    }  ${entry.name}`
+  ).join("\n");
+}
+
+/** One line for people about a failed operation. */
+function describeFailure(
+  error: FerryError,
+  command: Command,
+  paths: { local?: string; remote?: string },
+): string {
+  const detail = lowerFirst(error.message);
+  switch (error.code) {
+    case "NOT_FOUND":
+      // On put, the server found no folder to upload into.
+      return command === "put"
+        ? `not found on the server: ${paths.remote}`
+        : PHRASES.NOT_FOUND;
+    case "EXISTS":
+      if (command === "put") {
+        return `${paths.remote} already exists on the server (use --force to overwrite)`;
+      }
+      return paths.local !== undefined
+        ? `${paths.local} already exists (use --force to overwrite)`
+        : PHRASES.EXISTS;
+    case "CONNECTION":
+    case "TRUNCATED":
+    case "LOCAL":
+      return detail;
+    case "INTEGRITY":
+      return PHRASES.INTEGRITY;
+    default:
+      return `${PHRASES[error.code]}: ${detail}`;
+  }
+}
+
+/** Resolves the token (flag, file, FERRY_TOKEN) and reads `--ca`. */
+async function loadSecurity(options: CliOptions): Promise<void> {
+  options.token = (await resolveToken(options.tokenFlag, options.tokenFile))
+    .token;
+  if (options.ca !== undefined) {
+    try {
+      options.caCerts = [await Deno.readTextFile(options.ca)];
+    } catch (error) {
+      const reason = error instanceof Deno.errors.NotFound
+        ? "not found"
+        : messageOf(error);
+      const message = `Cannot read --ca ${options.ca}: ${reason}`;
+      throw new FerryError("LOCAL", message, { cause: error });
+    }
+  }
+}
+
+/** The library's connect options for the command line's settings. */
+function connectOptionsOf(options: CliOptions): ConnectOptions {
+  return {
+    hostname: options.hostname,
+    port: options.port,
+    token: options.token,
+    tls: options.tls || options.caCerts !== undefined,
+    caCerts: options.caCerts,
+    idleTimeoutMs: options.idleTimeoutMs,
+  };
+}
+
+/** Where `get NAME` saves: `-o PATH`, `-o -` (stdout) or NAME's last segment. */
+async function getDestination(
+  options: CliOptions,
+  name: string,
+): Promise<string | ByteWriter> {
+  if (options.output === "-") return Deno.stdout;
+  const path = options.output;
+  if (path !== undefined) {
+    const info = await Deno.stat(path).catch(() => undefined);
+    if (!info?.isDirectory) return path;
+  }
+  const base = baseName(name);
+  if (base === "") {
+    throw new UsageError(
+      `cannot name a file after '${name}'; use -o PATH`,
+      "get",
+    );
+  }
+  return path === undefined ? base : `${path.replace(/[\\/]+$/, "")}/${base}`;
+}
+
+/**
+ * The resume settings of one transfer: `--no-resume`, a `resuming at N%`
+ * line on a terminal, and a line whenever kept bytes are dropped.
+ */
+function resumeOptions(
+  options: CliOptions,
+  subject: string,
+): Pick<TransferOptions, "resume" | "onResume" | "onRestart"> {
+  return {
+    resume: options.resume,
+    onResume(offset, total) {
+      if (options.quiet || !Deno.stderr.isTerminal()) return;
+      const percent = Math.floor(offset / Math.max(total, 1) * 100);
+      console.error(`ferry: ${subject}: resuming at ${percent}%`);
+    },
+    onRestart(reason) {
+      console.error(`ferry: ${subject}: ${reason}, starting over`);
+    },
+  };
+}
+
+async function runGet(
+  options: CliOptions,
+  name: string,
+  destination: string | ByteWriter,
+  onProgress?: (done: number, total: number) => void,
+): Promise<TransferResult> {
+  if (options.classic) {
+    return await classicGet(name, destination, {
+      hostname: options.hostname,
+      port: options.port,
+      overwrite: options.force,
+    });
+  }
+  await using client = await connect(connectOptionsOf(options));
+  return await client.get(name, destination, {
+    ...resumeOptions(options, `get ${name}`),
+    overwrite: options.force,
+    onProgress,
+  });
+}
+
+/**
+ * Runs the command-line tool and sets `Deno.exitCode`: 0 ok, 1 failed
+ * operation, 2 usage error.
+ *
+ * @param args Command-line arguments, without the program name.
+ * @returns A promise that settles when the command is done.
+ */
+export async function main(args: string[] = Deno.args): Promise<void> {
+  Deno.exitCode = await run(args);
+}
+
+/**
+ * Runs the command-line tool.
+ *
+ * @param args Command-line arguments, without the program name.
+ * @returns The exit status: 0 ok, 1 failed operation, 2 usage error.
+ */
+async function run(args: string[]): Promise<number> {
+  const out = (text: string) => console.log(text);
+  const err = (text: string) => console.error(text);
+  let options: CliOptions;
+  try {
+    options = parseCli(args);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      err(`ferry: ${error.message}`);
+      err("");
+      err(error.command ? COMMAND_USAGE[error.command] : TOOL_USAGE);
+      return EXIT_USAGE;
+    }
+    err(`ferry: ${messageOf(error)}`);
+    return EXIT_FAILED;
+  }
+  let command = options.command;
+  if (options.help || command === "help") {
+    const topic = command === "help" ? options.args[0] : command;
+    if (topic === undefined) {
+      out(TOOL_USAGE);
+      return EXIT_OK;
+    }
+    if (!(COMMANDS as string[]).includes(topic)) {
+      err(`ferry: unknown command '${topic}'`);
+      err("");
+      err(TOOL_USAGE);
+      return EXIT_USAGE;
+    }
+    out(COMMAND_USAGE[topic as Command]);
+    return EXIT_OK;
+  }
+  let subjectArgs = options.args;
+  if (command === undefined) {
+    if (!Deno.stdin.isTerminal()) {
+      err("ferry: missing command");
+      err("");
+      err(TOOL_USAGE);
+      return EXIT_USAGE;
+    }
+    const answer = prompt("Enter the filename you want to download:");
+    if (answer === null || answer.trim() === "") {
+      err("ferry: no file name given");
+      return EXIT_USAGE;
+    }
+    command = "get";
+    subjectArgs = [answer.trim()];
+  }
+  if (!options.classic) {
+    try {
+      await loadSecurity(options);
+    } catch (error) {
+      if (!(error instanceof FerryError)) throw error;
+      err(`ferry: ${lowerFirst(error.message)}`);
+      return EXIT_USAGE;
+    }
+  }
+  const subject = [command, ...subjectArgs.slice(0, 1)].join(" ");
+  const paths: { local?: string; remote?: string } = {};
+  const progress = new ProgressLine({
+    write: writeStderr,
+    quiet: options.quiet,
+  });
+  const transferCli: TransferCli = {
+    connect: () => connect(connectOptionsOf(options)),
+    force: options.force,
+    json: options.json,
+    output: options.output,
+    progress,
+    out,
+    err,
+    usage: (message) => {
+      throw new UsageError(message, command);
+    },
+    describe: (error, name, where) => describeFailure(error, name, where),
+  };
+  const onProgress = (name: string) => (done: number, total: number) =>
+    progress.update(name, done, total);
+  try {
+    if (
+      (options.recursive && command === "put") ||
+      (command === "get" && (options.recursive || subjectArgs.length > 1))
+    ) {
+      if (options.classic) {
+        throw new UsageError("--classic gets one file at a time", command);
+      }
+      if (
+        options.recursive && subjectArgs.length > (command === "put" ? 2 : 1)
+      ) {
+        throw new UsageError(`${command} -r: too many arguments`, command);
+      }
+      if (command === "put") {
+        return await runPutTree(transferCli, subjectArgs[0], subjectArgs[1]);
+      }
+      return options.recursive
+        ? await runGetTree(transferCli, subjectArgs[0])
+        : await runGetMany(transferCli, subjectArgs);
+    }
+    switch (command) {
+      case "get": {
+        const target = await getDestination(options, subjectArgs[0]);
+        if (typeof target === "string") paths.local = target;
+        const result = await runGet(
+          options,
+          subjectArgs[0],
+          target,
+          onProgress(subjectArgs[0]),
+        ).finally(() => progress.finish());
+        if (options.json) {
+          out(jsonLine(subjectArgs[0], { result }));
+        } else if (paths.local !== undefined) {
+          out(
+            `${paths.local}: ${result.bytes} bytes in ${
+              result.seconds.toFixed(2)
+            } s, sha256 ${result.sha256}`,
+          );
+        }
+        break;
+      }
+      case "ls": {
+        await using client = await connect(connectOptionsOf(options));
+        const entries = await client.list(options.args[0] ?? "", {
+          recursive: options.recursive,
+        });
+        if (options.json) out(JSON.stringify(entries, null, 2));
+        else if (entries.length > 0) out(formatEntries(entries));
+        break;
+      }
+      case "put": {
+        const local = options.args[0];
+        const remote = options.args[1] ?? baseName(local);
+        paths.remote = remote;
+        if (remote === "") {
+          throw new UsageError(
+            `cannot name a remote file after '${local}'; give REMOTE`,
+            "put",
+          );
+        }
+        await using client = await connect(connectOptionsOf(options));
+        const result = await client.put(local, remote, {
+          ...resumeOptions(options, `put ${local}`),
+          overwrite: options.force,
+          onProgress: onProgress(remote),
+        }).finally(() => progress.finish());
+        if (options.json) {
+          out(jsonLine(remote, { result }));
+          break;
+        }
+        out(
+          `${remote}: ${result.bytes} bytes uploaded in ${
+            result.seconds.toFixed(2)
+          } s, sha256 ${result.sha256}`,
+        );
+        break;
+      }
+    }
+    return EXIT_OK;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      err(`ferry: ${error.message}`);
+      err("");
+      err(COMMAND_USAGE[error.command ?? "help"]);
+      return EXIT_USAGE;
+    }
+    if (error instanceof FerryError) {
+      progress.finish();
+      if (options.json && (command === "get" || command === "put")) {
+        out(jsonLine(paths.remote ?? subjectArgs[0], { error }));
+      }
+      err(`ferry: ${subject}: ${describeFailure(error, command, paths)}`);
+      return EXIT_FAILED;
+    }
+    err(`ferry: ${messageOf(error)}`);
+    return EXIT_FAILED;
+  }
+}

@@ -1,0 +1,703 @@
+/**
+ * The ferry client session: {@linkcode connect} performs the handshake
+ * (version, optional token, optional TLS) and returns a
+ * {@linkcode FerryClient}, whose methods run one request at a time.
+ * `client.ts` re-exports both.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { type BulkBuffers, makeBulkBuffers } from "../_common/copy.ts";
+import {
+  type ConnectOptions,
+  DEFAULT_HOSTNAME,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_PORT,
+  dial,
+  formatAddress,
+  guardConn,
+  handled,
+  IdleWatch,
+  messageOf,
+  openReceiver,
+  type Receiver,
+  type TransferOptions,
+  type TransferResult,
+  transferResult,
+} from "./common.ts";
+import { expectData, receiveVerified } from "./receive.ts";
+import { removePartRecord, resumableGet, resumablePut } from "./resume.ts";
+import type { FileOutcome, SessionIo } from "./session_io.ts";
+import {
+  type GetManyItem,
+  type GetManyOptions,
+  pipelineGet,
+} from "./tree_get.ts";
+import {
+  pipelinePut,
+  type PutManyItem,
+  type PutManyOptions,
+} from "./tree_put.ts";
+import {
+  authFrame,
+  dialTls,
+  isTlsRecord,
+  MISSING_TOKEN_MESSAGE,
+  wantsTls,
+} from "./security.ts";
+import { serverError, transportError } from "./errors.ts";
+import { FerryError } from "../errors.ts";
+import {
+  type ByteReader,
+  type ByteWriter,
+  encodeMessage,
+  type Entry,
+  FrameReader,
+  HELLO_AUTH_REQUIRED,
+  type Message,
+  PROTOCOL_VERSION,
+  writeAll,
+} from "../protocol.ts";
+
+/**
+ * How long {@linkcode connect} waits for the server's `HELLO`, in
+ * milliseconds.
+ *
+ * @example Read the bound
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { HANDSHAKE_TIMEOUT_MS } from "../client.ts";
+ * assert(HANDSHAKE_TIMEOUT_MS === 10_000);
+ * ```
+ */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+const NONCE_BYTES = 32;
+
+/** The idle watch {@linkcode connect} made for a handshake's reader. */
+const WATCHES = new WeakMap<FrameReader, IdleWatch>();
+
+/**
+ * A session with a ferry server, made by {@linkcode connect}.
+ *
+ * Requests run one after another: calls made while another is in flight wait
+ * for it. A refusal by the server (an `ERROR` frame, such as `NOT_FOUND`)
+ * leaves the session usable; a broken connection or an unexpected frame
+ * closes it, and later calls fail with `CONNECTION`. A request that waits
+ * {@linkcode ConnectOptions.idleTimeoutMs} (60 s) without a byte moving
+ * either way fails with `TIMEOUT` and closes the session.
+ *
+ * @example Download a file
+ * ```ts ignore
+ * import { connect } from "../client.ts";
+ * await using client = await connect({ port: 65432 });
+ * const result = await client.get("notes.txt", "notes.txt");
+ * console.log(`${result.bytes} bytes, sha256 ${result.sha256}`);
+ * ```
+ */
+export class FerryClient {
+  /** The negotiated protocol version. */
+  readonly version: number;
+  #conn: Deno.Conn;
+  #reader: FrameReader;
+  #signal: AbortSignal | undefined;
+  #queue: Promise<void> = Promise.resolve();
+  #closed = false;
+  #buffers: BulkBuffers | undefined;
+  /** Errors after which the frames are still in step with the server. */
+  #recoverable = new WeakSet<object>();
+  #source: ByteReader;
+  #sink: ByteWriter;
+  #onAbort: () => void;
+  #watch: IdleWatch;
+
+  /**
+   * Wraps a connection whose handshake is done; most code calls
+   * {@linkcode connect} instead.
+   *
+   * @param conn The connection.
+   * @param version The negotiated protocol version.
+   * @param options `reader`: the frame reader used for the handshake (it may
+   * hold buffered bytes); `signal`: aborting it closes the client;
+   * `idleTimeoutMs`: see {@linkcode ConnectOptions.idleTimeoutMs} (default
+   * 60000).
+   */
+  constructor(
+    conn: Deno.Conn,
+    version: number,
+    options: {
+      reader?: FrameReader;
+      signal?: AbortSignal;
+      idleTimeoutMs?: number;
+    } = {},
+  ) {
+    this.#conn = conn;
+    this.version = version;
+    const watch = (options.reader && WATCHES.get(options.reader)) ??
+      new IdleWatch(conn, options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+    this.#watch = watch;
+    this.#reader = options.reader ?? new FrameReader(watch);
+    this.#signal = options.signal;
+    const reader = this.#reader;
+    const fail = (error: unknown): Error => this.#transportError(error);
+    this.#source = {
+      async read(p: Uint8Array): Promise<number | null> {
+        try {
+          return await reader.read(p);
+        } catch (error) {
+          throw fail(error);
+        }
+      },
+    };
+    async function write(p: Uint8Array): Promise<number> {
+      try {
+        return await watch.write(p);
+      } catch (error) {
+        throw fail(error);
+      }
+    }
+    this.#sink = {
+      write(p: Uint8Array): Promise<number> {
+        return handled(write(p));
+      },
+    };
+    this.#onAbort = () => this.close();
+    if (this.#signal?.aborted) this.close();
+    else {
+      this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
+      watch.start(() => this.close());
+    }
+  }
+
+  /**
+   * Lists a folder.
+   *
+   * @param path Folder on the server; `""` is the root.
+   * @param options `recursive`: list the whole subtree, with `/`-separated
+   * names, folders before their contents (default `false`).
+   * @returns The entries, in the server's order.
+   * @throws {FerryError} `NOT_FOUND`, `FORBIDDEN` and other refusals of the
+   * server; `CONNECTION` or `PROTOCOL` if the session breaks.
+   *
+   * @example List the root
+   * ```ts ignore
+   * import { connect } from "../client.ts";
+   * await using client = await connect();
+   * console.log((await client.list()).map((entry) => entry.name));
+   * ```
+   */
+  list(path = "", options: { recursive?: boolean } = {}): Promise<Entry[]> {
+    return this.#run(async () => {
+      await this.#send({
+        type: "list",
+        path,
+        recursive: options.recursive ?? false,
+      });
+      const entries: Entry[] = [];
+      while (true) {
+        const message = await this.#expect("entries", "end");
+        if (message.type === "end") {
+          if (message.count !== entries.length) {
+            throw new FerryError(
+              "PROTOCOL",
+              `END counts ${message.count} entries, ${entries.length} were sent`,
+            );
+          }
+          return entries;
+        }
+        for (const entry of message.entries) entries.push(entry);
+      }
+    });
+  }
+
+  /**
+   * Describes one file or folder.
+   *
+   * @param path Path on the server; `""` is the root.
+   * @returns The entry (its name is the last segment of `path`).
+   * @throws {FerryError} `NOT_FOUND`, `FORBIDDEN` and other refusals of the
+   * server; `CONNECTION` or `PROTOCOL` if the session breaks.
+   *
+   * @example Size of a file
+   * ```ts ignore
+   * import { connect } from "../client.ts";
+   * await using client = await connect();
+   * console.log((await client.stat("notes.txt")).size);
+   * ```
+   */
+  stat(path: string): Promise<Entry> {
+    return this.#run(async () => {
+      await this.#send({ type: "stat", path });
+      return (await this.#expect("info")).entry;
+    });
+  }
+
+  /**
+   * Downloads a file.
+   *
+   * With a path as destination the bytes go to `DEST.part`, which is renamed
+   * to `DEST` (with the remote modification time) once its SHA-256 matches
+   * the server's; on a mismatch or a refusal it is removed. A connection
+   * that breaks mid-transfer leaves `DEST.part` behind.
+   *
+   * With a `ByteWriter` or a `WritableStream` the bytes are delivered as they
+   * arrive: the SHA-256 is still checked and a mismatch still throws
+   * `INTEGRITY`, but the bytes have already been written by then. A stream
+   * receives a copy of each chunk and is released, not closed, at the end.
+   *
+   * @param path File on the server.
+   * @param destination Local file path, a writer such as `Deno.stdout`, or a
+   * stream.
+   * @param options `overwrite` an existing local file, `onProgress`.
+   * @returns What was transferred.
+   * @throws {FerryError} `EXISTS` if the local file exists and `overwrite`
+   * is not set (before anything is requested), `NOT_FOUND`, `FORBIDDEN` and
+   * other refusals, `CHANGED` if the file changed while it was sent,
+   * `INTEGRITY` if the SHA-256 differs, `CONNECTION` if the connection ends
+   * early, `LOCAL` if the destination cannot be written.
+   *
+   * @example Download to a file and to standard output
+   * ```ts ignore
+   * import { connect } from "../client.ts";
+   * await using client = await connect();
+   * await client.get("notes.txt", "notes.txt", { overwrite: true });
+   * await client.get("notes.txt", Deno.stdout);
+   * ```
+   */
+  get(
+    path: string,
+    destination: string | ByteWriter | WritableStream<Uint8Array>,
+    options: TransferOptions = {},
+  ): Promise<TransferResult> {
+    return this.#run(async () => {
+      if (typeof destination === "string" && (options.resume ?? true)) {
+        const addr = this.#conn.remoteAddr as Deno.NetAddr;
+        return await resumableGet(
+          this.#io(),
+          formatAddress(addr.hostname, addr.port),
+          path,
+          destination,
+          options,
+        );
+      }
+      const start = performance.now();
+      let receiver: Receiver;
+      try {
+        receiver = await openReceiver(destination, options.overwrite ?? false);
+      } catch (error) {
+        throw this.#keep(error);
+      }
+      let committed = false;
+      let keepPart = false;
+      try {
+        await this.#send({ type: "get", path, offset: 0 });
+        const io = this.#io();
+        const data = await expectData(io, 0);
+        const size = data.size;
+        const digest = await receiveVerified(io, receiver.writer, {
+          size,
+          hash: createHash("sha256"),
+          onProgress: options.onProgress,
+          onCut: () => keepPart = true,
+        });
+        try {
+          await receiver.commit(data.mtime);
+        } catch (error) {
+          throw this.#keep(error);
+        }
+        committed = true;
+        // A record of an earlier, resumable download of DEST is stale now.
+        if (typeof destination === "string") {
+          await removePartRecord(destination);
+        }
+        return transferResult(path, size, digest, start);
+      } finally {
+        if (!committed) await receiver.discard(keepPart);
+      }
+    });
+  }
+
+  /**
+   * Uploads a file. The server keeps it only if the SHA-256 sent after the
+   * bytes matches what it received.
+   *
+   * @param localPath Local file to send.
+   * @param remotePath Path on the server.
+   * @param options `overwrite` an existing remote file, `onProgress`.
+   * @returns What was transferred.
+   * @throws {FerryError} `LOCAL` if the local file does not exist or is
+   * not a readable file, `NOT_FOUND` if the remote folder does not exist,
+   * `EXISTS` if the remote file exists
+   * and `overwrite` is not set, `FORBIDDEN` if uploads are off or the path is
+   * not allowed, `INTEGRITY` if the server received other bytes, `CHANGED`
+   * if the local file changed while it was sent (the session closes),
+   * `CONNECTION` if the connection breaks.
+   *
+   * @example Upload a file
+   * ```ts ignore
+   * import { connect } from "../client.ts";
+   * await using client = await connect();
+   * await client.put("report.pdf", "docs/report.pdf", { overwrite: true });
+   * ```
+   */
+  put(
+    localPath: string,
+    remotePath: string,
+    options: TransferOptions = {},
+  ): Promise<TransferResult> {
+    return this.#run(() =>
+      resumablePut(this.#io(), localPath, remotePath, options)
+    );
+  }
+
+  /**
+   * Creates a folder on the server, with any missing parents (uploads must
+   * be allowed), or sets the time of one that exists.
+   *
+   * @param path Folder on the server.
+   * @param options `mtime`: modification time to give it, milliseconds.
+   * @returns A promise that settles once the server answered `OK`.
+   * @throws {FerryError} `FORBIDDEN` if uploads are off or the path is not
+   * allowed, `EXISTS` if a file has the name of a segment, `CONNECTION` or
+   * `PROTOCOL` if the session breaks.
+   *
+   * @example Create a folder
+   * ```ts ignore
+   * import { connect } from "../client.ts";
+   * await using client = await connect();
+   * await client.mkdir("inbox/2024");
+   * ```
+   */
+  mkdir(path: string, options: { mtime?: number } = {}): Promise<void> {
+    return this.#run(async () => {
+      await this.#send({ type: "mkdir", path, mtime: options.mtime });
+      await this.#expect("ok");
+    });
+  }
+
+  /**
+   * Downloads many files over this one connection, sending up to `window`
+   * `GET`s ahead of the replies. Each file is received as by
+   * {@linkcode FerryClient.get} (`DEST.part`, SHA-256 check, rename). A
+   * refusal of one file does not stop the others; a broken session fails
+   * the rest with `CONNECTION`. No other call runs in between.
+   *
+   * @param items Remote paths and local file paths.
+   * @param options `window` (default 32), `overwrite`, callbacks.
+   * @returns One outcome per item, in order: `result` or `error`.
+   *
+   * @example Download three files
+   * ```ts ignore
+   * import { connect } from "../client.ts";
+   * await using client = await connect();
+   * const outcomes = await client.getMany(
+   *   ["a", "b", "c"].map((name) => ({ path: name, destination: name })),
+   * );
+   * console.log(outcomes.filter((outcome) => outcome.error).length);
+   * ```
+   */
+  getMany(
+    items: readonly GetManyItem[],
+    options: GetManyOptions = {},
+  ): Promise<FileOutcome[]> {
+    return this.#run(() => pipelineGet(this.#io(), items, options));
+  }
+
+  /**
+   * Creates folders and uploads files over this one connection, in order:
+   * `MKDIR`s are pipelined, and each `PUT` leaves before the previous
+   * file's `OK` has arrived. A refusal of one item does not stop the others.
+   *
+   * @param items Folders to make (with an optional time) and files to send.
+   * @param options `window` (default 32), `overwrite`, callbacks.
+   * @returns One outcome per item, in order: `result` or `error`.
+   *
+   * @example Upload a folder of two files
+   * ```ts ignore
+   * import { connect } from "../client.ts";
+   * await using client = await connect();
+   * await client.putMany([
+   *   { kind: "dir", remote: "docs" },
+   *   { kind: "file", local: "a.txt", remote: "docs/a.txt" },
+   *   { kind: "file", local: "b.txt", remote: "docs/b.txt" },
+   * ]);
+   * ```
+   */
+  putMany(
+    items: readonly PutManyItem[],
+    options: PutManyOptions = {},
+  ): Promise<FileOutcome[]> {
+    return this.#run(() => pipelinePut(this.#io(), items, options));
+  }
+
+  /** The session as the pipelines see it. */
+  #io(): SessionIo {
+    return {
+      send: async (messages) => {
+        const frames = messages.map((message) => encodeMessage(message));
+        const bytes = frames.length === 1
+          ? frames[0]
+          : new Uint8Array(frames.reduce((n, frame) => n + frame.length, 0));
+        if (frames.length > 1) {
+          let at = 0;
+          for (const frame of frames) {
+            bytes.set(frame, at);
+            at += frame.length;
+          }
+        }
+        await writeAll(this.#sink, bytes);
+      },
+      expect: (...types) => this.#expect(...types),
+      source: this.#source,
+      sink: this.#sink,
+      buffers: () => this.#bulkBuffers(),
+      recoverable: (error) =>
+        typeof error === "object" && error !== null &&
+        this.#recoverable.has(error),
+      keep: (error) => this.#keep(error),
+      close: () => this.close(),
+    };
+  }
+
+  /**
+   * Closes the connection. Pending and later calls reject with `CONNECTION`.
+   *
+   * @example Close explicitly
+   * ```ts ignore
+   * import { connect } from "../client.ts";
+   * const client = await connect();
+   * client.close();
+   * ```
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#watch.stop();
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  /**
+   * Closes the connection and waits for pending calls to settle, for
+   * `await using`.
+   *
+   * @returns A promise that settles once nothing is pending.
+   *
+   * @example Close at the end of a scope
+   * ```ts ignore
+   * import { connect } from "../client.ts";
+   * await using client = await connect();
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    await this.#queue;
+  }
+
+  /** Runs one request after the previous ones. */
+  #run<T>(operation: () => Promise<T>): Promise<T> {
+    const result = this.#queue.then(async () => {
+      this.#signal?.throwIfAborted();
+      if (this.#closed) throw new FerryError("CONNECTION", "Client is closed");
+      try {
+        return await operation();
+      } catch (error) {
+        if (this.#signal?.aborted) {
+          this.close();
+          throw this.#signal.reason;
+        }
+        if (!this.#recoverable.has(error as object)) this.close();
+        throw error;
+      }
+    });
+    this.#queue = result.then(() => {}, () => {});
+    return result;
+  }
+
+  /** Maps a failure of the connection (`TIMEOUT` once the watch fired). */
+  #transportError(error: unknown): Error {
+    if (this.#watch.timedOut) return this.#watch.timeoutError(error);
+    return transportError(error, this.#closed);
+  }
+
+  /** Marks an error that leaves the session in step with the server. */
+  #keep(error: unknown): unknown {
+    if (typeof error === "object" && error !== null) {
+      this.#recoverable.add(error);
+    }
+    return error;
+  }
+
+  #bulkBuffers(): BulkBuffers {
+    return this.#buffers ??= makeBulkBuffers();
+  }
+
+  async #send(message: Message): Promise<void> {
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeMessage(message);
+    } catch (error) {
+      throw this.#keep(error);
+    }
+    await writeAll(this.#sink, bytes);
+  }
+
+  /** Reads the next frame; `ERROR` throws, other unexpected types close. */
+  async #expect<T extends Message["type"]>(
+    ...types: T[]
+  ): Promise<Extract<Message, { type: T }>> {
+    let message: Message | null;
+    try {
+      message = await this.#reader.readMessage();
+    } catch (error) {
+      throw this.#transportError(error);
+    }
+    if (message === null) {
+      throw new FerryError("CONNECTION", "Connection closed by the server");
+    }
+    if (message.type === "error") throw this.#keep(serverError(message));
+    if (!(types as string[]).includes(message.type)) {
+      throw new FerryError(
+        "PROTOCOL",
+        `Unexpected ${message.type.toUpperCase()} from the server (expected ${
+          types.map((type) => type.toUpperCase()).join(" or ")
+        })`,
+      );
+    }
+    return message as Extract<Message, { type: T }>;
+  }
+}
+
+/**
+ * Connects to a ferry server and performs the handshake.
+ *
+ * @param options Where to connect, the token and TLS settings, and a signal
+ * that closes the session.
+ * @returns A client ready for requests; close it (or use `await using`).
+ * @throws {FerryError} `CONNECTION` if the server cannot be reached or
+ * closes the connection (`Connection refused: 127.0.0.1:65432`), or, with
+ * TLS, presents a certificate that is not trusted or does not speak TLS;
+ * `UNSUPPORTED_VERSION` if no protocol version is shared, `UNAUTHORIZED` if
+ * the server requires a token and `token` is missing or wrong, `TIMEOUT` if it does not answer within
+ * {@linkcode HANDSHAKE_TIMEOUT_MS}, `PROTOCOL` for a reply that is not a
+ * ferry `HELLO`, `BUSY` and other refusals of the server.
+ *
+ * @example Connect and list
+ * ```ts ignore
+ * import { connect } from "../client.ts";
+ * await using client = await connect({ hostname: "127.0.0.1", port: 65432 });
+ * console.log(client.version, await client.list());
+ * ```
+ */
+export async function connect(
+  options: ConnectOptions = {},
+): Promise<FerryClient> {
+  const address = formatAddress(
+    options.hostname ?? DEFAULT_HOSTNAME,
+    options.port ?? DEFAULT_PORT,
+  );
+  const conn = wantsTls(options)
+    ? await dialTls(options, HANDSHAKE_TIMEOUT_MS)
+    : await dial(options);
+  const watch = new IdleWatch(
+    conn,
+    options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+  );
+  const reader = new FrameReader(watch);
+  WATCHES.set(reader, watch);
+  const signal = options.signal;
+  const guard = guardConn(conn, HANDSHAKE_TIMEOUT_MS, signal);
+  try {
+    const clientHello = encodeMessage({
+      type: "hello",
+      minVersion: 1,
+      maxVersion: PROTOCOL_VERSION,
+      flags: 0,
+      nonce: crypto.getRandomValues(new Uint8Array(NONCE_BYTES)),
+    });
+    await writeAll(conn, clientHello);
+    const first = await reader.peek();
+    if (first !== null && !wantsTls(options) && isTlsRecord(first[0])) {
+      throw new FerryError(
+        "CONNECTION",
+        `${address} answered with TLS: connect with TLS (--tls or --ca FILE)`,
+      );
+    }
+    const reply = await reader.readMessage();
+    if (reply === null) {
+      throw new FerryError(
+        "CONNECTION",
+        `Connection closed during the handshake: is ${address} a ferry server?`,
+      );
+    }
+    if (reply.type === "error") throw serverError(reply);
+    if (reply.type !== "hello") {
+      throw new FerryError(
+        "PROTOCOL",
+        `Expected HELLO from the server, got ${reply.type.toUpperCase()}`,
+      );
+    }
+    const version = reply.maxVersion;
+    if (version < 1 || version > PROTOCOL_VERSION) {
+      throw new FerryError(
+        "UNSUPPORTED_VERSION",
+        `The server chose protocol version ${version}; this client speaks 1 to ${PROTOCOL_VERSION}`,
+      );
+    }
+    if (reply.flags & HELLO_AUTH_REQUIRED) {
+      if (options.token === undefined || options.token === "") {
+        throw new FerryError("UNAUTHORIZED", MISSING_TOKEN_MESSAGE);
+      }
+      await writeAll(
+        conn,
+        authFrame(options.token, clientHello, reply, version),
+      );
+      const verdict = await reader.readMessage();
+      if (verdict === null) {
+        throw new FerryError(
+          "CONNECTION",
+          "Connection closed during authentication",
+        );
+      }
+      if (verdict.type === "error") throw serverError(verdict);
+      if (verdict.type !== "ok") {
+        throw new FerryError(
+          "PROTOCOL",
+          `Expected OK after AUTH, got ${verdict.type.toUpperCase()}`,
+        );
+      }
+    }
+    return new FerryClient(conn, version, { reader, signal });
+  } catch (error) {
+    guard.close();
+    if (signal?.aborted) throw signal.reason;
+    if (guard.timedOut) {
+      throw new FerryError(
+        "TIMEOUT",
+        `No handshake reply from ${address} within ${HANDSHAKE_TIMEOUT_MS} ms`,
+      );
+    }
+    if (error instanceof FerryError) {
+      if (error.code === "TRUNCATED") {
+        throw new FerryError(
+          "PROTOCOL",
+          `Incomplete handshake reply: is ${address} a ferry server?`,
+          { cause: error },
+        );
+      }
+      throw transportError(error, false);
+    }
+    throw new FerryError(
+      "CONNECTION",
+      `Connection failed during the handshake: ${messageOf(error)}`,
+      { cause: error },
+    );
+  } finally {
+    guard.clear();
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * What the pipelined transfers (`_client/tree_get.ts`, `_client/tree_put.ts`) need from a
+ * {@linkcode ./client.ts FerryClient} session, and the per-file outcome they
+ * report. The client builds one {@linkcode SessionIo} per call, inside its
+ * request queue, so no other call interleaves with a pipeline.
+ *
+ * @module
+ */
+
+import type { BulkBuffers } from "../_common/copy.ts";
+import type { TransferResult } from "./common.ts";
+import { FerryError } from "../errors.ts";
+import type { ByteReader, ByteWriter, Message } from "../protocol.ts";
+
+/** Default number of requests sent ahead of their replies. */
+export const DEFAULT_WINDOW = 32;
+
+/**
+ * The frame-level side of a session, as {@linkcode ./client.ts FerryClient}
+ * exposes it to its pipelines.
+ */
+export interface SessionIo {
+  /** Encodes messages and writes them in one write. */
+  send(messages: readonly Message[]): Promise<void>;
+  /** Reads the next frame; `ERROR` throws a recoverable `FerryError`. */
+  expect<T extends Message["type"]>(
+    ...types: T[]
+  ): Promise<Extract<Message, { type: T }>>;
+  /** Raw bytes from the server (after `DATA`). */
+  readonly source: ByteReader;
+  /** Raw bytes to the server (after `READY`). */
+  readonly sink: ByteWriter;
+  /** The session's reused bulk buffers. */
+  buffers(): BulkBuffers;
+  /** Whether the frames are still in step with the server after `error`. */
+  recoverable(error: unknown): boolean;
+  /** Marks `error` as leaving the session in step; returns it. */
+  keep(error: unknown): unknown;
+  /** Closes the session (after an error that is not recoverable). */
+  close(): void;
+}
+
+/**
+ * The outcome of one file or folder of a pipelined transfer.
+ *
+ * @example A failed file
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { FerryError } from "../errors.ts";
+ * import type { FileOutcome } from "./session_io.ts";
+ * const outcome: FileOutcome = {
+ *   path: "docs/x", kind: "file", error: new FerryError("NOT_FOUND", "Not found: docs/x"),
+ * };
+ * assert(outcome.error?.code === "NOT_FOUND");
+ * ```
+ */
+export interface FileOutcome {
+  /** Path on the server (as requested or as listed). */
+  path: string;
+  /** `"file"` or `"dir"`. */
+  kind: "file" | "dir";
+  /** Local path, when there is one. */
+  local?: string;
+  /** What was transferred, on success of a file. */
+  result?: TransferResult;
+  /** Why it failed; absent on success. */
+  error?: FerryError;
+}
+
+/**
+ * Turns anything thrown into a `FerryError` (local errors become `LOCAL`).
+ *
+ * @param error What was thrown.
+ * @returns A `FerryError`.
+ */
+export function asFerryError(error: unknown): FerryError {
+  if (error instanceof FerryError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new FerryError("LOCAL", message, { cause: error });
+}

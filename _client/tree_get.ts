@@ -1,0 +1,414 @@
+/**
+ * Pipelined downloads: many `GET`s on one connection, up to a window of
+ * requests sent ahead of their replies (which the server sends in request
+ * order), and the copy of a remote folder tree built on them.
+ *
+ * Every file goes through the same local end as a single download
+ * (`openReceiver`: `DEST.part`, SHA-256 check, rename). A refusal of one
+ * file (`NOT_FOUND`, `FORBIDDEN`, `CHANGED`, an integrity failure, a local
+ * error before the transfer) is reported and the rest go on; only a broken
+ * session stops them.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import * as nodePath from "node:path";
+import { expectData, receiveVerified } from "./receive.ts";
+import {
+  openReceiver,
+  type Receiver,
+  type TransferResult,
+  transferResult,
+} from "./common.ts";
+import { checkTreeName, looseName, SafeDest } from "./safe_dest.ts";
+import {
+  asFerryError,
+  DEFAULT_WINDOW,
+  type FileOutcome,
+  type SessionIo,
+} from "./session_io.ts";
+import { FerryError } from "../errors.ts";
+import { encodeMessage, type Entry, type Message } from "../protocol.ts";
+
+/**
+ * One file of {@linkcode pipelineGet}.
+ *
+ * @example Get a file into a local path
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { GetManyItem } from "./tree_get.ts";
+ * const item: GetManyItem = { path: "docs/a.txt", destination: "a.txt" };
+ * assert(item.destination === "a.txt");
+ * ```
+ */
+export interface GetManyItem {
+  /** File on the server. */
+  path: string;
+  /** Local file path. */
+  destination: string;
+}
+
+/**
+ * Options of {@linkcode pipelineGet} (and `FerryClient.getMany`).
+ *
+ * @example A small window
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { GetManyOptions } from "./tree_get.ts";
+ * const options: GetManyOptions = { window: 4, overwrite: true };
+ * assert(options.window === 4);
+ * ```
+ */
+export interface GetManyOptions {
+  /**
+   * Most requests sent ahead of their replies.
+   *
+   * @default {32}
+   */
+  window?: number;
+  /**
+   * Replace existing local files.
+   *
+   * @default {false}
+   */
+  overwrite?: boolean;
+  /** Called when a file's data starts, with its size. */
+  onStart?: (path: string, size: number) => void;
+  /** Called after each chunk of a file. */
+  onProgress?: (path: string, done: number, total: number) => void;
+  /** Called once per item, in order, when it succeeded or failed. */
+  onFile?: (outcome: FileOutcome) => void;
+}
+
+/**
+ * Items {@linkcode getTree} made for paths it has just found free (see
+ * `SafeDest.wasAbsent`): their local end skips the check for an existing
+ * file.
+ */
+const checkedItems = new WeakSet<GetManyItem>();
+
+/** A request sent, waiting for its reply. */
+interface InFlight {
+  index: number;
+  receiver: Receiver;
+  /** Local names it writes ({@linkcode localNames}). */
+  names: string[];
+}
+
+/**
+ * The local names a download to `destination` writes, `DEST` and
+ * `DEST.part`, resolved and folded loosely (as a case-insensitive file
+ * system might take them for one).
+ */
+function localNames(destination: string): string[] {
+  const name = looseName(nodePath.resolve(destination));
+  return [name, `${name}.part`];
+}
+
+/**
+ * Downloads `items` over one session, keeping up to `window` `GET`s ahead of
+ * the replies.
+ *
+ * @param io The session, from inside the client's request queue.
+ * @param items Files and their local paths.
+ * @param options Window, overwrite, callbacks.
+ * @returns One outcome per item, in order.
+ */
+export async function pipelineGet(
+  io: SessionIo,
+  items: readonly GetManyItem[],
+  options: GetManyOptions = {},
+): Promise<FileOutcome[]> {
+  const window = Math.max(1, Math.floor(options.window ?? DEFAULT_WINDOW));
+  const overwrite = options.overwrite ?? false;
+  const outcomes: FileOutcome[] = new Array(items.length);
+  const report = (index: number, outcome: FileOutcome) => {
+    outcomes[index] = outcome;
+    options.onFile?.(outcome);
+  };
+  const failure = (index: number, error: unknown): FileOutcome => ({
+    path: items[index].path,
+    kind: "file",
+    local: items[index].destination,
+    error: asFerryError(error),
+  });
+  const inFlight: InFlight[] = [];
+  // Local names of the requests in flight, and every destination opened:
+  // a download never starts while another one writes one of its names
+  // (`a` and `a.part`, or the same file twice), since one's rename would
+  // land on the other's part.
+  const claimed = new Map<string, number>();
+  const opened = new Set<string>();
+  const release = (names: readonly string[]) => {
+    for (const name of names) {
+      const count = claimed.get(name)! - 1;
+      if (count === 0) claimed.delete(name);
+      else claimed.set(name, count);
+    }
+  };
+  let next = 0;
+  let fatal: FerryError | undefined;
+  try {
+    while (next < items.length || inFlight.length > 0) {
+      const batch: Message[] = [];
+      // Requests go out in batches: the window is refilled once half of it
+      // is answered, so that one write carries many requests (a write per
+      // file costs more than the file's own bytes when files are small).
+      const refill = inFlight.length <= window / 2;
+      while (refill && next < items.length && inFlight.length < window) {
+        const names = localNames(items[next].destination);
+        if (names.some((name) => claimed.has(name))) {
+          if (inFlight.length > 0) break; // wait until those are done
+        }
+        const index = next++;
+        const item = items[index];
+        let receiver: Receiver;
+        try {
+          if (opened.has(names[1])) {
+            // Its part would replace a file saved by this same call.
+            throw new FerryError(
+              "LOCAL",
+              `Cannot save ${item.destination}: its temporary name ${item.destination}.part is a file this download saved`,
+            );
+          }
+          const message: Message = { type: "get", path: item.path, offset: 0 };
+          encodeMessage(message); // a path too long fails here, not mid-batch
+          receiver = await openReceiver(item.destination, overwrite, {
+            // A name seen free is not free once a file was saved there.
+            checked: checkedItems.has(item) && !opened.has(names[0]),
+          });
+          batch.push(message);
+        } catch (error) {
+          report(index, failure(index, error));
+          continue;
+        }
+        opened.add(names[0]);
+        for (const name of names) {
+          claimed.set(name, (claimed.get(name) ?? 0) + 1);
+        }
+        inFlight.push({ index, receiver, names });
+      }
+      if (batch.length > 0) await io.send(batch);
+      const head = inFlight[0];
+      if (head === undefined) continue;
+      const item = items[head.index];
+      try {
+        const result = await receiveFile(io, item.path, head.receiver, options);
+        inFlight.shift();
+        release(head.names);
+        report(head.index, {
+          path: item.path,
+          kind: "file",
+          local: item.destination,
+          result,
+        });
+      } catch (error) {
+        inFlight.shift();
+        release(head.names);
+        report(head.index, failure(head.index, error));
+        if (!io.recoverable(error)) {
+          fatal = asFerryError(error);
+          break;
+        }
+      }
+    }
+  } catch (error) {
+    fatal = asFerryError(error); // a send failed: the session is gone
+  } finally {
+    for (const { index, receiver } of inFlight) {
+      await receiver.discard();
+      report(index, failure(index, fatal ?? connectionLost()));
+    }
+    inFlight.length = 0;
+  }
+  if (fatal !== undefined) {
+    io.close();
+    while (next < items.length) {
+      const index = next++;
+      report(index, failure(index, fatal));
+    }
+  }
+  return outcomes;
+}
+
+function connectionLost(): FerryError {
+  return new FerryError("CONNECTION", "Connection lost");
+}
+
+/**
+ * Receives one reply to a `GET` sent earlier: `DATA`, the bytes, `HASH`;
+ * commits the receiver when the SHA-256 matches, discards it otherwise.
+ *
+ * @param io The session.
+ * @param path The requested path.
+ * @param receiver The local end.
+ * @param options Progress callbacks.
+ * @returns What was transferred.
+ * @throws {FerryError} The server's refusal (recoverable), `INTEGRITY` or
+ * `LOCAL` on commit (recoverable), `CONNECTION`/`PROTOCOL` (not).
+ */
+async function receiveFile(
+  io: SessionIo,
+  path: string,
+  receiver: Receiver,
+  options: GetManyOptions,
+): Promise<TransferResult> {
+  const start = performance.now();
+  let committed = false;
+  let keepPart = false;
+  try {
+    const data = await expectData(io, 0);
+    const size = data.size;
+    options.onStart?.(path, size);
+    const onProgress = options.onProgress;
+    const digest = await receiveVerified(io, receiver.writer, {
+      size,
+      hash: createHash("sha256"),
+      onProgress: onProgress && ((done) => onProgress(path, done, size)),
+      onCut: () => keepPart = true,
+    });
+    try {
+      await receiver.commit(data.mtime);
+    } catch (error) {
+      throw io.keep(error);
+    }
+    committed = true;
+    return transferResult(path, size, digest, start);
+  } finally {
+    if (!committed) await receiver.discard(keepPart);
+  }
+}
+
+/**
+ * What {@linkcode getTree} needs of a client.
+ *
+ * @example The shape
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { TreeGetClient } from "./tree_get.ts";
+ * const methods: (keyof TreeGetClient)[] = ["stat", "list", "getMany"];
+ * assert(methods.length === 3);
+ * ```
+ */
+export interface TreeGetClient {
+  /** `STAT`. */
+  stat(path: string): Promise<Entry>;
+  /** `LIST`, recursive. */
+  list(path: string, options: { recursive?: boolean }): Promise<Entry[]>;
+  /** Pipelined `GET`s. */
+  getMany(
+    items: readonly GetManyItem[],
+    options?: GetManyOptions,
+  ): Promise<FileOutcome[]>;
+}
+
+/**
+ * Options of {@linkcode getTree}.
+ *
+ * @example Overwrite
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { GetTreeOptions } from "./tree_get.ts";
+ * const options: GetTreeOptions = { overwrite: true };
+ * assert(options.overwrite);
+ * ```
+ */
+export interface GetTreeOptions extends GetManyOptions {
+  /** Called once with the listing, before any file is requested. */
+  onListed?: (files: number, bytes: number) => void;
+}
+
+/**
+ * What {@linkcode getTree} did.
+ *
+ * @example Count failures
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { TreeReport } from "./tree_get.ts";
+ * const report: TreeReport = { outcomes: [], total: 0, failed: 0 };
+ * assert(report.failed === 0);
+ * ```
+ */
+export interface TreeReport {
+  /** One outcome per entry (files and folders) and per refused name. */
+  outcomes: FileOutcome[];
+  /** Number of entries. */
+  total: number;
+  /** Number of entries that failed. */
+  failed: number;
+}
+
+/**
+ * Copies the remote folder `remoteDir` into the local folder `destination`:
+ * one `STAT`, one recursive `LIST`, then pipelined `GET`s on the same
+ * connection. Folders (empty ones too) are created, and every folder's
+ * modification time is set after its contents. Names from the server are
+ * checked ({@linkcode checkTreeName}) and nothing is written through a
+ * symbolic link under `destination`; a refused name is reported and the rest
+ * goes on.
+ *
+ * @param client A connected client.
+ * @param remoteDir Folder on the server; `""` is the root.
+ * @param destination Local folder, created if missing.
+ * @param options Overwrite, window, callbacks.
+ * @returns One outcome per entry.
+ * @throws {FerryError} `NOT_FOUND` if `remoteDir` is not a folder, `LOCAL`
+ * if `destination` cannot be made, and whatever breaks the session before
+ * the files are requested.
+ */
+export async function getTree(
+  client: TreeGetClient,
+  remoteDir: string,
+  destination: string,
+  options: GetTreeOptions = {},
+): Promise<TreeReport> {
+  const top = await client.stat(remoteDir);
+  if (top.kind !== "dir") {
+    throw new FerryError("NOT_FOUND", `Not a folder: ${remoteDir}`);
+  }
+  const entries = await client.list(remoteDir, { recursive: true });
+  const dest = await SafeDest.open(destination);
+  const prefix = remoteDir === "" ? "" : `${remoteDir}/`;
+  const outcomes: FileOutcome[] = [];
+  const report = (outcome: FileOutcome) => {
+    outcomes.push(outcome);
+    options.onFile?.(outcome);
+  };
+  const folders: { local: string; mtime: number }[] = [];
+  const items: GetManyItem[] = [];
+  let bytes = 0;
+  for (const entry of entries) {
+    const remote = prefix + entry.name;
+    try {
+      const segments = checkTreeName(entry.name);
+      if (entry.kind === "dir") {
+        const local = await dest.ensureFolder(segments);
+        folders.push({ local, mtime: entry.mtime });
+        report({ path: remote, kind: "dir", local });
+      } else {
+        const local = await dest.prepareFile(segments);
+        const item = { path: remote, destination: local };
+        if (dest.wasAbsent(local)) checkedItems.add(item);
+        items.push(item);
+        bytes += entry.size;
+      }
+    } catch (error) {
+      report({ path: remote, kind: entry.kind, error: asFerryError(error) });
+    }
+  }
+  options.onListed?.(items.length, bytes);
+  await client.getMany(items, { ...options, onFile: report });
+  // Deepest first, so that setting a folder's time is the last change in
+  // it; the destination itself takes the remote folder's time last.
+  folders.reverse().push({ local: destination, mtime: top.mtime });
+  for (const { local, mtime } of folders) {
+    try {
+      await Deno.utime(local, new Date(mtime), new Date(mtime));
+    } catch {
+      // A time that cannot be set does not fail the copy.
+    }
+  }
+  const failed = outcomes.filter((outcome) => outcome.error).length;
+  return { outcomes, total: outcomes.length, failed };
+}

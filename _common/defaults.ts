@@ -1,0 +1,18 @@
+/**
+ * Defaults both sides share, with one home each: the port (the classic lab
+ * port), the client's host and the idle timeout.
+ *
+ * @module
+ */
+
+/** The port ferry listens on and connects to unless told otherwise. */
+export const DEFAULT_PORT = 65432;
+
+/** The host the client connects to unless told otherwise. */
+export const DEFAULT_HOSTNAME = "127.0.0.1";
+
+/**
+ * How long either side waits without a byte moving before it gives up on a
+ * peer, in milliseconds.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;

@@ -1,0 +1,152 @@
+/**
+ * The running server behind {@linkcode ./server.ts serve}: accepts
+ * connections, starts a session for each (`_server/session.ts`), refuses
+ * those over the limit with `BUSY`, closes idle ones, and stops gracefully.
+ *
+ * @module
+ */
+
+import { delay } from "../_common/delay.ts";
+import { BusyRefusals } from "./limits.ts";
+import { emit, formatAddr, type ServerContext, Session } from "./context.ts";
+import { handleConnection } from "./session.ts";
+import type { FerryServer } from "./types.ts";
+
+/**
+ * The accept loop of {@linkcode ./server.ts serve}: one task per connection, the
+ * `maxConnections` limit, the idle sweep and the graceful stop.
+ */
+export class Server implements FerryServer {
+  readonly addr: Deno.NetAddr;
+  readonly finished: Promise<void>;
+  #listener: Deno.Listener;
+  #stop = new AbortController();
+  #sessions = new Set<Session>();
+  #handlers = new Set<Promise<void>>();
+  #refusals = new BusyRefusals();
+
+  constructor(
+    listener: Deno.Listener,
+    context: ServerContext,
+    signal: AbortSignal | undefined,
+  ) {
+    this.#listener = listener;
+    this.addr = listener.addr as Deno.NetAddr;
+    const onAbort = () => this.#stop.abort();
+    if (signal?.aborted) this.#stop.abort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
+    this.finished = this.#run(context).finally(() =>
+      signal?.removeEventListener("abort", onAbort)
+    );
+  }
+
+  shutdown(): Promise<void> {
+    this.#stop.abort();
+    return this.finished;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+
+  async #run(context: ServerContext): Promise<void> {
+    const stop = this.#stop.signal;
+    const { limits } = context;
+    let listening = true;
+    let drainTimer: ReturnType<typeof setTimeout> | undefined;
+    const closeAll = () => {
+      for (const session of this.#sessions) session.close();
+    };
+    const onStop = () => {
+      if (listening) {
+        listening = false;
+        this.#listener.close();
+      }
+      // Graceful: connections between requests close now, those in a
+      // request right after it, and all of them at the drain deadline.
+      this.#refusals.closeAll();
+      for (const session of this.#sessions) session.stop();
+      if (limits.drainMs === 0) closeAll();
+      else drainTimer = setTimeout(closeAll, limits.drainMs);
+    };
+    // One sweep for all connections closes those whose peer has kept a
+    // read or a write waiting longer than the idle timeout.
+    const sweeper = setInterval(() => {
+      const now = performance.now();
+      for (const session of this.#sessions) {
+        if (session.activity.stalled(now, limits.idleTimeoutMs)) {
+          session.expire();
+        }
+      }
+    }, Math.max(10, Math.min(1000, limits.idleTimeoutMs / 4)));
+    if (stop.aborted) onStop();
+    else stop.addEventListener("abort", onStop, { once: true });
+    try {
+      while (!stop.aborted) {
+        let conn: Deno.Conn;
+        try {
+          conn = await this.#listener.accept();
+        } catch {
+          if (stop.aborted) break;
+          // Accept errors (too many open files, a peer that reset before
+          // accept) are per connection: pause briefly and keep serving.
+          await delay(50, stop);
+          continue;
+        }
+        if (stop.aborted) {
+          conn.close(); // accepted in the same turn as the stop
+          break;
+        }
+        this.#start(conn, context);
+      }
+    } finally {
+      stop.removeEventListener("abort", onStop);
+      if (listening) {
+        listening = false;
+        this.#listener.close();
+      }
+      while (this.#handlers.size > 0) {
+        await Promise.allSettled([...this.#handlers]);
+      }
+      await this.#refusals.settled();
+      clearInterval(sweeper);
+      clearTimeout(drainTimer);
+    }
+  }
+
+  #start(conn: Deno.Conn, context: ServerContext): void {
+    if (this.#sessions.size >= context.limits.maxConnections) {
+      this.#refusals.refuse(conn);
+      emit(
+        { peer: formatAddr(conn.remoteAddr as Deno.NetAddr) },
+        context,
+        {
+          protocol: "ferry",
+          request: "HELLO",
+          path: "",
+          bytes: 0,
+          result: "BUSY",
+        },
+        new Date(),
+        performance.now(),
+      );
+      return;
+    }
+    const session = new Session(
+      conn,
+      context.bufferPool,
+      context.limits.maxFrameBytes,
+    );
+    this.#sessions.add(session);
+    const handler: Promise<void> = handleConnection(session, context)
+      .catch(() => {
+        // A handler reports its own errors; nothing may escape to others.
+      })
+      .finally(() => {
+        session.close();
+        this.#sessions.delete(session);
+        this.#handlers.delete(handler);
+      });
+    this.#handlers.add(handler);
+  }
+}

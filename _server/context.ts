@@ -1,0 +1,175 @@
+/**
+ * What the server's connection handlers share: the server-wide settings
+ * ({@linkcode ServerContext}), one connection ({@linkcode Session}), the
+ * bookkeeping of one request ({@linkcode RequestState}) and the request log.
+ *
+ * @module
+ */
+
+import type { BulkBufferPool } from "./buffer_pool.ts";
+import type { BulkBuffers } from "../_common/copy.ts";
+import type { ClassicSession } from "./classic.ts";
+import type { AuthThrottle } from "./auth.ts";
+import type { HashCache } from "./hash_cache.ts";
+import { IoActivity, type ServerLimits, trackIO } from "./limits.ts";
+import type { UploadParts } from "./upload_part.ts";
+import { FrameReader, MAX_FRAME_BYTES, type Message } from "../protocol.ts";
+import type { ServerLogEvent } from "./types.ts";
+
+/** Settings every connection handler reads. */
+export interface ServerContext {
+  realRoot: string;
+  limits: ServerLimits;
+  allowUpload: boolean;
+  classic: boolean;
+  handshakeTimeoutMs: number;
+  onLog: ((event: ServerLogEvent) => void) | undefined;
+  /** Set when clients must authenticate. */
+  auth: { token: string; throttle: AuthThrottle } | undefined;
+  /** Whole-file digests; undefined when `hashCacheEntries` is 0. */
+  hashCache: HashCache | undefined;
+  /** Resumable upload parts being written, and the stale-part sweep. */
+  uploadParts: UploadParts;
+  /** Bulk buffer pairs, taken for one request and given back after it. */
+  bufferPool: BulkBufferPool;
+}
+
+/**
+ * One connection: its reader, its bulk buffers (taken from the server's
+ * pool for one request at a time), its deadline.
+ */
+export class Session implements ClassicSession {
+  readonly conn: Deno.Conn;
+  readonly reader: FrameReader;
+  readonly peer: string;
+  /** Times every read and write of `conn`, for the idle sweep. */
+  readonly activity: IoActivity = new IoActivity();
+  /** In the middle of a request: a stopping server lets it finish. */
+  busy = false;
+  #stopping = false;
+  #closed = new AbortController();
+  #timedOut = false;
+  #buffers: BulkBuffers | undefined;
+  #pool: BulkBufferPool;
+
+  constructor(
+    conn: Deno.Conn,
+    pool: BulkBufferPool,
+    maxFrameBytes: number = MAX_FRAME_BYTES,
+  ) {
+    this.#pool = pool;
+    this.conn = trackIO(conn, this.activity);
+    this.reader = new FrameReader(this.conn, { maxFrameBytes });
+    this.peer = formatAddr(conn.remoteAddr as Deno.NetAddr);
+  }
+
+  /** Whether the server is stopping (no further request may start). */
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  /** The server stops: close now, or after the request in progress. */
+  stop(): void {
+    this.#stopping = true;
+    if (!this.busy) this.close();
+  }
+
+  /** The peer took too long: close, and let handlers see `timedOut`. */
+  expire(): void {
+    this.#timedOut = true;
+    this.close();
+  }
+
+  get signal(): AbortSignal {
+    return this.#closed.signal;
+  }
+
+  get timedOut(): boolean {
+    return this.#timedOut;
+  }
+
+  /** The bulk buffers of the current request, taken from the pool once. */
+  bulkBuffers(): BulkBuffers {
+    return this.#buffers ??= this.#pool.take();
+  }
+
+  /**
+   * The request is over: gives its bulk buffers back to the pool, or, when
+   * `reusable` is false (a copy failed and a read or write may still be in
+   * flight on them), drops them for the garbage collector.
+   */
+  releaseBuffers(reusable: boolean): void {
+    const buffers = this.#buffers;
+    this.#buffers = undefined;
+    if (buffers !== undefined && reusable) this.#pool.give(buffers);
+  }
+
+  deadline(ms: number): () => void {
+    const id = setTimeout(() => {
+      this.#timedOut = true;
+      this.close();
+    }, ms);
+    return () => clearTimeout(id);
+  }
+
+  close(): void {
+    if (this.#closed.signal.aborted) return;
+    this.#closed.abort();
+    try {
+      this.conn.close();
+    } catch {
+      // Already closed by the peer's reset: nothing left to release.
+    }
+  }
+}
+
+/** `host:port`, with brackets around an IPv6 host. */
+export function formatAddr(addr: Deno.NetAddr): string {
+  const host = addr.hostname.includes(":")
+    ? `[${addr.hostname}]`
+    : addr.hostname;
+  return `${host}:${addr.port}`;
+}
+
+/** Reports one request to `onLog`, if set; a failing sink is ignored. */
+export function emit(
+  session: { readonly peer: string },
+  context: ServerContext,
+  fields: Omit<ServerLogEvent, "time" | "peer" | "durationMs">,
+  time: Date,
+  started: number,
+): void {
+  if (!context.onLog) return;
+  try {
+    context.onLog({
+      time,
+      peer: session.peer,
+      ...fields,
+      durationMs: performance.now() - started,
+    });
+  } catch {
+    // A failing log sink must not break the connection.
+  }
+}
+
+/** Per-request bookkeeping shared between a handler and the request loop. */
+export interface RequestState {
+  /** File bytes moved so far. */
+  bytes: number;
+  /** Close the connection when the request fails (its byte stream is lost). */
+  closeOnError: boolean;
+  /** Do not answer a failure with `ERROR` (raw bytes are being sent). */
+  silentOnError: boolean;
+  /** A `GET` answered from the hash cache. */
+  cached?: boolean;
+}
+
+/** The request name of a message, as logged: `GET`, `PUT`, ... */
+export function label(message: Message): string {
+  return message.type.toUpperCase();
+}
+
+/** Modification time of a file, in milliseconds (0 when unknown). */
+export function mtimeOf(info: Deno.FileInfo): number {
+  return info.mtime?.getTime() ?? 0;
+}

@@ -1,0 +1,239 @@
+/**
+ * The server's `PUT` handler: receives an upload into a temporary file in
+ * the target folder (or the part of a resumable upload, see
+ * `_server/upload_part.ts`), checks its SHA-256 and only then moves it into place.
+ *
+ * @module
+ */
+
+import * as nodePath from "node:path";
+import { createHash } from "node:crypto";
+import { copyHashed } from "../_common/copy.ts";
+import { checkOpened, resolveTarget } from "./path_jail.ts";
+import {
+  label,
+  mtimeOf,
+  type RequestState,
+  type ServerContext,
+  type Session,
+} from "./context.ts";
+import { UploadSink } from "./limits.ts";
+import { refuseTempName, tempName } from "./temp.ts";
+import {
+  openResumablePart,
+  resumablePartName,
+  TrackedWriter,
+} from "./upload_part.ts";
+import { FerryError } from "../errors.ts";
+import { encodeMessage, type PutMessage, writeAll } from "../protocol.ts";
+
+/**
+ * Answers `PUT`: `READY offset`, the raw bytes into a temporary (or the
+ * resumable part), the client's `HASH` checked, then the file moved into
+ * place and `OK`.
+ */
+export async function handlePut(
+  session: Session,
+  context: ServerContext,
+  message: PutMessage,
+  state: RequestState,
+): Promise<void> {
+  if (!context.allowUpload) {
+    throw new FerryError("FORBIDDEN", "Uploads are not allowed");
+  }
+  const target = await resolveTarget(context.realRoot, message.path);
+  refuseTempName(target.segments, message.path);
+  if (target.existing && !message.overwrite) {
+    throw new FerryError("EXISTS", `Already exists: ${message.path}`);
+  }
+  await context.uploadParts.sweep(target.folder);
+  // A resumable upload goes to a part named after the upload, which a cut
+  // keeps and a retry continues (see `_server/upload_part.ts`); any other to a
+  // fresh random name.
+  const resumable = message.resume;
+  let tempPath: string;
+  let file: Deno.FsFile;
+  let offset = 0;
+  let hash = createHash("sha256");
+  let release: (() => void) | undefined;
+  if (resumable) {
+    tempPath = nodePath.join(
+      target.folder,
+      resumablePartName(target.hostPath, message.size, message.mtime),
+    );
+    release = await context.uploadParts.claim(tempPath, () => session.close());
+    try {
+      ({ file, offset, hash } = await openResumablePart(
+        tempPath,
+        message.size,
+        session.bulkBuffers(),
+        session.signal,
+      ));
+    } catch (error) {
+      release();
+      throw error;
+    }
+  } else {
+    tempPath = nodePath.join(target.folder, tempName());
+    file = await Deno.open(tempPath, { write: true, createNew: true });
+  }
+  try {
+    // The folder may have been swapped for a link out of the root since
+    // it was resolved: prove the file is inside before writing to it.
+    await checkOpened(
+      context.realRoot,
+      tempPath,
+      message.path,
+      await file.stat(),
+    );
+  } catch (error) {
+    file.close();
+    release?.();
+    throw error;
+  }
+  // A failed write (disk full, ...) drops the temporary file and the rest
+  // of the bytes; the client hears INTERNAL after its HASH.
+  const sink = new UploadSink(file, tempPath);
+  const writer = new TrackedWriter(sink);
+  let fileOpen = true;
+  let placed = false;
+  // Set while a cut connection would leave a resumable part worth keeping.
+  let receiving = false;
+  let keepPart = false;
+  try {
+    await writeAll(session.conn, encodeMessage({ type: "ready", offset }));
+    // The client now streams raw bytes: if anything fails before they are
+    // all read, the stream is out of step and the connection has to close.
+    state.closeOnError = true;
+    receiving = true;
+    const received = await copyHashed(
+      session.reader,
+      writer,
+      message.size - offset,
+      hash,
+      session.bulkBuffers(),
+      (done) => state.bytes = done,
+    );
+    if (received < message.size - offset) {
+      state.silentOnError = true;
+      throw new FerryError("CONNECTION", "Upload cut short");
+    }
+    const reply = await session.reader.readMessage();
+    if (reply === null) {
+      state.silentOnError = true;
+      throw new FerryError("CONNECTION", "Upload cut short before its HASH");
+    }
+    receiving = false;
+    if (reply.type !== "hash") {
+      throw new FerryError("BAD_REQUEST", `Expected HASH, got ${label(reply)}`);
+    }
+    state.closeOnError = false;
+    sink.check();
+    const digest = hash.digest();
+    if (!equalBytes(digest, reply.sha256)) {
+      throw new FerryError(
+        "INTEGRITY",
+        `SHA-256 mismatch, upload discarded: ${message.path}`,
+      );
+    }
+    await sink.sync();
+    file.close();
+    fileOpen = false;
+    if (message.mtime !== undefined) {
+      await Deno.utime(tempPath, new Date(), new Date(message.mtime));
+    }
+    const ours = await Deno.stat(tempPath);
+    await place(tempPath, target.hostPath, message);
+    placed = true;
+    await cacheUpload(context, target.hostPath, ours, digest);
+    await writeAll(session.conn, encodeMessage({ type: "ok" }));
+  } catch (error) {
+    // A cut (or a server shutdown) while the bytes come keeps a resumable
+    // part; a bad frame, a failed write or a failed check drops it.
+    keepPart = resumable && receiving && !sink.failed &&
+      !(error instanceof FerryError && !CUT_CODES.has(error.code));
+    throw error;
+  } finally {
+    await writer.settled();
+    if (fileOpen) file.close();
+    if (!placed && !keepPart) {
+      await Deno.remove(tempPath).catch(() => {
+        // Already gone: nothing to clean.
+      });
+    }
+    release?.();
+  }
+}
+
+/** Error codes of a connection that ended early (rather than misbehaved). */
+const CUT_CODES: ReadonlySet<string> = new Set([
+  "CONNECTION",
+  "TRUNCATED",
+  "TIMEOUT",
+]);
+
+/**
+ * Remembers the digest of a file just uploaded, if the file at its place
+ * is still the one that was renamed there.
+ */
+async function cacheUpload(
+  context: ServerContext,
+  hostPath: string,
+  ours: Deno.FileInfo,
+  digest: Uint8Array,
+): Promise<void> {
+  if (!context.hashCache) return;
+  const observedAt = Date.now();
+  const placedInfo = await Deno.stat(hostPath).catch(() => undefined);
+  if (
+    placedInfo && placedInfo.ino === ours.ino && placedInfo.dev === ours.dev &&
+    placedInfo.size === ours.size &&
+    mtimeOf(placedInfo) === mtimeOf(ours)
+  ) {
+    context.hashCache.store(hostPath, placedInfo, digest, observedAt, {
+      upload: true,
+    });
+  }
+}
+
+/**
+ * Moves a verified temporary file to its final name. Without overwrite, a
+ * hard link is tried first: it fails atomically if the name was taken in the
+ * meantime. File systems without hard links fall back to check and rename.
+ */
+async function place(
+  tempPath: string,
+  finalPath: string,
+  message: PutMessage,
+): Promise<void> {
+  if (!message.overwrite) {
+    try {
+      await Deno.link(tempPath, finalPath);
+      await Deno.remove(tempPath);
+      return;
+    } catch (error) {
+      if (error instanceof Deno.errors.AlreadyExists) {
+        throw new FerryError("EXISTS", `Already exists: ${message.path}`);
+      }
+    }
+    try {
+      await Deno.lstat(finalPath);
+      throw new FerryError("EXISTS", `Already exists: ${message.path}`);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  } else {
+    const existing = await Deno.lstat(finalPath).catch(() => undefined);
+    if (existing && !existing.isFile && !existing.isSymlink) {
+      throw new FerryError("FORBIDDEN", `Target is a folder: ${message.path}`);
+    }
+  }
+  await Deno.rename(tempPath, finalPath);
+}
+
+/** Whether two byte arrays hold the same bytes. */
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,131 @@
+/**
+ * {@linkcode serve}: checks the options, resolves the root once, builds the
+ * server context and starts listening (`server.ts` re-exports it).
+ *
+ * @module
+ */
+
+import { AuthThrottle, DEFAULT_AUTH_FAILURE_DELAY_MS } from "./auth.ts";
+import { Server } from "./accept.ts";
+import { BulkBufferPool } from "./buffer_pool.ts";
+import type { ServerContext } from "./context.ts";
+import { resolveLimits } from "./limits.ts";
+import { DEFAULT_HASH_CACHE_ENTRIES, HashCache } from "./hash_cache.ts";
+import { UploadParts } from "./upload_part.ts";
+import { FerryError } from "../errors.ts";
+
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_PORT,
+  type FerryServer,
+  type ServeOptions,
+} from "./types.ts";
+
+/**
+ * Starts a ferry server on `hostname:port` serving the folder `root`.
+ *
+ * @param options Where to listen, what to serve, how to stop.
+ * @returns The running server, already listening.
+ * @throws {FerryError} `NOT_FOUND` if `root` is missing or not a folder.
+ * @throws {RangeError} If `port`, `handshakeTimeoutMs`, `authFailureDelayMs`
+ * or a limit is out of range.
+ * @throws {TypeError} If `token` is empty, or only one of `cert` and `key`
+ * is given.
+ * @throws {Deno.errors.AddrInUse} If the port is taken (and other listen
+ * errors as `Deno.listen` throws them).
+ *
+ * @example Serve the current folder on a free port, then stop
+ * ```ts ignore
+ * import { serve } from "../server.ts";
+ * const controller = new AbortController();
+ * const server = await serve({ port: 0, signal: controller.signal });
+ * console.log(`Listening on ${server.addr.hostname}:${server.addr.port}`);
+ * controller.abort();
+ * await server.finished;
+ * ```
+ */
+export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
+  const port = options.port ?? DEFAULT_PORT;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(`Port must be an integer from 0 to 65535: ${port}`);
+  }
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ??
+    DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  if (!(handshakeTimeoutMs > 0) || !Number.isFinite(handshakeTimeoutMs)) {
+    throw new RangeError(
+      `handshakeTimeoutMs must be a positive number: ${handshakeTimeoutMs}`,
+    );
+  }
+  if (options.token !== undefined && options.token === "") {
+    throw new TypeError("token must not be empty");
+  }
+  if ((options.cert === undefined) !== (options.key === undefined)) {
+    throw new TypeError("cert and key must be given together");
+  }
+  const auth = options.token === undefined ? undefined : {
+    token: options.token,
+    throttle: new AuthThrottle({
+      baseDelayMs: options.authFailureDelayMs ?? DEFAULT_AUTH_FAILURE_DELAY_MS,
+    }),
+  };
+  const limits = resolveLimits(options);
+  const realRoot = await resolveRoot(options.root ?? ".");
+  const context: ServerContext = {
+    realRoot,
+    limits,
+    allowUpload: options.allowUpload ?? false,
+    classic: options.classic ?? true,
+    handshakeTimeoutMs,
+    onLog: options.onLog,
+    auth,
+    hashCache: makeHashCache(options.hashCacheEntries),
+    uploadParts: new UploadParts(),
+    bufferPool: new BulkBufferPool(),
+  };
+  // Deno.listenTls returns a listener with the same accept() and Conn
+  // interface; the TLS handshake runs on the first read, under the
+  // handshake deadline.
+  const hostname = options.hostname ?? "127.0.0.1";
+  const listener: Deno.Listener = options.cert !== undefined &&
+      options.key !== undefined
+    ? Deno.listenTls({
+      hostname,
+      port,
+      transport: "tcp",
+      cert: options.cert,
+      key: options.key,
+    })
+    : Deno.listen({ hostname, port, transport: "tcp" });
+  return new Server(listener, context, options.signal);
+}
+
+function makeHashCache(entries: number | undefined): HashCache | undefined {
+  entries ??= DEFAULT_HASH_CACHE_ENTRIES;
+  if (!Number.isInteger(entries) || entries < 0) {
+    throw new RangeError(
+      `hashCacheEntries must be a non-negative integer: ${entries}`,
+    );
+  }
+  return entries === 0 ? undefined : new HashCache(entries);
+}
+
+async function resolveRoot(root: string): Promise<string> {
+  let realRoot: string;
+  try {
+    realRoot = await Deno.realPath(root);
+  } catch (error) {
+    if (
+      error instanceof Deno.errors.NotFound ||
+      error instanceof Deno.errors.NotADirectory
+    ) {
+      throw new FerryError("NOT_FOUND", `Root folder not found: ${root}`, {
+        cause: error,
+      });
+    }
+    throw error;
+  }
+  if (!(await Deno.stat(realRoot)).isDirectory) {
+    throw new FerryError("NOT_FOUND", `Root is not a folder: ${root}`);
+  }
+  return realRoot;
+}

@@ -1,0 +1,345 @@
+/**
+ * One ferry connection on the server: protocol detection, the `HELLO` (and
+ * `AUTH`) handshake, and the request loop that dispatches to the handlers
+ * (`_server/list.ts`, `_server/get.ts`, `_server/put.ts`,
+ * `_server/mkdir.ts`) and turns their failures into `ERROR` frames.
+ *
+ * @module
+ */
+
+import { serveClassic } from "./classic.ts";
+import { clientHelloBytes, makeServerNonce, verifyAuth } from "./auth.ts";
+import { makeFolder } from "./mkdir.ts";
+import { checkRequestLimits, lingerClose } from "./limits.ts";
+import {
+  emit,
+  label,
+  type RequestState,
+  type ServerContext,
+  type Session,
+} from "./context.ts";
+import { handleGet } from "./get.ts";
+import { handleList, handleStat } from "./list.ts";
+import { handlePut } from "./put.ts";
+import { TEMP_NAME } from "./temp.ts";
+import { FerryError, isWireErrorCode } from "../errors.ts";
+import {
+  encodeMessage,
+  FRAME_TYPES,
+  HELLO_AUTH_REQUIRED,
+  type Message,
+  PROTOCOL_VERSION,
+  writeAll,
+} from "../protocol.ts";
+
+/**
+ * Serves one connection until it ends: the first byte picks the protocol
+ * (ferry `HELLO` or a classic file name), then the handshake and the
+ * request loop run. Never throws for what the peer does.
+ */
+export async function handleConnection(
+  session: Session,
+  context: ServerContext,
+): Promise<void> {
+  try {
+    // Small frames (and the classic EXISTS) must leave at once. TCP
+    // connections have setNoDelay; a TLS one would set it on its TCP side.
+    (session.conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
+  } catch {
+    // The peer may already be gone; the first read will tell.
+  }
+  const stopDeadline = session.deadline(context.handshakeTimeoutMs);
+  try {
+    let first: Uint8Array | null;
+    try {
+      first = await session.reader.peek();
+    } catch {
+      return; // reset, or closed by the deadline or a shutdown
+    }
+    if (first === null) return;
+    if (first[0] !== FRAME_TYPES.hello) {
+      stopDeadline();
+      if (!context.classic) return;
+      const time = new Date();
+      const started = performance.now();
+      if (context.auth) {
+        // Classic clients cannot authenticate: closed without an answer.
+        emit(
+          session,
+          context,
+          {
+            protocol: "classic",
+            request: "GET",
+            path: "",
+            bytes: 0,
+            result: "UNAUTHORIZED",
+          },
+          time,
+          started,
+        );
+        return;
+      }
+      // The whole classic session is one request: a stopping server lets
+      // it finish (within the drain time).
+      if (session.stopping) return;
+      session.busy = true;
+      await serveClassic(session, {
+        realRoot: context.realRoot,
+        handshakeTimeoutMs: context.handshakeTimeoutMs,
+        log: (record) =>
+          emit(
+            session,
+            context,
+            { protocol: "classic", ...record },
+            time,
+            started,
+          ),
+      });
+      return;
+    }
+    const agreed = await handshake(session, context);
+    stopDeadline();
+    if (agreed) await serveRequests(session, context);
+  } finally {
+    stopDeadline();
+    session.close();
+    // A classic session's copy may have failed with a write in flight.
+    session.releaseBuffers(false);
+  }
+}
+
+/** Reads the client's `HELLO` and answers it; true when a version is agreed. */
+async function handshake(
+  session: Session,
+  context: ServerContext,
+): Promise<boolean> {
+  const time = new Date();
+  const started = performance.now();
+  const fail = async (code: string, message: string): Promise<false> => {
+    emit(
+      session,
+      context,
+      {
+        protocol: "ferry",
+        request: "HELLO",
+        path: "",
+        bytes: 0,
+        result: code,
+      },
+      time,
+      started,
+    );
+    if (code !== "TIMEOUT" && code !== "CONNECTION") {
+      await sendError(session, code, message);
+    }
+    return false;
+  };
+  let hello: Message | null;
+  try {
+    hello = await session.reader.readMessage();
+  } catch (error) {
+    if (session.timedOut) return await fail("TIMEOUT", "");
+    if (error instanceof FerryError && isWireErrorCode(error.code)) {
+      return await fail(error.code, error.message);
+    }
+    return await fail("CONNECTION", "");
+  }
+  if (hello === null) return false;
+  if (hello.type !== "hello") {
+    return await fail("BAD_REQUEST", `Expected HELLO, got ${label(hello)}`);
+  }
+  if (
+    hello.minVersion > PROTOCOL_VERSION || hello.maxVersion < PROTOCOL_VERSION
+  ) {
+    return await fail(
+      "UNSUPPORTED_VERSION",
+      `This server speaks version ${PROTOCOL_VERSION} only, the client ${hello.minVersion} to ${hello.maxVersion}`,
+    );
+  }
+  const nonce = makeServerNonce();
+  const serverHello = encodeMessage({
+    type: "hello",
+    minVersion: PROTOCOL_VERSION,
+    maxVersion: PROTOCOL_VERSION,
+    flags: context.auth ? HELLO_AUTH_REQUIRED : 0,
+    nonce,
+  });
+  try {
+    await writeAll(session.conn, serverHello);
+  } catch {
+    return false;
+  }
+  if (!context.auth) return true;
+  const result = await verifyAuth(
+    {
+      reader: session.reader,
+      writer: session.conn,
+      host: (session.conn.remoteAddr as Deno.NetAddr).hostname,
+      signal: session.signal,
+    },
+    {
+      token: context.auth.token,
+      version: PROTOCOL_VERSION,
+      serverNonce: nonce,
+      clientHello: clientHelloBytes(hello),
+      serverHello,
+    },
+    context.auth.throttle,
+    () => session.timedOut,
+  );
+  if (result === "ok") return true;
+  emit(
+    session,
+    context,
+    { protocol: "ferry", request: "HELLO", path: "", bytes: 0, result },
+    time,
+    started,
+  );
+  return false;
+}
+
+/** Answers requests one after another until the peer leaves or the server stops. */
+async function serveRequests(
+  session: Session,
+  context: ServerContext,
+): Promise<void> {
+  while (!session.stopping) {
+    let message: Message | null;
+    try {
+      message = await session.reader.readMessage();
+    } catch (error) {
+      if (error instanceof FerryError && isWireErrorCode(error.code)) {
+        emit(
+          session,
+          context,
+          {
+            protocol: "ferry",
+            request: "INVALID",
+            path: "",
+            bytes: 0,
+            result: error.code,
+          },
+          new Date(),
+          performance.now(),
+        );
+        await sendError(session, error.code, error.message);
+      }
+      return; // a frame we cannot parse leaves the stream unusable
+    }
+    if (message === null) return;
+    session.busy = true;
+    const time = new Date();
+    const started = performance.now();
+    const state: RequestState = {
+      bytes: 0,
+      closeOnError: false,
+      silentOnError: false,
+    };
+    let result = "ok";
+    try {
+      checkRequestLimits(message, context.limits);
+      switch (message.type) {
+        case "list":
+          await handleList(session, context, message);
+          break;
+        case "stat":
+          await handleStat(session, context, message);
+          break;
+        case "get":
+          await handleGet(session, context, message, state);
+          break;
+        case "put":
+          await handlePut(session, context, message, state);
+          break;
+        case "mkdir":
+          if (!context.allowUpload) {
+            throw new FerryError("FORBIDDEN", "Uploads are not allowed");
+          }
+          await makeFolder(context.realRoot, message.path, {
+            mtime: message.mtime,
+            hidden: TEMP_NAME,
+          });
+          await writeAll(session.conn, encodeMessage({ type: "ok" }));
+          break;
+        default:
+          state.closeOnError = true;
+          throw new FerryError(
+            "BAD_REQUEST",
+            `Unexpected ${label(message)} message`,
+          );
+      }
+    } catch (error) {
+      const wire = toWireError(error, session);
+      result = wire.code;
+      if (!state.silentOnError && isWireErrorCode(wire.code)) {
+        if (!await sendError(session, wire.code, wire.message)) {
+          state.closeOnError = true;
+        }
+      }
+      if (!isWireErrorCode(wire.code)) state.closeOnError = true;
+    }
+    emit(
+      session,
+      context,
+      {
+        protocol: "ferry",
+        request: label(message),
+        path: "path" in message ? message.path : "",
+        bytes: state.bytes,
+        result,
+        ...(state.cached ? { cached: true } : {}),
+      },
+      time,
+      started,
+    );
+    // A request that broke its stream may have left a read or a write in
+    // flight on the buffers: those are dropped, not pooled.
+    const broken = result !== "ok" && state.closeOnError;
+    session.releaseBuffers(!broken);
+    if (broken) return;
+    session.busy = false;
+  }
+  await lingerClose(session.conn, session.reader); // the server is stopping
+}
+
+/** Maps anything a handler threw to a code and a message safe to send. */
+function toWireError(
+  error: unknown,
+  session: Session,
+): { code: string; message: string } {
+  if (session.timedOut) return { code: "TIMEOUT", message: "" };
+  if (error instanceof FerryError) {
+    return { code: error.code, message: error.message };
+  }
+  if (session.signal.aborted) return { code: "CONNECTION", message: "" };
+  if (
+    error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.ConnectionAborted ||
+    error instanceof Deno.errors.NotConnected ||
+    error instanceof Deno.errors.UnexpectedEof ||
+    error instanceof Deno.errors.BadResource ||
+    error instanceof Deno.errors.Interrupted
+  ) {
+    return { code: "CONNECTION", message: "" };
+  }
+  // Host details (paths, errno) stay on the server.
+  return { code: "INTERNAL", message: "Internal server error" };
+}
+
+/** Sends `ERROR`; false when the connection is gone. */
+async function sendError(
+  session: Session,
+  code: string,
+  message: string,
+): Promise<boolean> {
+  try {
+    await writeAll(
+      session.conn,
+      encodeMessage({ type: "error", code, message: message.slice(0, 1000) }),
+    );
+    return true;
+  } catch {
+    return false;
+  }
+}

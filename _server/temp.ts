@@ -1,0 +1,27 @@
+/**
+ * Names of the server's upload temporaries (`.ferry-<hex>.part`): made
+ * fresh for each upload, hidden from listings and refused as request paths.
+ *
+ * @module
+ */
+
+import { FerryError } from "../errors.ts";
+
+/** Names of upload temporaries, hidden from listings and refused. */
+export const TEMP_NAME = /^\.ferry-[0-9a-f]+\.part$/;
+
+/** Refuses a path whose last segment is an upload temporary's name. */
+export function refuseTempName(segments: string[], wirePath: string): void {
+  const name = segments.at(-1);
+  if (name !== undefined && TEMP_NAME.test(name)) {
+    throw new FerryError("FORBIDDEN", `Path not allowed: ${wirePath}`);
+  }
+}
+
+/** A fresh random name for an upload temporary: `.ferry-<hex>.part`. */
+export function tempName(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  let hex = "";
+  for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
+  return `.ferry-${hex}.part`;
+}

@@ -1,0 +1,210 @@
+/**
+ * Public types and defaults of the server library: {@linkcode ServeOptions},
+ * {@linkcode ServerLogEvent} and {@linkcode FerryServer}. `server.ts`
+ * re-exports them; internals import them from here, never from `server.ts`.
+ *
+ * @module
+ */
+
+import { DEFAULT_PORT as COMMON_DEFAULT_PORT } from "../_common/defaults.ts";
+import type { LimitOptions } from "./limits.ts";
+
+/**
+ * The port ferry listens on unless told otherwise (the classic lab port).
+ *
+ * @example Use the default port
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_PORT } from "../server.ts";
+ * assert(DEFAULT_PORT === 65432);
+ * ```
+ */
+export const DEFAULT_PORT: number = COMMON_DEFAULT_PORT;
+
+/**
+ * How long a peer may take to send its first bytes and its `HELLO` (or a
+ * classic `READY`) unless told otherwise, in milliseconds.
+ *
+ * @example Use the default timeout
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from "../server.ts";
+ * assert(DEFAULT_HANDSHAKE_TIMEOUT_MS === 10_000);
+ * ```
+ */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/**
+ * Options of {@linkcode serve}. The limits (`maxConnections`,
+ * `idleTimeoutMs`, `drainMs`, `maxFrameBytes`, `maxPathDepth`,
+ * `maxListEntries`, `maxUploadBytes`) are described in
+ * {@linkcode LimitOptions}.
+ *
+ * @example Allow uploads on any free port
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ServeOptions } from "../server.ts";
+ * const options: ServeOptions = { root: "./inbox", port: 0, allowUpload: true };
+ * assert(options.allowUpload);
+ * ```
+ */
+export interface ServeOptions extends LimitOptions {
+  /**
+   * Folder to serve; resolved once, with `Deno.realPath`, at start.
+   *
+   * @default {"."}
+   */
+  root?: string;
+  /**
+   * Address to listen on.
+   *
+   * @default {"127.0.0.1"}
+   */
+  hostname?: string;
+  /**
+   * Port to listen on; 0 picks any free port (see `addr`).
+   *
+   * @default {65432}
+   */
+  port?: number;
+  /**
+   * Accept `PUT` requests (the process then needs `--allow-write`).
+   *
+   * @default {false}
+   */
+  allowUpload?: boolean;
+  /**
+   * Answer classic (seed) clients too; when false, a connection that does
+   * not start with a ferry `HELLO` is closed.
+   *
+   * @default {true}
+   */
+  classic?: boolean;
+  /**
+   * Longest wait, in milliseconds, for a peer's first bytes and its whole
+   * `HELLO`, and for a classic client's `READY`.
+   *
+   * @default {10000}
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * Shared secret clients must prove they know (the `AUTH` step); the
+   * secret itself never crosses the wire. With a token, classic clients
+   * are refused (they cannot authenticate).
+   *
+   * @default {undefined} (no authentication)
+   */
+  token?: string;
+  /**
+   * Delay before the first `UNAUTHORIZED` reply to an address, in
+   * milliseconds; it doubles with each further failure from that address
+   * (up to 5 s) and is forgotten after 10 minutes without a failure or on
+   * success.
+   *
+   * @default {250}
+   */
+  authFailureDelayMs?: number;
+  /**
+   * TLS certificate chain, PEM text (not a file name); with `key`, the
+   * server listens with TLS (`Deno.listenTls`).
+   *
+   * @default {undefined} (plain TCP)
+   */
+  cert?: string;
+  /**
+   * TLS private key of `cert`, PEM text.
+   *
+   * @default {undefined}
+   */
+  key?: string;
+  /**
+   * Aborting it stops the server gracefully: no new connections;
+   * connections between requests close at once; a request in progress
+   * finishes (for up to `drainMs`), then its connection closes; after that
+   * everything is closed. No upload temporary file is left behind, except
+   * the part of a resumable upload that was cut (its client can continue).
+   */
+  signal?: AbortSignal;
+  /** Called once per request; the library never prints. */
+  onLog?: (event: ServerLogEvent) => void;
+  /**
+   * How many whole-file SHA-256 digests to keep in memory (least recently
+   * used first out), so that repeated and resumed downloads of an unchanged
+   * file are not hashed again; 0 turns the cache off. See `_server/hash_cache.ts`
+   * for what makes a file "unchanged".
+   *
+   * @default {1024}
+   */
+  hashCacheEntries?: number;
+}
+
+/**
+ * One request, as the server reports it to `onLog`.
+ *
+ * @example Format an event
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ServerLogEvent } from "../server.ts";
+ * const event: ServerLogEvent = {
+ *   time: new Date(0), peer: "127.0.0.1:50000", protocol: "ferry", request: "GET",
+ *   path: "a.txt", bytes: 3, result: "ok", durationMs: 1,
+ * };
+ * assert(`${event.request} ${event.path} ${event.result}` === "GET a.txt ok");
+ * ```
+ */
+export interface ServerLogEvent {
+  /** When the request arrived. */
+  time: Date;
+  /** The peer's address, `host:port` (IPv6 hosts in brackets). */
+  peer: string;
+  /** Which protocol the peer spoke. */
+  protocol: "ferry" | "classic";
+  /**
+   * `LIST`, `STAT`, `GET`, `PUT`, `MKDIR`, `HELLO` (a failed handshake, or
+   * a connection refused with `BUSY` over `maxConnections`) or `INVALID`.
+   */
+  request: string;
+  /** The wire path of the request (`""` for the root). */
+  path: string;
+  /** File bytes sent or received. */
+  bytes: number;
+  /** `"ok"`, or the error code the request ended with. */
+  result: string;
+  /** How long the request took, in milliseconds. */
+  durationMs: number;
+  /** Set on a `GET` answered with a cached SHA-256 (nothing was hashed). */
+  cached?: boolean;
+}
+
+/**
+ * A running server.
+ *
+ * @example Stop a server
+ * ```ts ignore
+ * import { serve } from "../server.ts";
+ * await using server = await serve({ port: 0 });
+ * console.log(server.addr.port);
+ * // leaving the block calls server.shutdown()
+ * ```
+ */
+export interface FerryServer {
+  /** The address the server listens on (the real port when 0 was asked). */
+  readonly addr: Deno.NetAddr;
+  /**
+   * Settles when the server has stopped: the listener is closed, every
+   * connection handler has returned and every file it opened is closed.
+   */
+  readonly finished: Promise<void>;
+  /**
+   * Stops the server as aborting its signal does.
+   *
+   * @returns {@linkcode FerryServer.finished}.
+   */
+  shutdown(): Promise<void>;
+  /**
+   * Stops the server, for `await using`.
+   *
+   * @returns {@linkcode FerryServer.finished}.
+   */
+  [Symbol.asyncDispose](): Promise<void>;
+}

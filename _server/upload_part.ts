@@ -1,0 +1,234 @@
+/**
+ * The server's side of resumable uploads.
+ *
+ * A `PUT` with the resume flag writes to a temporary file whose name is
+ * derived from the upload itself: `.ferry-<hex>.part` in the target folder,
+ * where `<hex>` is the first 32 hex digits of the SHA-256 of the target's
+ * host path, the size and the client's modification time. The same upload
+ * retried after a cut finds the same file, and `READY` tells the client how
+ * many bytes of it are there. A cut keeps the file; an integrity failure or
+ * a refusal removes it; success renames it into place.
+ *
+ * Parts nobody comes back for are removed lazily: when a `PUT` goes to a
+ * folder, the `.ferry-*.part` files in it that have not been written for
+ * {@linkcode STALE_PART_MS} are deleted (each folder is looked at most once
+ * per {@linkcode SWEEP_INTERVAL_MS}).
+ *
+ * @module
+ */
+
+import { createHash, type Hash } from "node:crypto";
+import * as nodePath from "node:path";
+import { type BulkBuffers, copyHashed } from "../_common/copy.ts";
+import { untilClosed } from "./until_closed.ts";
+import type { ByteWriter } from "../protocol.ts";
+
+/** Age, in milliseconds, after which an untouched part is removed: 24 h. */
+export const STALE_PART_MS: number = 24 * 60 * 60 * 1000;
+
+/** Each folder is swept for stale parts at most this often: 1 h. */
+export const SWEEP_INTERVAL_MS: number = 60 * 60 * 1000;
+
+/**
+ * How long a new upload of a part waits for the connection that still
+ * holds it (a cut its server side has not noticed yet) before closing it.
+ */
+export const TAKEOVER_GRACE_MS = 1000;
+
+/** Names of upload temporaries, resumable or not. */
+export const PART_NAME: RegExp = /^\.ferry-[0-9a-f]+\.part$/;
+
+const MAX_SWEPT_FOLDERS = 4096;
+
+/**
+ * The name of the resumable part of one upload.
+ *
+ * @param hostPath The target's host path.
+ * @param size The upload's size.
+ * @param mtime The client's modification time, if it sent one.
+ * @returns `.ferry-<32 hex digits>.part`.
+ */
+export function resumablePartName(
+  hostPath: string,
+  size: number,
+  mtime: number | undefined,
+): string {
+  const hex = createHash("sha256")
+    .update(`${hostPath}\0${size}\0${mtime ?? ""}`)
+    .digest("hex")
+    .slice(0, 32);
+  return `.ferry-${hex}.part`;
+}
+
+/** A resumable part, opened and hashed up to where the upload continues. */
+export interface OpenPart {
+  /** The part, open for reading and writing, positioned at `offset`. */
+  file: Deno.FsFile;
+  /** Bytes already there: where the client continues. */
+  offset: number;
+  /** SHA-256 of bytes `0..offset`, ready to take the rest. */
+  hash: Hash;
+}
+
+/**
+ * Opens (or creates) a resumable part and hashes what it holds. A part
+ * longer than the upload is emptied.
+ *
+ * @param path Host path of the part.
+ * @param size Size of the whole upload.
+ * @param buffers Bulk buffers for hashing.
+ * @param signal Aborted when the connection closes: hashing stops there.
+ * @returns The open part.
+ */
+export async function openResumablePart(
+  path: string,
+  size: number,
+  buffers: BulkBuffers,
+  signal: AbortSignal = new AbortController().signal,
+): Promise<OpenPart> {
+  const file = await Deno.open(path, { read: true, write: true, create: true });
+  try {
+    let offset = (await file.stat()).size;
+    let hash = createHash("sha256");
+    if (offset > size) {
+      await file.truncate(0);
+      offset = 0;
+    } else if (offset > 0) {
+      const hashed = await copyHashed(
+        untilClosed(file, signal),
+        undefined,
+        offset,
+        hash,
+        buffers,
+      );
+      if (hashed < offset) {
+        // Shrunk under us (no one else should write here): start over.
+        await file.truncate(0);
+        await file.seek(0, Deno.SeekMode.Start);
+        offset = 0;
+        hash = createHash("sha256");
+      }
+    }
+    return { file, offset, hash };
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+}
+
+/**
+ * A writer that remembers its last write, so that a failed copy can wait
+ * for the write still in flight before the file is closed and measured.
+ */
+export class TrackedWriter implements ByteWriter {
+  #inner: ByteWriter;
+  #last: Promise<number> | undefined;
+
+  /**
+   * Wraps a writer.
+   *
+   * @param inner Where the bytes go.
+   */
+  constructor(inner: ByteWriter) {
+    this.#inner = inner;
+  }
+
+  /**
+   * Writes through to the wrapped writer.
+   *
+   * @param p The bytes.
+   * @returns How many were written.
+   */
+  write(p: Uint8Array): Promise<number> {
+    const writing = this.#inner.write(p);
+    this.#last = writing;
+    writing.catch(() => {});
+    return writing;
+  }
+
+  /** Settles once the last write has (whatever its outcome). */
+  async settled(): Promise<void> {
+    await this.#last?.catch(() => {});
+  }
+}
+
+/** Which resumable parts are being written, and which folders were swept. */
+export class UploadParts {
+  #active = new Map<string, { released: Promise<void>; close(): void }>();
+  #swept = new Map<string, number>();
+
+  /**
+   * Takes a part for one upload. If another connection still holds it (an
+   * upload cut on the client's side that the server has not noticed), that
+   * one gets {@linkcode TAKEOVER_GRACE_MS} to end, then it is closed.
+   *
+   * @param path Host path of the part.
+   * @param close Closes this upload's connection, should a later upload
+   * take the part over.
+   * @returns A function that releases the part.
+   */
+  async claim(path: string, close: () => void): Promise<() => void> {
+    while (true) {
+      const holder = this.#active.get(path);
+      if (holder === undefined) break;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const grace = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, TAKEOVER_GRACE_MS);
+      });
+      await Promise.race([holder.released, grace]);
+      clearTimeout(timer);
+      if (this.#active.get(path) === holder) {
+        holder.close();
+        await holder.released;
+      }
+    }
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const entry = { released, close };
+    this.#active.set(path, entry);
+    return () => {
+      if (this.#active.get(path) === entry) this.#active.delete(path);
+      release();
+    };
+  }
+
+  /**
+   * Removes the upload temporaries in `folder` untouched for
+   * {@linkcode STALE_PART_MS}, except those being written; does nothing if
+   * the folder was swept less than {@linkcode SWEEP_INTERVAL_MS} ago.
+   * Errors (a file that vanished, a folder that cannot be read) are
+   * ignored.
+   *
+   * @param folder Host path of the folder.
+   * @param now The current time, `Date.now()`.
+   * @returns How many files were removed.
+   */
+  async sweep(folder: string, now: number = Date.now()): Promise<number> {
+    const last = this.#swept.get(folder);
+    if (last !== undefined && now - last < SWEEP_INTERVAL_MS) return 0;
+    if (this.#swept.size >= MAX_SWEPT_FOLDERS) this.#swept.clear();
+    this.#swept.set(folder, now);
+    let removed = 0;
+    try {
+      for await (const entry of Deno.readDir(folder)) {
+        if (!entry.isFile || !PART_NAME.test(entry.name)) continue;
+        const path = nodePath.join(folder, entry.name);
+        if (this.#active.has(path)) continue;
+        try {
+          const mtime = (await Deno.lstat(path)).mtime?.getTime();
+          if (mtime !== undefined && now - mtime >= STALE_PART_MS) {
+            await Deno.remove(path);
+            removed++;
+          }
+        } catch {
+          // Gone already, or not ours to remove.
+        }
+      }
+    } catch {
+      // An unreadable folder is left alone.
+    }
+    return removed;
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * Checks the import rules of this repository and fails, naming the files, on
+ * a cycle or a forbidden import:
+ *
+ * - no import cycles among the repository's own modules;
+ * - nothing in a private folder (`_common/`, `_server/`, `_client/`) imports
+ *   an entry point (`mod.ts`, `server.ts`, `client.ts`);
+ * - server internals and client internals never import each other, and
+ *   `_common/` imports neither;
+ * - `protocol.ts` imports only `errors.ts` and calls no `Deno.*` API (so Node
+ *   and Bun can use it).
+ *
+ * It reads the module graph with `deno info --json` from the published entry
+ * points, the CLIs and the bench, like std's
+ * `_tools/check_circular_package_dependencies.ts`. Run from the repository
+ * root (`deno task test` does):
+ *
+ * ```sh
+ * deno run --allow-read --allow-run _tools/check_imports.ts
+ * ```
+ *
+ * @module
+ */
+
+/** One module's local imports: repository-relative paths. */
+export type ImportGraph = Map<string, string[]>;
+
+const ENTRY_POINTS = ["mod.ts", "server.ts", "client.ts", "protocol.ts"];
+const OTHER_ROOTS = ["bench/bench.ts", "_tools/check_imports.ts"];
+const PRIVATE_FOLDERS = ["_common/", "_server/", "_client/"];
+const PROTOCOL_ALLOWED = new Set(["errors.ts"]);
+
+/**
+ * Finds every broken rule in a graph.
+ *
+ * @param graph Local imports of each module, by repository-relative path.
+ * @param sources The text of a module, for the checks that read code
+ * (`protocol.ts` must not call `Deno.*`).
+ * @returns One line per problem, naming the files; empty when all is well.
+ *
+ * @example A cycle is found
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { findProblems } from "./check_imports.ts";
+ * const graph = new Map([["a.ts", ["b.ts"]], ["b.ts", ["a.ts"]]]);
+ * assert.deepEqual(findProblems(graph), ["import cycle: a.ts -> b.ts -> a.ts"]);
+ * ```
+ */
+export function findProblems(
+  graph: ImportGraph,
+  sources: Map<string, string> = new Map(),
+): string[] {
+  const problems: string[] = [];
+  for (const [from, targets] of graph) {
+    for (const to of targets) {
+      const problem = forbiddenImport(from, to);
+      if (problem !== undefined) problems.push(problem);
+    }
+  }
+  const protocol = sources.get("protocol.ts");
+  if (protocol !== undefined && /\bDeno\.[A-Za-z]/.test(codeOnly(protocol))) {
+    problems.push("protocol.ts calls a Deno.* API (it must stay runtime-free)");
+  }
+  for (const cycle of findCycles(graph)) {
+    problems.push(`import cycle: ${[...cycle, cycle[0]].join(" -> ")}`);
+  }
+  return problems;
+}
+
+function roleOf(path: string): string | undefined {
+  return PRIVATE_FOLDERS.find((folder) => path.startsWith(folder));
+}
+
+function forbiddenImport(from: string, to: string): string | undefined {
+  const fromRole = roleOf(from);
+  if (fromRole !== undefined && ENTRY_POINTS.slice(0, 3).includes(to)) {
+    return `${from} imports the entry point ${to}`;
+  }
+  const toRole = roleOf(to);
+  if (
+    (fromRole === "_server/" && toRole === "_client/") ||
+    (fromRole === "_client/" && toRole === "_server/") ||
+    (fromRole === "_common/" && toRole !== undefined && toRole !== fromRole)
+  ) {
+    return `${from} imports ${to} (${fromRole} may not use ${toRole})`;
+  }
+  if (from === "protocol.ts" && !PROTOCOL_ALLOWED.has(to)) {
+    return `protocol.ts imports ${to} (it may import only errors.ts)`;
+  }
+  return undefined;
+}
+
+/** Strips comments so that the doc's mention of `Deno.*` does not count. */
+function codeOnly(source: string): string {
+  return source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "");
+}
+
+/** Tarjan's strongly connected components of more than one module. */
+function findCycles(graph: ImportGraph): string[][] {
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const cycles: string[][] = [];
+  let next = 0;
+  function visit(node: string): void {
+    index.set(node, next);
+    low.set(node, next);
+    next++;
+    stack.push(node);
+    onStack.add(node);
+    for (const target of graph.get(node) ?? []) {
+      if (!index.has(target)) {
+        visit(target);
+        low.set(node, Math.min(low.get(node)!, low.get(target)!));
+      } else if (onStack.has(target)) {
+        low.set(node, Math.min(low.get(node)!, index.get(target)!));
+      }
+    }
+    if (low.get(node) !== index.get(node)) return;
+    const component: string[] = [];
+    let member: string;
+    do {
+      member = stack.pop()!;
+      onStack.delete(member);
+      component.push(member);
+    } while (member !== node);
+    const selfLoop = (graph.get(node) ?? []).includes(node);
+    if (component.length > 1 || selfLoop) cycles.push(component.reverse());
+  }
+  for (const node of [...graph.keys()].sort()) {
+    if (!index.has(node)) visit(node);
+  }
+  return cycles;
+}
+
+interface DenoInfo {
+  modules: {
+    specifier: string;
+    dependencies?: {
+      code?: { specifier?: string };
+      type?: { specifier?: string };
+    }[];
+  }[];
+}
+
+/**
+ * Reads the local module graph from `deno info --json` for each root.
+ *
+ * @param rootDir The repository folder, as a `file:` URL ending in `/`.
+ * @param roots Repository-relative paths to start from.
+ * @returns The graph of local modules, by repository-relative path.
+ */
+export async function readGraph(
+  rootDir: URL,
+  roots: string[],
+): Promise<ImportGraph> {
+  const graph: ImportGraph = new Map();
+  const local = (specifier: string | undefined) =>
+    specifier?.startsWith(rootDir.href)
+      ? specifier.slice(rootDir.href.length)
+      : undefined;
+  for (const root of roots) {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", new URL(root, rootDir).pathname],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    if (!output.success) throw new Error(`deno info failed for ${root}`);
+    const info: DenoInfo = JSON.parse(new TextDecoder().decode(output.stdout));
+    for (const module of info.modules) {
+      const from = local(module.specifier);
+      if (from === undefined || graph.has(from)) continue;
+      const targets = new Set<string>();
+      for (const dependency of module.dependencies ?? []) {
+        for (const to of [dependency.code, dependency.type]) {
+          const path = local(to?.specifier);
+          if (path !== undefined) targets.add(path);
+        }
+      }
+      graph.set(from, [...targets].sort());
+    }
+  }
+  return graph;
+}
+
+if (import.meta.main) {
+  const rootDir = new URL("../", import.meta.url);
+  const graph = await readGraph(rootDir, [...ENTRY_POINTS, ...OTHER_ROOTS]);
+  const sources = new Map([
+    ["protocol.ts", await Deno.readTextFile(new URL("protocol.ts", rootDir))],
+  ]);
+  const problems = findProblems(graph, sources);
+  for (const problem of problems) console.error(`check_imports: ${problem}`);
+  if (problems.length > 0) {
+    Deno.exitCode = 1;
+  } else {
+    console.log(`check_imports: ${graph.size} modules, no cycle, rules hold`);
+  }
+}

@@ -1,0 +1,317 @@
+import assert from "node:assert/strict";
+import { connect } from "../client.ts";
+import { runClient } from "./_util/client.ts";
+import { withServer } from "./_util/server.ts";
+import { getTree } from "../_client/tree_get.ts";
+import { putTree } from "../_client/tree_put.ts";
+import { FerryError } from "../errors.ts";
+
+const OLD = Date.UTC(2020, 0, 2, 3, 4, 5);
+
+/** Every file and folder under `root`: relative name -> kind, size, mtime. */
+async function snapshot(
+  root: string,
+): Promise<Map<string, { kind: string; size: number; mtime: number }>> {
+  const found = new Map<
+    string,
+    { kind: string; size: number; mtime: number }
+  >();
+  async function walk(folder: string, prefix: string): Promise<void> {
+    for await (const entry of Deno.readDir(folder)) {
+      const path = `${folder}/${entry.name}`;
+      const info = await Deno.lstat(path);
+      const name = prefix + entry.name;
+      found.set(name, {
+        kind: info.isDirectory ? "dir" : info.isFile ? "file" : "other",
+        size: info.isFile ? info.size : 0,
+        mtime: info.mtime!.getTime(),
+      });
+      if (info.isDirectory) await walk(path, name + "/");
+    }
+  }
+  await walk(root, "");
+  return found;
+}
+
+/** A tree with nested and empty folders, unicode names and old times. */
+async function makeTree(root: string): Promise<void> {
+  await Deno.mkdir(`${root}/a/b/c`, { recursive: true });
+  await Deno.mkdir(`${root}/empty`);
+  await Deno.mkdir(`${root}/a/ünïcødé 日本`);
+  await Deno.writeTextFile(`${root}/top.txt`, "top\n");
+  await Deno.writeTextFile(`${root}/a/one.txt`, "one");
+  await Deno.writeFile(
+    `${root}/a/b/c/deep.bin`,
+    new Uint8Array(70_000).fill(7),
+  );
+  await Deno.writeTextFile(`${root}/a/ünïcødé 日本/ß.txt`, "ß");
+  await Deno.writeFile(`${root}/a/b/zero`, new Uint8Array(0));
+  let minute = 0;
+  for (
+    const name of [
+      "top.txt",
+      "a/one.txt",
+      "a/b/c/deep.bin",
+      "a/ünïcødé 日本/ß.txt",
+      "a/b/zero",
+      "a/b/c",
+      "a/b",
+      "a/ünïcødé 日本",
+      "empty",
+      "a",
+    ]
+  ) {
+    const time = new Date(OLD + 60_000 * minute++);
+    await Deno.utime(`${root}/${name}`, time, time);
+  }
+}
+
+Deno.test("getTree() copies nested and empty folders, unicode names and times of files and folders", async () => {
+  await withServer({}, async ({ port, root, base }) => {
+    await makeTree(`${root}/tree`);
+    const before = await snapshot(`${root}/tree`);
+    await using client = await connect({ port });
+    const report = await getTree(client, "tree", `${base}/copy`);
+    assert.equal(report.failed, 0);
+    assert.equal(report.total, before.size);
+    assert.deepEqual(await snapshot(`${base}/copy`), before);
+    assert.equal(
+      await Deno.readTextFile(`${base}/copy/a/ünïcødé 日本/ß.txt`),
+      "ß",
+    );
+  });
+});
+
+Deno.test("putTree() uploads nested and empty folders, unicode names and times of files and folders", async () => {
+  await withServer({ allowUpload: true }, async ({ port, root, base }) => {
+    await makeTree(`${base}/local`);
+    const before = await snapshot(`${base}/local`);
+    await using client = await connect({ port });
+    const report = await putTree(client, `${base}/local`, "up/loaded");
+    assert.equal(report.failed, 0);
+    assert.deepEqual(report.skipped, []);
+    assert.deepEqual(await snapshot(`${root}/up/loaded`), before);
+    const top = await Deno.stat(`${base}/local`);
+    assert.equal(
+      (await Deno.stat(`${root}/up/loaded`)).mtime!.getTime(),
+      top.mtime!.getTime(),
+    );
+  });
+});
+
+Deno.test("putTree() skips and reports symbolic links inside the local tree", async () => {
+  await withServer({ allowUpload: true }, async ({ port, root, base }) => {
+    await Deno.mkdir(`${base}/local/sub`, { recursive: true });
+    await Deno.writeTextFile(`${base}/local/sub/real.txt`, "real");
+    await Deno.writeTextFile(`${base}/secret.txt`, "secret");
+    await Deno.symlink(`${base}/secret.txt`, `${base}/local/sub/link.txt`);
+    await Deno.symlink(base, `${base}/local/up`);
+    await using client = await connect({ port });
+    const report = await putTree(client, `${base}/local`, "");
+    assert.equal(report.failed, 0);
+    assert.deepEqual(report.skipped.map((s) => s.name).sort(), [
+      "sub/link.txt",
+      "up",
+    ]);
+    assert.equal(await Deno.readTextFile(`${root}/sub/real.txt`), "real");
+    await assert.rejects(
+      Deno.lstat(`${root}/sub/link.txt`),
+      Deno.errors.NotFound,
+    );
+    await assert.rejects(Deno.lstat(`${root}/up`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("FerryClient.mkdir() creates parents, sets times and is refused without uploads", async () => {
+  await withServer({ allowUpload: true }, async ({ port, root, base }) => {
+    await using client = await connect({ port });
+    await client.mkdir("x/y/z", { mtime: OLD });
+    assert.equal((await Deno.stat(`${root}/x/y/z`)).mtime!.getTime(), OLD);
+    await client.mkdir("x/y/z"); // already there: fine
+    await Deno.writeTextFile(`${root}/file`, "f");
+    await assert.rejects(
+      client.mkdir("file/sub"),
+      (error) => error instanceof FerryError && error.code === "EXISTS",
+    );
+    await Deno.symlink(base, `${root}/out`);
+    await assert.rejects(
+      client.mkdir("out/evil"),
+      (error) => error instanceof FerryError && error.code === "FORBIDDEN",
+    );
+    await assert.rejects(Deno.lstat(`${base}/evil`), Deno.errors.NotFound);
+    await assert.rejects(
+      client.mkdir("../evil"),
+      (error) => error instanceof FerryError && error.code === "FORBIDDEN",
+    );
+    await client.mkdir(""); // the root exists
+  });
+  await withServer({}, async ({ port, root }) => {
+    await using client = await connect({ port });
+    await assert.rejects(
+      client.mkdir("new"),
+      (error) => error instanceof FerryError && error.code === "FORBIDDEN",
+    );
+    await assert.rejects(Deno.lstat(`${root}/new`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("FerryClient.getMany() goes on after a per-file refusal", async () => {
+  await withServer({
+    files: { "a.txt": "a", "c.txt": "c" },
+  }, async ({ port, base }) => {
+    await using client = await connect({ port });
+    const outcomes = await client.getMany(
+      ["a.txt", "missing.txt", "../x", "c.txt"].map((path, i) => ({
+        path,
+        destination: `${base}/out${i}`,
+      })),
+      { window: 2 },
+    );
+    assert.deepEqual(
+      outcomes.map((outcome) => outcome.error?.code ?? "ok"),
+      ["ok", "NOT_FOUND", "FORBIDDEN", "ok"],
+    );
+    assert.equal(await Deno.readTextFile(`${base}/out0`), "a");
+    assert.equal(await Deno.readTextFile(`${base}/out3`), "c");
+    await assert.rejects(Deno.lstat(`${base}/out1.part`), Deno.errors.NotFound);
+    // The session is still usable.
+    assert.equal((await client.stat("a.txt")).size, 1);
+  });
+});
+
+Deno.test("FerryClient.getMany() never saves one file's bytes under another's name (c, c.part, duplicates)", async () => {
+  await withServer({
+    files: { "c": "content of c\n", "c.part": "part\n", "d": "d\n" },
+  }, async ({ port, base }) => {
+    await using client = await connect({ port });
+    const run = (names: string[], folder: string) =>
+      client.getMany(
+        names.map((path) => ({
+          path,
+          destination: `${base}/${folder}/${path}`,
+        })),
+      );
+    // c.part is saved first; c's temporary name is c.part: c is refused
+    // rather than saved with the bytes of c.part (or c.part destroyed).
+    await Deno.mkdir(`${base}/one`);
+    let outcomes = await run(["c.part", "c"], "one");
+    assert.deepEqual(outcomes.map((o) => o.error?.code ?? "ok"), [
+      "ok",
+      "LOCAL",
+    ]);
+    assert.equal(await Deno.readTextFile(`${base}/one/c.part`), "part\n");
+    await assert.rejects(Deno.lstat(`${base}/one/c`), Deno.errors.NotFound);
+    // The other order works: each file under its own name.
+    await Deno.mkdir(`${base}/two`);
+    outcomes = await run(["c", "c.part", "d", "d"], "two");
+    assert.deepEqual(outcomes.map((o) => o.error?.code ?? "ok"), [
+      "ok",
+      "ok",
+      "ok",
+      "EXISTS",
+    ]);
+    assert.equal(await Deno.readTextFile(`${base}/two/c`), "content of c\n");
+    assert.equal(await Deno.readTextFile(`${base}/two/c.part`), "part\n");
+    assert.equal(await Deno.readTextFile(`${base}/two/d`), "d\n");
+  });
+});
+
+Deno.test("client.ts get -r copies 1,000 files over one connection", async () => {
+  const files: Record<string, Uint8Array> = {};
+  for (let i = 0; i < 1000; i++) {
+    files[`many/d${i % 10}/f${i}.bin`] = new Uint8Array(4096).fill(i % 251);
+  }
+  await withServer({ files }, async ({ port, base, logs }) => {
+    const { code, stdout, stderr } = await runClient(
+      ["--port", String(port), "get", "-r", "many", "-o", `${base}/copy`],
+    );
+    assert.equal(stderr, "");
+    assert.equal(code, 0);
+    assert.match(stdout, /1000 files, 4096000 bytes/);
+    const gets = logs.filter((event) => event.request === "GET");
+    assert.equal(gets.length, 1000);
+    assert.ok(gets.every((event) => event.result === "ok"));
+    assert.equal(new Set(logs.map((event) => event.peer)).size, 1);
+    const copied = await snapshot(`${base}/copy`);
+    assert.equal(
+      [...copied.values()].filter((e) => e.kind === "file").length,
+      1000,
+    );
+    assert.deepEqual(
+      await Deno.readFile(`${base}/copy/d7/f517.bin`),
+      files["many/d7/f517.bin"],
+    );
+  });
+});
+
+Deno.test("client.ts get -r goes on when a file disappears between LIST and GET, then exits 1 with a summary", async () => {
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 20; i++) {
+    files[`docs/f${String(i).padStart(2, "0")}.txt`] = `file ${i}`;
+  }
+  let root = "";
+  await withServer({
+    files,
+    onLog(event) {
+      // Runs before the server reads the next request: the GETs the client
+      // pipelined after the listing all see the file gone.
+      if (event.request === "LIST") Deno.removeSync(`${root}/docs/f10.txt`);
+    },
+  }, async (t) => {
+    root = t.root;
+    const { code, stdout, stderr } = await runClient(
+      ["--port", String(t.port), "get", "-r", "docs", "-o", `${t.base}/copy`],
+    );
+    assert.equal(code, 1);
+    assert.equal(stdout, "");
+    assert.deepEqual(stderr.trim().split("\n"), [
+      "ferry: get docs/f10.txt: not found",
+      "ferry: get -r docs: 1 of 20 files failed",
+    ]);
+    for (let i = 0; i < 20; i++) {
+      const name = `${t.base}/copy/f${String(i).padStart(2, "0")}.txt`;
+      if (i === 10) {
+        await assert.rejects(Deno.lstat(name), Deno.errors.NotFound);
+        await assert.rejects(Deno.lstat(`${name}.part`), Deno.errors.NotFound);
+      } else {
+        assert.equal(await Deno.readTextFile(name), `file ${i}`);
+      }
+    }
+  });
+});
+
+Deno.test("client.ts put -r uploads a tree over one connection and get A B C fetches several files", async () => {
+  await withServer(
+    { allowUpload: true },
+    async ({ port, root, base, logs }) => {
+      await makeTree(`${base}/local`);
+      const put = await runClient(
+        ["--port", String(port), "put", "-r", `${base}/local`, "tree"],
+      );
+      assert.equal(put.stderr, "");
+      assert.equal(put.code, 0);
+      assert.deepEqual(
+        await snapshot(`${root}/tree`),
+        await snapshot(`${base}/local`),
+      );
+      assert.equal(new Set(logs.map((event) => event.peer)).size, 1);
+      await Deno.mkdir(`${base}/dl`);
+      const get = await runClient([
+        "--port",
+        String(port),
+        "get",
+        "tree/top.txt",
+        "tree/a/one.txt",
+        "tree/nothing",
+        "-o",
+        `${base}/dl`,
+      ]);
+      assert.equal(get.code, 1);
+      assert.equal(await Deno.readTextFile(`${base}/dl/top.txt`), "top\n");
+      assert.equal(await Deno.readTextFile(`${base}/dl/one.txt`), "one");
+      assert.match(get.stderr, /^ferry: get tree\/nothing: not found$/m);
+      assert.match(get.stderr, /: 1 of 3 files failed$/m);
+      assert.equal(new Set(logs.map((event) => event.peer)).size, 2);
+    },
+  );
+});
