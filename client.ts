@@ -66,7 +66,7 @@ export type {
   ConnectOptions,
   TransferOptions,
   TransferResult,
-} from "./_client/common.ts";
+} from "./_client/types.ts";
 export type { ByteWriter, Entry } from "./protocol.ts";
 export type { FileOutcome } from "./_client/session_io.ts";
 export type { GetManyItem, GetManyOptions } from "./_client/tree_get.ts";

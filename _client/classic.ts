@@ -35,15 +35,11 @@
 
 import { createHash } from "node:crypto";
 import { copyHashed, makeBulkBuffers } from "../_common/copy.ts";
-import {
-  type ConnectOptions,
-  dial,
-  messageOf,
-  openReceiver,
-  type Receiver,
-  toHex,
-  type TransferResult,
-} from "./common.ts";
+import type { ConnectOptions, TransferResult } from "./types.ts";
+import { dial } from "./dial.ts";
+import { messageOf } from "../_common/text.ts";
+import { openReceiver, type Receiver } from "./receiver.ts";
+import { toHex } from "../_common/bytes.ts";
 import { FerryError } from "../errors.ts";
 import { type ByteReader, type ByteWriter, writeAll } from "../protocol.ts";
 

@@ -7,15 +7,17 @@
  */
 
 import { parseArgs } from "node:util";
+import type {
+  ConnectOptions,
+  TransferOptions,
+  TransferResult,
+} from "./types.ts";
 import {
-  type ConnectOptions,
   DEFAULT_HOSTNAME,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_PORT,
-  messageOf,
-  type TransferOptions,
-  type TransferResult,
-} from "./common.ts";
+} from "../_common/defaults.ts";
+import { lowerFirst, messageOf } from "../_common/text.ts";
 import { classicGet } from "./classic.ts";
 import {
   runGetMany,
@@ -235,10 +237,6 @@ interface CliOptions {
   /** Continue cut transfers (`--no-resume` turns it off). */
   resume: boolean;
   help: boolean;
-}
-
-function lowerFirst(text: string): string {
-  return text.charAt(0).toLowerCase() + text.slice(1);
 }
 
 function parseCli(args: string[]): CliOptions {

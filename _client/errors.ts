@@ -6,7 +6,7 @@
  * @module
  */
 
-import { messageOf } from "./common.ts";
+import { messageOf } from "../_common/text.ts";
 import { FerryError, isWireErrorCode } from "../errors.ts";
 import type { ErrorMessage } from "../protocol.ts";
 

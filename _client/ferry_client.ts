@@ -11,21 +11,20 @@ import { createHash } from "node:crypto";
 import { type BulkBuffers, makeBulkBuffers } from "../_common/copy.ts";
 import {
   type ConnectOptions,
-  DEFAULT_HOSTNAME,
-  DEFAULT_IDLE_TIMEOUT_MS,
-  DEFAULT_PORT,
-  dial,
-  formatAddress,
-  guardConn,
-  handled,
-  IdleWatch,
-  messageOf,
-  openReceiver,
-  type Receiver,
   type TransferOptions,
   type TransferResult,
   transferResult,
-} from "./common.ts";
+} from "./types.ts";
+import {
+  DEFAULT_HOSTNAME,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_PORT,
+} from "../_common/defaults.ts";
+import { dial, guardConn } from "./dial.ts";
+import { formatAddress, messageOf } from "../_common/text.ts";
+import { handled } from "./handled.ts";
+import { IdleWatch } from "./idle_watch.ts";
+import { openReceiver, type Receiver } from "./receiver.ts";
 import { expectData, receiveVerified } from "./receive.ts";
 import { removePartRecord, resumableGet, resumablePut } from "./resume.ts";
 import type { FileOutcome, SessionIo } from "./session_io.ts";

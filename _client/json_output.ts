@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { TransferResult } from "./common.ts";
+import type { TransferResult } from "./types.ts";
 import type { FerryError } from "../errors.ts";
 
 /**

@@ -11,7 +11,7 @@
 
 import type { Hash } from "node:crypto";
 import { copyHashed } from "../_common/copy.ts";
-import { sameBytes, toHex } from "./common.ts";
+import { sameBytes, toHex } from "../_common/bytes.ts";
 import type { SessionIo } from "./session_io.ts";
 import { FerryError } from "../errors.ts";
 import type { ByteWriter, DataMessage } from "../protocol.ts";

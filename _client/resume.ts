@@ -27,13 +27,13 @@
 import { createHash, type Hash } from "node:crypto";
 import { copyHashed } from "../_common/copy.ts";
 import { expectData, receiveVerified } from "./receive.ts";
+import { messageOf } from "../_common/text.ts";
+import { refuseLinkSync } from "./receiver.ts";
 import {
-  messageOf,
-  refuseLinkSync,
   type TransferOptions,
   type TransferResult,
   transferResult,
-} from "./common.ts";
+} from "./types.ts";
 import type { SessionIo } from "./session_io.ts";
 import { FerryError } from "../errors.ts";
 import type { ByteReader, ByteWriter } from "../protocol.ts";

@@ -13,6 +13,7 @@
 
 import * as nodePath from "node:path";
 import { splitWirePath } from "../_common/wire_path.ts";
+import { messageOf } from "../_common/text.ts";
 import { FerryError } from "../errors.ts";
 
 // deno-lint-ignore no-control-regex
@@ -287,8 +288,4 @@ async function lstatOrUndefined(
       cause: error,
     });
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

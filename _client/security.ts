@@ -10,14 +10,10 @@
  * @module
  */
 
-import {
-  type ConnectOptions,
-  DEFAULT_HOSTNAME,
-  DEFAULT_PORT,
-  formatAddress,
-  guardConn,
-  messageOf,
-} from "./common.ts";
+import type { ConnectOptions } from "./types.ts";
+import { DEFAULT_HOSTNAME, DEFAULT_PORT } from "../_common/defaults.ts";
+import { formatAddress, messageOf } from "../_common/text.ts";
+import { guardConn } from "./dial.ts";
 import { FerryError } from "../errors.ts";
 import { authMac, encodeMessage, type HelloMessage } from "../protocol.ts";
 

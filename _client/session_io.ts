@@ -8,7 +8,8 @@
  */
 
 import type { BulkBuffers } from "../_common/copy.ts";
-import type { TransferResult } from "./common.ts";
+import type { TransferResult } from "./types.ts";
+import { messageOf } from "../_common/text.ts";
 import { FerryError } from "../errors.ts";
 import type { ByteReader, ByteWriter, Message } from "../protocol.ts";
 
@@ -75,6 +76,5 @@ export interface FileOutcome {
  */
 export function asFerryError(error: unknown): FerryError {
   if (error instanceof FerryError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  return new FerryError("LOCAL", message, { cause: error });
+  return new FerryError("LOCAL", messageOf(error), { cause: error });
 }

@@ -15,12 +15,8 @@
 import { createHash } from "node:crypto";
 import * as nodePath from "node:path";
 import { expectData, receiveVerified } from "./receive.ts";
-import {
-  openReceiver,
-  type Receiver,
-  type TransferResult,
-  transferResult,
-} from "./common.ts";
+import { openReceiver, type Receiver } from "./receiver.ts";
+import { type TransferResult, transferResult } from "./types.ts";
 import { checkTreeName, looseName, SafeDest } from "./safe_dest.ts";
 import {
   asFerryError,

@@ -17,7 +17,7 @@
 import { createHash } from "node:crypto";
 import * as nodePath from "node:path";
 import { copyHashed } from "../_common/copy.ts";
-import { type TransferResult, transferResult } from "./common.ts";
+import { type TransferResult, transferResult } from "./types.ts";
 import { segmentProblem } from "../_common/wire_path.ts";
 import { localReader } from "./resume.ts";
 import { printableName } from "./safe_dest.ts";
@@ -27,6 +27,7 @@ import {
   type FileOutcome,
   type SessionIo,
 } from "./session_io.ts";
+import { messageOf } from "../_common/text.ts";
 import { FerryError } from "../errors.ts";
 import {
   type ByteWriter,
@@ -384,9 +385,7 @@ export async function walkLocalTree(root: string): Promise<LocalTree> {
         } catch (error) {
           tree.skipped.push({
             name: relative,
-            reason: `cannot read the folder: ${
-              error instanceof Error ? error.message : error
-            }`,
+            reason: `cannot read the folder: ${messageOf(error)}`,
           });
         }
       } else if (entry.isFile) {

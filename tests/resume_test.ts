@@ -13,7 +13,8 @@ import {
   FerryError,
   type TransferResult,
 } from "../client.ts";
-import { toHex, type TransferOptions } from "../_client/common.ts";
+import { toHex } from "../_common/bytes.ts";
+import type { TransferOptions } from "../_client/types.ts";
 import { readPartRecord, recordPath } from "../_client/resume.ts";
 import {
   openResumablePart,

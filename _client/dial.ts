@@ -1,0 +1,104 @@
+/**
+ * Opening a connection with readable errors ({@linkcode dial}) and a
+ * deadline on one phase of it ({@linkcode guardConn}), shared by the ferry
+ * client, its TLS dialer and the classic client.
+ *
+ * @module
+ */
+
+import { DEFAULT_HOSTNAME, DEFAULT_PORT } from "../_common/defaults.ts";
+import { formatAddress, messageOf } from "../_common/text.ts";
+import { FerryError } from "../errors.ts";
+import type { ConnectOptions } from "./types.ts";
+
+/**
+ * Opens a TCP connection with Nagle's algorithm off.
+ *
+ * @param options Where to connect, and a signal.
+ * @returns The connection.
+ * @throws {FerryError} `CONNECTION` if the server cannot be reached; the
+ * signal's reason if it is aborted.
+ */
+export async function dial(options: ConnectOptions): Promise<Deno.TcpConn> {
+  const hostname = options.hostname ?? DEFAULT_HOSTNAME;
+  const port = options.port ?? DEFAULT_PORT;
+  options.signal?.throwIfAborted();
+  const address = formatAddress(hostname, port);
+  let conn: Deno.TcpConn;
+  try {
+    conn = await Deno.connect({ hostname, port, transport: "tcp" });
+  } catch (error) {
+    if (error instanceof Deno.errors.ConnectionRefused) {
+      throw new FerryError("CONNECTION", `Connection refused: ${address}`, {
+        cause: error,
+      });
+    }
+    if (
+      error instanceof Deno.errors.NotCapable ||
+      error instanceof Deno.errors.PermissionDenied ||
+      error instanceof TypeError
+    ) {
+      throw error;
+    }
+    throw new FerryError(
+      "CONNECTION",
+      `Cannot connect to ${address}: ${messageOf(error)}`,
+      { cause: error },
+    );
+  }
+  if (options.signal?.aborted) {
+    conn.close();
+    options.signal.throwIfAborted();
+  }
+  conn.setNoDelay(true);
+  return conn;
+}
+
+/** A deadline on one phase of a connection, from {@linkcode guardConn}. */
+export interface ConnGuard {
+  /** Whether the deadline passed (and closed the connection). */
+  readonly timedOut: boolean;
+  /** Closes the connection (an already closed one is fine). */
+  close(): void;
+  /** Stops the timer and the signal listener. */
+  clear(): void;
+}
+
+/**
+ * Closes `conn` when `timeoutMs` pass or `signal` aborts, until cleared:
+ * a pending read or write on it then fails at once.
+ *
+ * @param conn The connection.
+ * @param timeoutMs The deadline, in milliseconds.
+ * @param signal Aborting it closes the connection too.
+ * @returns The guard; call `clear()` when the phase is over.
+ */
+export function guardConn(
+  conn: { close(): void },
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): ConnGuard {
+  let timedOut = false;
+  function close(): void {
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+  const timer = setTimeout(() => {
+    timedOut = true;
+    close();
+  }, timeoutMs);
+  signal?.addEventListener("abort", close, { once: true });
+  return {
+    get timedOut(): boolean {
+      return timedOut;
+    },
+    close,
+    clear(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", close);
+    },
+  };
+}
