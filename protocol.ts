@@ -47,6 +47,8 @@
  * | `0x12` | `GET`     | c → s     | offset `u64`, path `str16`                                      |
  * | `0x13` | `PUT`     | c → s     | size `u64`, flags `u8`, mtime `i64`, path `str16`               |
  * | `0x14` | `MKDIR`   | c → s     | flags `u8` (bit 0: `mtime` is set), mtime `i64`, path `str16`   |
+ * | `0x15` | `DELETE`  | c → s     | flags `u8` (bit 0: recursive), path `str16`                     |
+ * | `0x16` | `SUM`     | c → s     | flags `u8` (bit 0: prefix), length `u64`, path `str16`          |
  * | `0x20` | `ENTRIES` | s → c     | count `u32`, then per entry: kind `u8`, size `u64`, mtime `i64`, name `str16` |
  * | `0x21` | `END`     | s → c     | count `u32` (entries sent in all)                               |
  * | `0x22` | `INFO`    | s → c     | one entry, laid out as in `ENTRIES`                             |
@@ -56,7 +58,8 @@
  *
  * Entry kinds: `1` file, `2` folder. Times (`mtime`) are signed milliseconds
  * since the Unix epoch. `PUT` flags: bit 0 overwrite, bit 1 resume, bit 2
- * `mtime` is set (otherwise it is 0 and ignored).
+ * `mtime` is set (otherwise it is 0 and ignored), bit 3 append (not
+ * together with resume). `SUM` without the prefix flag has `length` 0.
  *
  * ## Paths
  *
@@ -131,6 +134,31 @@
  *      whose creation would change it). `FORBIDDEN` when uploads are off or
  *      the path is not allowed (the root itself is `OK`, its time is left
  *      alone), `EXISTS` when a file has the name of a segment.
+ *    - `PUT` with the append flag (and the overwrite flag): the file now at
+ *      `path`, when it is a regular file no longer than `size`, is taken as
+ *      bytes `0..offset` of the upload: the server copies it into its
+ *      temporary file, hashes it and answers `READY` with its length
+ *      (0 when there is no such file), and the client sends the rest and
+ *      `HASH` of the whole file, as for a resumed upload. A client sends
+ *      it after `SUM` showed that the server's file is a prefix of its own;
+ *      if the file changed in between, `HASH` does not match and the
+ *      server answers `ERROR INTEGRITY` and keeps nothing.
+ *    - `DELETE path flags` → `OK`: the file, or the folder, is removed. A
+ *      folder must be empty unless flag bit 0 (recursive) is set, else
+ *      `EXISTS`; a recursive delete never follows a symbolic link inside
+ *      the folder. A symbolic link at `path` is removed itself, never its
+ *      target; a symbolic link in a parent segment is `FORBIDDEN` (a delete
+ *      never goes through one), and so are the root (`""`) and any path
+ *      the lexical rules refuse. `FORBIDDEN` when deletes are off (a
+ *      server allows them only together with uploads), `NOT_FOUND` when
+ *      nothing is there.
+ *    - `SUM path flags length` → `HASH` of the file's bytes `0..length`
+ *      with flag bit 0 (prefix), of the whole file without it (then
+ *      `length` is 0); or `ERROR`: `NOT_FOUND`, `FORBIDDEN` (also for a
+ *      folder), `BAD_REQUEST` for a `length` above the file's size,
+ *      `CHANGED` when the file changed while it was hashed. A whole-file
+ *      digest may come from the server's cache of digests of unchanged
+ *      files. It lets a client compare a file without fetching it.
  * 4. A receiver that finds the `HASH` differs from the SHA-256 it computed
  *    over the bytes it received discards them (`INTEGRITY`).
  *
@@ -153,8 +181,8 @@
  * | code                  | meaning                                                     |
  * |-----------------------|-------------------------------------------------------------|
  * | `NOT_FOUND`           | no such file or folder                                      |
- * | `FORBIDDEN`           | the path is not allowed, or uploads are off                 |
- * | `EXISTS`              | the upload target exists and the overwrite flag is not set  |
+ * | `FORBIDDEN`           | the path is not allowed, or uploads (deletes) are off       |
+ * | `EXISTS`              | the upload target exists and the overwrite flag is not set; a folder to delete is not empty |
  * | `BAD_REQUEST`         | malformed frame, unexpected message, bad field               |
  * | `TOO_LARGE`           | frame, path or upload larger than the receiver's limit      |
  * | `UNSUPPORTED_VERSION` | no protocol version in common                               |
@@ -190,6 +218,20 @@
  * ```
  *
  * The client then closes the connection (or sends its next request).
+ *
+ * ## Sync example
+ *
+ * A client syncing a tree asks for the digest of `hi.txt` (the 3 bytes
+ * `hi\n`), then removes the folder `old` and its contents.
+ *
+ * ```text
+ * C: 16 00000011 00 0000000000000000 0006 68692e747874
+ *                                                      SUM "hi.txt" (whole)
+ * S: 25 00000020 98ea6e4f216f2fb4b69fff9b3a44842c
+ *               38686ca685f3f55dc48c5d3fb1107be4       HASH = SHA-256("hi\n")
+ * C: 15 00000006 01 0003 6f6c64                       DELETE "old" recursive
+ * S: 02 00000000                                       OK
+ * ```
  *
  * @example Encode a request and decode it again
  * ```ts
@@ -326,6 +368,8 @@ export const FRAME_TYPES: Readonly<Record<Message["type"], number>> = {
   get: 0x12,
   put: 0x13,
   mkdir: 0x14,
+  delete: 0x15,
+  sum: 0x16,
   entries: 0x20,
   end: 0x21,
   info: 0x22,
@@ -516,6 +560,11 @@ export interface PutMessage {
   overwrite: boolean;
   /** Continue a previous cut upload of the same file. */
   resume: boolean;
+  /**
+   * Take the file now at `path` as the first bytes of this one (see the
+   * module doc); not together with `resume`.
+   */
+  append?: boolean;
   /** Modification time to give the file, milliseconds; absent to leave it. */
   mtime?: number;
 }
@@ -538,6 +587,46 @@ export interface MkdirMessage {
   path: string;
   /** Modification time to give the folder, milliseconds; absent to leave it. */
   mtime?: number;
+}
+
+/**
+ * `DELETE`: removes a file or a folder.
+ *
+ * @example Remove a folder and its contents
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { DeleteMessage } from "./protocol.ts";
+ * const remove: DeleteMessage = { type: "delete", path: "docs/old", recursive: true };
+ * assert(remove.recursive);
+ * ```
+ */
+export interface DeleteMessage {
+  /** Message tag. */
+  type: "delete";
+  /** File or folder to remove; never `""` (the root). */
+  path: string;
+  /** Remove a folder with its contents; without it, only an empty one. */
+  recursive: boolean;
+}
+
+/**
+ * `SUM`: asks for the digest of a file, or of its first `length` bytes.
+ *
+ * @example The digest of the first 1024 bytes
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { SumMessage } from "./protocol.ts";
+ * const sum: SumMessage = { type: "sum", path: "log.txt", length: 1024 };
+ * assert(sum.length === 1024);
+ * ```
+ */
+export interface SumMessage {
+  /** Message tag. */
+  type: "sum";
+  /** File to hash. */
+  path: string;
+  /** Hash bytes `0..length` only; absent for the whole file. */
+  length?: number;
 }
 
 /**
@@ -679,6 +768,8 @@ export type Message =
   | GetMessage
   | PutMessage
   | MkdirMessage
+  | DeleteMessage
+  | SumMessage
   | EntriesMessage
   | EndMessage
   | InfoMessage
@@ -727,6 +818,9 @@ const KIND_CODES = { file: 1, dir: 2 } as const;
 const PUT_OVERWRITE = 1;
 const PUT_RESUME = 2;
 const PUT_HAS_MTIME = 4;
+const PUT_APPEND = 8;
+const DELETE_RECURSIVE = 1;
+const SUM_PREFIX = 1;
 const LIST_RECURSIVE = 1;
 const MKDIR_HAS_MTIME = 1;
 const ERROR_CODE_PATTERN = /^[A-Z_]{1,32}$/;
@@ -844,8 +938,12 @@ function payloadFields(message: Message): Field[] {
       checkUint(message.size, 64, "Size");
       const hasMtime = message.mtime !== undefined;
       if (hasMtime) checkInt64(message.mtime!, "mtime");
+      if (message.append && message.resume) {
+        throw new RangeError("A PUT cannot both append and resume");
+      }
       const flags = (message.overwrite ? PUT_OVERWRITE : 0) |
-        (message.resume ? PUT_RESUME : 0) | (hasMtime ? PUT_HAS_MTIME : 0);
+        (message.resume ? PUT_RESUME : 0) | (hasMtime ? PUT_HAS_MTIME : 0) |
+        (message.append ? PUT_APPEND : 0);
       fields.push(
         ["u64", message.size],
         ["u8", flags],
@@ -860,6 +958,20 @@ function payloadFields(message: Message): Field[] {
       fields.push(
         ["u8", hasMtime ? MKDIR_HAS_MTIME : 0],
         ["i64", hasMtime ? message.mtime! : 0],
+      );
+      pathFields(message.path, fields);
+      break;
+    }
+    case "delete":
+      fields.push(["u8", message.recursive ? DELETE_RECURSIVE : 0]);
+      pathFields(message.path, fields);
+      break;
+    case "sum": {
+      const prefix = message.length !== undefined;
+      if (prefix) checkUint(message.length!, 64, "Length");
+      fields.push(
+        ["u8", prefix ? SUM_PREFIX : 0],
+        ["u64", prefix ? message.length! : 0],
       );
       pathFields(message.path, fields);
       break;
@@ -1187,8 +1299,14 @@ function decodePayload(type: Message["type"], payload: Uint8Array): Message {
     case "put": {
       const size = cursor.u64("size");
       const flags = cursor.u8("flags");
-      if (flags & ~(PUT_OVERWRITE | PUT_RESUME | PUT_HAS_MTIME)) {
+      if (flags & ~(PUT_OVERWRITE | PUT_RESUME | PUT_HAS_MTIME | PUT_APPEND)) {
         throw new FerryError("BAD_REQUEST", `Unknown PUT flags: ${flags}`);
+      }
+      if ((flags & PUT_APPEND) && (flags & PUT_RESUME)) {
+        throw new FerryError(
+          "BAD_REQUEST",
+          "PUT cannot both append and resume",
+        );
       }
       const mtime = cursor.i64("mtime");
       const path = cursor.path();
@@ -1200,6 +1318,7 @@ function decodePayload(type: Message["type"], payload: Uint8Array): Message {
         resume: (flags & PUT_RESUME) !== 0,
       };
       if (flags & PUT_HAS_MTIME) put.mtime = mtime;
+      if (flags & PUT_APPEND) put.append = true;
       message = put;
       break;
     }
@@ -1212,6 +1331,35 @@ function decodePayload(type: Message["type"], payload: Uint8Array): Message {
       const mkdir: MkdirMessage = { type, path: cursor.path() };
       if (flags & MKDIR_HAS_MTIME) mkdir.mtime = mtime;
       message = mkdir;
+      break;
+    }
+    case "delete": {
+      const flags = cursor.u8("flags");
+      if (flags & ~DELETE_RECURSIVE) {
+        throw new FerryError("BAD_REQUEST", `Unknown DELETE flags: ${flags}`);
+      }
+      message = {
+        type,
+        recursive: flags === DELETE_RECURSIVE,
+        path: cursor.path(),
+      };
+      break;
+    }
+    case "sum": {
+      const flags = cursor.u8("flags");
+      if (flags & ~SUM_PREFIX) {
+        throw new FerryError("BAD_REQUEST", `Unknown SUM flags: ${flags}`);
+      }
+      const length = cursor.u64("length");
+      if (!(flags & SUM_PREFIX) && length !== 0) {
+        throw new FerryError(
+          "BAD_REQUEST",
+          "SUM of a whole file with a length",
+        );
+      }
+      const sum: SumMessage = { type, path: cursor.path() };
+      if (flags & SUM_PREFIX) sum.length = length;
+      message = sum;
       break;
     }
     case "entries": {

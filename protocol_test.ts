@@ -285,6 +285,35 @@ const SAMPLES: { name: string; message: Message }[] = [
     name: "MKDIR with extreme mtime and a unicode path",
     message: { type: "mkdir", path: UNICODE_PATH, mtime: MIN },
   },
+  {
+    name: "PUT appending",
+    message: {
+      type: "put",
+      path: "log.txt",
+      size: MAX,
+      overwrite: true,
+      resume: false,
+      append: true,
+      mtime: 1,
+    },
+  },
+  {
+    name: "DELETE of a file",
+    message: { type: "delete", path: "a.txt", recursive: false },
+  },
+  {
+    name: "DELETE recursive of a unicode path",
+    message: { type: "delete", path: UNICODE_PATH, recursive: true },
+  },
+  { name: "SUM of a whole file", message: { type: "sum", path: "a.txt" } },
+  {
+    name: "SUM of a prefix of 0 bytes",
+    message: { type: "sum", path: "a", length: 0 },
+  },
+  {
+    name: "SUM of the largest prefix of a maximal path",
+    message: { type: "sum", path: LONG_EMOJI_PATH, length: MAX },
+  },
   { name: "ENTRIES, empty", message: { type: "entries", entries: [] } },
   {
     name: "ENTRIES with edge values",
@@ -517,12 +546,13 @@ Deno.test("encodeMessage() produces the bytes of the worked example", () => {
   );
 });
 
-Deno.test("protocol.ts documents the same worked example bytes", async () => {
+/** The hex bytes of the first `text` block after `heading` in protocol.ts. */
+async function documentedBytes(heading: string): Promise<string> {
   const source = await Deno.readTextFile(
     new URL("./protocol.ts", import.meta.url),
   );
-  const section = source.indexOf("## Worked example");
-  assert.ok(section > 0, "protocol.ts has a worked example");
+  const section = source.indexOf(heading);
+  assert.ok(section > 0, `protocol.ts has a section ${heading}`);
   const open = source.indexOf("```text", section) + "```text".length;
   const block = source.slice(open, source.indexOf("```", open));
   // Each line: optional `C:`/`S:`, hex groups, then (after 2+ spaces) a
@@ -535,6 +565,73 @@ Deno.test("protocol.ts documents the same worked example bytes", async () => {
       documented += token;
     }
   }
+  return documented;
+}
+
+Deno.test("protocol.ts documents the same sync example bytes", async () => {
+  const conversation = concat(
+    encodeMessage({ type: "sum", path: "hi.txt" }),
+    encodeMessage({ type: "hash", sha256: new Uint8Array(DIGEST) }),
+    encodeMessage({ type: "delete", path: "old", recursive: true }),
+    encodeMessage({ type: "ok" }),
+  );
+  assert.equal(await documentedBytes("## Sync example"), hex(conversation));
+  assert.equal(
+    hex(encodeMessage({ type: "delete", path: "old", recursive: true })),
+    "15000000060100036f6c64",
+  );
+});
+
+Deno.test("decodeFrame() refuses unknown DELETE and SUM flags, a whole-file SUM with a length, and a PUT that appends and resumes", () => {
+  const name = str16(encoder.encode("a"));
+  for (const flags of [2, 4, 0x80, 0xff]) {
+    assert.throws(
+      () =>
+        decodeFrame(frame(FRAME_TYPES.delete, new Uint8Array([flags]), name)),
+      ferryError("BAD_REQUEST"),
+      `DELETE ${flags}`,
+    );
+    assert.throws(
+      () =>
+        decodeFrame(
+          frame(FRAME_TYPES.sum, new Uint8Array([flags]), u64(0n), name),
+        ),
+      ferryError("BAD_REQUEST"),
+      `SUM ${flags}`,
+    );
+  }
+  assert.throws(
+    () =>
+      decodeFrame(frame(FRAME_TYPES.sum, new Uint8Array([0]), u64(1n), name)),
+    ferryError("BAD_REQUEST"),
+  );
+  assert.throws(
+    () =>
+      decodeFrame(
+        frame(FRAME_TYPES.put, u64(1n), new Uint8Array([8 | 2]), i64(0n), name),
+      ),
+    ferryError("BAD_REQUEST"),
+  );
+  assert.throws(
+    () =>
+      encodeMessage({
+        type: "put",
+        path: "a",
+        size: 1,
+        overwrite: true,
+        resume: true,
+        append: true,
+      }),
+    RangeError,
+  );
+  assert.throws(
+    () => encodeMessage({ type: "sum", path: "a", length: -1 }),
+    RangeError,
+  );
+});
+
+Deno.test("protocol.ts documents the same worked example bytes", async () => {
+  const documented = await documentedBytes("## Worked example");
   const serverHello = encodeMessage({
     type: "hello",
     minVersion: 1,
@@ -799,7 +896,7 @@ Deno.test("decodeFrame() refuses unknown frame types", () => {
       ferryError("BAD_REQUEST"),
     );
   }
-  assert.equal(unknown, 256 - 15);
+  assert.equal(unknown, 256 - 17);
 });
 
 Deno.test("FrameReader.readMessage() refuses an unknown frame type", async () => {
@@ -1084,7 +1181,7 @@ Deno.test("decodeFrame() refuses unknown LIST and PUT flags", () => {
       `LIST ${flags}`,
     );
   }
-  for (const flags of [8, 0x10, 0x80, 0xff]) {
+  for (const flags of [0x10, 0x80, 0xff]) {
     const put = frame(
       FRAME_TYPES.put,
       u64(0n),

@@ -38,6 +38,8 @@ OPTIONS:
   --host HOST      address to listen on (default: 127.0.0.1)
   --port PORT      port to listen on, 0 for any free port (default: 65432)
   --allow-upload   accept uploads (PUT) into the root (default: off)
+  --allow-delete   accept DELETE (put -r --sync --delete) inside the root;
+                   only with --allow-upload (default: off)
   --no-classic     refuse classic clients (default: classic clients served)
   --token SECRET   require clients to prove they know SECRET (default: none;
                    visible in ps: prefer FERRY_TOKEN or --token-file)
@@ -58,6 +60,7 @@ interface Flags {
   host: string;
   port: number;
   allowUpload: boolean;
+  allowDelete: boolean;
   classic: boolean;
   quiet: boolean;
   log: "text" | "json";
@@ -82,6 +85,7 @@ function parseFlags(args: string[]): Flags {
         host: { type: "string", default: "127.0.0.1" },
         port: { type: "string", default: String(DEFAULT_PORT) },
         "allow-upload": { type: "boolean", default: false },
+        "allow-delete": { type: "boolean", default: false },
         "no-classic": { type: "boolean", default: false },
         quiet: { type: "boolean", default: false },
         log: { type: "string", default: "text" },
@@ -105,6 +109,9 @@ function parseFlags(args: string[]): Flags {
   if (!LOG_FORMATS.includes(values.log)) {
     throw new UsageError(`bad --log format: ${values.log} (text or json)`);
   }
+  if (values["allow-delete"] && !values["allow-upload"]) {
+    throw new UsageError("--allow-delete needs --allow-upload");
+  }
   let limits: LimitOptions;
   try {
     limits = limitsFromFlags(values);
@@ -116,6 +123,7 @@ function parseFlags(args: string[]): Flags {
     host: values.host,
     port,
     allowUpload: values["allow-upload"],
+    allowDelete: values["allow-delete"],
     classic: !values["no-classic"],
     quiet: values.quiet,
     log: values.log as "text" | "json",
@@ -185,6 +193,7 @@ export async function main(): Promise<void> {
       hostname: flags.host,
       port: flags.port,
       allowUpload: flags.allowUpload,
+      allowDelete: flags.allowDelete,
       classic: flags.classic,
       ...flags.limits,
       token: token.token,
@@ -215,7 +224,11 @@ export async function main(): Promise<void> {
   const host = server.addr.hostname.includes(":")
     ? `[${server.addr.hostname}]`
     : server.addr.hostname;
-  const mode = flags.allowUpload ? "uploads allowed" : "read-only";
+  const mode = flags.allowDelete
+    ? "uploads and deletes allowed"
+    : flags.allowUpload
+    ? "uploads allowed"
+    : "read-only";
   const warnings = startupWarnings({
     hostname: server.addr.hostname,
     token: token.token !== undefined,

@@ -21,6 +21,8 @@ export interface ServerContext {
   realRoot: string;
   limits: ServerLimits;
   allowUpload: boolean;
+  /** `DELETE` allowed (only ever with `allowUpload`). */
+  allowDelete: boolean;
   classic: boolean;
   handshakeTimeoutMs: number;
   onLog: ((event: ServerLogEvent) => void) | undefined;

@@ -10,7 +10,8 @@ import { untilClosed } from "./until_closed.ts";
 import { createHash } from "node:crypto";
 import { copyHashed } from "../_common/copy.ts";
 import { sameVersion } from "./hash_cache.ts";
-import { openInside, resolveExistingSync } from "./path_jail.ts";
+import { resolveExistingSync } from "./path_jail.ts";
+import { openResolvedFile } from "./open_file.ts";
 import {
   mtimeOf,
   type RequestState,
@@ -56,18 +57,12 @@ export async function handleGet(
   }
   // Opened, then proven to be the file inside the root (a folder on the
   // path may have been swapped for a link out of it since the check).
-  const file = await openInside(
+  const { file, before, observedAt } = await openResolvedFile(
     context.realRoot,
     found.hostPath,
     message.path,
-    { read: true },
   );
   try {
-    const observedAt = Date.now();
-    const before = await file.stat();
-    if (!before.isFile) {
-      throw new FerryError("FORBIDDEN", `Not a file: ${message.path}`);
-    }
     const { size } = before;
     const mtime = mtimeOf(before);
     const { offset } = message;

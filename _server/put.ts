@@ -2,14 +2,23 @@
  * The server's `PUT` handler: receives an upload into a temporary file in
  * the target folder (or the part of a resumable upload, see
  * `_server/upload_part.ts`), checks its SHA-256 and only then moves it into place.
+ * An appending `PUT` starts its temporary file with a copy of the file now
+ * at the target (see `protocol.ts`), so only the new bytes cross the wire.
  *
  * @module
  */
 
 import * as nodePath from "node:path";
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { copyHashed } from "../_common/copy.ts";
-import { checkOpened, resolveTarget } from "./path_jail.ts";
+import {
+  checkOpened,
+  resolveExistingSync,
+  resolveTarget,
+} from "./path_jail.ts";
+import { sameVersion } from "./hash_cache.ts";
+import { openResolvedFile } from "./open_file.ts";
+import { untilClosed } from "./until_closed.ts";
 import {
   label,
   mtimeOf,
@@ -75,7 +84,11 @@ export async function handlePut(
     }
   } else {
     tempPath = nodePath.join(target.folder, tempName());
-    file = await Deno.open(tempPath, { write: true, createNew: true });
+    file = await Deno.open(tempPath, {
+      read: true,
+      write: true,
+      createNew: true,
+    });
   }
   try {
     // The folder may have been swapped for a link out of the root since
@@ -86,8 +99,15 @@ export async function handlePut(
       message.path,
       await file.stat(),
     );
+    if (
+      message.append && target.existing &&
+      target.existing.size <= message.size
+    ) {
+      offset = await copyExisting(session, context, message, file, hash);
+    }
   } catch (error) {
     file.close();
+    if (!resumable) await Deno.remove(tempPath).catch(() => {});
     release?.();
     throw error;
   }
@@ -162,6 +182,44 @@ export async function handlePut(
       });
     }
     release?.();
+  }
+}
+
+/**
+ * Copies the file at the target of an appending `PUT` into its temporary
+ * file, hashing it into `hash`; returns how many bytes were copied.
+ */
+async function copyExisting(
+  session: Session,
+  context: ServerContext,
+  message: PutMessage,
+  temp: Deno.FsFile,
+  hash: Hash,
+): Promise<number> {
+  const found = resolveExistingSync(context.realRoot, message.path);
+  const { file: source, before } = await openResolvedFile(
+    context.realRoot,
+    found.hostPath,
+    message.path,
+  );
+  try {
+    if (before.size > message.size) return 0;
+    const copied = await copyHashed(
+      untilClosed(source, session.signal),
+      temp,
+      before.size,
+      hash,
+      session.bulkBuffers(),
+    );
+    if (copied < before.size || !sameVersion(before, await source.stat())) {
+      throw new FerryError(
+        "CHANGED",
+        `File changed while it was read: ${message.path}`,
+      );
+    }
+    return copied;
+  } finally {
+    source.close();
   }
 }
 

@@ -29,7 +29,8 @@ import {
  * @throws {FerryError} `NOT_FOUND` if `root` is missing or not a folder.
  * @throws {RangeError} If `port`, `handshakeTimeoutMs`, `authFailureDelayMs`
  * or a limit is out of range.
- * @throws {TypeError} If `token` is empty, or only one of `cert` and `key`
+ * @throws {TypeError} If `token` is empty, `allowDelete` is set without
+ * `allowUpload`, or only one of `cert` and `key`
  * is given.
  * @throws {Deno.errors.AddrInUse} If the port is taken (and other listen
  * errors as `Deno.listen` throws them).
@@ -59,6 +60,9 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
   if (options.token !== undefined && options.token === "") {
     throw new TypeError("token must not be empty");
   }
+  if (options.allowDelete && !options.allowUpload) {
+    throw new TypeError("allowDelete needs allowUpload");
+  }
   if ((options.cert === undefined) !== (options.key === undefined)) {
     throw new TypeError("cert and key must be given together");
   }
@@ -74,6 +78,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
     realRoot,
     limits,
     allowUpload: options.allowUpload ?? false,
+    allowDelete: options.allowDelete ?? false,
     classic: options.classic ?? true,
     handshakeTimeoutMs,
     onLog: options.onLog,

@@ -2,7 +2,7 @@
  * One ferry connection on the server: protocol detection, the `HELLO` (and
  * `AUTH`) handshake, and the request loop that dispatches to the handlers
  * (`_server/list.ts`, `_server/get.ts`, `_server/put.ts`,
- * `_server/mkdir.ts`) and turns their failures into `ERROR` frames.
+ * `_server/mkdir.ts`, `_server/delete.ts`, `_server/sum.ts`) and turns their failures into `ERROR` frames.
  *
  * @module
  */
@@ -21,6 +21,8 @@ import {
 import { handleGet } from "./get.ts";
 import { handleList, handleStat } from "./list.ts";
 import { handlePut } from "./put.ts";
+import { deleteInside } from "./delete.ts";
+import { handleSum } from "./sum.ts";
 import { TEMP_NAME } from "./temp.ts";
 import { FerryError, isWireErrorCode } from "../errors.ts";
 import {
@@ -260,6 +262,18 @@ async function serveRequests(
             hidden: TEMP_NAME,
           });
           await writeAll(session.conn, encodeMessage({ type: "ok" }));
+          break;
+        case "delete":
+          if (!context.allowDelete) {
+            throw new FerryError("FORBIDDEN", "Deletes are not allowed");
+          }
+          await deleteInside(context.realRoot, message.path, {
+            recursive: message.recursive,
+          });
+          await writeAll(session.conn, encodeMessage({ type: "ok" }));
+          break;
+        case "sum":
+          await handleSum(session, context, message, state);
           break;
         default:
           state.closeOnError = true;

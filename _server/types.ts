@@ -74,6 +74,15 @@ export interface ServeOptions extends LimitOptions {
    */
   allowUpload?: boolean;
   /**
+   * Accept `DELETE` requests (a sync client's `put -r --sync --delete`):
+   * files, links and folders inside the root, never through a symbolic
+   * link, never the root. Only together with `allowUpload`: `serve()`
+   * throws a `TypeError` otherwise.
+   *
+   * @default {false}
+   */
+  allowDelete?: boolean;
+  /**
    * Answer classic (seed) clients too; when false, a connection that does
    * not start with a ferry `HELLO` is closed.
    *
