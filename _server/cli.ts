@@ -48,6 +48,9 @@ OPTIONS:
                    (FERRY_TOKEN needs --allow-env=FERRY_TOKEN)
   --cert FILE      TLS certificate chain, PEM; needs --key (default: plain TCP)
   --key FILE       TLS private key, PEM; needs --cert (default: none)
+  --proxy-protocol expect a PROXY v1/v2 header (HAProxy send-proxy-v2) first
+                   on every connection and log the client it names; refuse
+                   connections without one; not with --cert (default: off)
 ${LIMITS_USAGE}
   --log FORMAT     request log on stderr, one line per request: text or json
                    (default: text)
@@ -69,6 +72,7 @@ interface Flags {
   tokenFile: string | undefined;
   cert: string | undefined;
   key: string | undefined;
+  proxyProtocol: boolean;
   limits: LimitOptions;
 }
 
@@ -94,6 +98,7 @@ function parseFlags(args: string[]): Flags {
         "token-file": { type: "string" },
         cert: { type: "string" },
         key: { type: "string" },
+        "proxy-protocol": { type: "boolean", default: false },
         ...LIMIT_FLAGS,
       },
     }));
@@ -106,6 +111,11 @@ function parseFlags(args: string[]): Flags {
     throw new UsageError(`bad port: ${values.port}`);
   }
   if (values.host === "") throw new UsageError("empty --host");
+  if (values["proxy-protocol"] && values.cert !== undefined) {
+    throw new UsageError(
+      "--proxy-protocol cannot be combined with --cert: terminate TLS at the load balancer",
+    );
+  }
   if (!LOG_FORMATS.includes(values.log)) {
     throw new UsageError(`bad --log format: ${values.log} (text or json)`);
   }
@@ -132,6 +142,7 @@ function parseFlags(args: string[]): Flags {
     tokenFile: values["token-file"],
     cert: values.cert,
     key: values.key,
+    proxyProtocol: values["proxy-protocol"],
     limits,
   };
 }
@@ -199,6 +210,7 @@ export async function main(): Promise<void> {
       token: token.token,
       cert: tls?.cert,
       key: tls?.key,
+      proxyProtocol: flags.proxyProtocol,
       signal: controller.signal,
       onLog: quiet ? undefined : (event) =>
         console.error(

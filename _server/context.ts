@@ -25,6 +25,8 @@ export interface ServerContext {
   allowDelete: boolean;
   classic: boolean;
   handshakeTimeoutMs: number;
+  /** Read a PROXY protocol header first on every connection. */
+  proxyProtocol: boolean;
   onLog: ((event: ServerLogEvent) => void) | undefined;
   /** Set when clients must authenticate. */
   auth: { token: string; throttle: AuthThrottle } | undefined;
@@ -43,7 +45,13 @@ export interface ServerContext {
 export class Session implements ClassicSession {
   readonly conn: Deno.Conn;
   readonly reader: FrameReader;
-  readonly peer: string;
+  /** The client's address, as logged: `host:port`. */
+  peer: string;
+  /**
+   * The client's host (no port): the connection's, or the one a PROXY
+   * protocol header gave (see {@linkcode Session.setClient}).
+   */
+  peerHost: string;
   /** Times every read and write of `conn`, for the idle sweep. */
   readonly activity: IoActivity = new IoActivity();
   /** In the middle of a request: a stopping server lets it finish. */
@@ -62,7 +70,18 @@ export class Session implements ClassicSession {
     this.#pool = pool;
     this.conn = trackIO(conn, this.activity);
     this.reader = new FrameReader(this.conn, { maxFrameBytes });
-    this.peer = formatAddr(conn.remoteAddr as Deno.NetAddr);
+    const addr = conn.remoteAddr as Deno.NetAddr;
+    this.peer = formatAddr(addr);
+    this.peerHost = addr.hostname;
+  }
+
+  /**
+   * The connection comes through a proxy: from now on `peer` and
+   * `peerHost` are the client's address it reported.
+   */
+  setClient(addr: { hostname: string; port: number }): void {
+    this.peer = formatAddr(addr);
+    this.peerHost = addr.hostname;
   }
 
   /** Whether the server is stopping (no further request may start). */
@@ -126,7 +145,7 @@ export class Session implements ClassicSession {
 }
 
 /** `host:port`, with brackets around an IPv6 host. */
-export function formatAddr(addr: Deno.NetAddr): string {
+export function formatAddr(addr: { hostname: string; port: number }): string {
   const host = addr.hostname.includes(":")
     ? `[${addr.hostname}]`
     : addr.hostname;

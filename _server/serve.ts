@@ -30,8 +30,8 @@ import {
  * @throws {RangeError} If `port`, `handshakeTimeoutMs`, `authFailureDelayMs`
  * or a limit is out of range.
  * @throws {TypeError} If `token` is empty, `allowDelete` is set without
- * `allowUpload`, or only one of `cert` and `key`
- * is given.
+ * `allowUpload`, only one of `cert` and `key` is given, or `proxyProtocol`
+ * is asked for with TLS.
  * @throws {Deno.errors.AddrInUse} If the port is taken (and other listen
  * errors as `Deno.listen` throws them).
  *
@@ -66,6 +66,12 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
   if ((options.cert === undefined) !== (options.key === undefined)) {
     throw new TypeError("cert and key must be given together");
   }
+  const proxyProtocol = options.proxyProtocol ?? false;
+  if (proxyProtocol && options.cert !== undefined) {
+    throw new TypeError(
+      "proxyProtocol cannot be combined with TLS: terminate TLS at the load balancer, or pass it through without the PROXY header",
+    );
+  }
   const auth = options.token === undefined ? undefined : {
     token: options.token,
     throttle: new AuthThrottle({
@@ -81,6 +87,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
     allowDelete: options.allowDelete ?? false,
     classic: options.classic ?? true,
     handshakeTimeoutMs,
+    proxyProtocol,
     onLog: options.onLog,
     auth,
     hashCache: makeHashCache(options.hashCacheEntries),

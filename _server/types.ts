@@ -127,6 +127,19 @@ export interface ServeOptions extends LimitOptions {
    */
   key?: string;
   /**
+   * Expect a PROXY protocol header (version 1 or 2, as HAProxy's
+   * `send-proxy-v2` sends) first on every connection, within
+   * `handshakeTimeoutMs`, and take the client's address from it (for the
+   * log, the failed-authentication throttle and connection accounting). A
+   * connection without a valid header is logged (`PROXY`) and closed. Only
+   * enable it behind a load balancer that always sends one. Not available
+   * with TLS (`cert`): the header comes before the TLS handshake, and Deno
+   * cannot start server-side TLS on an accepted connection.
+   *
+   * @default {false}
+   */
+  proxyProtocol?: boolean;
+  /**
    * Aborting it stops the server gracefully: no new connections;
    * connections between requests close at once; a request in progress
    * finishes (for up to `drainMs`), then its connection closes; after that
@@ -170,7 +183,9 @@ export interface ServerLogEvent {
   protocol: "ferry" | "classic";
   /**
    * `LIST`, `STAT`, `GET`, `PUT`, `MKDIR`, `HELLO` (a failed handshake, or
-   * a connection refused with `BUSY` over `maxConnections`) or `INVALID`.
+   * a connection refused with `BUSY` over `maxConnections`), `INVALID`, or
+   * `PROXY` (a connection refused for a missing or bad PROXY header, with
+   * `result` `BAD_REQUEST`, `TRUNCATED` or `TIMEOUT`).
    */
   request: string;
   /** The wire path of the request (`""` for the root). */

@@ -5,15 +5,17 @@ import { resolveToken } from "../_common/token_source.ts";
 import { RawClient, sha256, withServer } from "./_util/server.ts";
 import {
   containsBytes,
+  rawAuth,
   startCaptureProxy,
   startServerProcess,
 } from "./_util/security.ts";
 import { connect, FerryError } from "../client.ts";
-import { authMac, encodeMessage, HELLO_AUTH_REQUIRED } from "../protocol.ts";
+import { HELLO_AUTH_REQUIRED } from "../protocol.ts";
 import { serve } from "../server.ts";
 import {
   CLIENT_SCRIPT,
   concat,
+  readUntilClosed,
   rejectsWith,
   runScript,
   SERVER_SCRIPT,
@@ -24,37 +26,6 @@ const decoder = new TextDecoder();
 
 function makeToken(): string {
   return `ferry-token-${crypto.randomUUID()}`;
-}
-
-/** Handshake by hand, then AUTH with `secret`; returns the time to the reply. */
-async function rawAuth(
-  client: RawClient,
-  secret: string,
-): Promise<{ reply: string; ms: number }> {
-  const clientHello = encodeMessage({
-    type: "hello",
-    minVersion: 1,
-    maxVersion: 1,
-    flags: 0,
-    nonce: crypto.getRandomValues(new Uint8Array(32)),
-  });
-  await client.sendBytes(clientHello);
-  const hello = await client.expect("hello");
-  assert.equal(hello.flags & HELLO_AUTH_REQUIRED, HELLO_AUTH_REQUIRED);
-  assert.equal(hello.nonce.length, 32);
-  const mac = authMac(
-    secret,
-    hello.nonce,
-    hello.maxVersion,
-    clientHello,
-    encodeMessage(hello),
-  );
-  const started = performance.now();
-  await client.send({ type: "auth", mac });
-  const reply = await client.next();
-  const ms = performance.now() - started;
-  if (reply?.type === "error") return { reply: reply.code, ms };
-  return { reply: reply?.type ?? "closed", ms };
 }
 
 Deno.test("serve() with a token lets a client with the right token list, get and put", async () => {
@@ -191,18 +162,8 @@ Deno.test("serve() with a token refuses classic requests without serving them", 
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });
       try {
         await conn.write(encoder.encode("hi.txt"));
-        const received: number[] = [];
-        const buffer = new Uint8Array(1024);
-        while (true) {
-          const n = await conn.read(buffer).catch(() => null);
-          if (n === null) break;
-          received.push(...buffer.subarray(0, n));
-        }
-        assert.equal(
-          received.length,
-          0,
-          decoder.decode(Uint8Array.from(received)),
-        );
+        const received = await readUntilClosed(conn);
+        assert.equal(received.length, 0, decoder.decode(received));
       } finally {
         conn.close();
       }

@@ -7,6 +7,9 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+import { authMac, encodeMessage, HELLO_AUTH_REQUIRED } from "../../protocol.ts";
+import type { RawClient } from "./server.ts";
 import {
   hasCommand,
   SERVER_SCRIPT,
@@ -202,4 +205,35 @@ export async function makeTestPki(dir: string): Promise<TestPki> {
     keyPem: await read("server.key"),
     keyPath: `${dir}/server.key`,
   };
+}
+
+/** Handshake by hand, then AUTH with `secret`; returns the time to the reply. */
+export async function rawAuth(
+  client: RawClient,
+  secret: string,
+): Promise<{ reply: string; ms: number }> {
+  const clientHello = encodeMessage({
+    type: "hello",
+    minVersion: 1,
+    maxVersion: 1,
+    flags: 0,
+    nonce: crypto.getRandomValues(new Uint8Array(32)),
+  });
+  await client.sendBytes(clientHello);
+  const hello = await client.expect("hello");
+  assert.equal(hello.flags & HELLO_AUTH_REQUIRED, HELLO_AUTH_REQUIRED);
+  assert.equal(hello.nonce.length, 32);
+  const mac = authMac(
+    secret,
+    hello.nonce,
+    hello.maxVersion,
+    clientHello,
+    encodeMessage(hello),
+  );
+  const started = performance.now();
+  await client.send({ type: "auth", mac });
+  const reply = await client.next();
+  const ms = performance.now() - started;
+  if (reply?.type === "error") return { reply: reply.code, ms };
+  return { reply: reply?.type ?? "closed", ms };
 }

@@ -44,6 +44,17 @@ export async function withTempDir<T>(
   }
 }
 
+/** Everything `conn` receives until the peer closes it (or resets it). */
+export async function readUntilClosed(conn: Deno.Conn): Promise<Uint8Array> {
+  const received: number[] = [];
+  const buffer = new Uint8Array(1024);
+  while (true) {
+    const n = await conn.read(buffer).catch(() => null);
+    if (n === null) return Uint8Array.from(received);
+    received.push(...buffer.subarray(0, n));
+  }
+}
+
 /** Whether a path exists (a dangling link counts). */
 export async function exists(path: string): Promise<boolean> {
   try {
