@@ -7,13 +7,11 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { type BulkBuffers, makeBulkBuffers } from "../_common/copy.ts";
-import {
-  type ConnectOptions,
-  type TransferOptions,
-  type TransferResult,
-  transferResult,
+import type {
+  ConnectOptions,
+  TransferOptions,
+  TransferResult,
 } from "./types.ts";
 import {
   DEFAULT_HOSTNAME,
@@ -25,8 +23,9 @@ import { formatAddress, messageOf } from "../_common/text.ts";
 import { handled } from "./handled.ts";
 import { IdleWatch } from "./idle_watch.ts";
 import { openReceiver, type Receiver } from "./receiver.ts";
-import { expectData, receiveVerified } from "./receive.ts";
-import { removePartRecord, resumableGet, resumablePut } from "./resume.ts";
+import { getFile } from "./receive.ts";
+import { removePartRecord, resumableGet } from "./resume.ts";
+import { putFile } from "./send_file.ts";
 import type { FileOutcome, SessionIo } from "./session_io.ts";
 import {
   type GetManyItem,
@@ -272,48 +271,29 @@ export class FerryClient {
     return this.#run(async () => {
       if (typeof destination === "string" && (options.resume ?? true)) {
         const addr = this.#conn.remoteAddr as Deno.NetAddr;
-        return await resumableGet(
-          this.#io(),
-          formatAddress(addr.hostname, addr.port),
+        return await resumableGet(this.#io(), {
+          server: formatAddress(addr.hostname, addr.port),
           path,
           destination,
-          options,
-        );
+        }, options);
       }
-      const start = performance.now();
+      const since = performance.now();
       let receiver: Receiver;
       try {
         receiver = await openReceiver(destination, options.overwrite ?? false);
       } catch (error) {
         throw this.#keep(error);
       }
-      let committed = false;
-      let keepPart = false;
-      try {
-        await this.#send({ type: "get", path, offset: 0 });
-        const io = this.#io();
-        const data = await expectData(io, 0);
-        const size = data.size;
-        const digest = await receiveVerified(io, receiver.writer, {
-          size,
-          hash: createHash("sha256"),
-          onProgress: options.onProgress,
-          onCut: () => keepPart = true,
-        });
-        try {
-          await receiver.commit(data.mtime);
-        } catch (error) {
-          throw this.#keep(error);
-        }
-        committed = true;
-        // A record of an earlier, resumable download of DEST is stale now.
-        if (typeof destination === "string") {
-          await removePartRecord(destination);
-        }
-        return transferResult(path, size, digest, start);
-      } finally {
-        if (!committed) await receiver.discard(keepPart);
+      const result = await getFile(this.#io(), receiver, {
+        path,
+        onProgress: options.onProgress,
+        since,
+      });
+      // A record of an earlier, resumable download of DEST is stale now.
+      if (typeof destination === "string") {
+        await removePartRecord(destination);
       }
+      return result;
     });
   }
 
@@ -346,7 +326,7 @@ export class FerryClient {
     options: TransferOptions = {},
   ): Promise<TransferResult> {
     return this.#run(() =>
-      resumablePut(this.#io(), localPath, remotePath, options)
+      putFile(this.#io(), { local: localPath, remote: remotePath }, options)
     );
   }
 
@@ -406,7 +386,9 @@ export class FerryClient {
   /**
    * Creates folders and uploads files over this one connection, in order:
    * `MKDIR`s are pipelined, and each `PUT` leaves before the previous
-   * file's `OK` has arrived. A refusal of one item does not stop the others.
+   * file's `OK` has arrived. A refusal of one item does not stop the others;
+   * a local file that changes while it is sent fails with `CHANGED` and
+   * closes the session, and the items after it fail with `CONNECTION`.
    *
    * @param items Folders to make (with an optional time) and files to send.
    * @param options `window` (default 32), `overwrite`, callbacks.
@@ -434,7 +416,12 @@ export class FerryClient {
   #io(): SessionIo {
     return {
       send: async (messages) => {
-        const frames = messages.map((message) => encodeMessage(message));
+        let frames: Uint8Array[];
+        try {
+          frames = messages.map((message) => encodeMessage(message));
+        } catch (error) {
+          throw this.#keep(error); // nothing was sent: still in step
+        }
         const bytes = frames.length === 1
           ? frames[0]
           : new Uint8Array(frames.reduce((n, frame) => n + frame.length, 0));

@@ -1,41 +1,145 @@
 /**
- * The client's receiving side of a `GET`, shared by
- * {@linkcode ./client.ts FerryClient.get}, the pipelined downloads
- * (`_client/tree_get.ts`) and the resumable ones (`_client/resume.ts`): the `DATA` frame,
- * then the raw bytes into a sink with the running SHA-256, then the
- * server's `HASH` checked against it. What happens to the received bytes
- * afterwards (rename, record, keep or remove a part) is each caller's own.
+ * The client's one way of receiving a file, used by every download: a
+ * single `FerryClient.get`, the pipelined and tree downloads
+ * (`_client/tree_get.ts`) and the resumed ones (`_client/resume.ts`).
+ *
+ * {@linkcode receiveFile} reads the reply to a `GET`: the `DATA` frame,
+ * then the raw bytes into a {@linkcode Receiver} with the running SHA-256,
+ * then the server's `HASH` checked against it; it commits the receiver
+ * when they match and discards it otherwise. One rule decides what a
+ * failure leaves: bytes cut short by a broken session stay in `DEST.part`
+ * (a later download may continue from them); bytes the server or the check
+ * refused (`CHANGED`, `INTEGRITY`) and a refusal before `DATA` leave
+ * nothing. Where the bytes go, and what a commit does, is the receiver's.
  *
  * @module
  */
 
-import type { Hash } from "node:crypto";
-import { copyHashed } from "../_common/copy.ts";
+import { createHash, type Hash } from "node:crypto";
 import { sameBytes, toHex } from "../_common/bytes.ts";
+import { copyHashed } from "../_common/copy.ts";
+import type { Receiver } from "./receiver.ts";
 import type { SessionIo } from "./session_io.ts";
+import { type TransferResult, transferResult } from "./types.ts";
 import { FerryError } from "../errors.ts";
 import type { ByteWriter, DataMessage } from "../protocol.ts";
 
+/** Options of {@linkcode receiveFile} and {@linkcode getFile}. */
+export interface ReceiveFileOptions {
+  /** The remote file (for the request and the result). */
+  path: string;
+  /** Called once `DATA` came, with the whole file's size. */
+  onStart?: (size: number) => void;
+  /** Called as bytes arrive: bytes of the whole file so far, and its size. */
+  onProgress?: (done: number, total: number) => void;
+  /**
+   * When the transfer started, for the result's `seconds`.
+   *
+   * @default {performance.now()}
+   */
+  since?: number;
+}
+
 /**
- * Reads the `DATA` frame of a `GET` and checks it starts where asked.
+ * Sends `GET path offset` (the offset is the bytes the receiver holds)
+ * and receives the reply with {@linkcode receiveFile}.
  *
  * @param io The session.
- * @param offset The offset the `GET` asked for.
- * @returns The `DATA` message.
- * @throws {FerryError} The server's refusal (recoverable); `PROTOCOL` if
- * `DATA` starts elsewhere; `CONNECTION` if the session breaks.
+ * @param receiver The local end; discarded if the request cannot be sent.
+ * @param options The remote path and callbacks.
+ * @returns What was transferred.
+ * @throws {FerryError} As {@linkcode receiveFile}; `BAD_REQUEST`
+ * (recoverable) for a path the protocol cannot carry.
  *
- * @example Ask for a whole file
+ * @example Download a file into a writer
  * ```ts ignore
- * import { expectData } from "./receive.ts";
+ * import { getFile } from "./receive.ts";
+ * import { openReceiver } from "./receiver.ts";
+ * import type { SessionIo } from "./session_io.ts";
+ * declare const io: SessionIo;
+ * const receiver = await openReceiver(Deno.stdout, false);
+ * console.log((await getFile(io, receiver, { path: "a.txt" })).sha256);
+ * ```
+ */
+export async function getFile(
+  io: SessionIo,
+  receiver: Receiver,
+  options: ReceiveFileOptions,
+): Promise<TransferResult> {
+  const since = options.since ?? performance.now();
+  try {
+    await io.send([{
+      type: "get",
+      path: options.path,
+      offset: receiver.offset ?? 0,
+    }]);
+  } catch (error) {
+    await receiver.discard();
+    throw error;
+  }
+  return await receiveFile(io, receiver, { ...options, since });
+}
+
+/**
+ * Receives the reply to a `GET` already sent (at the receiver's offset):
+ * `DATA`, the raw bytes into the receiver, `HASH`; commits the receiver
+ * when the SHA-256 matches, discards it otherwise (keeping the bytes only
+ * when the session broke after `DATA`).
+ *
+ * @param io The session.
+ * @param receiver The local end.
+ * @param options The remote path and callbacks.
+ * @returns What was transferred.
+ * @throws {FerryError} The server's refusal before `DATA` or in place of
+ * `HASH` (such as `CHANGED`; recoverable); `INTEGRITY` (recoverable) if the
+ * digests differ; `LOCAL` (recoverable) if the commit fails; `CONNECTION`
+ * (`Connection closed after N of M bytes`) or `PROTOCOL` if the session
+ * breaks; whatever the receiver's writer throws.
+ *
+ * @example Receive the reply to a GET sent earlier
+ * ```ts ignore
+ * import { receiveFile } from "./receive.ts";
+ * import { openReceiver } from "./receiver.ts";
  * import type { SessionIo } from "./session_io.ts";
  * declare const io: SessionIo;
  * await io.send([{ type: "get", path: "a.txt", offset: 0 }]);
- * const data = await expectData(io, 0);
- * console.log(data.size);
+ * const receiver = await openReceiver("a.txt", true);
+ * console.log((await receiveFile(io, receiver, { path: "a.txt" })).bytes);
  * ```
  */
-export async function expectData(
+export async function receiveFile(
+  io: SessionIo,
+  receiver: Receiver,
+  options: ReceiveFileOptions,
+): Promise<TransferResult> {
+  const since = options.since ?? performance.now();
+  const offset = receiver.offset ?? 0;
+  let started = false;
+  try {
+    const data = await expectData(io, offset);
+    started = true;
+    await receiver.start?.(data);
+    options.onStart?.(data.size);
+    const digest = await receiveVerified(io, receiver.writer, {
+      size: data.size,
+      offset,
+      hash: receiver.hash ?? createHash("sha256"),
+      onProgress: options.onProgress,
+    });
+    try {
+      await receiver.commit(data.mtime);
+    } catch (error) {
+      throw io.keep(error);
+    }
+    return transferResult(options.path, data.size, digest, since);
+  } catch (error) {
+    await receiver.discard(started && !io.recoverable(error));
+    throw error;
+  }
+}
+
+/** Reads the `DATA` frame of a `GET` and checks it starts where asked. */
+async function expectData(
   io: Pick<SessionIo, "expect">,
   offset: number,
 ): Promise<DataMessage> {
@@ -49,68 +153,21 @@ export async function expectData(
   return data;
 }
 
-/** Options of {@linkcode receiveVerified}. */
-export interface ReceiveOptions {
-  /** The whole file's size, from `DATA`. */
-  size: number;
-  /**
-   * Bytes the sink already holds (a resumed download); `hash` has hashed
-   * them, and only `size - offset` bytes come.
-   *
-   * @default {0}
-   */
-  offset?: number;
-  /** The running SHA-256 (holding the first `offset` bytes). */
-  hash: Hash;
-  /** Called as bytes arrive: bytes of the whole file so far, and its size. */
-  onProgress?: (done: number, total: number) => void;
-  /**
-   * Called when the connection ends before all bytes came, right before
-   * the `CONNECTION` error is thrown (the bytes so far may be worth keeping).
-   */
-  onCut?: () => void;
-  /**
-   * Called when the SHA-256 differs from the server's, right before the
-   * `INTEGRITY` error is thrown.
-   */
-  onMismatch?: () => void;
-}
-
 /**
  * Receives the raw bytes that follow `DATA` into `sink`, hashing them,
- * then reads the server's `HASH` and checks it.
- *
- * @param io The session (its byte source, buffers and frames).
- * @param sink Where the bytes go.
- * @param options Size, offset, running hash and callbacks.
- * @returns The SHA-256 of the whole file, equal to the server's.
- * @throws {FerryError} `CONNECTION` (`Connection closed after N of M bytes`)
- * if the bytes stop early; the server's `ERROR` instead of `HASH` (such as
- * `CHANGED`, recoverable); `INTEGRITY` (recoverable) if the digests differ;
- * whatever the sink throws.
- *
- * @example Receive a whole file into a writer
- * ```ts ignore
- * import { createHash } from "node:crypto";
- * import { expectData, receiveVerified } from "./receive.ts";
- * import type { SessionIo } from "./session_io.ts";
- * declare const io: SessionIo;
- * await io.send([{ type: "get", path: "a.txt", offset: 0 }]);
- * const data = await expectData(io, 0);
- * const digest = await receiveVerified(io, Deno.stdout, {
- *   size: data.size,
- *   hash: createHash("sha256"),
- * });
- * console.log(digest.length);
- * ```
+ * then reads the server's `HASH` and checks it; returns the digest.
  */
-export async function receiveVerified(
+async function receiveVerified(
   io: Pick<SessionIo, "source" | "buffers" | "expect" | "keep">,
   sink: ByteWriter,
-  options: ReceiveOptions,
+  options: {
+    size: number;
+    offset: number;
+    hash: Hash;
+    onProgress?: (done: number, total: number) => void;
+  },
 ): Promise<Uint8Array> {
-  const { size, hash, onProgress } = options;
-  const offset = options.offset ?? 0;
+  const { size, offset, hash, onProgress } = options;
   const moved = await copyHashed(
     io.source,
     sink,
@@ -120,7 +177,6 @@ export async function receiveVerified(
     onProgress && ((done) => onProgress(offset + done, size)),
   );
   if (moved < size - offset) {
-    options.onCut?.();
     throw new FerryError(
       "CONNECTION",
       `Connection closed after ${offset + moved} of ${size} bytes`,
@@ -129,7 +185,6 @@ export async function receiveVerified(
   const reply = await io.expect("hash");
   const digest = hash.digest();
   if (!sameBytes(reply.sha256, digest)) {
-    options.onMismatch?.();
     throw io.keep(
       new FerryError(
         "INTEGRITY",

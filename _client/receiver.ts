@@ -1,13 +1,16 @@
 /**
  * The local end of a download ({@linkcode Receiver}): a file received into
- * `DEST.part` and renamed into place, or a caller's writer or stream.
+ * `DEST.part` and renamed into place, or a caller's writer or stream. The
+ * resumable part kept with a record is another ({@linkcode ./resume.ts}).
+ * Every download feeds one of them through `receiveFile` (`./receive.ts`).
  *
  * @module
  */
 
+import type { Hash } from "node:crypto";
 import { messageOf } from "../_common/text.ts";
 import { FerryError } from "../errors.ts";
-import type { ByteWriter } from "../protocol.ts";
+import type { ByteWriter, DataMessage } from "../protocol.ts";
 import { handled } from "./handled.ts";
 
 /**
@@ -18,9 +21,23 @@ import { handled } from "./handled.ts";
 export interface Receiver {
   /** Where the received bytes go; local write errors become `LOCAL`. */
   readonly writer: ByteWriter;
+  /**
+   * Bytes of the file it already holds (a resumed download): the `GET`
+   * asks for the rest.
+   *
+   * @default {0}
+   */
+  readonly offset?: number;
+  /** The running SHA-256 of those first `offset` bytes. */
+  readonly hash?: Hash;
+  /** Called with the server's `DATA`, before the first byte is written. */
+  start?(data: DataMessage): Promise<void>;
   /** Finishes a verified download (rename into place, set the mtime). */
   commit(mtime?: number): Promise<void>;
-  /** Abandons a download; keeps `DEST.part` only when `keepPart` is set. */
+  /**
+   * Abandons a download; keeps `DEST.part` only when `keepPart` is set (the
+   * session broke after `DATA`: a later download may continue from it).
+   */
   discard(keepPart?: boolean): Promise<void>;
 }
 

@@ -1,7 +1,7 @@
 /**
- * Resumable transfers, the client's side: a download that continues from
- * the `DEST.part` an earlier, cut download left behind, and an upload that
- * continues from the part the server kept.
+ * Resumable downloads, the client's side: a download that continues from
+ * the `DEST.part` an earlier, cut download left behind. (Resumed uploads are
+ * in `_client/send_file.ts`.)
  *
  * A download to `DEST` keeps two files until it succeeds: `DEST.part`, the
  * bytes so far, and `DEST.part.ferry`, a small JSON record of where they
@@ -15,28 +15,21 @@
  * and says so. The whole-file SHA-256 is checked at the end either way; if
  * a resumed download fails that check, it starts over once more from 0.
  *
- * An upload sends the resume flag; the server answers `READY offset` with
- * the length of its part of this very upload (see `_server/upload_part.ts`). The
- * client hashes its own first `offset` bytes and sends the rest. If the
- * server then reports `INTEGRITY` (its part held other bytes; it has
- * removed it), the upload starts over once from 0.
+ * The part is a {@linkcode Receiver}: the bytes reach it through the same
+ * `receiveFile` (`_client/receive.ts`) as every other download.
  *
  * @module
  */
 
 import { createHash, type Hash } from "node:crypto";
 import { copyHashed } from "../_common/copy.ts";
-import { expectData, receiveVerified } from "./receive.ts";
-import { messageOf } from "../_common/text.ts";
-import { refuseLinkSync } from "./receiver.ts";
-import {
-  type TransferOptions,
-  type TransferResult,
-  transferResult,
-} from "./types.ts";
+import { localError, localReader, localWriter } from "./local_io.ts";
+import { getFile } from "./receive.ts";
+import { type Receiver, refuseLinkSync } from "./receiver.ts";
+import type { TransferOptions, TransferResult } from "./types.ts";
 import type { SessionIo } from "./session_io.ts";
 import { FerryError } from "../errors.ts";
-import type { ByteReader, ByteWriter } from "../protocol.ts";
+import type { DataMessage } from "../protocol.ts";
 
 /** Suffix of the record kept beside `DEST.part`: `DEST.part.ferry`. */
 export const RECORD_SUFFIX = ".part.ferry";
@@ -118,11 +111,7 @@ async function writePartRecord(
       { createNew: true },
     );
   } catch (error) {
-    throw new FerryError(
-      "LOCAL",
-      `Cannot write ${recordPath(destination)}: ${messageOf(error)}`,
-      { cause: error },
-    );
+    throw localError("write", recordPath(destination), error);
   }
 }
 
@@ -154,60 +143,6 @@ async function fileLength(path: string): Promise<number | undefined> {
   } catch {
     return undefined;
   }
-}
-
-/** Wraps local I/O errors of `path` as `LOCAL`. */
-function localError(action: string, path: string, error: unknown): FerryError {
-  if (error instanceof FerryError) return error;
-  return new FerryError(
-    "LOCAL",
-    `Cannot ${action} ${path}: ${messageOf(error)}`,
-    { cause: error },
-  );
-}
-
-/**
- * A reader over a local file whose errors become `LOCAL`.
- *
- * @param file The open file.
- * @param path Its path, for the message.
- * @returns The reader.
- * @throws {FerryError} `LOCAL` from `read()` if the file cannot be read.
- *
- * @example Read a local file
- * ```ts ignore
- * import { localReader } from "./resume.ts";
- * using file = await Deno.open("notes.txt");
- * const n = await localReader(file, "notes.txt").read(new Uint8Array(64));
- * ```
- */
-export function localReader(file: Deno.FsFile, path: string): ByteReader {
-  return {
-    async read(p: Uint8Array): Promise<number | null> {
-      try {
-        return await file.read(p);
-      } catch (error) {
-        throw localError("read", path, error);
-      }
-    },
-  };
-}
-
-function localWriter(file: Deno.FsFile, path: string): ByteWriter {
-  async function write(p: Uint8Array): Promise<number> {
-    try {
-      return await file.write(p);
-    } catch (error) {
-      throw localError("write", path, error);
-    }
-  }
-  return {
-    write(p: Uint8Array): Promise<number> {
-      const writing = write(p);
-      writing.catch(() => {});
-      return writing;
-    },
-  };
 }
 
 /** Where a download starts: at `offset`, or over (with the reason). */
@@ -250,15 +185,24 @@ async function planGet(
   return { offset: length };
 }
 
+/** A resumable download: which file, from which server, to where. */
+export interface ResumableTarget {
+  /** The server's `host:port`, kept in the record. */
+  server: string;
+  /** The remote file. */
+  path: string;
+  /** The local file. */
+  destination: string;
+}
+
 /**
  * Downloads `path` into the local file `destination`, continuing from an
  * earlier download's `DEST.part` when its record shows it is a piece of the
- * same version of the same file.
+ * same version of the same file. If the whole file's SHA-256 then differs,
+ * the download starts over once from 0.
  *
  * @param io The session.
- * @param server The server's `host:port`, kept in the record.
- * @param path The remote file.
- * @param destination The local file.
+ * @param target The server, the remote file and the local file.
  * @param options `overwrite`, `onProgress` (bytes of the whole file),
  * `onResume`, `onRestart`.
  * @returns What was transferred, with `resumedFrom` and `restarted`.
@@ -266,12 +210,11 @@ async function planGet(
  */
 export async function resumableGet(
   io: SessionIo,
-  server: string,
-  path: string,
-  destination: string,
+  target: ResumableTarget,
   options: TransferOptions,
 ): Promise<TransferResult> {
-  const start = performance.now();
+  const since = performance.now();
+  const { path, destination } = target;
   if (destination === "") throw new TypeError("Destination must not be empty");
   try {
     await checkDestination(destination, options.overwrite ?? false);
@@ -281,11 +224,123 @@ export async function resumableGet(
   } catch (error) {
     throw io.keep(error);
   }
-  const part = destination + ".part";
   const plan = await planGet(io, path, destination);
-  let offset = plan.offset;
-  let restarted = false;
+  const receive = { path, onProgress: options.onProgress, since };
+  const receiver = await openPart(io, target, { ...options, ...plan });
+  try {
+    const result = await getFile(io, receiver, receive);
+    return {
+      ...result,
+      resumedFrom: receiver.offset,
+      restarted: receiver.restarted,
+    };
+  } catch (error) {
+    const mismatch = error instanceof FerryError &&
+      error.code === "INTEGRITY" && io.recoverable(error);
+    if (!mismatch || receiver.offset === 0) throw error;
+  }
+  // The kept bytes did not belong to the file: the server sends it again.
+  options.onRestart?.(`${destination}.part did not match the remote file`);
+  const again = await openPart(io, target, { ...options, offset: 0 });
+  return {
+    ...await getFile(io, again, receive),
+    resumedFrom: 0,
+    restarted: true,
+  };
+}
+
+/** {@linkcode Receiver} of the resumable part; `offset` bytes are kept. */
+interface PartReceiver extends Receiver {
+  readonly offset: number;
+  /** Whether `onRestart` was called (the kept bytes were dropped). */
+  readonly restarted: boolean;
+}
+
+/**
+ * Opens `DEST.part` to continue at `offset` (hashing what it holds) or to
+ * start over. When `DATA` comes, a fresh start truncates the part and
+ * writes its record; a failure after `DATA` keeps the part only when the
+ * session broke, and one before leaves it as it was.
+ */
+async function openPart(
+  io: SessionIo,
+  target: ResumableTarget,
+  options: TransferOptions & Plan,
+): Promise<PartReceiver> {
+  const { destination } = target;
+  const part = destination + ".part";
   const existed = (await fileLength(part)) !== undefined;
+  const file = await openPartFile(io, part);
+  let prefix: { hash: Hash; offset: number };
+  try {
+    prefix = await hashPrefix(file, part, options.offset, io);
+  } catch (error) {
+    file.close();
+    if (!existed) await Deno.remove(part).catch(() => {});
+    throw error;
+  }
+  const { hash, offset } = prefix; // offset is lower if it shrank meanwhile
+  let open = true;
+  let started = false;
+  let restarted = false;
+  function close(): void {
+    if (open) {
+      open = false;
+      file.close();
+    }
+  }
+  async function remove(): Promise<void> {
+    close();
+    await Deno.remove(part).catch(() => {});
+    await removePartRecord(destination);
+  }
+  return {
+    offset,
+    hash,
+    get restarted(): boolean {
+      return restarted;
+    },
+    writer: localWriter(file, part),
+    async start(data: DataMessage): Promise<void> {
+      started = true;
+      if (offset > 0) return options.onResume?.(offset, data.size);
+      if (options.restartReason !== undefined) {
+        restarted = true;
+        options.onRestart?.(options.restartReason);
+      }
+      await truncate(file, part);
+      await writePartRecord(destination, {
+        version: 1,
+        server: target.server,
+        path: target.path,
+        size: data.size,
+        mtime: data.mtime,
+      });
+    },
+    async commit(mtime = Date.now()): Promise<void> {
+      try {
+        const time = new Date(mtime);
+        await file.utime(time, time);
+        close();
+        await Deno.rename(part, destination);
+      } catch (error) {
+        await remove();
+        throw localError(`move ${part} to`, destination, error);
+      }
+      await removePartRecord(destination);
+    },
+    async discard(keepPart = false): Promise<void> {
+      close();
+      if (!started) {
+        // Refused before any byte: the part stays as it was.
+        if (!existed) await Deno.remove(part).catch(() => {});
+      } else if (!keepPart) await remove();
+    },
+  };
+}
+
+/** Opens `DEST.part` for reading and writing, proven not a link. */
+async function openPartFile(io: SessionIo, part: string): Promise<Deno.FsFile> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(part, { read: true, write: true, create: true });
@@ -306,89 +361,7 @@ export async function resumableGet(
     file.close();
     throw io.keep(localError("open", part, error));
   }
-  // What to do with the part if this download fails: keep it (a cut: the
-  // next download continues), leave it as it was (a refusal before any
-  // byte), or remove it with its record (a mix that cannot be continued).
-  let outcome: "keep" | "untouched" | "remove" = "untouched";
-  let done = false;
-  try {
-    let hash = await hashPrefix(file, part, offset, io);
-    if (hash.offset < offset) offset = hash.offset; // shrank meanwhile
-    while (true) {
-      await io.send([{ type: "get", path, offset }]);
-      const data = await expectData(io, offset);
-      const size = data.size;
-      outcome = "keep";
-      if (offset === 0) {
-        if (plan.restartReason !== undefined && !restarted) {
-          restarted = true;
-          options.onRestart?.(plan.restartReason);
-        }
-        await truncate(file, part);
-        await writePartRecord(destination, {
-          version: 1,
-          server,
-          path,
-          size,
-          mtime: data.mtime,
-        });
-      } else {
-        options.onResume?.(offset, size);
-      }
-      const from = offset;
-      let digest: Uint8Array;
-      let mismatch = false;
-      try {
-        digest = await receiveVerified(io, localWriter(file, part), {
-          size,
-          offset,
-          hash: hash.hash,
-          onProgress: options.onProgress,
-          onMismatch: () => mismatch = true,
-        });
-      } catch (error) {
-        // CHANGED: the bytes are a mix of versions, not worth keeping;
-        // INTEGRITY likewise. A cut keeps them.
-        if (io.recoverable(error)) outcome = "remove";
-        if (mismatch && offset > 0 && !restarted) {
-          restarted = true;
-          options.onRestart?.(`${part} did not match the remote file`);
-          offset = 0;
-          hash = { hash: createHash("sha256"), offset: 0 };
-          continue; // the server sends the whole file again
-        }
-        throw error;
-      }
-      try {
-        const time = new Date(data.mtime);
-        await file.utime(time, time);
-        file.close();
-        done = true;
-        await Deno.rename(part, destination);
-      } catch (error) {
-        outcome = "remove";
-        throw io.keep(
-          localError(`move ${part} to`, destination, error),
-        );
-      }
-      await removePartRecord(destination);
-      return {
-        ...transferResult(path, size, digest, start),
-        resumedFrom: from,
-        restarted,
-      };
-    }
-  } catch (error) {
-    if (!done) {
-      done = true;
-      file.close();
-    }
-    if (outcome === "remove" || (outcome === "untouched" && !existed)) {
-      await Deno.remove(part).catch(() => {});
-      if (outcome === "remove") await removePartRecord(destination);
-    }
-    throw error;
-  }
+  return file;
 }
 
 /** Hashes the first `offset` bytes of the part, leaving it positioned. */
@@ -428,119 +401,5 @@ async function truncate(file: Deno.FsFile, part: string): Promise<void> {
     await file.seek(0, Deno.SeekMode.Start);
   } catch (error) {
     throw localError("truncate", part, error);
-  }
-}
-
-/**
- * Uploads the local file `localPath` to `remotePath`; with `resume` (the
- * default) the server may answer that it already holds the first bytes of
- * this very upload, and only the rest is sent.
- *
- * @param io The session.
- * @param localPath The local file.
- * @param remotePath The remote path.
- * @param options `overwrite`, `resume`, `onProgress` (bytes of the whole
- * file), `onResume`, `onRestart`.
- * @returns What was transferred, with `resumedFrom` and `restarted`.
- * @throws {FerryError} As {@linkcode ./client.ts FerryClient.put}.
- */
-export async function resumablePut(
-  io: SessionIo,
-  localPath: string,
-  remotePath: string,
-  options: TransferOptions,
-): Promise<TransferResult> {
-  const start = performance.now();
-  const resume = options.resume ?? true;
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(localPath, { read: true });
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw io.keep(
-        new FerryError("LOCAL", `Local file not found: ${localPath}`),
-      );
-    }
-    throw io.keep(localError("open", localPath, error));
-  }
-  try {
-    const before = await file.stat();
-    if (!before.isFile) {
-      throw io.keep(new FerryError("LOCAL", `Not a file: ${localPath}`));
-    }
-    const size = before.size;
-    const mtime = before.mtime?.getTime();
-    const reader = localReader(file, localPath);
-    let restarted = false;
-    while (true) {
-      await io.send([{
-        type: "put",
-        path: remotePath,
-        size,
-        overwrite: options.overwrite ?? false,
-        resume,
-        mtime,
-      }]);
-      const ready = await io.expect("ready");
-      const offset = ready.offset;
-      if (offset > size || (offset !== 0 && !resume)) {
-        throw new FerryError(
-          "PROTOCOL",
-          `READY at offset ${offset} for an upload of ${size} bytes${
-            resume ? "" : " that does not resume"
-          }`,
-        );
-      }
-      const hash = createHash("sha256");
-      await file.seek(0, Deno.SeekMode.Start);
-      const hashed = offset === 0
-        ? 0
-        : await copyHashed(reader, undefined, offset, hash, io.buffers());
-      if (offset > 0) options.onResume?.(offset, size);
-      const onProgress = options.onProgress;
-      const moved = hashed < offset ? 0 : await copyHashed(
-        reader,
-        io.sink,
-        size - offset,
-        hash,
-        io.buffers(),
-        onProgress && ((n) => onProgress(offset + n, size)),
-      );
-      const after = await file.stat();
-      if (
-        hashed < offset || moved < size - offset || after.size !== size ||
-        after.mtime?.getTime() !== mtime
-      ) {
-        // The server has (or waits for) bytes of no consistent file: the
-        // session is closed without a HASH, so the server keeps nothing.
-        throw new FerryError(
-          "CHANGED",
-          `Local file changed while it was sent: ${localPath}`,
-        );
-      }
-      const digest = new Uint8Array(hash.digest());
-      await io.send([{ type: "hash", sha256: digest }]);
-      try {
-        await io.expect("ok");
-      } catch (error) {
-        if (
-          error instanceof FerryError && error.code === "INTEGRITY" &&
-          offset > 0 && !restarted
-        ) {
-          // The server's part held other bytes; it has dropped it.
-          restarted = true;
-          options.onRestart?.("the server's partial upload did not match");
-          continue;
-        }
-        throw error;
-      }
-      return {
-        ...transferResult(remotePath, size, digest, start),
-        resumedFrom: offset,
-        restarted,
-      };
-    }
-  } finally {
-    file.close();
   }
 }

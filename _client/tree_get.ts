@@ -3,8 +3,9 @@
  * requests sent ahead of their replies (which the server sends in request
  * order), and the copy of a remote folder tree built on them.
  *
- * Every file goes through the same local end as a single download
- * (`openReceiver`: `DEST.part`, SHA-256 check, rename). A refusal of one
+ * Every file goes through the same local end and receive path as a single
+ * download (`openReceiver`, `receiveFile`: `DEST.part`, SHA-256 check,
+ * rename). A refusal of one
  * file (`NOT_FOUND`, `FORBIDDEN`, `CHANGED`, an integrity failure, a local
  * error before the transfer) is reported and the rest go on; only a broken
  * session stops them.
@@ -12,11 +13,9 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import * as nodePath from "node:path";
-import { expectData, receiveVerified } from "./receive.ts";
+import { receiveFile } from "./receive.ts";
 import { openReceiver, type Receiver } from "./receiver.ts";
-import { type TransferResult, transferResult } from "./types.ts";
 import { checkTreeName, looseName, SafeDest } from "./safe_dest.ts";
 import {
   asFerryError,
@@ -118,6 +117,7 @@ export async function pipelineGet(
 ): Promise<FileOutcome[]> {
   const window = Math.max(1, Math.floor(options.window ?? DEFAULT_WINDOW));
   const overwrite = options.overwrite ?? false;
+  const onProgress = options.onProgress;
   const outcomes: FileOutcome[] = new Array(items.length);
   const report = (index: number, outcome: FileOutcome) => {
     outcomes[index] = outcome;
@@ -190,7 +190,12 @@ export async function pipelineGet(
       if (head === undefined) continue;
       const item = items[head.index];
       try {
-        const result = await receiveFile(io, item.path, head.receiver, options);
+        const result = await receiveFile(io, head.receiver, {
+          path: item.path,
+          onStart: (size) => options.onStart?.(item.path, size),
+          onProgress: onProgress &&
+            ((done, total) => onProgress(item.path, done, total)),
+        });
         inFlight.shift();
         release(head.names);
         report(head.index, {
@@ -230,50 +235,6 @@ export async function pipelineGet(
 
 function connectionLost(): FerryError {
   return new FerryError("CONNECTION", "Connection lost");
-}
-
-/**
- * Receives one reply to a `GET` sent earlier: `DATA`, the bytes, `HASH`;
- * commits the receiver when the SHA-256 matches, discards it otherwise.
- *
- * @param io The session.
- * @param path The requested path.
- * @param receiver The local end.
- * @param options Progress callbacks.
- * @returns What was transferred.
- * @throws {FerryError} The server's refusal (recoverable), `INTEGRITY` or
- * `LOCAL` on commit (recoverable), `CONNECTION`/`PROTOCOL` (not).
- */
-async function receiveFile(
-  io: SessionIo,
-  path: string,
-  receiver: Receiver,
-  options: GetManyOptions,
-): Promise<TransferResult> {
-  const start = performance.now();
-  let committed = false;
-  let keepPart = false;
-  try {
-    const data = await expectData(io, 0);
-    const size = data.size;
-    options.onStart?.(path, size);
-    const onProgress = options.onProgress;
-    const digest = await receiveVerified(io, receiver.writer, {
-      size,
-      hash: createHash("sha256"),
-      onProgress: onProgress && ((done) => onProgress(path, done, size)),
-      onCut: () => keepPart = true,
-    });
-    try {
-      await receiver.commit(data.mtime);
-    } catch (error) {
-      throw io.keep(error);
-    }
-    committed = true;
-    return transferResult(path, size, digest, start);
-  } finally {
-    if (!committed) await receiver.discard(keepPart);
-  }
 }
 
 /**

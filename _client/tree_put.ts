@@ -7,34 +7,34 @@
  * next file's `PUT` leaves right after the previous file's `HASH`, before
  * that file's `OK` has come back, which saves a round trip per file.
  *
- * A local file that changes while it is sent does not break the session: its
- * missing bytes are padded and a digest that cannot match is sent, so the
- * server discards it (`INTEGRITY`) and the file is reported as `CHANGED`.
+ * Every file is sent by `sendFile` (`_client/send_file.ts`), as a single
+ * upload is: a file that changes while it is sent fails with `CHANGED` and
+ * ends the session (nothing padded), and the files after it fail with
+ * `CONNECTION`.
  *
  * @module
  */
 
-import { createHash } from "node:crypto";
 import * as nodePath from "node:path";
-import { copyHashed } from "../_common/copy.ts";
-import { type TransferResult, transferResult } from "./types.ts";
+import { lowerFirst, messageOf } from "../_common/text.ts";
 import { segmentProblem } from "../_common/wire_path.ts";
-import { localReader } from "./resume.ts";
+import { localError } from "./local_io.ts";
 import { printableName } from "./safe_dest.ts";
+import {
+  type LocalSource,
+  openLocalSource,
+  putRequest,
+  sendFile,
+} from "./send_file.ts";
 import {
   asFerryError,
   DEFAULT_WINDOW,
   type FileOutcome,
   type SessionIo,
 } from "./session_io.ts";
-import { messageOf } from "../_common/text.ts";
+import { transferResult } from "./types.ts";
 import { FerryError } from "../errors.ts";
-import {
-  type ByteWriter,
-  encodeMessage,
-  type Message,
-  writeAll,
-} from "../protocol.ts";
+import { encodeMessage, type Message } from "../protocol.ts";
 
 /**
  * One step of {@linkcode pipelinePut}: make a folder (and set its time), or
@@ -87,12 +87,6 @@ export interface PutManyOptions {
   onFile?: (outcome: FileOutcome, index: number) => void;
 }
 
-/** A request whose reply is still to be read. */
-interface Pending {
-  index: number;
-  read: () => Promise<void>;
-}
-
 /**
  * Runs `items` in order over one session.
  *
@@ -106,203 +100,201 @@ export async function pipelinePut(
   items: readonly PutManyItem[],
   options: PutManyOptions = {},
 ): Promise<FileOutcome[]> {
-  const window = Math.max(1, Math.floor(options.window ?? DEFAULT_WINDOW));
-  const outcomes: FileOutcome[] = new Array(items.length);
-  const report = (index: number, outcome: FileOutcome) => {
-    outcomes[index] = outcome;
-    options.onFile?.(outcome, index);
-  };
-  const failure = (index: number, error: unknown): FileOutcome => {
-    const item = items[index];
+  return await new PutPipeline(io, items, options).run();
+}
+
+/** A request whose reply is still to be read. */
+interface Pending {
+  index: number;
+  read: () => Promise<void>;
+}
+
+/**
+ * The state of one {@linkcode pipelinePut}: the outcomes so far and the
+ * `MKDIR`s and the last file whose replies are still to be read.
+ */
+class PutPipeline {
+  #io: SessionIo;
+  #items: readonly PutManyItem[];
+  #options: PutManyOptions;
+  #window: number;
+  #outcomes: FileOutcome[];
+  #pending: Pending[] = [];
+
+  constructor(
+    io: SessionIo,
+    items: readonly PutManyItem[],
+    options: PutManyOptions,
+  ) {
+    this.#io = io;
+    this.#items = items;
+    this.#options = options;
+    this.#window = Math.max(1, Math.floor(options.window ?? DEFAULT_WINDOW));
+    this.#outcomes = new Array(items.length);
+  }
+
+  /** Sends every item; a broken session fails the ones not yet answered. */
+  async run(): Promise<FileOutcome[]> {
+    try {
+      for (let index = 0; index < this.#items.length; index++) {
+        const item = this.#items[index];
+        if (item.kind === "dir") await this.#mkdir(index, item);
+        else await this.#put(index, item);
+      }
+      await this.#drain(0);
+    } catch (error) {
+      this.#io.close();
+      const lost = sessionLost(error);
+      for (let index = 0; index < this.#items.length; index++) {
+        if (this.#outcomes[index] === undefined) {
+          this.#report(index, this.#failure(index, lost));
+        }
+      }
+    }
+    return this.#outcomes;
+  }
+
+  /** Sends a `MKDIR`, keeping at most a window of them unanswered. */
+  async #mkdir(
+    index: number,
+    item: Extract<PutManyItem, { kind: "dir" }>,
+  ): Promise<void> {
+    const message: Message = {
+      type: "mkdir",
+      path: item.remote,
+      mtime: item.mtime,
+    };
+    try {
+      encodeMessage(message);
+    } catch (error) {
+      this.#report(index, this.#failure(index, error));
+      return;
+    }
+    await this.#io.send([message]);
+    this.#pending.push({
+      index,
+      read: () =>
+        this.#expectOk(index, () => ({ path: item.remote, kind: "dir" })),
+    });
+    await this.#drain(this.#window - 1);
+  }
+
+  /**
+   * Uploads a file with `sendFile`; its `OK` is read after the next
+   * request left. A refusal fails the file; a file that changed while it
+   * was sent fails with `CHANGED` and ends the session.
+   */
+  async #put(
+    index: number,
+    item: Extract<PutManyItem, { kind: "file" }>,
+  ): Promise<void> {
+    const opened = await this.#open(index, item);
+    if (opened === undefined) return;
+    const io = this.#io;
+    using source = opened.source;
+    // The previous file's OK is still on its way while this PUT travels.
+    await io.send([opened.request]);
+    await this.#drain(0);
+    const since = performance.now();
+    try {
+      const ready = await io.expect("ready");
+      this.#options.onStart?.(item.remote, source.size);
+      const onProgress = this.#options.onProgress;
+      const digest = await sendFile(io, source, ready.offset, {
+        resume: false,
+        onProgress: onProgress &&
+          ((done, total) => onProgress(item.remote, done, total)),
+      });
+      const { size } = source;
+      this.#pending.push({
+        index,
+        read: () =>
+          this.#expectOk(index, () => ({
+            path: item.remote,
+            kind: "file",
+            local: item.local,
+            result: transferResult(item.remote, size, digest, since),
+          })),
+      });
+    } catch (error) {
+      this.#report(index, this.#failure(index, error));
+      if (!io.recoverable(error)) throw error;
+    }
+  }
+
+  /** Opens a local file and makes its `PUT`; a failure fails the file. */
+  async #open(
+    index: number,
+    item: Extract<PutManyItem, { kind: "file" }>,
+  ): Promise<{ source: LocalSource; request: Message } | undefined> {
+    let source: LocalSource | undefined;
+    try {
+      source = await openLocalSource(item.local);
+      const request = putRequest(source, item.remote, {
+        overwrite: this.#options.overwrite ?? false,
+        resume: false,
+      });
+      encodeMessage(request); // a path too long fails here, not mid-stream
+      return { source, request };
+    } catch (error) {
+      source?.close();
+      this.#report(index, this.#failure(index, error));
+      return undefined;
+    }
+  }
+
+  /** Reads the replies of all but the last `limit` pending requests. */
+  async #drain(limit: number): Promise<void> {
+    while (this.#pending.length > limit) {
+      await this.#pending[0].read();
+      this.#pending.shift();
+    }
+  }
+
+  /** Reads one reply; a refusal is reported, a broken session rethrown. */
+  async #expectOk(
+    index: number,
+    success: () => FileOutcome,
+  ): Promise<void> {
+    try {
+      await this.#io.expect("ok");
+    } catch (error) {
+      this.#report(index, this.#failure(index, error));
+      if (!this.#io.recoverable(error)) throw error;
+      return;
+    }
+    this.#report(index, success());
+  }
+
+  #report(index: number, outcome: FileOutcome): void {
+    this.#outcomes[index] = outcome;
+    this.#options.onFile?.(outcome, index);
+  }
+
+  #failure(index: number, error: unknown): FileOutcome {
+    const item = this.#items[index];
     return {
       path: item.remote,
       kind: item.kind,
       local: item.kind === "file" ? item.local : undefined,
       error: asFerryError(error),
     };
-  };
-  const pending: Pending[] = [];
-  async function drain(limit: number): Promise<void> {
-    while (pending.length > limit) {
-      const head = pending[0];
-      await head.read();
-      pending.shift();
-    }
   }
-  /** Reads one reply; a refusal is reported, a broken session rethrown. */
-  async function expectOk(
-    index: number,
-    success: () => FileOutcome,
-    refusal: (error: unknown) => unknown = (error) => error,
-  ): Promise<void> {
-    try {
-      await io.expect("ok");
-    } catch (error) {
-      report(index, failure(index, refusal(error)));
-      if (!io.recoverable(error)) throw error;
-      return;
-    }
-    report(index, success());
-  }
-  let next = 0;
-  let fatal: FerryError | undefined;
-  try {
-    while (next < items.length) {
-      const index = next++;
-      const item = items[index];
-      if (item.kind === "dir") {
-        const message: Message = {
-          type: "mkdir",
-          path: item.remote,
-          mtime: item.mtime,
-        };
-        try {
-          encodeMessage(message);
-        } catch (error) {
-          report(index, failure(index, error));
-          continue;
-        }
-        await io.send([message]);
-        pending.push({
-          index,
-          read: () =>
-            expectOk(index, () => ({ path: item.remote, kind: "dir" })),
-        });
-        await drain(window - 1);
-        continue;
-      }
-      let file: Deno.FsFile | undefined;
-      let message: Message;
-      let size: number;
-      let mtime: number | undefined;
-      try {
-        file = await Deno.open(item.local, { read: true });
-        const info = await file.stat();
-        if (!info.isFile) {
-          throw new FerryError("LOCAL", `Not a file: ${item.local}`);
-        }
-        size = info.size;
-        mtime = info.mtime?.getTime();
-        message = {
-          type: "put",
-          path: item.remote,
-          size,
-          overwrite: options.overwrite ?? false,
-          resume: false,
-          mtime,
-        };
-        encodeMessage(message);
-      } catch (error) {
-        file?.close();
-        report(index, failure(index, localError(error, item.local)));
-        continue;
-      }
-      try {
-        // The previous file's OK is still on its way while this PUT travels.
-        await io.send([message]);
-        await drain(0);
-        const start = performance.now();
-        try {
-          const ready = await io.expect("ready");
-          if (ready.offset !== 0) {
-            throw new FerryError(
-              "PROTOCOL",
-              `READY at offset ${ready.offset} for an upload that does not resume`,
-            );
-          }
-        } catch (error) {
-          report(index, failure(index, error));
-          if (!io.recoverable(error)) throw error;
-          continue;
-        }
-        options.onStart?.(item.remote, size);
-        const hash = createHash("sha256");
-        const onProgress = options.onProgress;
-        const moved = await copyHashed(
-          localReader(file, item.local),
-          io.sink,
-          size,
-          hash,
-          io.buffers(),
-          onProgress && ((done) => onProgress(item.remote, done, size)),
-        );
-        let changed = moved < size;
-        if (changed) await writeZeros(io.sink, size - moved);
-        const after = await file.stat();
-        if (after.size !== size || after.mtime?.getTime() !== mtime) {
-          changed = true;
-        }
-        const digest = new Uint8Array(hash.digest());
-        // A changed file gets a digest that cannot match: the server then
-        // discards it and the session stays in step.
-        if (changed) digest[0] ^= 0xff;
-        await io.send([{ type: "hash", sha256: digest }]);
-        const result = (): TransferResult =>
-          transferResult(item.remote, size, digest, start);
-        pending.push({
-          index,
-          read: () =>
-            expectOk(
-              index,
-              () =>
-                changed ? failure(index, changedError(item.local)) : {
-                  path: item.remote,
-                  kind: "file",
-                  local: item.local,
-                  result: result(),
-                },
-              (error) =>
-                changed && io.recoverable(error)
-                  ? changedError(item.local)
-                  : error,
-            ),
-        });
-      } finally {
-        file.close();
-      }
-    }
-    await drain(0);
-  } catch (error) {
-    fatal = asFerryError(error);
-  }
-  if (fatal !== undefined) {
-    io.close();
-    for (const { index } of pending) {
-      if (outcomes[index] === undefined) report(index, failure(index, fatal));
-    }
-    while (next < items.length) {
-      const index = next++;
-      report(index, failure(index, fatal));
-    }
-  }
-  return outcomes;
 }
 
-function changedError(local: string): FerryError {
+/**
+ * The error for the items a broken session leaves unanswered: the
+ * session's own failure, or `CONNECTION` when one file's failure
+ * (`CHANGED`, `LOCAL`) is what ended it.
+ */
+function sessionLost(error: unknown): FerryError {
+  const cause = asFerryError(error);
+  if (cause.code !== "CHANGED" && cause.code !== "LOCAL") return cause;
   return new FerryError(
-    "CHANGED",
-    `Local file changed while it was sent: ${local}`,
+    "CONNECTION",
+    `Connection closed: ${lowerFirst(cause.message)}`,
+    { cause },
   );
-}
-
-function localError(error: unknown, local: string): unknown {
-  if (error instanceof FerryError || !(error instanceof Error)) return error;
-  if (error instanceof Deno.errors.NotFound) {
-    return new FerryError("LOCAL", `Local file not found: ${local}`);
-  }
-  return new FerryError("LOCAL", `Cannot open ${local}: ${error.message}`, {
-    cause: error,
-  });
-}
-
-const ZEROS = new Uint8Array(64 * 1024);
-
-async function writeZeros(sink: ByteWriter, count: number): Promise<void> {
-  while (count > 0) {
-    const n = Math.min(count, ZEROS.length);
-    await writeAll(sink, ZEROS.subarray(0, n));
-    count -= n;
-  }
 }
 
 /**
@@ -340,7 +332,10 @@ export async function walkLocalTree(root: string): Promise<LocalTree> {
   try {
     info = await Deno.stat(root);
   } catch (error) {
-    throw localError(error, root);
+    if (error instanceof Deno.errors.NotFound) {
+      throw new FerryError("LOCAL", `Local folder not found: ${root}`);
+    }
+    throw localError("open", root, error);
   }
   if (!info.isDirectory) throw new FerryError("LOCAL", `Not a folder: ${root}`);
   const tree: LocalTree = {
