@@ -34,6 +34,7 @@
 import type { BulkBuffers } from "../_common/copy.ts";
 import { copyHashed } from "../_common/copy.ts";
 import { openInside, resolveExisting } from "./path_jail.ts";
+import type { HostFile } from "./host_file.ts";
 import { refuseTempName } from "./temp.ts";
 import { FerryError } from "../errors.ts";
 import { delay } from "../_common/delay.ts";
@@ -143,7 +144,7 @@ export async function serveClassic(
     bytes: 0,
     result: "ok",
   };
-  let file: Deno.FsFile | undefined;
+  let file: HostFile | undefined;
   try {
     const request = new Uint8Array(session.reader.buffered);
     await session.reader.read(request);
@@ -165,9 +166,7 @@ export async function serveClassic(
         throw new FerryError("FORBIDDEN", "Not a file");
       }
       // Proven inside the root once open, as for a ferry GET.
-      file = await openInside(options.realRoot, found.hostPath, name, {
-        read: true,
-      });
+      file = await openInside(options.realRoot, found.hostPath, name);
       const info = await file.stat();
       if (!info.isFile) throw new FerryError("FORBIDDEN", "Not a file");
       size = info.size;

@@ -79,7 +79,7 @@ export async function handleGet(
     const buffers = session.bulkBuffers();
     if (cached) {
       state.cached = true;
-      if (offset > 0) await file.seek(offset, Deno.SeekMode.Start);
+      if (offset > 0) file.seek(offset);
     } else if (offset > 0) {
       const hashed = await copyHashed(
         untilClosed(file, session.signal),

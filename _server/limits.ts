@@ -497,6 +497,12 @@ function closeQuietly(conn: Deno.Conn): void {
   }
 }
 
+/** A file that can be written and flushed: `Deno.FsFile` or `HostFile`. */
+export interface SyncedWriter extends ByteWriter {
+  /** Flushes the data written to disk. */
+  syncData(): Promise<void>;
+}
+
 /**
  * Where an upload's bytes are written: the temporary file until a write
  * fails, then nowhere.
@@ -518,7 +524,7 @@ function closeQuietly(conn: Deno.Conn): void {
  * ```
  */
 export class UploadSink implements ByteWriter {
-  #file: Deno.FsFile;
+  #file: SyncedWriter;
   #path: string;
   #error: unknown = undefined;
 
@@ -528,7 +534,7 @@ export class UploadSink implements ByteWriter {
    * @param file The temporary file, open for writing.
    * @param path Its host path, removed when a write fails.
    */
-  constructor(file: Deno.FsFile, path: string) {
+  constructor(file: SyncedWriter, path: string) {
     this.#file = file;
     this.#path = path;
   }

@@ -6,12 +6,13 @@
  */
 
 import { openInside } from "./path_jail.ts";
+import type { HostFile } from "./host_file.ts";
 import { FerryError } from "../errors.ts";
 
 /** A served file, open for reading, with its status when it was opened. */
 export interface OpenedFile {
   /** The open file; the caller closes it. */
-  file: Deno.FsFile;
+  file: HostFile;
   /** Its `stat()` right after opening. */
   before: Deno.FileInfo;
   /** `Date.now()` taken just before `before` (for the hash cache). */
@@ -35,7 +36,7 @@ export async function openResolvedFile(
   hostPath: string,
   wirePath: string,
 ): Promise<OpenedFile> {
-  const file = await openInside(realRoot, hostPath, wirePath, { read: true });
+  const file = await openInside(realRoot, hostPath, wirePath);
   try {
     const observedAt = Date.now();
     const before = await file.stat();

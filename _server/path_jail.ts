@@ -23,18 +23,16 @@
  *    by name and the `open` that follows are two steps, and someone who can
  *    write inside the root could swap a folder on the path for a symbolic
  *    link out of it in between. So after opening, the server proves that
- *    the file it holds is inside the root: on Linux it opens the same path a
- *    second time, reads where that descriptor really points
- *    (`/proc/self/fd/N`, the kernel's answer, which no rename can fake),
- *    and requires it to be inside the root and to be the same file
- *    (device and inode) as the first one. A `GET` of a small file uses
- *    {@linkcode openProvenSync}, which opens the file once and asks the kernel
- *    where that very descriptor points, then reads through it: the same
- *    proof with one open instead of two. Where `/proc` is not available
- *    (other systems, or any permissions short of `-A`) it falls back to
- *    resolving the name again and comparing device and inode, which narrows
- *    the window but cannot close it; run with `--allow-all` (`-A`), the only
- *    permission under which Deno lets a program read `/proc/self/fd`, for
+ *    the file it holds is inside the root: on Linux it asks the kernel
+ *    where its descriptor really points (`/proc/self/fd/N`, which no rename
+ *    can fake) and requires that to be inside the root. Every file read for
+ *    a peer is opened non-blocking (`_server/host_file.ts`) and refused
+ *    unless it is a regular file, so a FIFO or a device swapped in never
+ *    blocks a request. Where `/proc` is not available (other systems, or
+ *    any permissions short of `-A`) it falls back to resolving the name
+ *    again and comparing device and inode, which narrows the window but
+ *    cannot close it; run with `--allow-all` (`-A`), the only permission
+ *    under which Deno lets a program read `/proc/self/fd`, for
  *    the strict check. Listings and `STAT` read names and sizes by
  *    path and keep that narrow window: they can never return file contents.
  *
@@ -43,14 +41,13 @@
  * @module
  */
 
+import { closeSync, fstatSync, openSync } from "node:fs";
 import {
-  closeSync,
-  constants as fsConstants,
-  fstatSync,
-  openSync,
-  type Stats,
-} from "node:fs";
-import { open as openHandle } from "node:fs/promises";
+  fileInfoOf,
+  type HostFile,
+  openRegularForReading,
+  READ_FLAGS,
+} from "./host_file.ts";
 import * as nodePath from "node:path";
 import { FerryError } from "../errors.ts";
 import { printable, splitWirePath } from "../_common/wire_path.ts";
@@ -310,39 +307,42 @@ function fileSystemError(error: unknown, wirePath: string): Error {
 }
 
 /**
- * Opens a file the jail resolved and proves that the file opened is inside
- * the root (see the module doc, check 3).
+ * Opens a file the jail resolved, without blocking and only if it is a
+ * regular file (a FIFO, a device or a folder swapped in is refused at
+ * once), and proves that the file opened is inside the root (see the module
+ * doc, check 3).
  *
  * @param realRoot The served folder, already resolved with `Deno.realPath`.
  * @param hostPath The resolved host path (`ResolvedPath.hostPath`).
  * @param wirePath The path from the request, for messages.
- * @param options How to open, as for `Deno.open`.
- * @returns The open file; the caller closes it.
- * @throws {FerryError} `FORBIDDEN` if the file opened is not the one inside
- * the root (a folder on the path was swapped), `NOT_FOUND` if it vanished.
+ * @returns The open file, read-only; the caller closes it.
+ * @throws {FerryError} `FORBIDDEN` if the file opened is not a regular file
+ * or not the one inside the root (a folder on the path was swapped),
+ * `NOT_FOUND` if it vanished.
  *
  * @example Open a resolved file
  * ```ts ignore
  * import { openInside, resolveExisting } from "./path_jail.ts";
  * const root = await Deno.realPath(".");
  * const found = await resolveExisting(root, "README.md");
- * using file = await openInside(root, found.hostPath, "README.md", { read: true });
+ * const file = await openInside(root, found.hostPath, "README.md");
+ * file.close();
  * ```
  */
 export async function openInside(
   realRoot: string,
   hostPath: string,
   wirePath: string,
-  options: Deno.OpenOptions,
-): Promise<Deno.FsFile> {
-  let file: Deno.FsFile;
+): Promise<HostFile> {
+  let file: HostFile;
   try {
-    file = await Deno.open(hostPath, options);
+    file = openRegularForReading(hostPath, wirePath);
   } catch (error) {
+    if (error instanceof FerryError) throw error;
     throw fileSystemError(error, wirePath);
   }
   try {
-    await checkOpened(realRoot, hostPath, wirePath, await file.stat());
+    await checkOpened(realRoot, hostPath, wirePath, file);
     return file;
   } catch (error) {
     file.close();
@@ -352,12 +352,14 @@ export async function openInside(
 
 /**
  * Proves that a file just opened (or created) by `hostPath` is inside the
- * root: the check 3 of the module doc.
+ * root: the check 3 of the module doc. With `/proc/self/fd` readable, the
+ * kernel's name of the very descriptor must lie inside the root; otherwise
+ * the name is resolved again and must lead to the same device and inode.
  *
  * @param realRoot The served folder, already resolved with `Deno.realPath`.
  * @param hostPath The host path the file was opened by.
  * @param wirePath The path from the request, for messages.
- * @param opened The open file's own `stat()`.
+ * @param file The open file.
  * @returns The real host path of the file (where to remove it, if needed).
  * @throws {FerryError} `FORBIDDEN` if the file is not the one inside the
  * root, `NOT_FOUND` if its name vanished.
@@ -365,22 +367,25 @@ export async function openInside(
  * @example Check a created file
  * ```ts ignore
  * import { checkOpened } from "./path_jail.ts";
+ * import { createExclusive } from "./host_file.ts";
  * const root = await Deno.realPath(".");
- * using file = await Deno.open(`${root}/new.part`, { write: true, createNew: true });
- * await checkOpened(root, `${root}/new.part`, "new.part", await file.stat());
+ * const file = createExclusive(`${root}/new.part`);
+ * await checkOpened(root, `${root}/new.part`, "new.part", file);
  * ```
  */
 export async function checkOpened(
   realRoot: string,
   hostPath: string,
   wirePath: string,
-  opened: Deno.FileInfo,
+  file: HostFile,
 ): Promise<string> {
-  const proof = await procFdProof(realRoot, hostPath, wirePath);
+  const opened = await file.stat();
   let where: string;
   let identity: { dev: number; ino: number | null };
-  if (proof) {
-    ({ where, identity } = proof);
+  const kernel = kernelName(realRoot, file.fd);
+  if (kernel !== undefined) {
+    where = kernel;
+    identity = opened;
   } else {
     where = await realPathOf(hostPath, wirePath);
     try {
@@ -401,6 +406,64 @@ export async function checkOpened(
     );
   }
   return where;
+}
+
+/**
+ * Removes a file the server created and still holds, wherever its name is
+ * now (the kernel's name of the descriptor when `/proc/self/fd` is
+ * readable, else `hostPath`), and only if that name is still this file
+ * (same device and inode): a refused upload leaves nothing behind, and
+ * never removes anything else. Errors are ignored.
+ *
+ * @param realRoot The served folder, for the `/proc` probe.
+ * @param hostPath The host path the file was created by.
+ * @param file The open file.
+ * @returns Once removed (or found gone).
+ *
+ * @example Remove a file just created
+ * ```ts ignore
+ * import { removeOpened } from "./path_jail.ts";
+ * import { createExclusive } from "./host_file.ts";
+ * const file = createExclusive("/tmp/x.part");
+ * await removeOpened("/tmp", "/tmp/x.part", file);
+ * file.close();
+ * ```
+ */
+export async function removeOpened(
+  realRoot: string,
+  hostPath: string,
+  file: HostFile,
+): Promise<void> {
+  let opened: Deno.FileInfo;
+  try {
+    opened = await file.stat();
+  } catch {
+    return;
+  }
+  const kernel = kernelName(realRoot, file.fd);
+  for (const path of kernel === undefined ? [hostPath] : [kernel, hostPath]) {
+    try {
+      const named = await Deno.lstat(path);
+      if (named.dev === opened.dev && named.ino === opened.ino) {
+        await Deno.remove(path);
+        return;
+      }
+    } catch {
+      // Gone, or not ours: try the other name.
+    }
+  }
+}
+
+/** The kernel's name of `fd`, or `undefined` where `/proc` cannot say. */
+function kernelName(realRoot: string, fd: number): string | undefined {
+  if (!procFdUsableSync(realRoot)) return undefined;
+  try {
+    const name = Deno.readLinkSync(`/proc/self/fd/${fd}`);
+    // An unlinked file reads as "path (deleted)": no usable name.
+    return name.endsWith(" (deleted)") ? undefined : name;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -469,7 +532,7 @@ export function openProvenSync(
   const strict = procFdUsableSync(realRoot);
   let fd: number;
   try {
-    fd = openSync(hostPath, OPEN_READ_FLAGS);
+    fd = openSync(hostPath, READ_FLAGS);
   } catch (error) {
     throw fileSystemError(error, wirePath);
   }
@@ -510,37 +573,6 @@ export function openProvenSync(
   }
 }
 
-/** A `node:fs` status as a `Deno.FileInfo`. */
-function fileInfoOf(stats: Stats): Deno.FileInfo {
-  return {
-    isFile: stats.isFile(),
-    isDirectory: stats.isDirectory(),
-    isSymlink: stats.isSymbolicLink(),
-    size: stats.size,
-    mtime: stats.mtime,
-    atime: stats.atime,
-    birthtime: stats.birthtime,
-    ctime: stats.ctime,
-    dev: stats.dev,
-    ino: stats.ino,
-    mode: stats.mode,
-    nlink: stats.nlink,
-    uid: stats.uid,
-    gid: stats.gid,
-    rdev: stats.rdev,
-    blksize: stats.blksize,
-    blocks: stats.blocks,
-    isBlockDevice: stats.isBlockDevice(),
-    isCharDevice: stats.isCharacterDevice(),
-    isFifo: stats.isFIFO(),
-    isSocket: stats.isSocket(),
-  };
-}
-
-/** Read-only, never blocking on a FIFO, never a controlling terminal. */
-const OPEN_READ_FLAGS = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK |
-  (fsConstants.O_NOCTTY ?? 0);
-
 /**
  * Whether `/proc/self/fd` reports the paths of descriptors under this root
  * faithfully, and can be read and stat'ed (the synchronous probe of
@@ -552,7 +584,7 @@ function procFdUsableSync(realRoot: string): boolean {
   if (usable !== undefined) return usable;
   usable = false;
   try {
-    const fd = openSync(realRoot, OPEN_READ_FLAGS);
+    const fd = openSync(realRoot, READ_FLAGS);
     try {
       const procPath = `/proc/self/fd/${fd}`;
       usable = Deno.readLinkSync(procPath) === realRoot &&
@@ -570,49 +602,3 @@ function procFdUsableSync(realRoot: string): boolean {
 
 /** Real roots whose paths `/proc/self/fd` reports faithfully, or not. */
 const procFdUsable = new Map<string, boolean>();
-
-interface FdProof {
-  where: string;
-  identity: { dev: number; ino: number };
-}
-
-/**
- * Opens `hostPath` again and asks the kernel where that descriptor points;
- * `undefined` when `/proc/self/fd` cannot be used for this root.
- */
-async function procFdProof(
-  realRoot: string,
-  hostPath: string,
-  wirePath: string,
-): Promise<FdProof | undefined> {
-  if (Deno.build.os !== "linux") return undefined;
-  let usable = procFdUsable.get(realRoot);
-  if (usable === undefined) {
-    // The root itself must read back as itself (bind mounts and the like
-    // could show another name), else every check would refuse.
-    try {
-      usable = (await fdPath(realRoot)).where === realRoot;
-    } catch {
-      usable = false; // no /proc, or no permission to read it
-    }
-    if (procFdUsable.size > 64) procFdUsable.clear();
-    procFdUsable.set(realRoot, usable);
-  }
-  if (!usable) return undefined;
-  try {
-    return await fdPath(hostPath);
-  } catch (error) {
-    throw fileSystemError(error, wirePath);
-  }
-}
-
-async function fdPath(hostPath: string): Promise<FdProof> {
-  const handle = await openHandle(hostPath, "r");
-  try {
-    const where = await Deno.readLink(`/proc/self/fd/${handle.fd}`);
-    const stats = await handle.stat();
-    return { where, identity: { dev: stats.dev, ino: stats.ino } };
-  } finally {
-    await handle.close();
-  }
-}

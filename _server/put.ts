@@ -13,12 +13,14 @@ import { createHash, type Hash } from "node:crypto";
 import { copyHashed } from "../_common/copy.ts";
 import {
   checkOpened,
+  removeOpened,
   resolveExistingSync,
   resolveTarget,
 } from "./path_jail.ts";
 import { sameVersion } from "./hash_cache.ts";
 import { openResolvedFile } from "./open_file.ts";
 import { untilClosed } from "./until_closed.ts";
+import { createExclusive, type HostFile } from "./host_file.ts";
 import {
   label,
   mtimeOf,
@@ -61,10 +63,11 @@ export async function handlePut(
   // fresh random name.
   const resumable = message.resume;
   let tempPath: string;
-  let file: Deno.FsFile;
+  let file: HostFile;
   let offset = 0;
   let hash = createHash("sha256");
   let release: (() => void) | undefined;
+  let created = true;
   if (resumable) {
     tempPath = nodePath.join(
       target.folder,
@@ -72,11 +75,11 @@ export async function handlePut(
     );
     release = await context.uploadParts.claim(tempPath, () => session.close());
     try {
-      ({ file, offset, hash } = await openResumablePart(
+      ({ file, offset, hash, created } = await openResumablePart(
         tempPath,
         message.size,
         session.bulkBuffers(),
-        session.signal,
+        { signal: session.signal, wirePath: message.path },
       ));
     } catch (error) {
       release();
@@ -84,21 +87,20 @@ export async function handlePut(
     }
   } else {
     tempPath = nodePath.join(target.folder, tempName());
-    file = await Deno.open(tempPath, {
-      read: true,
-      write: true,
-      createNew: true,
-    });
+    try {
+      file = createExclusive(tempPath);
+    } catch (error) {
+      throw new FerryError(
+        "INTERNAL",
+        `Cannot create the upload's temporary file: ${message.path}`,
+        { cause: error },
+      );
+    }
   }
   try {
     // The folder may have been swapped for a link out of the root since
     // it was resolved: prove the file is inside before writing to it.
-    await checkOpened(
-      context.realRoot,
-      tempPath,
-      message.path,
-      await file.stat(),
-    );
+    await checkOpened(context.realRoot, tempPath, message.path, file);
     if (
       message.append && target.existing &&
       target.existing.size <= message.size
@@ -106,8 +108,9 @@ export async function handlePut(
       offset = await copyExisting(session, context, message, file, hash);
     }
   } catch (error) {
+    // What this request created goes, wherever it landed.
+    if (created) await removeOpened(context.realRoot, tempPath, file);
     file.close();
-    if (!resumable) await Deno.remove(tempPath).catch(() => {});
     release?.();
     throw error;
   }
@@ -193,7 +196,7 @@ async function copyExisting(
   session: Session,
   context: ServerContext,
   message: PutMessage,
-  temp: Deno.FsFile,
+  temp: HostFile,
   hash: Hash,
 ): Promise<number> {
   const found = resolveExistingSync(context.realRoot, message.path);

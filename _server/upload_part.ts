@@ -21,6 +21,13 @@ import { createHash, type Hash } from "node:crypto";
 import * as nodePath from "node:path";
 import { type BulkBuffers, copyHashed } from "../_common/copy.ts";
 import { untilClosed } from "./until_closed.ts";
+import { FerryError } from "../errors.ts";
+import { printable } from "../_common/wire_path.ts";
+import {
+  createExclusive,
+  type HostFile,
+  openExistingPart,
+} from "./host_file.ts";
 import type { ByteWriter } from "../protocol.ts";
 
 /** Age, in milliseconds, after which an untouched part is removed: 24 h. */
@@ -63,30 +70,63 @@ export function resumablePartName(
 /** A resumable part, opened and hashed up to where the upload continues. */
 export interface OpenPart {
   /** The part, open for reading and writing, positioned at `offset`. */
-  file: Deno.FsFile;
+  file: HostFile;
   /** Bytes already there: where the client continues. */
   offset: number;
   /** SHA-256 of bytes `0..offset`, ready to take the rest. */
   hash: Hash;
+  /** Whether this call created the part (no earlier one was there). */
+  created: boolean;
 }
 
 /**
  * Opens (or creates) a resumable part and hashes what it holds. A part
  * longer than the upload is emptied.
  *
+ * Whatever sits at the part's name is never followed and never blocks: a
+ * new part is created exclusively without following a link, an existing
+ * one is opened without following and without blocking, and used only if
+ * it is a regular file with one link whose directory entry is that very
+ * file (`_server/host_file.ts`); it is emptied through its descriptor,
+ * never by name.
+ *
  * @param path Host path of the part.
  * @param size Size of the whole upload.
  * @param buffers Bulk buffers for hashing.
- * @param signal Aborted when the connection closes: hashing stops there.
+ * @param options `signal`, aborted when the connection closes (hashing
+ * stops there); `wirePath`, the upload's path for messages.
  * @returns The open part.
+ * @throws {FerryError} `FORBIDDEN` if something other than a plain file
+ * sits at the part's name.
  */
 export async function openResumablePart(
   path: string,
   size: number,
   buffers: BulkBuffers,
-  signal: AbortSignal = new AbortController().signal,
+  options: { signal?: AbortSignal; wirePath?: string } = {},
 ): Promise<OpenPart> {
-  const file = await Deno.open(path, { read: true, write: true, create: true });
+  const signal = options.signal ?? new AbortController().signal;
+  const wirePath = options.wirePath ?? "";
+  let created = false;
+  let file = openExistingPart(path, wirePath);
+  if (file === undefined) {
+    try {
+      file = createExclusive(path);
+      created = true;
+    } catch (error) {
+      // Taken between the two calls, or a dangling link (which Deno,
+      // short of `-A`, resolves before opening): check it as above.
+      if ((error as { code?: unknown }).code !== "EEXIST") throw error;
+      file = openExistingPart(path, wirePath);
+      if (file === undefined) {
+        throw new FerryError(
+          "FORBIDDEN",
+          `Upload part is not a plain file: ${printable(wirePath)}`,
+          { cause: error },
+        );
+      }
+    }
+  }
   try {
     let offset = (await file.stat()).size;
     let hash = createHash("sha256");
@@ -104,12 +144,12 @@ export async function openResumablePart(
       if (hashed < offset) {
         // Shrunk under us (no one else should write here): start over.
         await file.truncate(0);
-        await file.seek(0, Deno.SeekMode.Start);
+        file.seek(0);
         offset = 0;
         hash = createHash("sha256");
       }
     }
-    return { file, offset, hash };
+    return { file, offset, hash, created };
   } catch (error) {
     file.close();
     throw error;

@@ -580,7 +580,10 @@ Deno.test("openResumablePart() stops hashing a kept part once the connection has
     const closed = new AbortController();
     closed.abort();
     await assert.rejects(
-      () => openResumablePart(path, 2000, makeBulkBuffers(256), closed.signal),
+      () =>
+        openResumablePart(path, 2000, makeBulkBuffers(256), {
+          signal: closed.signal,
+        }),
       Deno.errors.Interrupted,
     );
     // Not removed: a cut resumable upload keeps its part.
