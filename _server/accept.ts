@@ -13,6 +13,20 @@ import { handleConnection } from "./session.ts";
 import type { FerryServer } from "./types.ts";
 
 /**
+ * How long past the drain deadline the server still waits for handlers
+ * before `finished` settles anyway: one stuck in the kernel (an `open()`
+ * or a write no closed connection can interrupt) is left behind, and the
+ * command line exits over it.
+ */
+export const STUCK_MARGIN_MS = 500;
+
+/** Serves one connection until it ends. */
+export type ConnectionHandler = (
+  session: Session,
+  context: ServerContext,
+) => Promise<void>;
+
+/**
  * The accept loop of {@linkcode ./server.ts serve}: one task per connection, the
  * `maxConnections` limit, the idle sweep and the graceful stop.
  */
@@ -24,12 +38,24 @@ export class Server implements FerryServer {
   #sessions = new Set<Session>();
   #handlers = new Set<Promise<void>>();
   #refusals = new BusyRefusals();
+  #handle: ConnectionHandler;
 
+  /**
+   * Starts accepting.
+   *
+   * @param listener Where connections come from.
+   * @param context The server-wide settings.
+   * @param signal Stops the server when aborted.
+   * @param handle Serves one connection (`handleConnection` unless a test
+   * gives another).
+   */
   constructor(
     listener: Deno.Listener,
     context: ServerContext,
     signal: AbortSignal | undefined,
+    handle: ConnectionHandler = handleConnection,
   ) {
+    this.#handle = handle;
     this.#listener = listener;
     this.addr = listener.addr as Deno.NetAddr;
     const onAbort = () => this.#stop.abort();
@@ -54,6 +80,11 @@ export class Server implements FerryServer {
     const { limits } = context;
     let listening = true;
     let drainTimer: ReturnType<typeof setTimeout> | undefined;
+    let giveUpTimer: ReturnType<typeof setTimeout> | undefined;
+    // Settles STUCK_MARGIN_MS after the drain deadline: a handler stuck in
+    // the kernel (a closed connection cannot wake it) is not waited for.
+    let giveUp!: () => void;
+    const gaveUp = new Promise<void>((resolve) => giveUp = resolve);
     const closeAll = () => {
       for (const session of this.#sessions) session.close();
     };
@@ -68,6 +99,7 @@ export class Server implements FerryServer {
       for (const session of this.#sessions) session.stop();
       if (limits.drainMs === 0) closeAll();
       else drainTimer = setTimeout(closeAll, limits.drainMs);
+      giveUpTimer = setTimeout(giveUp, limits.drainMs + STUCK_MARGIN_MS);
     };
     // One sweep for all connections closes those whose peer has kept a
     // read or a write waiting longer than the idle timeout.
@@ -105,12 +137,18 @@ export class Server implements FerryServer {
         listening = false;
         this.#listener.close();
       }
-      while (this.#handlers.size > 0) {
-        await Promise.allSettled([...this.#handlers]);
-      }
-      await this.#refusals.settled();
+      const handlers = this.#handlers;
+      const refusals = this.#refusals;
+      await Promise.race([
+        (async () => {
+          while (handlers.size > 0) await Promise.allSettled([...handlers]);
+          await refusals.settled();
+        })(),
+        gaveUp,
+      ]);
       clearInterval(sweeper);
       clearTimeout(drainTimer);
+      clearTimeout(giveUpTimer);
     }
   }
 
@@ -138,7 +176,7 @@ export class Server implements FerryServer {
       context.limits.maxFrameBytes,
     );
     this.#sessions.add(session);
-    const handler: Promise<void> = handleConnection(session, context)
+    const handler: Promise<void> = this.#handle(session, context)
       .catch(() => {
         // A handler reports its own errors; nothing may escape to others.
       })

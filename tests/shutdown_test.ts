@@ -7,7 +7,12 @@ import {
   treeNames,
   withServer,
 } from "./_util/server.ts";
-import { startServerChild } from "./_util/faults.ts";
+import { startServerChild, within } from "./_util/faults.ts";
+import { Server, STUCK_MARGIN_MS } from "../_server/accept.ts";
+import type { ServerContext } from "../_server/context.ts";
+import { resolveLimits } from "../_server/limits.ts";
+import { UploadParts } from "../_server/upload_part.ts";
+import { BulkBufferPool } from "../_server/buffer_pool.ts";
 import { encodeMessage, type Message } from "../protocol.ts";
 
 const BIG = 32 * 1024 * 1024;
@@ -243,3 +248,45 @@ function concatFrames(messages: Message[]): Uint8Array {
   }
   return bytes;
 }
+
+Deno.test("Server stops within the drain deadline and a margin while a handler is stuck for ever", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ferry_test_" });
+  const controller = new AbortController();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const drainMs = 200;
+  const context: ServerContext = {
+    realRoot: await Deno.realPath(root),
+    limits: resolveLimits({ drainMs }),
+    allowUpload: false,
+    classic: false,
+    handshakeTimeoutMs: 10_000,
+    onLog: undefined,
+    auth: undefined,
+    hashCache: undefined,
+    uploadParts: new UploadParts(),
+    bufferPool: new BulkBufferPool(),
+  };
+  // Stands for a handler blocked in the kernel: closing its connection
+  // does not end it.
+  let entered!: () => void;
+  const inside = new Promise<void>((resolve) => entered = resolve);
+  const server = new Server(listener, context, controller.signal, () => {
+    entered();
+    return new Promise<void>(() => {});
+  });
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  try {
+    await inside;
+    const started = performance.now();
+    controller.abort();
+    await within(server.finished, drainMs + STUCK_MARGIN_MS + 2000, "finished");
+    const took = performance.now() - started;
+    assert.ok(took >= drainMs, `stopped after ${took} ms, before the drain`);
+  } finally {
+    conn.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
