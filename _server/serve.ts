@@ -50,6 +50,37 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new RangeError(`Port must be an integer from 0 to 65535: ${port}`);
   }
+  const context = await makeServerContext(options);
+  // Deno.listenTls returns a listener with the same accept() and Conn
+  // interface; the TLS handshake runs on the first read, under the
+  // handshake deadline.
+  const hostname = options.hostname ?? "127.0.0.1";
+  const listener: Deno.Listener = options.cert !== undefined &&
+      options.key !== undefined
+    ? Deno.listenTls({
+      hostname,
+      port,
+      transport: "tcp",
+      cert: options.cert,
+      key: options.key,
+    })
+    : Deno.listen({ hostname, port, transport: "tcp" });
+  return new Server(listener, context, options.signal);
+}
+
+/**
+ * Checks the options of {@linkcode serve} (all but where to listen) and
+ * builds what every connection handler shares.
+ *
+ * @param options As for {@linkcode serve}.
+ * @returns The server context.
+ * @throws {FerryError} `NOT_FOUND` if `root` is missing or not a folder.
+ * @throws {RangeError} If a timeout or a limit is out of range.
+ * @throws {TypeError} If options contradict each other.
+ */
+export async function makeServerContext(
+  options: ServeOptions,
+): Promise<ServerContext> {
   const handshakeTimeoutMs = options.handshakeTimeoutMs ??
     DEFAULT_HANDSHAKE_TIMEOUT_MS;
   if (!(handshakeTimeoutMs > 0) || !Number.isFinite(handshakeTimeoutMs)) {
@@ -80,7 +111,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
   };
   const limits = resolveLimits(options);
   const realRoot = await resolveRoot(options.root ?? ".");
-  const context: ServerContext = {
+  return {
     realRoot,
     limits,
     allowUpload: options.allowUpload ?? false,
@@ -94,21 +125,6 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
     uploadParts: new UploadParts(),
     bufferPool: new BulkBufferPool(),
   };
-  // Deno.listenTls returns a listener with the same accept() and Conn
-  // interface; the TLS handshake runs on the first read, under the
-  // handshake deadline.
-  const hostname = options.hostname ?? "127.0.0.1";
-  const listener: Deno.Listener = options.cert !== undefined &&
-      options.key !== undefined
-    ? Deno.listenTls({
-      hostname,
-      port,
-      transport: "tcp",
-      cert: options.cert,
-      key: options.key,
-    })
-    : Deno.listen({ hostname, port, transport: "tcp" });
-  return new Server(listener, context, options.signal);
 }
 
 function makeHashCache(entries: number | undefined): HashCache | undefined {

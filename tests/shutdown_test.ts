@@ -9,10 +9,7 @@ import {
 } from "./_util/server.ts";
 import { startServerChild, within } from "./_util/faults.ts";
 import { Server, STUCK_MARGIN_MS } from "../_server/accept.ts";
-import type { ServerContext } from "../_server/context.ts";
-import { resolveLimits } from "../_server/limits.ts";
-import { UploadParts } from "../_server/upload_part.ts";
-import { BulkBufferPool } from "../_server/buffer_pool.ts";
+import { makeServerContext } from "../_server/serve.ts";
 import { encodeMessage, type Message } from "../protocol.ts";
 
 const BIG = 32 * 1024 * 1024;
@@ -254,18 +251,7 @@ Deno.test("Server stops within the drain deadline and a margin while a handler i
   const controller = new AbortController();
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const drainMs = 200;
-  const context: ServerContext = {
-    realRoot: await Deno.realPath(root),
-    limits: resolveLimits({ drainMs }),
-    allowUpload: false,
-    classic: false,
-    handshakeTimeoutMs: 10_000,
-    onLog: undefined,
-    auth: undefined,
-    hashCache: undefined,
-    uploadParts: new UploadParts(),
-    bufferPool: new BulkBufferPool(),
-  };
+  const context = await makeServerContext({ root, drainMs });
   // Stands for a handler blocked in the kernel: closing its connection
   // does not end it.
   let entered!: () => void;
