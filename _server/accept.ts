@@ -7,7 +7,7 @@
  */
 
 import { delay } from "../_common/delay.ts";
-import { BusyRefusals } from "./limits.ts";
+import { BusyRefusals } from "./busy.ts";
 import { emit, formatAddr, type ServerContext, Session } from "./context.ts";
 import { handleConnection } from "./session.ts";
 import type { FerryServer } from "./types.ts";

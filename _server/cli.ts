@@ -14,12 +14,8 @@ import {
 } from "./cli_security.ts";
 import { resolveToken, type TokenSource } from "../_common/token_source.ts";
 import { formatLogJson, formatLogText, LOG_FORMATS } from "./log.ts";
-import {
-  LIMIT_FLAGS,
-  type LimitOptions,
-  LIMITS_USAGE,
-  limitsFromFlags,
-} from "./limits.ts";
+import { LIMIT_FLAGS, LIMITS_USAGE, limitsFromFlags } from "./cli_limits.ts";
+import type { LimitOptions } from "./limits.ts";
 import { FerryError } from "../errors.ts";
 import { serve } from "./serve.ts";
 import { DEFAULT_PORT, type FerryServer } from "./types.ts";

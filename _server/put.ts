@@ -28,7 +28,7 @@ import {
   type ServerContext,
   type Session,
 } from "./context.ts";
-import { UploadSink } from "./limits.ts";
+import { UploadSink } from "./upload_sink.ts";
 import { refuseTempName, tempName } from "./temp.ts";
 import {
   openResumablePart,

@@ -10,7 +10,8 @@
 import { serveClassic } from "./classic.ts";
 import { clientHelloBytes, makeServerNonce, verifyAuth } from "./auth.ts";
 import { makeFolder } from "./mkdir.ts";
-import { checkRequestLimits, lingerClose } from "./limits.ts";
+import { checkRequestLimits } from "./limits.ts";
+import { lingerClose } from "./linger_close.ts";
 import {
   emit,
   label,
