@@ -47,6 +47,8 @@ OPTIONS:
   --proxy-protocol expect a PROXY v1/v2 header (HAProxy send-proxy-v2) first
                    on every connection and log the client it names; refuse
                    connections without one; not with --cert (default: off)
+  --lease-timeout SECONDS  servers sharing a root: take over an upload part
+                   whose lease was not refreshed for this long (default: 10)
 ${LIMITS_USAGE}
   --log FORMAT     request log on stderr, one line per request: text or json
                    (default: text)
@@ -69,6 +71,7 @@ interface Flags {
   cert: string | undefined;
   key: string | undefined;
   proxyProtocol: boolean;
+  leaseTimeoutMs: number | undefined;
   limits: LimitOptions;
 }
 
@@ -95,6 +98,7 @@ function parseFlags(args: string[]): Flags {
         cert: { type: "string" },
         key: { type: "string" },
         "proxy-protocol": { type: "boolean", default: false },
+        "lease-timeout": { type: "string" },
         ...LIMIT_FLAGS,
       },
     }));
@@ -118,6 +122,13 @@ function parseFlags(args: string[]): Flags {
   if (values["allow-delete"] && !values["allow-upload"]) {
     throw new UsageError("--allow-delete needs --allow-upload");
   }
+  const leaseSeconds = values["lease-timeout"];
+  if (
+    leaseSeconds !== undefined &&
+    !(/^\d+(\.\d+)?$/.test(leaseSeconds) && Number(leaseSeconds) > 0)
+  ) {
+    throw new UsageError(`bad --lease-timeout: ${leaseSeconds}`);
+  }
   let limits: LimitOptions;
   try {
     limits = limitsFromFlags(values);
@@ -139,6 +150,9 @@ function parseFlags(args: string[]): Flags {
     cert: values.cert,
     key: values.key,
     proxyProtocol: values["proxy-protocol"],
+    leaseTimeoutMs: leaseSeconds === undefined
+      ? undefined
+      : Number(leaseSeconds) * 1000,
     limits,
   };
 }
@@ -207,6 +221,7 @@ export async function main(): Promise<void> {
       cert: tls?.cert,
       key: tls?.key,
       proxyProtocol: flags.proxyProtocol,
+      uploadLeaseTimeoutMs: flags.leaseTimeoutMs,
       signal: controller.signal,
       onLog: quiet ? undefined : (event) =>
         console.error(

@@ -33,6 +33,8 @@ export interface ServerContext {
   auth: { token: string; throttle: AuthThrottle } | undefined;
   /** Whole-file digests; undefined when `hashCacheEntries` is 0. */
   hashCache: HashCache | undefined;
+  /** Timing of the leases on resumable parts (`_server/upload_lease.ts`). */
+  lease: { timeoutMs: number; maxWaitMs: number };
   /** Resumable upload parts being written, and the stale-part sweep. */
   uploadParts: UploadParts;
   /** Bulk buffer pairs, taken for one request and given back after it. */

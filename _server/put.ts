@@ -30,6 +30,7 @@ import {
 } from "./context.ts";
 import { UploadSink } from "./upload_sink.ts";
 import { refuseTempName, tempName } from "./temp.ts";
+import { UploadLease } from "./upload_lease.ts";
 import {
   openResumablePart,
   resumablePartName,
@@ -66,15 +67,29 @@ export async function handlePut(
   let file: HostFile;
   let offset = 0;
   let hash = createHash("sha256");
-  let release: (() => void) | undefined;
+  let release: (() => Promise<void>) | undefined;
+  let lease: UploadLease | undefined;
   let created = true;
   if (resumable) {
     tempPath = nodePath.join(
       target.folder,
       resumablePartName(target.hostPath, message.size, message.mtime),
     );
-    release = await context.uploadParts.claim(tempPath, () => session.close());
+    // One connection of this server, then one server, writes the part.
+    const unclaim = await context.uploadParts.claim(
+      tempPath,
+      () => session.close(),
+    );
+    release = async () => {
+      await lease?.release();
+      unclaim();
+    };
     try {
+      lease = await UploadLease.acquire(tempPath, {
+        ...context.lease,
+        signal: session.signal,
+        onLost: () => session.close(),
+      });
       ({ file, offset, hash, created } = await openResumablePart(
         tempPath,
         message.size,
@@ -82,7 +97,7 @@ export async function handlePut(
         { signal: session.signal, wirePath: message.path },
       ));
     } catch (error) {
-      release();
+      await release();
       throw error;
     }
   } else {
@@ -111,7 +126,7 @@ export async function handlePut(
     // What this request created goes, wherever it landed.
     if (created) await removeOpened(context.realRoot, tempPath, file);
     file.close();
-    release?.();
+    await release?.();
     throw error;
   }
   // A failed write (disk full, ...) drops the temporary file and the rest
@@ -165,6 +180,9 @@ export async function handlePut(
     if (message.mtime !== undefined) {
       await Deno.utime(tempPath, new Date(), new Date(message.mtime));
     }
+    if (lease !== undefined && !await lease.held()) {
+      throw new FerryError("BUSY", "Upload taken over by another server");
+    }
     const ours = await Deno.stat(tempPath);
     await place(tempPath, target.hostPath, message);
     placed = true;
@@ -179,12 +197,13 @@ export async function handlePut(
   } finally {
     await writer.settled();
     if (fileOpen) file.close();
-    if (!placed && !keepPart) {
+    // A part taken over by another server is that server's to remove.
+    if (!placed && !keepPart && !lease?.lost) {
       await Deno.remove(tempPath).catch(() => {
         // Already gone: nothing to clean.
       });
     }
-    release?.();
+    await release?.();
   }
 }
 

@@ -12,6 +12,7 @@ import type { ServerContext } from "./context.ts";
 import { resolveLimits } from "./limits.ts";
 import { DEFAULT_HASH_CACHE_ENTRIES, HashCache } from "./hash_cache.ts";
 import { UploadParts } from "./upload_part.ts";
+import { DEFAULT_LEASE_TIMEOUT_MS } from "./upload_lease.ts";
 import { FerryError } from "../errors.ts";
 
 import {
@@ -122,9 +123,21 @@ export async function makeServerContext(
     onLog: options.onLog,
     auth,
     hashCache: makeHashCache(options.hashCacheEntries),
+    lease: resolveLease(options.uploadLeaseTimeoutMs),
     uploadParts: new UploadParts(),
     bufferPool: new BulkBufferPool(),
   };
+}
+
+function resolveLease(
+  timeoutMs: number = DEFAULT_LEASE_TIMEOUT_MS,
+): { timeoutMs: number; maxWaitMs: number } {
+  if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
+    throw new RangeError(
+      `uploadLeaseTimeoutMs must be a positive number: ${timeoutMs}`,
+    );
+  }
+  return { timeoutMs, maxWaitMs: 3 * timeoutMs };
 }
 
 function makeHashCache(entries: number | undefined): HashCache | undefined {

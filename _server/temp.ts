@@ -7,8 +7,11 @@
 
 import { FerryError } from "../errors.ts";
 
-/** Names of upload temporaries, hidden from listings and refused. */
-export const TEMP_NAME = /^\.ferry-[0-9a-f]+\.part$/;
+/**
+ * Names of upload temporaries and of the leases on resumable parts
+ * (`_server/upload_lease.ts`), hidden from listings and refused.
+ */
+export const TEMP_NAME = /^\.ferry-[0-9a-f]+\.(?:part|lease)$/;
 
 /** Refuses a path whose last segment is an upload temporary's name. */
 export function refuseTempName(segments: string[], wirePath: string): void {

@@ -127,6 +127,18 @@ export interface ServeOptions extends LimitOptions {
    */
   key?: string;
   /**
+   * Servers sharing one root (behind a load balancer) take a lease on a
+   * resumable upload's part before writing it; a lease its owner has not
+   * refreshed for this long, in milliseconds, belongs to a dead server and
+   * is taken over. A live owner makes another server's upload of the same
+   * part wait up to three times this long, then fail with `BUSY`. On NFS,
+   * keep the attribute cache time (`actimeo`) well below it. See
+   * `_server/upload_lease.ts`.
+   *
+   * @default {10000}
+   */
+  uploadLeaseTimeoutMs?: number;
+  /**
    * Expect a PROXY protocol header (version 1 or 2, as HAProxy's
    * `send-proxy-v2` sends) first on every connection, within
    * `handshakeTimeoutMs`, and take the client's address from it (for the

@@ -42,8 +42,8 @@ export const SWEEP_INTERVAL_MS: number = 60 * 60 * 1000;
  */
 export const TAKEOVER_GRACE_MS = 1000;
 
-/** Names of upload temporaries, resumable or not. */
-export const PART_NAME: RegExp = /^\.ferry-[0-9a-f]+\.part$/;
+/** Names of upload temporaries, resumable or not, and of part leases. */
+export const PART_NAME: RegExp = /^\.ferry-[0-9a-f]+\.(?:part|lease)$/;
 
 const MAX_SWEPT_FOLDERS = 4096;
 

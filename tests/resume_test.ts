@@ -7,12 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  connect,
-  type FerryClient,
-  FerryError,
-  type TransferResult,
-} from "../client.ts";
+import { connect, FerryError, type TransferResult } from "../client.ts";
 import { toHex } from "../_common/bytes.ts";
 import type { TransferOptions } from "../_client/types.ts";
 import { readPartRecord, recordPath } from "../_client/resume.ts";
@@ -23,29 +18,12 @@ import {
 import { makeBulkBuffers } from "../_common/copy.ts";
 import { seededRange, startCutProxy } from "./_util/cut_proxy.ts";
 import { RawClient, sha256, testBytes, withServer } from "./_util/server.ts";
-import { runClient } from "./_util/client.ts";
+import { attempt, runClient } from "./_util/client.ts";
 import { bytesEqual, exists } from "./_util/util.ts";
 
 const MIB = 1024 * 1024;
 /** Frame bytes one attempt may add in the counted direction. */
 const ATTEMPT_OVERHEAD = 200;
-
-/**
- * Runs one transfer attempt on a fresh connection to `port`; a cut comes
- * back as its error.
- */
-async function attempt(
-  port: number,
-  transfer: (client: FerryClient) => Promise<TransferResult>,
-): Promise<TransferResult | FerryError> {
-  try {
-    await using client = await connect({ port });
-    return await transfer(client);
-  } catch (error) {
-    if (error instanceof FerryError) return error;
-    throw error;
-  }
-}
 
 /** Downloads through a port, as one attempt. */
 function tryGet(

@@ -8,6 +8,12 @@
 
 import type { ByteWriter } from "../../protocol.ts";
 import {
+  connect,
+  type FerryClient,
+  FerryError,
+  type TransferResult,
+} from "../../client.ts";
+import {
   CLIENT_SCRIPT,
   type CliResult,
   concat,
@@ -179,4 +185,21 @@ export function startFlippingProxy(
       if (flipAt < position + chunk.length) chunk[flipAt - position] ^= 0xff;
     }
   });
+}
+
+/**
+ * Runs one transfer attempt on a fresh connection to `port`; a cut comes
+ * back as its error.
+ */
+export async function attempt(
+  port: number,
+  transfer: (client: FerryClient) => Promise<TransferResult>,
+): Promise<TransferResult | FerryError> {
+  try {
+    await using client = await connect({ port });
+    return await transfer(client);
+  } catch (error) {
+    if (error instanceof FerryError) return error;
+    throw error;
+  }
 }
