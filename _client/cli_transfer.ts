@@ -18,10 +18,17 @@ import {
   type TreeGetClient,
 } from "./tree_get.ts";
 import { putTree, type TreePutClient } from "./tree_put.ts";
+import type { SyncGetClient } from "./sync_get.ts";
+import type { SyncPutClient } from "./sync_put.ts";
 import { FerryError } from "../errors.ts";
 
-/** A connected client as the transfers use it. */
-export type TransferClient = TreeGetClient & TreePutClient & AsyncDisposable;
+/** A connected client as the transfers (and syncs) use it. */
+export type TransferClient =
+  & TreeGetClient
+  & TreePutClient
+  & SyncGetClient
+  & SyncPutClient
+  & AsyncDisposable;
 
 /**
  * What the command line hands to the transfers.
@@ -70,8 +77,13 @@ export function writeStderr(text: string): void {
   while (at < bytes.length) at += Deno.stderr.writeSync(bytes.subarray(at));
 }
 
-/** Last segment of a remote path, or "" when there is none to name a file. */
-function lastSegment(path: string): string {
+/**
+ * Last segment of a path, or "" when there is none to name a file.
+ *
+ * @param path A remote or local path.
+ * @returns Its last segment.
+ */
+export function lastSegment(path: string): string {
   const base = path.split(/[\\/]/).filter((part) => part !== "").pop() ?? "";
   return base === "." || base === ".." ? "" : base;
 }

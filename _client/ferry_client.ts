@@ -45,6 +45,9 @@ import {
   wantsTls,
 } from "./security.ts";
 import { serverError, transportError } from "./errors.ts";
+import { syncGet } from "./sync_get.ts";
+import { syncPut, type SyncPutReport } from "./sync_put.ts";
+import type { SyncOptions, SyncReport } from "./sync_report.ts";
 import { FerryError } from "../errors.ts";
 import {
   type ByteReader,
@@ -270,9 +273,8 @@ export class FerryClient {
   ): Promise<TransferResult> {
     return this.#run(async () => {
       if (typeof destination === "string" && (options.resume ?? true)) {
-        const addr = this.#conn.remoteAddr as Deno.NetAddr;
         return await resumableGet(this.#io(), {
-          server: formatAddress(addr.hostname, addr.port),
+          server: this.server,
           path,
           destination,
         }, options);
@@ -353,6 +355,136 @@ export class FerryClient {
       await this.#send({ type: "mkdir", path, mtime: options.mtime });
       await this.#expect("ok");
     });
+  }
+
+  /**
+   * Asks the server for the SHA-256 of a file, or of its first `length`
+   * bytes (`SUM`), without fetching it. The server answers a whole file's
+   * digest from its cache when the file has not changed since it last
+   * hashed it.
+   *
+   * @param path File on the server.
+   * @param options `length`: hash only bytes `0..length`.
+   * @returns The 32-byte digest.
+   * @throws {FerryError} `NOT_FOUND`, `FORBIDDEN` (also for a folder),
+   * `BAD_REQUEST` for a `length` past the end, `CHANGED` if the file
+   * changed while it was hashed; `CONNECTION` or `PROTOCOL` if the session
+   * breaks.
+   *
+   * @example Compare a remote file with a local one
+   * ```ts ignore
+   * import { connect } from "../client.ts";
+   * await using client = await connect();
+   * const digest = await client.sum("notes.txt");
+   * console.log(digest.length);
+   * ```
+   */
+  sum(path: string, options: { length?: number } = {}): Promise<Uint8Array> {
+    return this.#run(async () => {
+      await this.#send({ type: "sum", path, length: options.length });
+      return (await this.#expect("hash")).sha256;
+    });
+  }
+
+  /**
+   * Removes a file or folder on the server (`DELETE`); the server must
+   * allow deletes (`--allow-delete`).
+   *
+   * @param path File, symbolic link (removed itself) or folder.
+   * @param options `recursive`: remove a folder with its contents.
+   * @returns A promise that settles once the server answered `OK`.
+   * @throws {FerryError} `FORBIDDEN` if deletes are off, the path is the
+   * root, not allowed or goes through a symbolic link; `NOT_FOUND`;
+   * `EXISTS` for a folder that is not empty without `recursive`.
+   *
+   * @example Remove an old folder
+   * ```ts ignore
+   * import { connect } from "../client.ts";
+   * await using client = await connect();
+   * await client.delete("old", { recursive: true });
+   * ```
+   */
+  delete(path: string, options: { recursive?: boolean } = {}): Promise<void> {
+    return this.#run(async () => {
+      await this.#send({
+        type: "delete",
+        path,
+        recursive: options.recursive ?? false,
+      });
+      await this.#expect("ok");
+    });
+  }
+
+  /**
+   * Makes the local folder `destination` match the remote folder
+   * `remoteDir`, moving only what changed: files whose size and
+   * modification time match are left alone (or, with `checksum`, whose
+   * digests match); a grown file whose local copy is a verified prefix gets
+   * only its new bytes; changed files are replaced through `.part`, SHA-256
+   * check and rename; with `delete`, local entries the source lacks are
+   * removed once everything else succeeded. See `README.md`, "Sync".
+   *
+   * @param remoteDir Folder on the server; `""` is the root.
+   * @param destination Local folder, created if missing.
+   * @param options `checksum`, `delete`, `dryRun`, callbacks.
+   * @returns One record per entry (`created`, `updated`, `appended`,
+   * `unchanged`, `deleted` or `failed`), counts and bytes sent.
+   * @throws {FerryError} `NOT_FOUND` if `remoteDir` is not a folder,
+   * `TOO_LARGE` if the listing is over the server's limit (nothing is
+   * changed), `LOCAL` if `destination` is not a folder, `CONNECTION` if
+   * the session breaks.
+   *
+   * @example Mirror a remote folder
+   * ```ts ignore
+   * import { connect } from "../client.ts";
+   * await using client = await connect();
+   * const report = await client.syncGet("docs", "./docs", { delete: true });
+   * console.log(report.counts.updated, report.counts.unchanged, report.bytes);
+   * ```
+   */
+  syncGet(
+    remoteDir: string,
+    destination: string,
+    options: SyncOptions = {},
+  ): Promise<SyncReport> {
+    return syncGet(this, remoteDir, destination, options);
+  }
+
+  /**
+   * Makes the remote folder `remoteDir` match the local folder `localDir`,
+   * the same way as {@linkcode FerryClient.syncGet} the other way round;
+   * `delete` needs a server started with `--allow-delete`. Symbolic links
+   * inside `localDir` are not followed (they are skipped, see `skipped`).
+   *
+   * @param localDir Local folder.
+   * @param remoteDir Folder on the server, created if missing; `""` is the
+   * root.
+   * @param options `checksum`, `delete`, `dryRun`, callbacks.
+   * @returns One record per entry, counts, bytes sent, and what was skipped.
+   * @throws {FerryError} `LOCAL` if `localDir` is not a readable folder,
+   * `TOO_LARGE` if the remote listing is over the server's limit,
+   * `CONNECTION` if the session breaks.
+   *
+   * @example Publish a build folder
+   * ```ts ignore
+   * import { connect } from "../client.ts";
+   * await using client = await connect();
+   * const report = await client.syncPut("./dist", "site", { delete: true });
+   * console.log(`${report.counts.updated} updated, ${report.bytes} bytes sent`);
+   * ```
+   */
+  syncPut(
+    localDir: string,
+    remoteDir: string,
+    options: SyncOptions = {},
+  ): Promise<SyncPutReport> {
+    return syncPut(this, localDir, remoteDir, options);
+  }
+
+  /** The server's address, `host:port` (kept in resume records). */
+  get server(): string {
+    const addr = this.#conn.remoteAddr as Deno.NetAddr;
+    return formatAddress(addr.hostname, addr.port);
   }
 
   /**

@@ -7,11 +7,20 @@
  * {"name":"docs/x","kind":"file","bytes":0,"sha256":null,"seconds":null,"status":"failed","error":{"code":"NOT_FOUND","message":"Not found: docs/x"}}
  * ```
  *
+ * A sync (`--sync`) writes one record per entry, files and folders, with
+ * the status `created`, `updated`, `appended`, `unchanged`, `deleted` or
+ * `failed`, and `sent`, the file bytes that crossed the wire:
+ *
+ * ```json
+ * {"name":"logs/app.log","kind":"file","bytes":2048,"sha256":"5d41…","seconds":0.002,"status":"appended","sent":1024}
+ * ```
+ *
  * @module
  */
 
 import type { TransferResult } from "./types.ts";
 import type { FerryError } from "../errors.ts";
+import type { SyncRecord } from "./sync_report.ts";
 
 /**
  * One line of `--json` output.
@@ -29,16 +38,21 @@ import type { FerryError } from "../errors.ts";
 export interface JsonFileRecord {
   /** Path on the server. */
   name: string;
-  /** `"file"`, or `"dir"` for a folder that failed. */
-  kind: "file" | "dir";
+  /**
+   * `"file"`, or `"dir"` for a folder that failed (in a sync, any folder;
+   * a deleted entry may also be `"link"` or `"other"`).
+   */
+  kind: "file" | "dir" | "link" | "other";
   /** Size of the file (0 when it failed). */
   bytes: number;
   /** SHA-256, lowercase hex, or `null` when it failed. */
   sha256: string | null;
   /** Duration of the transfer, or `null` when it failed. */
   seconds: number | null;
-  /** `"ok"` or `"failed"`. */
-  status: "ok" | "failed";
+  /** `"ok"` or `"failed"`; in a sync, the entry's {@linkcode SyncRecord} status. */
+  status: "ok" | SyncRecord["status"];
+  /** In a sync: file bytes that crossed the wire. */
+  sent?: number;
   /** Why it failed. */
   error?: { code: string; message: string };
 }
@@ -91,4 +105,36 @@ export function jsonLine(
       status: "ok",
     };
   return JSON.stringify(record);
+}
+
+/**
+ * The JSON line for one entry of a sync.
+ *
+ * @param record The entry's record.
+ * @returns One line of JSON, without the newline.
+ *
+ * @example An unchanged file
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { syncJsonLine } from "./json_output.ts";
+ * const line = syncJsonLine({ name: "a", kind: "file", status: "unchanged", size: 3, bytes: 0 });
+ * assert(JSON.parse(line).status === "unchanged");
+ * ```
+ */
+export function syncJsonLine(record: SyncRecord): string {
+  const json: JsonFileRecord = {
+    name: record.name,
+    kind: record.kind,
+    bytes: record.size,
+    sha256: record.sha256 ?? null,
+    seconds: record.seconds === undefined
+      ? null
+      : Math.round(record.seconds * 1e6) / 1e6,
+    status: record.status,
+    sent: record.bytes,
+  };
+  if (record.error) {
+    json.error = { code: record.error.code, message: record.error.message };
+  }
+  return JSON.stringify(json);
 }

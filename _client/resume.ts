@@ -98,7 +98,16 @@ export async function removePartRecord(destination: string): Promise<void> {
   await Deno.remove(recordPath(destination)).catch(() => {});
 }
 
-async function writePartRecord(
+/**
+ * Writes the record of a download's part (replacing any, never through a
+ * symbolic link).
+ *
+ * @param destination The download's destination.
+ * @param record Where the part's bytes come from.
+ * @returns A promise that settles once it is written.
+ * @throws {FerryError} `LOCAL` if it cannot be written.
+ */
+export async function writePartRecord(
   destination: string,
   record: PartRecord,
 ): Promise<void> {

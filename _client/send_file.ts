@@ -20,7 +20,10 @@
  * An upload sends the resume flag; the server answers `READY offset` with
  * the length of its part of this very upload (see `_server/upload_part.ts`).
  * If the server then reports `INTEGRITY` (its part held other bytes; it has
- * removed it), {@linkcode putFile} starts over once from 0.
+ * removed it), {@linkcode putFile} starts over once from 0. An appending
+ * upload (`append`, a sync's grown file) sends the append flag instead: the
+ * offset is the length of the server's current file, and an `INTEGRITY`
+ * there starts over once, whole, without it.
  *
  * @module
  */
@@ -132,9 +135,9 @@ export async function openLocalSource(path: string): Promise<LocalSource> {
 export function putRequest(
   source: LocalSource,
   remotePath: string,
-  options: { overwrite: boolean; resume: boolean },
+  options: { overwrite: boolean; resume: boolean; append?: boolean },
 ): PutMessage {
-  return {
+  const request: PutMessage = {
     type: "put",
     path: remotePath,
     size: source.size,
@@ -142,6 +145,8 @@ export function putRequest(
     resume: options.resume,
     mtime: source.mtime,
   };
+  if (options.append) request.append = true;
+  return request;
 }
 
 /** Options of {@linkcode sendFile}. */
@@ -253,7 +258,10 @@ export async function putFile(
   options: TransferOptions,
 ): Promise<TransferResult> {
   const since = performance.now();
-  const resume = options.resume ?? true;
+  // An appending upload starts from the server's own file, never from a
+  // kept part (the two flags exclude each other).
+  let append = options.append ?? false;
+  const resume = !append && (options.resume ?? true);
   let source: LocalSource;
   try {
     source = await openLocalSource(paths.local);
@@ -261,14 +269,17 @@ export async function putFile(
     throw io.keep(error);
   }
   using _ = source;
-  const request = putRequest(source, paths.remote, {
-    overwrite: options.overwrite ?? false,
-    resume,
-  });
   for (let restarted = false;; restarted = true) {
-    await io.send([request]);
+    await io.send([putRequest(source, paths.remote, {
+      overwrite: options.overwrite ?? false,
+      resume,
+      append,
+    })]);
     const { offset } = await io.expect("ready");
-    const digest = await sendFile(io, source, offset, { ...options, resume });
+    const digest = await sendFile(io, source, offset, {
+      ...options,
+      resume: resume || append,
+    });
     try {
       await io.expect("ok");
     } catch (error) {
@@ -276,8 +287,14 @@ export async function putFile(
         error instanceof FerryError && error.code === "INTEGRITY" &&
         offset > 0 && !restarted
       ) {
-        // The server's part held other bytes; it has dropped it.
-        options.onRestart?.("the server's partial upload did not match");
+        // The server's part (or, appending, its file) held other bytes;
+        // it has kept nothing: the whole file goes again.
+        options.onRestart?.(
+          append
+            ? "the server's file was not the start of this one"
+            : "the server's partial upload did not match",
+        );
+        append = false;
         continue;
       }
       throw error;

@@ -137,6 +137,16 @@ export interface TransferOptions {
    * @default {true}
    */
   resume?: boolean;
+  /**
+   * Upload only: take the server's current file as the start of this one
+   * and send only the bytes past its length (the `PUT` append flag). The
+   * server checks the whole file's SHA-256; if its file was not a prefix
+   * (`INTEGRITY`), the upload starts over once, whole. Use it after
+   * `FerryClient.sum` showed the server's file is a prefix.
+   *
+   * @default {false}
+   */
+  append?: boolean;
   /** Called once, before any byte moves, when a transfer resumes at `offset`. */
   onResume?: (offset: number, total: number) => void;
   /**

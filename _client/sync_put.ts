@@ -1,0 +1,388 @@
+/**
+ * `put -r LOCAL [REMOTE] --sync`: makes a remote folder match a local one,
+ * moving only what changed (see `_client/sync_plan.ts`).
+ *
+ * The local tree is walked without following links (links and special
+ * files are skipped and reported, and never deleted on the server by
+ * `--delete`); the remote tree is listed once. Then, in order: remote
+ * entries of the wrong kind are removed with `DELETE` (which needs a server
+ * started with `--allow-delete`); `--checksum` digests and append prefixes
+ * are compared with `SUM`; a grown file whose remote copy is a verified
+ * prefix is sent with the `PUT` append flag, so that only its new bytes
+ * cross the wire; new and changed files and new folders go in one
+ * pipelined run (`putMany`), each file checked by the server's SHA-256
+ * before it replaces the old one. A file that changed locally while it was
+ * sent (`CHANGED`) is tried once more. Only when every entry succeeded are
+ * remote entries the source lacks deleted (`--delete`); last, folder times
+ * are set (`MKDIR` with a time), deepest first.
+ *
+ * The server keeps no way to set a file's time without sending it: a file
+ * found equal by `--checksum` keeps its remote time.
+ *
+ * @module
+ */
+
+import * as nodePath from "node:path";
+import type { PutManyItem, PutManyOptions } from "./tree_put.ts";
+import type { FileOutcome } from "./session_io.ts";
+import type { TransferOptions, TransferResult } from "./types.ts";
+import { hashLocal, walkLocal } from "./sync_local.ts";
+import { type PlanItem, planSync, type SyncEntry } from "./sync_plan.ts";
+import {
+  type SyncOptions,
+  type SyncRecord,
+  type SyncReport,
+  SyncTally,
+} from "./sync_report.ts";
+import { sameBytes } from "../_common/bytes.ts";
+import { messageOf } from "../_common/text.ts";
+import { FerryError } from "../errors.ts";
+import type { Entry } from "../protocol.ts";
+
+/**
+ * What {@linkcode syncPut} needs of a client.
+ *
+ * @example The shape
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { SyncPutClient } from "./sync_put.ts";
+ * const methods: (keyof SyncPutClient)[] = ["stat", "list", "putMany", "put", "sum", "delete"];
+ * assert(methods.length === 6);
+ * ```
+ */
+export interface SyncPutClient {
+  /** `STAT`. */
+  stat(path: string): Promise<Entry>;
+  /** `LIST`, recursive. */
+  list(path: string, options: { recursive?: boolean }): Promise<Entry[]>;
+  /** Pipelined `MKDIR`s and `PUT`s. */
+  putMany(
+    items: readonly PutManyItem[],
+    options?: PutManyOptions,
+  ): Promise<FileOutcome[]>;
+  /** One `PUT` (here: appending). */
+  put(
+    localPath: string,
+    remotePath: string,
+    options?: TransferOptions,
+  ): Promise<TransferResult>;
+  /** `SUM`: the digest of a remote file or of its first `length` bytes. */
+  sum(path: string, options?: { length?: number }): Promise<Uint8Array>;
+  /** `DELETE`. */
+  delete(path: string, options?: { recursive?: boolean }): Promise<void>;
+}
+
+/**
+ * What {@linkcode syncPut} did: a {@linkcode SyncReport} and the local
+ * entries it left out.
+ *
+ * @example Nothing skipped
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { SyncPutReport } from "./sync_put.ts";
+ * const skipped: SyncPutReport["skipped"] = [];
+ * assert(skipped.length === 0);
+ * ```
+ */
+export interface SyncPutReport extends SyncReport {
+  /** Local entries left out (symbolic links, special files, bad names). */
+  skipped: { name: string; reason: string }[];
+}
+
+/** A file to send, with what it was planned as. */
+interface Send {
+  item: PlanItem;
+  local: string;
+  remote: string;
+}
+
+/**
+ * Makes the remote folder `remoteDir` match the local folder `localDir`.
+ *
+ * @param client A connected client.
+ * @param localDir Local folder.
+ * @param remoteDir Remote folder, created if missing; `""` is the root.
+ * @param options `checksum`, `delete`, `dryRun`, callbacks.
+ * @returns One record per entry, counts, bytes and what was skipped.
+ * @throws {FerryError} `LOCAL` if `localDir` is not a readable folder,
+ * `EXISTS` if `remoteDir` is a file, `TOO_LARGE` if the remote listing is
+ * over the server's limit, and whatever breaks the session.
+ */
+export async function syncPut(
+  client: SyncPutClient,
+  localDir: string,
+  remoteDir: string,
+  options: SyncOptions = {},
+): Promise<SyncPutReport> {
+  const tally = new SyncTally(options.onRecord);
+  const dryRun = options.dryRun ?? false;
+  const local = await walkLocal(localDir);
+  if (!local.exists) throw new FerryError("LOCAL", `Not found: ${localDir}`);
+  const skipped = [...local.skipped];
+  const source: SyncEntry[] = [];
+  for (const entry of local.entries) {
+    if (entry.kind === "file" || entry.kind === "dir") source.push(entry);
+    else {
+      skipped.push({
+        name: entry.name,
+        reason: entry.kind === "link"
+          ? "symbolic link, not followed"
+          : "not a file or folder",
+      });
+    }
+  }
+  let top: Entry | undefined;
+  try {
+    top = await client.stat(remoteDir);
+  } catch (error) {
+    if (!(error instanceof FerryError && error.code === "NOT_FOUND")) {
+      throw error;
+    }
+  }
+  if (top !== undefined && top.kind !== "dir") {
+    throw new FerryError("EXISTS", `Not a folder on the server: ${remoteDir}`);
+  }
+  const remote = top === undefined
+    ? []
+    : await client.list(remoteDir, { recursive: true });
+  const plan = planSync(source, remote, {
+    checksum: options.checksum,
+    delete: options.delete,
+    sourceTime: remoteDir === "" ? undefined : local.mtime,
+    destTime: top?.mtime,
+  });
+  // Never delete on the server what was skipped here (a link, a name the
+  // wire cannot carry): it is not missing, only not sent.
+  const kept = new Set(skipped.map((entry) => entry.name));
+  const deletes = plan.deletes.filter((item) =>
+    !kept.has(item.name) &&
+    ![...kept].some((name) => item.name.startsWith(name + "/"))
+  );
+  options.onPlanned?.(
+    source.filter((entry) => entry.kind === "file").length,
+    plan.items.reduce(
+      (sum, item) =>
+        item.kind === "file" && item.action !== "unchanged"
+          ? sum + item.size
+          : sum,
+      0,
+    ),
+  );
+  const prefix = remoteDir === "" ? "" : `${remoteDir}/`;
+  const remoteOf = (name: string) => name === "" ? remoteDir : prefix + name;
+  const localOf = (name: string) => nodePath.join(localDir, ...name.split("/"));
+  const record = (
+    item: PlanItem,
+    status: SyncRecord["status"],
+    extra: Partial<SyncRecord> = {},
+  ) =>
+    tally.add({
+      name: remoteOf(item.name),
+      kind: item.kind,
+      status,
+      size: item.kind === "file" ? item.size : 0,
+      bytes: 0,
+      ...extra,
+    });
+  const batch: Send[] = [];
+  const appends: Send[] = [];
+  if (!dryRun && top === undefined && remoteDir !== "") {
+    await client.putMany([{ kind: "dir", remote: remoteDir }]).then(
+      (outcomes) => {
+        if (outcomes[0]?.error) throw outcomes[0].error;
+      },
+    );
+  }
+  for (const item of plan.items) {
+    const send = {
+      item,
+      local: localOf(item.name),
+      remote: remoteOf(item.name),
+    };
+    try {
+      if (item.action === "refuse") {
+        throw new FerryError("FORBIDDEN", `Refused: ${item.reason}`);
+      }
+      if (item.action === "unchanged") {
+        record(item, "unchanged");
+        continue;
+      }
+      let action = item.action;
+      if (action === "verify") {
+        const mine = await hashLocal(send.local);
+        if (mine === undefined) throw changedLocally(send.local);
+        if (sameBytes(await client.sum(send.remote), mine)) {
+          record(item, "unchanged");
+          continue;
+        }
+        action = "update";
+      } else if (action === "append") {
+        const length = item.destSize!;
+        const mine = await hashLocal(send.local, length);
+        const theirs = await client.sum(send.remote, { length }).catch(
+          (error) => {
+            if (error instanceof FerryError && error.code === "BAD_REQUEST") {
+              return undefined; // the remote file shrank since it was listed
+            }
+            throw error;
+          },
+        );
+        if (mine === undefined || theirs === undefined) action = "update";
+        else if (!sameBytes(mine, theirs)) action = "update";
+      }
+      if (dryRun) {
+        record(
+          item,
+          action === "create"
+            ? "created"
+            : action === "append"
+            ? "appended"
+            : "updated",
+          {
+            bytes: item.kind !== "file"
+              ? 0
+              : action === "append"
+              ? item.size - item.destSize!
+              : item.size,
+          },
+        );
+        continue;
+      }
+      if (item.clear !== undefined) {
+        await client.delete(send.remote, { recursive: item.clear === "dir" });
+      }
+      const planned = { ...send, item: { ...item, action } };
+      if (action === "append") appends.push(planned);
+      else batch.push(planned);
+    } catch (error) {
+      record(item, "failed", { error: asError(error) });
+    }
+  }
+  await sendAll(client, batch, appends, options, record);
+  let deletesSkipped: string | undefined;
+  if (options.delete && deletes.length > 0) {
+    if (tally.counts.failed > 0) {
+      deletesSkipped = `${tally.counts.failed} entries failed`;
+    } else {
+      for (const item of deletes) {
+        try {
+          if (!dryRun) {
+            await client.delete(remoteOf(item.name), {
+              recursive: item.kind === "dir",
+            });
+          }
+          record(item, "deleted");
+        } catch (error) {
+          record(item, "failed", { error: asError(error) });
+        }
+      }
+    }
+  }
+  if (!dryRun && plan.folderTimes.length > 0) {
+    // Times are cosmetic: a folder whose time cannot be set does not fail
+    // the sync.
+    await client.putMany(
+      plan.folderTimes.map((folder) => ({
+        kind: "dir" as const,
+        remote: remoteOf(folder.name),
+        mtime: folder.mtime,
+      })),
+    );
+  }
+  return { ...tally.report(dryRun, deletesSkipped), skipped };
+}
+
+/**
+ * Sends the files: appends one by one, the rest (and new folders) in one
+ * pipelined run; a file that changed while it was sent is tried once more.
+ */
+async function sendAll(
+  client: SyncPutClient,
+  batch: readonly Send[],
+  appends: readonly Send[],
+  options: SyncOptions,
+  record: (
+    item: PlanItem,
+    status: SyncRecord["status"],
+    extra?: Partial<SyncRecord>,
+  ) => void,
+): Promise<void> {
+  const done = (send: Send, result: TransferResult) =>
+    record(
+      send.item,
+      send.item.action === "create"
+        ? "created"
+        : (result.resumedFrom ?? 0) > 0
+        ? "appended"
+        : "updated",
+      {
+        bytes: result.bytes - (result.resumedFrom ?? 0),
+        sha256: result.sha256,
+        seconds: result.seconds,
+      },
+    );
+  const onProgress = options.onProgress;
+  for (const send of appends) {
+    for (let attempt = 0;; attempt++) {
+      try {
+        done(
+          send,
+          await client.put(send.local, send.remote, {
+            overwrite: true,
+            append: true,
+            onProgress: onProgress &&
+              ((done, total) => onProgress(send.remote, done, total)),
+          }),
+        );
+      } catch (error) {
+        if (isChanged(error) && attempt === 0) continue;
+        record(send.item, "failed", { error: asError(error) });
+      }
+      break;
+    }
+  }
+  let round = batch;
+  for (let attempt = 0; round.length > 0; attempt++) {
+    const again: Send[] = [];
+    const outcomes = await client.putMany(
+      round.map((send): PutManyItem =>
+        send.item.kind === "dir"
+          ? { kind: "dir", remote: send.remote }
+          : { kind: "file", local: send.local, remote: send.remote }
+      ),
+      { overwrite: true, onProgress },
+    );
+    outcomes.forEach((outcome, index) => {
+      const send = round[index];
+      if (outcome.error) {
+        if (isChanged(outcome.error) && attempt === 0) again.push(send);
+        else record(send.item, "failed", { error: outcome.error });
+      } else if (send.item.kind === "dir") {
+        record(
+          send.item,
+          send.item.action === "create" ? "created" : "updated",
+        );
+      } else {
+        done(send, outcome.result!);
+      }
+    });
+    round = again;
+  }
+}
+
+function changedLocally(path: string): FerryError {
+  return new FerryError(
+    "CHANGED",
+    `Local file changed while it was read: ${path}`,
+  );
+}
+
+function isChanged(error: unknown): boolean {
+  return error instanceof FerryError && error.code === "CHANGED";
+}
+
+function asError(error: unknown): FerryError {
+  return error instanceof FerryError
+    ? error
+    : new FerryError("LOCAL", messageOf(error), { cause: error });
+}

@@ -1,0 +1,211 @@
+/**
+ * What a sync is given and what it reports: {@linkcode SyncOptions},
+ * {@linkcode SyncRecord} (one per entry), {@linkcode SyncReport} and the
+ * one-line summary, shared by `get` and `put` syncs
+ * (`_client/sync_get.ts`, `_client/sync_put.ts`).
+ *
+ * @module
+ */
+
+import type { FerryError } from "../errors.ts";
+import { formatBytes } from "./progress.ts";
+
+/**
+ * What happened to one entry: `created`, `updated`, `appended` (only the new
+ * bytes of a grown file crossed the wire), `unchanged`, `deleted`, or
+ * `failed`.
+ */
+export type SyncStatus =
+  | "created"
+  | "updated"
+  | "appended"
+  | "unchanged"
+  | "deleted"
+  | "failed";
+
+/**
+ * One entry of a sync, as it ended (or, with `dryRun`, as it would).
+ *
+ * @example A file that grew
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { SyncRecord } from "./sync_report.ts";
+ * const record: SyncRecord = {
+ *   name: "logs/app.log", kind: "file", status: "appended", size: 2048, bytes: 1024,
+ * };
+ * assert(record.bytes < record.size);
+ * ```
+ */
+export interface SyncRecord {
+  /** Path on the server (for `get`, as listed; for `put`, as sent). */
+  name: string;
+  /** `"file"`, `"dir"`, or for a deleted entry also `"link"`/`"other"`. */
+  kind: "file" | "dir" | "link" | "other";
+  /** What happened. */
+  status: SyncStatus;
+  /** Size of the file (0 for folders). */
+  size: number;
+  /** File bytes that crossed the wire for this entry. */
+  bytes: number;
+  /** SHA-256 of the file, lowercase hex, when it was transferred. */
+  sha256?: string;
+  /** Seconds the transfer took, when there was one. */
+  seconds?: number;
+  /** Why it failed. */
+  error?: FerryError;
+}
+
+/**
+ * Options of a sync (`FerryClient.syncGet`, `FerryClient.syncPut`).
+ *
+ * @example Mirror, deleting extras, comparing digests
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { SyncOptions } from "./sync_report.ts";
+ * const options: SyncOptions = { checksum: true, delete: true };
+ * assert(options.delete);
+ * ```
+ */
+export interface SyncOptions {
+  /**
+   * Compare files of the same size by digest (the server's, from its cache,
+   * against a local hash) instead of by modification time.
+   *
+   * @default {false}
+   */
+  checksum?: boolean;
+  /**
+   * Remove destination entries the source lacks, after every transfer
+   * succeeded; never when a file failed or a name was refused. A `put`
+   * sync needs a server started with `--allow-delete`.
+   *
+   * @default {false}
+   */
+  delete?: boolean;
+  /**
+   * Work out and report what would change, and change nothing on either
+   * side (digests may still be asked for, with `checksum`).
+   *
+   * @default {false}
+   */
+  dryRun?: boolean;
+  /** Called once the plan is made: files to check, bytes to send at most. */
+  onPlanned?: (files: number, bytes: number) => void;
+  /** Called once per entry, when its fate is known. */
+  onRecord?: (record: SyncRecord) => void;
+  /** Called after each chunk of a file, with its bytes so far. */
+  onProgress?: (path: string, done: number, total: number) => void;
+}
+
+/**
+ * What a sync did.
+ *
+ * @example Count what changed
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { SyncReport } from "./sync_report.ts";
+ * const report: SyncReport = {
+ *   records: [], failed: 0, bytes: 0, seconds: 0.01, dryRun: false,
+ *   counts: { created: 0, updated: 0, appended: 0, unchanged: 0, deleted: 0, failed: 0 },
+ * };
+ * assert(report.counts.created === 0);
+ * ```
+ */
+export interface SyncReport {
+  /** One record per entry. */
+  records: SyncRecord[];
+  /** Records by status. */
+  counts: Record<SyncStatus, number>;
+  /** Number of failed entries. */
+  failed: number;
+  /** File bytes that crossed the wire. */
+  bytes: number;
+  /** Wall-clock seconds. */
+  seconds: number;
+  /** Whether nothing was changed (`dryRun`). */
+  dryRun: boolean;
+  /** Why the deletes did not run, when `delete` was asked for. */
+  deletesSkipped?: string;
+}
+
+/**
+ * Collects records into a {@linkcode SyncReport}.
+ */
+export class SyncTally {
+  readonly records: SyncRecord[] = [];
+  readonly counts: Record<SyncStatus, number> = {
+    created: 0,
+    updated: 0,
+    appended: 0,
+    unchanged: 0,
+    deleted: 0,
+    failed: 0,
+  };
+  bytes = 0;
+  #start = performance.now();
+  #onRecord: ((record: SyncRecord) => void) | undefined;
+
+  constructor(onRecord?: (record: SyncRecord) => void) {
+    this.#onRecord = onRecord;
+  }
+
+  /** Adds one record. */
+  add(record: SyncRecord): void {
+    this.records.push(record);
+    this.counts[record.status]++;
+    this.bytes += record.bytes;
+    this.#onRecord?.(record);
+  }
+
+  /** The report. */
+  report(dryRun: boolean, deletesSkipped?: string): SyncReport {
+    return {
+      records: this.records,
+      counts: { ...this.counts },
+      failed: this.counts.failed,
+      bytes: this.bytes,
+      seconds: (performance.now() - this.#start) / 1000,
+      dryRun,
+      ...(deletesSkipped === undefined ? {} : { deletesSkipped }),
+    };
+  }
+}
+
+/**
+ * The one-line summary of a sync, such as
+ * `docs: 3 updated, 1 created, 996 unchanged, 1 deleted, 12.0 KiB in 0.21 s`
+ * (statuses with a count of 0 are left out, except `unchanged`; files and
+ * folders count alike; a dry run ends with `(dry run: nothing changed)`).
+ *
+ * @param subject What was synced (the destination).
+ * @param report The sync's report.
+ * @returns The line.
+ *
+ * @example Summarise
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { summaryLine } from "./sync_report.ts";
+ * const line = summaryLine("docs", {
+ *   records: [], failed: 0, bytes: 12288, seconds: 0.21, dryRun: false,
+ *   counts: { created: 1, updated: 3, appended: 0, unchanged: 996, deleted: 1, failed: 0 },
+ * });
+ * assert(line === "docs: 3 updated, 1 created, 996 unchanged, 1 deleted, 12.0 KiB in 0.21 s");
+ * ```
+ */
+export function summaryLine(subject: string, report: SyncReport): string {
+  const { counts } = report;
+  const parts: string[] = [];
+  const add = (count: number, word: string, always = false) => {
+    if (count > 0 || always) parts.push(`${count} ${word}`);
+  };
+  add(counts.updated, "updated");
+  add(counts.appended, "appended");
+  add(counts.created, "created");
+  add(counts.unchanged, "unchanged", true);
+  add(counts.deleted, "deleted");
+  add(counts.failed, "failed");
+  const tail = report.dryRun
+    ? " (dry run: nothing changed)"
+    : `, ${formatBytes(report.bytes)} in ${report.seconds.toFixed(2)} s`;
+  return `${subject}: ${parts.join(", ")}${tail}`;
+}
