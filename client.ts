@@ -71,6 +71,13 @@ export type { ByteWriter, Entry } from "./protocol.ts";
 export type { FileOutcome } from "./_client/session_io.ts";
 export type { GetManyItem, GetManyOptions } from "./_client/tree_get.ts";
 export type { PutManyItem, PutManyOptions } from "./_client/tree_put.ts";
+export type {
+  SyncOptions,
+  SyncRecord,
+  SyncReport,
+  SyncStatus,
+} from "./_client/sync_report.ts";
+export type { SyncPutReport } from "./_client/sync_put.ts";
 export { FerryError, type FerryErrorCode } from "./errors.ts";
 
 if (import.meta.main) {

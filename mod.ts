@@ -41,6 +41,11 @@ export {
   type GetManyOptions,
   type PutManyItem,
   type PutManyOptions,
+  type SyncOptions,
+  type SyncPutReport,
+  type SyncRecord,
+  type SyncReport,
+  type SyncStatus,
   type TransferOptions,
   type TransferResult,
 } from "./client.ts";

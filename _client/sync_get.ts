@@ -33,6 +33,8 @@ import {
 } from "./sync_local.ts";
 import { type PlanItem, planSync, type SyncEntry } from "./sync_plan.ts";
 import {
+  asSyncError as asError,
+  isChanged,
   type SyncOptions,
   type SyncRecord,
   type SyncReport,
@@ -258,9 +260,9 @@ export async function syncGet(
 }
 
 /**
- * Fetches the files: appends and large files one by one (resumable),
- * the rest pipelined; a file that changed while it was sent is tried once
- * more.
+ * Fetches the files: small ones pipelined, then appends and large files
+ * one by one (resumable); a file that changed while it was sent is tried
+ * once more.
  */
 async function fetchAll(
   client: SyncGetClient,
@@ -300,14 +302,7 @@ async function fetchAll(
       record(fetch.item, "failed", { error: asError(error) });
     }
   };
-  const piped: Fetch[] = [];
-  for (const fetch of fetches) {
-    if (fetch.from > 0 || fetch.item.size >= RESUMABLE_MIN_BYTES) {
-      await one(fetch);
-    } else {
-      piped.push(fetch);
-    }
-  }
+  const piped = fetches.filter((fetch) => !resumable(fetch));
   let round = piped;
   for (let attempt = 0; round.length > 0; attempt++) {
     const again: Fetch[] = [];
@@ -323,6 +318,14 @@ async function fetchAll(
     });
     round = again;
   }
+  // The large files last: a cut while they move leaves every small file
+  // done and a resumable part.
+  for (const fetch of fetches) if (resumable(fetch)) await one(fetch);
+}
+
+/** Whether a file goes one by one, with a resume record. */
+function resumable(fetch: Fetch): boolean {
+  return fetch.from > 0 || fetch.item.size >= RESUMABLE_MIN_BYTES;
 }
 
 /**
@@ -385,16 +388,6 @@ function isPartOf(entry: SyncEntry, sourceFiles: ReadonlySet<string>): boolean {
   if (entry.kind !== "file") return false;
   const match = /^(.*)\.part(\.ferry)?$/.exec(entry.name);
   return match !== null && sourceFiles.has(match[1]);
-}
-
-function isChanged(error: unknown): boolean {
-  return error instanceof FerryError && error.code === "CHANGED";
-}
-
-function asError(error: unknown): FerryError {
-  return error instanceof FerryError
-    ? error
-    : new FerryError("LOCAL", messageOf(error), { cause: error });
 }
 
 function failed(

@@ -29,13 +29,14 @@ import type { TransferOptions, TransferResult } from "./types.ts";
 import { hashLocal, walkLocal } from "./sync_local.ts";
 import { type PlanItem, planSync, type SyncEntry } from "./sync_plan.ts";
 import {
+  asSyncError as asError,
+  isChanged,
   type SyncOptions,
   type SyncRecord,
   type SyncReport,
   SyncTally,
 } from "./sync_report.ts";
 import { sameBytes } from "../_common/bytes.ts";
-import { messageOf } from "../_common/text.ts";
 import { FerryError } from "../errors.ts";
 import type { Entry } from "../protocol.ts";
 
@@ -375,14 +376,4 @@ function changedLocally(path: string): FerryError {
     "CHANGED",
     `Local file changed while it was read: ${path}`,
   );
-}
-
-function isChanged(error: unknown): boolean {
-  return error instanceof FerryError && error.code === "CHANGED";
-}
-
-function asError(error: unknown): FerryError {
-  return error instanceof FerryError
-    ? error
-    : new FerryError("LOCAL", messageOf(error), { cause: error });
 }

@@ -7,7 +7,8 @@
  * @module
  */
 
-import type { FerryError } from "../errors.ts";
+import { FerryError } from "../errors.ts";
+import { messageOf } from "../_common/text.ts";
 import { formatBytes } from "./progress.ts";
 
 /**
@@ -208,4 +209,28 @@ export function summaryLine(subject: string, report: SyncReport): string {
     ? " (dry run: nothing changed)"
     : `, ${formatBytes(report.bytes)} in ${report.seconds.toFixed(2)} s`;
   return `${subject}: ${parts.join(", ")}${tail}`;
+}
+
+/**
+ * Whether an error is `CHANGED` (a file changed while it was sent: worth
+ * one more try).
+ *
+ * @param error Anything thrown or reported.
+ * @returns Whether it is a `FerryError` with the code `CHANGED`.
+ */
+export function isChanged(error: unknown): boolean {
+  return error instanceof FerryError && error.code === "CHANGED";
+}
+
+/**
+ * An error for a {@linkcode SyncRecord}: a `FerryError` as it is, anything
+ * else as `LOCAL`.
+ *
+ * @param error Anything thrown or reported.
+ * @returns A `FerryError`.
+ */
+export function asSyncError(error: unknown): FerryError {
+  return error instanceof FerryError
+    ? error
+    : new FerryError("LOCAL", messageOf(error), { cause: error });
 }
