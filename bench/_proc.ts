@@ -525,7 +525,17 @@ async function tcpSockets(): Promise<{ port: number; state: string }[]> {
  * ```
  */
 export async function isListening(port: number): Promise<boolean> {
-  return (await tcpSockets()).some((s) => s.port === port && s.state === "0A");
+  const sockets = await tcpSockets();
+  if (sockets.length > 0) {
+    return sockets.some((s) => s.port === port && s.state === "0A");
+  }
+  // /proc unreadable (Deno lets only -A read it): probe with a connection.
+  try {
+    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -38,6 +38,7 @@ import {
 } from "./_peers.ts";
 import { lastLine, reasonOf, runTimed, type ServerProcess } from "./_proc.ts";
 import { MB, percentile, rate, summarize, type Summary } from "./_stats.ts";
+import { startClusterServer } from "./cluster.ts";
 
 /** Shared state of one benchmark run. */
 export interface Context {
@@ -791,6 +792,13 @@ export interface ConcurrencyCase {
   fileBytes: number;
   /** How clients are made. */
   mode: "lib" | "cli";
+  /**
+   * Set: the clients go through HAProxy to this many ferry servers with
+   * `--proxy-protocol` over the same folder (`bench/cluster.ts`).
+   */
+  servers?: number;
+  /** Set: why this case cannot run (HAProxy missing). */
+  unavailable?: string;
 }
 
 /**
@@ -820,11 +828,11 @@ export async function concurrencyScenario(
       clients: c.names.length,
       fileBytes: c.fileBytes,
     };
-    if (!ctx.tools.ferry.available) {
+    if (!ctx.tools.ferry.available || c.unavailable !== undefined) {
       results.push({
         ...base,
         status: "unavailable",
-        reason: ctx.tools.ferry.reason,
+        reason: c.unavailable ?? ctx.tools.ferry.reason,
       });
       continue;
     }
@@ -835,7 +843,9 @@ export async function concurrencyScenario(
     );
     await warm([...new Set(c.names)].map((n) => `${ctx.src}/${n}`));
     const dir = `${ctx.dst}/many`;
-    let server: ServerProcess | undefined;
+    let server:
+      | { port: number; stop(): Promise<number | undefined> }
+      | undefined;
     const walls: number[] = [];
     const aggregates: number[] = [];
     const p50s: number[] = [];
@@ -844,7 +854,9 @@ export async function concurrencyScenario(
     let firstFailure: string | undefined;
     let serverPeakKb: number | undefined;
     try {
-      server = await startFerryServer(ctx.src);
+      server = c.servers === undefined
+        ? await startFerryServer(ctx.src)
+        : await startClusterServer(ctx.src, c.servers);
       for (let run = 0; run < ctx.runs; run++) {
         await freshDir(dir);
         const result = await runTimed(Deno.execPath(), [

@@ -42,6 +42,7 @@ import {
   syncDisks,
 } from "./_scenarios.ts";
 import { fmt, MIB } from "./_stats.ts";
+import { findHaproxy } from "./cluster.ts";
 
 const USAGE =
   `ferry benchmark: ferry against nc, rsync, curl, the classic programs
@@ -51,7 +52,8 @@ USAGE:
 
 OPTIONS:
   --quick         small sizes and 1 run per figure, for development (default: off)
-  --no-install    do not apt-get install missing peers (default: install)
+  --no-install    do not apt-get install missing peers (nc, rsync, curl,
+                  haproxy) (default: install)
   --out DIR       where results.json and results.md go (default: bench_results)
   --runs N        runs per figure (default: 3, or 1 with --quick)
   --only LIST     scenarios to run, e.g. 1,3 (memory is part of 1) (default: 1,2,3,5)
@@ -70,6 +72,7 @@ interface Plan {
     bytes: number;
     same: boolean;
     mode: "lib" | "cli";
+    servers?: number;
   }[];
   classicCapSeconds: number;
 }
@@ -106,6 +109,14 @@ function makePlan(quick: boolean): Plan {
           mode: "lib",
         },
         {
+          label: "10 × 1 MiB, different files, HAProxy + 2 servers",
+          clients: 10,
+          bytes: MIB,
+          same: false,
+          mode: "lib",
+          servers: 2,
+        },
+        {
           label: "3 × 4 MiB, same file",
           clients: 3,
           bytes: 4 * MIB,
@@ -129,6 +140,16 @@ function makePlan(quick: boolean): Plan {
         same: false,
         mode: "lib",
       },
+      ...[1, 2, 3].map((servers) => ({
+        label: `200 × 1 MiB, different files, HAProxy + ${servers} server${
+          servers > 1 ? "s" : ""
+        }`,
+        clients: 200,
+        bytes: MIB,
+        same: false,
+        mode: "lib" as const,
+        servers,
+      })),
       {
         label: "20 × 64 MiB, same file",
         clients: 20,
@@ -327,6 +348,12 @@ async function main(): Promise<void> {
       await writeBigFile(`${ctx.src}/${f.name}`, f.bytes, block, ++salt);
     }
     const conc: ConcurrencyCase[] = [];
+    const written = new Set<string>();
+    const haproxy = plan.concurrency.some((c) => c.servers !== undefined) &&
+        only.has("3")
+      ? await findHaproxy(!values["no-install"])
+      : undefined;
+    if (haproxy && "reason" in haproxy) log(`haproxy: ${haproxy.reason}`);
     for (const c of plan.concurrency) {
       let names: string[];
       if (c.same) {
@@ -342,11 +369,23 @@ async function main(): Promise<void> {
         names = [];
         for (let i = 0; i < c.clients; i++) {
           const name = `${folder}/c${i}.bin`;
-          await writeBigFile(`${ctx.src}/${name}`, c.bytes, block, ++salt);
+          if (!written.has(folder)) {
+            await writeBigFile(`${ctx.src}/${name}`, c.bytes, block, ++salt);
+          }
           names.push(name);
         }
+        written.add(folder);
       }
-      conc.push({ label: c.label, names, fileBytes: c.bytes, mode: c.mode });
+      conc.push({
+        label: c.label,
+        names,
+        fileBytes: c.bytes,
+        mode: c.mode,
+        servers: c.servers,
+        unavailable: c.servers !== undefined && haproxy && "reason" in haproxy
+          ? haproxy.reason
+          : undefined,
+      });
     }
     const trees = new Map<string, Awaited<ReturnType<typeof writeFileTree>>>();
     for (const t of [...plan.trees, ...plan.scalingTrees]) {
