@@ -60,6 +60,7 @@ export {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_PORT,
   type FerryServer,
+  type HttpOptions,
   type ServeOptions,
   type ServerLogEvent,
 } from "./_server/types.ts";

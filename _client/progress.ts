@@ -13,6 +13,8 @@
  * @module
  */
 
+import { formatBytes } from "../_common/format_bytes.ts";
+
 /** Shortest time between two redraws, in milliseconds (10 per second). */
 export const REDRAW_INTERVAL_MS = 100;
 
@@ -196,31 +198,7 @@ export class ProgressLine {
   }
 }
 
-/**
- * A byte count for people: `512 B`, `1.5 KiB`, `12.0 MiB`.
- *
- * @param bytes A count.
- * @returns The text.
- *
- * @example Format a mebibyte
- * ```ts
- * import assert from "node:assert/strict";
- * import { formatBytes } from "./progress.ts";
- * assert(formatBytes(1024 * 1024) === "1.0 MiB");
- * ```
- */
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0
-    ? `${Math.round(value)} B`
-    : `${value.toFixed(1)} ${units[unit]}`;
-}
+export { formatBytes };
 
 /**
  * A duration as `m:ss` (or `h:mm:ss`).

@@ -49,6 +49,8 @@ OPTIONS:
                    connections without one; not with --cert (default: off)
   --lease-timeout SECONDS  servers sharing a root: take over an upload part
                    whose lease was not refreshed for this long (default: 10)
+  --http [HOST:]PORT  also answer HTTP (browsers, curl) on PORT, HTTPS with
+                   --cert/--key; HOST defaults to --host (default: off)
 ${LIMITS_USAGE}
   --log FORMAT     request log on stderr, one line per request: text or json
                    (default: text)
@@ -72,6 +74,7 @@ interface Flags {
   key: string | undefined;
   proxyProtocol: boolean;
   leaseTimeoutMs: number | undefined;
+  http: { hostname: string | undefined; port: number } | undefined;
   limits: LimitOptions;
 }
 
@@ -99,6 +102,7 @@ function parseFlags(args: string[]): Flags {
         key: { type: "string" },
         "proxy-protocol": { type: "boolean", default: false },
         "lease-timeout": { type: "string" },
+        http: { type: "string" },
         ...LIMIT_FLAGS,
       },
     }));
@@ -129,6 +133,7 @@ function parseFlags(args: string[]): Flags {
   ) {
     throw new UsageError(`bad --lease-timeout: ${leaseSeconds}`);
   }
+  const http = values.http === undefined ? undefined : parseHttp(values.http);
   let limits: LimitOptions;
   try {
     limits = limitsFromFlags(values);
@@ -153,8 +158,22 @@ function parseFlags(args: string[]): Flags {
     leaseTimeoutMs: leaseSeconds === undefined
       ? undefined
       : Number(leaseSeconds) * 1000,
+    http,
     limits,
   };
+}
+
+/** `--http [HOST:]PORT`, IPv6 hosts in brackets. */
+function parseHttp(
+  value: string,
+): { hostname: string | undefined; port: number } {
+  const match = /^(?:(\[[^\]]+\]|[^:\[\]]+):)?(\d{1,5})$/.exec(value);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port > 65535) {
+    throw new UsageError(`bad --http address: ${value} ([HOST:]PORT)`);
+  }
+  const host = match[1]?.replace(/^\[(.*)\]$/, "$1");
+  return { hostname: host, port };
 }
 
 class UsageError extends Error {}
@@ -222,6 +241,7 @@ export async function main(): Promise<void> {
       key: tls?.key,
       proxyProtocol: flags.proxyProtocol,
       uploadLeaseTimeoutMs: flags.leaseTimeoutMs,
+      http: flags.http,
       signal: controller.signal,
       onLog: quiet ? undefined : (event) =>
         console.error(
@@ -264,6 +284,16 @@ export async function main(): Promise<void> {
   console.log(
     `Listening on ${scheme}://${host}:${server.addr.port} (root ${realRoot}, ${mode})`,
   );
+  if (server.httpAddr !== undefined) {
+    const httpHost = server.httpAddr.hostname.includes(":")
+      ? `[${server.httpAddr.hostname}]`
+      : server.httpAddr.hostname;
+    console.log(
+      `Listening on ${
+        tls ? "https" : "http"
+      }://${httpHost}:${server.httpAddr.port}`,
+    );
+  }
   await server.finished;
   for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   Deno.exit(0);

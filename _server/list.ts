@@ -54,7 +54,7 @@ export async function handleStat(
 }
 
 /** One listed name: its entry, its real host path, whether a link led there. */
-interface Child {
+export interface Child {
   entry: Entry;
   hostPath: string;
   link: boolean;
@@ -148,9 +148,10 @@ export async function handleList(
 /**
  * Reads a folder: entries with servable names, symbolic links resolved to
  * their targets (and dropped when those lie outside the root or are
- * missing), folders first, then by name.
+ * missing), folders first, then by name. The HTTP face's listing uses it
+ * too, so both faces list the same entries.
  */
-async function readChildren(
+export async function readChildren(
   realRoot: string,
   folder: string,
 ): Promise<Child[]> {

@@ -254,9 +254,10 @@ const CUT_CODES: ReadonlySet<string> = new Set([
 
 /**
  * Remembers the digest of a file just uploaded, if the file at its place
- * is still the one that was renamed there.
+ * is still the one that was renamed there (the HTTP face's uploads use it
+ * too).
  */
-async function cacheUpload(
+export async function cacheUpload(
   context: ServerContext,
   hostPath: string,
   ours: Deno.FileInfo,
@@ -280,11 +281,12 @@ async function cacheUpload(
  * Moves a verified temporary file to its final name. Without overwrite, a
  * hard link is tried first: it fails atomically if the name was taken in the
  * meantime. File systems without hard links fall back to check and rename.
+ * The HTTP face's uploads use it too.
  */
-async function place(
+export async function place(
   tempPath: string,
   finalPath: string,
-  message: PutMessage,
+  message: Pick<PutMessage, "path" | "overwrite">,
 ): Promise<void> {
   if (!message.overwrite) {
     try {

@@ -14,6 +14,7 @@ import { DEFAULT_HASH_CACHE_ENTRIES, HashCache } from "./hash_cache.ts";
 import { UploadParts } from "./upload_part.ts";
 import { DEFAULT_LEASE_TIMEOUT_MS } from "./upload_lease.ts";
 import { FerryError } from "../errors.ts";
+import { type HttpFace, startHttpFace } from "./http/listen.ts";
 
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -56,6 +57,15 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
   // interface; the TLS handshake runs on the first read, under the
   // handshake deadline.
   const hostname = options.hostname ?? "127.0.0.1";
+  const http = options.http;
+  if (
+    http !== undefined &&
+    (!Number.isInteger(http.port) || http.port < 0 || http.port > 65535)
+  ) {
+    throw new RangeError(
+      `HTTP port must be an integer from 0 to 65535: ${http.port}`,
+    );
+  }
   const listener: Deno.Listener = options.cert !== undefined &&
       options.key !== undefined
     ? Deno.listenTls({
@@ -66,7 +76,61 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
       key: options.key,
     })
     : Deno.listen({ hostname, port, transport: "tcp" });
-  return new Server(listener, context, options.signal);
+  if (http === undefined) return new Server(listener, context, options.signal);
+  const stop = new AbortController();
+  let face;
+  try {
+    face = startHttpFace(context, {
+      hostname: http.hostname ?? hostname,
+      port: http.port,
+      cert: options.cert,
+      key: options.key,
+      signal: stop.signal,
+    });
+  } catch (error) {
+    listener.close();
+    throw error;
+  }
+  return new TwoFaces(
+    new Server(listener, context, stop.signal),
+    face,
+    stop,
+    options.signal,
+  );
+}
+
+/** A server with both faces: ferry (`addr`) and HTTP (`httpAddr`). */
+class TwoFaces implements FerryServer {
+  readonly addr: Deno.NetAddr;
+  readonly httpAddr: Deno.NetAddr;
+  readonly finished: Promise<void>;
+  #stop: AbortController;
+
+  constructor(
+    ferry: FerryServer,
+    http: HttpFace,
+    stop: AbortController,
+    signal: AbortSignal | undefined,
+  ) {
+    this.addr = ferry.addr;
+    this.httpAddr = http.addr;
+    this.#stop = stop;
+    const onAbort = () => stop.abort();
+    if (signal?.aborted) stop.abort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
+    this.finished = Promise.all([ferry.finished, http.finished]).then(() => {
+      signal?.removeEventListener("abort", onAbort);
+    });
+  }
+
+  shutdown(): Promise<void> {
+    this.#stop.abort();
+    return this.finished;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
 }
 
 /**

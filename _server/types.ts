@@ -170,6 +170,36 @@ export interface ServeOptions extends LimitOptions {
    * @default {1024}
    */
   hashCacheEntries?: number;
+  /**
+   * Also answer HTTP (browsers, `curl`, `wget`) on this address, with
+   * `Deno.serve`: the same root, jail, limits, token, TLS and log (see
+   * `_server/http/`). `hostname` defaults to the ferry face's.
+   *
+   * @default {undefined} (no HTTP face)
+   */
+  http?: HttpOptions;
+}
+
+/**
+ * Where the HTTP face of {@linkcode ServeOptions} listens.
+ *
+ * @example Any free port on the ferry face's address
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { HttpOptions } from "../server.ts";
+ * const http: HttpOptions = { port: 0 };
+ * assert(http.port === 0);
+ * ```
+ */
+export interface HttpOptions {
+  /**
+   * Address to listen on.
+   *
+   * @default {ServeOptions.hostname}
+   */
+  hostname?: string;
+  /** Port to listen on; 0 picks any free port (see `httpAddr`). */
+  port: number;
 }
 
 /**
@@ -192,12 +222,13 @@ export interface ServerLogEvent {
   /** The peer's address, `host:port` (IPv6 hosts in brackets). */
   peer: string;
   /** Which protocol the peer spoke. */
-  protocol: "ferry" | "classic";
+  protocol: "ferry" | "classic" | "http";
   /**
    * `LIST`, `STAT`, `GET`, `PUT`, `MKDIR`, `HELLO` (a failed handshake, or
    * a connection refused with `BUSY` over `maxConnections`), `INVALID`, or
    * `PROXY` (a connection refused for a missing or bad PROXY header, with
-   * `result` `BAD_REQUEST`, `TRUNCATED` or `TIMEOUT`).
+   * `result` `BAD_REQUEST`, `TRUNCATED` or `TIMEOUT`); for `http`, the
+   * request method (`GET`, `HEAD`, `PUT`, `POST`, ...).
    */
   request: string;
   /** The wire path of the request (`""` for the root). */
@@ -226,6 +257,8 @@ export interface ServerLogEvent {
 export interface FerryServer {
   /** The address the server listens on (the real port when 0 was asked). */
   readonly addr: Deno.NetAddr;
+  /** The address of the HTTP face, when `http` was given. */
+  readonly httpAddr?: Deno.NetAddr;
   /**
    * Settles when the server has stopped: the listener is closed, every
    * connection handler has returned and every file it opened is closed.
