@@ -218,7 +218,10 @@ export async function installPeers(
  * Starts the ferry server CLI on 127.0.0.1, any free port, `--quiet`.
  *
  * @param root Folder to serve.
- * @returns The server, ready (it printed `tcp://HOST:PORT`).
+ * @param options `http`: also start the HTTP face on a free port; the
+ * returned `port` is then the HTTP one.
+ * @returns The server, ready (it printed `tcp://HOST:PORT`, or
+ * `http://HOST:PORT` with `http`).
  * @throws {Error} If it exits or prints no address within 15 s.
  *
  * @example
@@ -227,19 +230,29 @@ export async function installPeers(
  * await server.stop();
  * ```
  */
-export function startFerryServer(root: string): Promise<ServerProcess> {
-  return startServer("ferry server", Deno.execPath(), [
-    "run",
-    "-A",
-    `${REPO_DIR}/server.ts`,
-    "--root",
-    root,
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--quiet",
-  ], { line: /tcp:\/\/\S+:\d+/ });
+export function startFerryServer(
+  root: string,
+  options: { http?: boolean } = {},
+): Promise<ServerProcess> {
+  const http = options.http ?? false;
+  return startServer(
+    http ? "ferry http server" : "ferry server",
+    Deno.execPath(),
+    [
+      "run",
+      "-A",
+      `${REPO_DIR}/server.ts`,
+      "--root",
+      root,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--quiet",
+      ...(http ? ["--http", "127.0.0.1:0"] : []),
+    ],
+    { line: http ? /http:\/\/\S+:\d+/ : /tcp:\/\/\S+:\d+/ },
+  );
 }
 
 /**

@@ -14,6 +14,7 @@ import type {
 } from "./_scenarios.ts";
 import { fmt, fmtSummary, MB } from "./_stats.ts";
 import type { Availability } from "./_peers.ts";
+import type { HttpResults } from "./_http.ts";
 
 /** Everything one benchmark run found, as written to `results.json`. */
 export interface Results {
@@ -40,6 +41,8 @@ export interface Results {
     concurrency: ConcurrencyResult[];
     memory: MemoryRow[];
     scaling: ScalingResult;
+    /** Scenario 6: the HTTP face against python3 -m http.server. */
+    http?: HttpResults;
   };
 }
 
@@ -80,6 +83,46 @@ function notAvailable(row: PeerResult): string {
   return row.status === "unavailable"
     ? `unavailable: ${row.reason}`
     : `failed: ${row.reason}`;
+}
+
+/** The HTTP face's section (scenario 6). */
+function renderHttp(http: HttpResults): string[] {
+  const out: string[] = ["", "## 6. HTTP face (curl)", ""];
+  const rows: string[][] = [];
+  for (const size of http.sizes) {
+    for (const row of size.rows) {
+      rows.push(
+        row.mbps && row.seconds
+          ? [
+            size.label,
+            row.peer,
+            fmtSummary(row.mbps),
+            fmtSummary(row.seconds),
+            row.ratioToPython !== undefined
+              ? `${row.ratioToPython.toFixed(2)}×`
+              : "–",
+          ]
+          : [size.label, row.peer, notAvailable(row), "", ""],
+      );
+    }
+  }
+  out.push(
+    table(["file", "peer", "MB/s", "seconds", "ferry vs python"], rows),
+  );
+  for (const c of http.concurrency) {
+    out.push("");
+    out.push(
+      c.status !== "ok"
+        ? `${c.label}: ${c.status}: ${c.reason}`
+        : `${c.label} (${c.clients} × ${
+          fmt(c.fileBytes / MB)
+        } MB, different files): ${c.byteExact} of ${c.clients} byte-exact in every run; wall ${
+          fmtSummary(c.wallSeconds!)
+        } s, ${fmtSummary(c.aggregateMBps!)} MB/s aggregate` +
+          (c.firstFailure ? `; first failure: ${c.firstFailure}` : ""),
+    );
+  }
+  return out;
 }
 
 /**
@@ -299,6 +342,7 @@ export function renderMarkdown(r: Results): string {
     out.push("");
     out.push(reading.join(" "));
   }
+  if (r.scenarios.http) out.push(...renderHttp(r.scenarios.http));
   out.push("");
   return out.join("\n");
 }

@@ -43,6 +43,7 @@ import {
 } from "./_scenarios.ts";
 import { fmt, MIB } from "./_stats.ts";
 import { findHaproxy } from "./cluster.ts";
+import { httpScenario } from "./_http.ts";
 
 const USAGE =
   `ferry benchmark: ferry against nc, rsync, curl, the classic programs
@@ -56,13 +57,16 @@ OPTIONS:
                   haproxy) (default: install)
   --out DIR       where results.json and results.md go (default: bench_results)
   --runs N        runs per figure (default: 3, or 1 with --quick)
-  --only LIST     scenarios to run, e.g. 1,3 (memory is part of 1) (default: 1,2,3,5)
+  --only LIST     scenarios to run, e.g. 1,3 (memory is part of 1; 6 is the
+                  HTTP face against python3 -m http.server) (default: 1,2,3,5,6)
   -h, --help      print this help
 `;
 
 /** The workloads of a full or quick run. */
 interface Plan {
   big: BigFile[];
+  /** Sizes of the HTTP face's downloads (scenario 6). */
+  http: BigFile[];
   scalingSizes: BigFile[];
   trees: { name: string; count: number; size: number }[];
   scalingTrees: { name: string; count: number; size: number }[];
@@ -97,6 +101,7 @@ function makePlan(quick: boolean): Plan {
   if (quick) {
     return {
       big: [bigFile(8 * MIB)],
+      http: [bigFile(8 * MIB)],
       scalingSizes: [bigFile(MIB), bigFile(8 * MIB)],
       trees: [tree(50, 1024)],
       scalingTrees: [tree(10, 1024), tree(50, 1024)],
@@ -129,6 +134,7 @@ function makePlan(quick: boolean): Plan {
   }
   return {
     big: [bigFile(1024 * MIB), bigFile(64 * MIB)],
+    http: [bigFile(1024 * MIB), bigFile(256 * MIB)],
     scalingSizes: [bigFile(MIB), bigFile(64 * MIB), bigFile(1024 * MIB)],
     trees: [tree(1000, 4096), tree(10000, 1024)],
     scalingTrees: [tree(10, 4096), tree(100, 4096), tree(1000, 4096)],
@@ -272,7 +278,7 @@ async function main(): Promise<void> {
         "no-install": { type: "boolean", default: false },
         out: { type: "string", default: "bench_results" },
         runs: { type: "string" },
-        only: { type: "string", default: "1,2,3,5" },
+        only: { type: "string", default: "1,2,3,5,6" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -342,7 +348,9 @@ async function main(): Promise<void> {
     log("data: writing test files");
     const block = randomBlock();
     const files = new Map<string, BigFile>();
-    for (const f of [...plan.big, ...plan.scalingSizes]) files.set(f.name, f);
+    for (const f of [...plan.big, ...plan.http, ...plan.scalingSizes]) {
+      files.set(f.name, f);
+    }
     let salt = 0;
     for (const f of files.values()) {
       await writeBigFile(`${ctx.src}/${f.name}`, f.bytes, block, ++salt);
@@ -425,6 +433,7 @@ async function main(): Promise<void> {
         concurrency: [],
         memory: [],
         scaling: { sizes: [], trees: [] },
+        http: { sizes: [], concurrency: [] },
       },
     };
     const sc = results.scenarios;
@@ -455,6 +464,16 @@ async function main(): Promise<void> {
         plan.scalingSizes,
         plan.scalingTrees.map((t) => trees.get(t.name)!),
         { sizes: knownSizes, trees: knownTrees },
+      );
+    }
+    if (only.has("6")) {
+      sc.http = await httpScenario(
+        ctx,
+        plan.http,
+        conc.filter((c) =>
+          c.servers === undefined && new Set(c.names).size === c.names.length
+        ).slice(0, 1)
+          .map((c) => ({ ...c, label: `${c.names.length} curl at once` })),
       );
     }
     results.wallSeconds = Math.round((performance.now() - started) / 10) / 100;
