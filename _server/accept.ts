@@ -10,6 +10,7 @@ import { delay } from "../_common/delay.ts";
 import { BusyRefusals } from "./busy.ts";
 import { emit, formatAddr, type ServerContext, Session } from "./context.ts";
 import { handleConnection } from "./session.ts";
+import { type ClientAddr, ProxyAdmissions } from "./proxy_accept.ts";
 import type { FerryServer } from "./types.ts";
 
 /**
@@ -38,6 +39,8 @@ export class Server implements FerryServer {
   #sessions = new Set<Session>();
   #handlers = new Set<Promise<void>>();
   #refusals = new BusyRefusals();
+  /** Connections still sending their PROXY header (`proxyProtocol`). */
+  #admissions = new ProxyAdmissions();
   #handle: ConnectionHandler;
 
   /**
@@ -96,6 +99,7 @@ export class Server implements FerryServer {
       // Graceful: connections between requests close now, those in a
       // request right after it, and all of them at the drain deadline.
       this.#refusals.closeAll();
+      this.#admissions.closeAll();
       for (const session of this.#sessions) session.stop();
       if (limits.drainMs === 0) closeAll();
       else drainTimer = setTimeout(closeAll, limits.drainMs);
@@ -129,7 +133,14 @@ export class Server implements FerryServer {
           conn.close(); // accepted in the same turn as the stop
           break;
         }
-        this.#start(conn, context);
+        if (context.proxyProtocol) {
+          this.#admissions.admit(conn, context, (admitted, client) => {
+            if (stop.aborted) admitted.close();
+            else this.#start(admitted, context, client);
+          });
+        } else {
+          this.#start(conn, context);
+        }
       }
     } finally {
       stop.removeEventListener("abort", onStop);
@@ -141,6 +152,7 @@ export class Server implements FerryServer {
       const refusals = this.#refusals;
       await Promise.race([
         (async () => {
+          await this.#admissions.settled();
           while (handlers.size > 0) await Promise.allSettled([...handlers]);
           await refusals.settled();
         })(),
@@ -152,11 +164,19 @@ export class Server implements FerryServer {
     }
   }
 
-  #start(conn: Deno.Conn, context: ServerContext): void {
+  /**
+   * Counts and serves a connection from `client` (the socket's peer, or
+   * the client a PROXY header named).
+   */
+  #start(
+    conn: Deno.Conn,
+    context: ServerContext,
+    client?: ClientAddr,
+  ): void {
     if (this.#sessions.size >= context.limits.maxConnections) {
       this.#refusals.refuse(conn);
       emit(
-        { peer: formatAddr(conn.remoteAddr as Deno.NetAddr) },
+        { peer: formatAddr(client ?? conn.remoteAddr as Deno.NetAddr) },
         context,
         {
           protocol: "ferry",
@@ -175,6 +195,7 @@ export class Server implements FerryServer {
       context.bufferPool,
       context.limits.maxFrameBytes,
     );
+    if (client !== undefined) session.setClient(client);
     this.#sessions.add(session);
     const handler: Promise<void> = this.#handle(session, context)
       .catch(() => {

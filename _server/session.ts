@@ -24,7 +24,6 @@ import { handleList, handleStat } from "./list.ts";
 import { handlePut } from "./put.ts";
 import { deleteInside } from "./delete.ts";
 import { handleSum } from "./sum.ts";
-import { type ProxyReadResult, readProxyHeader } from "./proxy_header.ts";
 import { TEMP_NAME } from "./temp.ts";
 import { FerryError, isWireErrorCode } from "../errors.ts";
 import {
@@ -54,9 +53,6 @@ export async function handleConnection(
   }
   const stopDeadline = session.deadline(context.handshakeTimeoutMs);
   try {
-    if (context.proxyProtocol && !await acceptProxyHeader(session, context)) {
-      return;
-    }
     let first: Uint8Array | null;
     try {
       first = await session.reader.peek();
@@ -113,49 +109,6 @@ export async function handleConnection(
     // A classic session's copy may have failed with a write in flight.
     session.releaseBuffers(false);
   }
-}
-
-/**
- * Reads the PROXY protocol header (under the handshake deadline) and takes
- * the client's address from it; false, after one log line, when there is
- * none. A connection closed before its first byte (a bare health check) is
- * not logged.
- */
-async function acceptProxyHeader(
-  session: Session,
-  context: ServerContext,
-): Promise<boolean> {
-  const time = new Date();
-  const started = performance.now();
-  let result: ProxyReadResult;
-  try {
-    result = await readProxyHeader(session.reader);
-  } catch {
-    result = { status: "ended", received: -1 }; // reset, or the deadline
-  }
-  if (result.status === "complete") {
-    if (result.header.source) session.setClient(result.header.source);
-    return true;
-  }
-  if (result.status === "ended" && result.received === 0) return false;
-  emit(
-    session,
-    context,
-    {
-      protocol: "ferry",
-      request: "PROXY",
-      path: "",
-      bytes: 0,
-      result: result.status === "invalid"
-        ? "BAD_REQUEST"
-        : session.timedOut
-        ? "TIMEOUT"
-        : "TRUNCATED",
-    },
-    time,
-    started,
-  );
-  return false;
 }
 
 /** Reads the client's `HELLO` and answers it; true when a version is agreed. */

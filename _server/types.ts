@@ -141,9 +141,11 @@ export interface ServeOptions extends LimitOptions {
   /**
    * Expect a PROXY protocol header (version 1 or 2, as HAProxy's
    * `send-proxy-v2` sends) first on every connection, within
-   * `handshakeTimeoutMs`, and take the client's address from it (for the
-   * log, the failed-authentication throttle and connection accounting). A
-   * connection without a valid header is logged (`PROXY`) and closed. Only
+   * `handshakeTimeoutMs` (the `HELLO` then has its own), and take the
+   * client's address from it (for the log, the failed-authentication
+   * throttle and connection accounting: a connection is counted once its
+   * header is in, and at most `maxConnections` may be waiting for theirs).
+   * A connection without a valid header is logged (`PROXY`) and closed. Only
    * enable it behind a load balancer that always sends one. Not available
    * with TLS (`cert`): the header comes before the TLS handshake, and Deno
    * cannot start server-side TLS on an accepted connection.

@@ -119,6 +119,28 @@ Deno.test("serve() with proxyProtocol serves LOCAL connections (health checks) a
   );
 });
 
+Deno.test("serve() with proxyProtocol counts connections by the header's client: BUSY names it", async () => {
+  await withServer(
+    { proxyProtocol: true, maxConnections: 1 },
+    async ({ port, waitForLog }) => {
+      const first = await RawClient.connect(port);
+      let second: RawClient | undefined;
+      try {
+        await first.sendBytes(proxyV2Inet("192.0.2.10", 1000));
+        await first.hello();
+        second = await RawClient.connect(port);
+        await second.sendBytes(proxyV2Inet("192.0.2.20", 2000));
+        await second.expectError("BUSY");
+      } finally {
+        first.close();
+        second?.close();
+      }
+      const event = await waitForLog((e) => e.result === "BUSY");
+      assert.equal(event.peer, "192.0.2.20:2000");
+    },
+  );
+});
+
 Deno.test("serve() with proxyProtocol throttles failed authentication by the header's address", async () => {
   const base = 250;
   await withServer(
