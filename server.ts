@@ -19,7 +19,9 @@
  * answer the `AUTH` challenge (see `_server/auth.ts`); with `--cert` and
  * `--key` the server speaks TLS. `--max-connections`, `--idle-timeout`,
  * `--drain-seconds` and `--max-upload-bytes` set its limits, `--log json`
- * makes its request log JSON Lines and `--quiet` silences it; `--help`
+ * makes its request log JSON Lines and `--quiet` silences it;
+ * `--http [HOST:]PORT` also answers browsers and `curl` over HTTP (HTTPS
+ * with `--cert`/`--key`) from the same root (see `_server/http/`); `--help`
  * lists every flag with its default. On Linux, run it with `-A` so that it
  * can ask `/proc/self/fd` where each opened file really is (Deno grants
  * that read with `--allow-all` only; see `_server/path_jail.ts`).
