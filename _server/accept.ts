@@ -11,6 +11,7 @@ import { BusyRefusals } from "./busy.ts";
 import { emit, formatAddr, type ServerContext, Session } from "./context.ts";
 import { handleConnection } from "./session.ts";
 import { type ClientAddr, ProxyAdmissions } from "./proxy_accept.ts";
+import { addressKey } from "./address_key.ts";
 import type { FerryServer } from "./types.ts";
 
 /**
@@ -20,6 +21,17 @@ import type { FerryServer } from "./types.ts";
  * command line exits over it.
  */
 export const STUCK_MARGIN_MS = 500;
+
+/**
+ * Whether `a` is a better eviction candidate than `b`: one that sent no
+ * request since its handshake beats one that did; then the longer idle.
+ */
+function idler(a: Session, b: Session): boolean {
+  const aFresh = a.requests === 0;
+  const bFresh = b.requests === 0;
+  if (aFresh !== bFresh) return aFresh;
+  return a.idleSince < b.idleSince;
+}
 
 /** Serves one connection until it ends. */
 export type ConnectionHandler = (
@@ -42,6 +54,8 @@ export class Server implements FerryServer {
   /** Connections still sending their PROXY header (`proxyProtocol`). */
   #admissions = new ProxyAdmissions();
   #handle: ConnectionHandler;
+  /** Sessions open per address key (`_server/address_key.ts`). */
+  #perAddress = new Map<string, number>();
 
   /**
    * Starts accepting.
@@ -165,6 +179,41 @@ export class Server implements FerryServer {
   }
 
   /**
+   * Closes the session (of address `key`, or any) idle longest: first one
+   * that sent no request since its handshake, else the one idle longest
+   * between requests. Returns true when every candidate is in a request
+   * (nothing closed: the newcomer gets BUSY).
+   */
+  #evictIdle(context: ServerContext, key: string | undefined): boolean {
+    let victim: Session | undefined;
+    for (const session of this.#sessions) {
+      if (session.busy) continue;
+      if (key !== undefined && session.addressKey !== key) continue;
+      if (victim === undefined || idler(session, victim)) {
+        victim = session;
+      }
+    }
+    if (victim === undefined) return true;
+    // No longer counted: its handler ends once the close reaches it.
+    this.#sessions.delete(victim);
+    victim.close();
+    emit(
+      victim,
+      context,
+      {
+        protocol: "ferry",
+        request: "HELLO",
+        path: "",
+        bytes: 0,
+        result: "EVICTED",
+      },
+      new Date(),
+      performance.now(),
+    );
+    return false;
+  }
+
+  /**
    * Counts and serves a connection from `client` (the socket's peer, or
    * the client a PROXY header named).
    */
@@ -173,7 +222,19 @@ export class Server implements FerryServer {
     context: ServerContext,
     client?: ClientAddr,
   ): void {
-    if (this.#sessions.size >= context.limits.maxConnections) {
+    const { limits } = context;
+    const key = addressKey(
+      (client ?? conn.remoteAddr as Deno.NetAddr).hostname,
+    );
+    const fromKey = this.#perAddress.get(key) ?? 0;
+    // A full server, or a full address, makes room by closing its
+    // longest-idle session; only when all are in a request is it BUSY.
+    const full = fromKey >= limits.maxConnectionsPerAddress
+      ? this.#evictIdle(context, key)
+      : this.#sessions.size >= limits.maxConnections
+      ? this.#evictIdle(context, undefined)
+      : false;
+    if (full) {
       this.#refusals.refuse(conn);
       emit(
         { peer: formatAddr(client ?? conn.remoteAddr as Deno.NetAddr) },
@@ -190,6 +251,7 @@ export class Server implements FerryServer {
       );
       return;
     }
+    this.#perAddress.set(key, (this.#perAddress.get(key) ?? 0) + 1);
     const session = new Session(
       conn,
       context.bufferPool,
@@ -204,6 +266,9 @@ export class Server implements FerryServer {
       .finally(() => {
         session.close();
         this.#sessions.delete(session);
+        const left = (this.#perAddress.get(key) ?? 1) - 1;
+        if (left > 0) this.#perAddress.set(key, left);
+        else this.#perAddress.delete(key);
         this.#handlers.delete(handler);
       });
     this.#handlers.add(handler);

@@ -9,6 +9,8 @@ import {
   DEFAULT_DRAIN_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+  DEFAULT_MAX_PART_BYTES,
   type LimitOptions,
   resolveLimits,
 } from "./limits.ts";
@@ -31,6 +33,8 @@ export const LIMIT_FLAGS = {
   "idle-timeout": { type: "string" },
   "drain-seconds": { type: "string" },
   "max-upload-bytes": { type: "string" },
+  "max-part-bytes": { type: "string" },
+  "max-connections-per-address": { type: "string" },
 } as const;
 
 /**
@@ -53,6 +57,8 @@ export const LIMITS_USAGE: string = [
     DEFAULT_DRAIN_MS / 1000
   })`,
   "  --max-upload-bytes N  refuse larger uploads with TOO_LARGE (default: no limit)",
+  `  --max-part-bytes N    total of kept parts of cut uploads, oldest removed first (default: ${DEFAULT_MAX_PART_BYTES})`,
+  `  --max-connections-per-address N  connections at once from one address or IPv6 /64; more evict its idlest or get BUSY (default: ${DEFAULT_MAX_CONNECTIONS_PER_ADDRESS})`,
 ].join("\n");
 
 /**
@@ -101,6 +107,20 @@ export function limitsFromFlags(
       throw new RangeError(`bad --max-upload-bytes: ${upload}`);
     }
     options.maxUploadBytes = Number(upload);
+  }
+  const parts = values["max-part-bytes"];
+  if (parts !== undefined) {
+    if (!/^\d+$/.test(parts) || !Number.isSafeInteger(Number(parts))) {
+      throw new RangeError(`bad --max-part-bytes: ${parts}`);
+    }
+    options.maxPartBytes = Number(parts);
+  }
+  const perAddress = values["max-connections-per-address"];
+  if (perAddress !== undefined) {
+    if (!/^\d+$/.test(perAddress) || !(Number(perAddress) >= 1)) {
+      throw new RangeError(`bad --max-connections-per-address: ${perAddress}`);
+    }
+    options.maxConnectionsPerAddress = Number(perAddress);
   }
   try {
     resolveLimits(options);

@@ -14,6 +14,8 @@ import type { HashCache } from "./hash_cache.ts";
 import { IoActivity, trackIO } from "./idle.ts";
 import type { ServerLimits } from "./limits.ts";
 import type { UploadParts } from "./upload_part.ts";
+import type { KeptParts } from "./kept_parts.ts";
+import { addressKey } from "./address_key.ts";
 import { FrameReader, MAX_FRAME_BYTES, type Message } from "../protocol.ts";
 import type { ServerLogEvent } from "./types.ts";
 
@@ -37,6 +39,8 @@ export interface ServerContext {
   lease: { timeoutMs: number; maxWaitMs: number };
   /** Resumable upload parts being written, and the stale-part sweep. */
   uploadParts: UploadParts;
+  /** Parts kept after cut uploads, bounded by `limits.maxPartBytes`. */
+  keptParts: KeptParts;
   /** Bulk buffer pairs, taken for one request and given back after it. */
   bufferPool: BulkBufferPool;
 }
@@ -57,8 +61,13 @@ export class Session implements ClassicSession {
   peerHost: string;
   /** Times every read and write of `conn`, for the idle sweep. */
   readonly activity: IoActivity = new IoActivity();
-  /** In the middle of a request: a stopping server lets it finish. */
-  busy = false;
+  /** The client address's key (`_server/address_key.ts`). */
+  addressKey: string;
+  /** When the session last became idle (`performance.now()`). */
+  idleSince: number = performance.now();
+  /** Requests started (classic sessions count as one). */
+  requests = 0;
+  #busy = false;
   #stopping = false;
   #closed = new AbortController();
   #timedOut = false;
@@ -76,6 +85,7 @@ export class Session implements ClassicSession {
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.peer = formatAddr(addr);
     this.peerHost = addr.hostname;
+    this.addressKey = addressKey(addr.hostname);
   }
 
   /**
@@ -85,6 +95,18 @@ export class Session implements ClassicSession {
   setClient(addr: { hostname: string; port: number }): void {
     this.peer = formatAddr(addr);
     this.peerHost = addr.hostname;
+    this.addressKey = addressKey(addr.hostname);
+  }
+
+  /** In the middle of a request: a stopping server lets it finish. */
+  get busy(): boolean {
+    return this.#busy;
+  }
+
+  set busy(value: boolean) {
+    if (value && !this.#busy) this.requests++;
+    if (!value && this.#busy) this.idleSince = performance.now();
+    this.#busy = value;
   }
 
   /** Whether the server is stopping (no further request may start). */

@@ -33,6 +33,12 @@ import { MAX_FRAME_BYTES, type Message } from "../protocol.ts";
  */
 export const DEFAULT_MAX_CONNECTIONS = 512;
 
+/** Default of `maxConnectionsPerAddress`: 32. */
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 32;
+
+/** Default of `maxPartBytes`: 1 GiB of kept upload parts. */
+export const DEFAULT_MAX_PART_BYTES: number = 1024 * 1024 * 1024;
+
 /**
  * How long a connection may wait for its peer unless told otherwise, in
  * milliseconds: 60 seconds.
@@ -152,6 +158,23 @@ export interface LimitOptions {
    * @default {Infinity} (no limit)
    */
   maxUploadBytes?: number;
+  /**
+   * Total bytes of resumable upload parts kept after cut uploads; past it
+   * the oldest kept parts are removed (and logged with `result`
+   * `PART_EVICTED`); the newest part is always kept, so the total stays
+   * within the larger of this and one upload. At most one part is kept
+   * per target path.
+   *
+   * @default {1073741824} (1 GiB)
+   */
+  maxPartBytes?: number;
+  /**
+   * Connections served at once from one address (IPv6: one /64); one more
+   * gets `ERROR BUSY`.
+   *
+   * @default {32}
+   */
+  maxConnectionsPerAddress?: number;
 }
 
 /**
@@ -223,6 +246,18 @@ export function resolveLimits(options: LimitOptions): ServerLimits {
     maxUploadBytes: options.maxUploadBytes === Infinity
       ? Infinity
       : count(options.maxUploadBytes, Infinity, "maxUploadBytes", 0),
+    maxPartBytes: count(
+      options.maxPartBytes,
+      DEFAULT_MAX_PART_BYTES,
+      "maxPartBytes",
+      0,
+    ),
+    maxConnectionsPerAddress: count(
+      options.maxConnectionsPerAddress,
+      DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+      "maxConnectionsPerAddress",
+      1,
+    ),
   };
 }
 

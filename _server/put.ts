@@ -21,7 +21,9 @@ import { sameVersion } from "./hash_cache.ts";
 import { openResolvedFile } from "./open_file.ts";
 import { untilClosed } from "./until_closed.ts";
 import { createExclusive, type HostFile } from "./host_file.ts";
+import type { KeptPart } from "./kept_parts.ts";
 import {
+  emit,
   label,
   mtimeOf,
   type RequestState,
@@ -84,6 +86,12 @@ export async function handlePut(
       await lease?.release();
       unclaim();
     };
+    // One kept part per target: an older one (another size or time) goes.
+    await dropParts(
+      session,
+      context,
+      context.keptParts.take(tempPath, target.hostPath),
+    );
     try {
       lease = await UploadLease.acquire(tempPath, {
         ...context.lease,
@@ -196,6 +204,8 @@ export async function handlePut(
     throw error;
   } finally {
     await writer.settled();
+    let partBytes = 0;
+    if (keepPart) partBytes = (await file.stat().catch(() => null))?.size ?? 0;
     if (fileOpen) file.close();
     // A part taken over by another server is that server's to remove.
     if (!placed && !keepPart && !lease?.lost) {
@@ -203,7 +213,49 @@ export async function handlePut(
         // Already gone: nothing to clean.
       });
     }
+    if (keepPart && !lease?.lost) {
+      await dropParts(
+        session,
+        context,
+        context.keptParts.keep({
+          path: tempPath,
+          target: target.hostPath,
+          wirePath: message.path,
+          bytes: partBytes,
+        }),
+      );
+    }
     await release?.();
+  }
+}
+
+/**
+ * Removes kept parts that the bound or a newer upload of the same path
+ * pushed out, each logged with `result` `PART_EVICTED`.
+ */
+async function dropParts(
+  session: Session,
+  context: ServerContext,
+  parts: KeptPart[],
+): Promise<void> {
+  for (const part of parts) {
+    const started = performance.now();
+    await Deno.remove(part.path).catch(() => {
+      // Already gone (completed, swept or removed by hand).
+    });
+    emit(
+      session,
+      context,
+      {
+        protocol: "ferry",
+        request: "PUT",
+        path: part.wirePath,
+        bytes: part.bytes,
+        result: "PART_EVICTED",
+      },
+      new Date(),
+      started,
+    );
   }
 }
 

@@ -13,6 +13,7 @@ import { resolveLimits } from "./limits.ts";
 import { DEFAULT_HASH_CACHE_ENTRIES, HashCache } from "./hash_cache.ts";
 import { UploadParts } from "./upload_part.ts";
 import { DEFAULT_LEASE_TIMEOUT_MS } from "./upload_lease.ts";
+import { KeptParts } from "./kept_parts.ts";
 import { FerryError } from "../errors.ts";
 import { type HttpFace, startHttpFace } from "./http/listen.ts";
 
@@ -189,6 +190,7 @@ export async function makeServerContext(
     hashCache: makeHashCache(options.hashCacheEntries),
     lease: resolveLease(options.uploadLeaseTimeoutMs),
     uploadParts: new UploadParts(),
+    keptParts: new KeptParts(limits.maxPartBytes),
     bufferPool: new BulkBufferPool(),
   };
 }

@@ -4,7 +4,13 @@ import { connect } from "../client.ts";
 import { FerryError } from "../errors.ts";
 import { MAX_FRAME_BYTES } from "../protocol.ts";
 import { serve } from "../server.ts";
-import { RawClient, testBytes, treeNames, withServer } from "./_util/server.ts";
+import {
+  RawClient,
+  sha256,
+  testBytes,
+  treeNames,
+  withServer,
+} from "./_util/server.ts";
 import { startServerChild } from "./_util/faults.ts";
 import { SERVER_SCRIPT } from "./_util/util.ts";
 
@@ -18,10 +24,32 @@ async function ferryCode(promise: Promise<unknown>): Promise<string> {
   return "ok";
 }
 
-Deno.test("serve() answers a connection over maxConnections with BUSY and serves again once one closes", async () => {
-  await withServer({ maxConnections: 2 }, async (t) => {
+/** Starts an upload on `client` and leaves it waiting for its bytes. */
+async function holdInRequest(client: RawClient, path: string): Promise<void> {
+  await client.send({
+    type: "put",
+    path,
+    size: 10,
+    overwrite: false,
+    resume: false,
+  });
+  await client.expect("ready");
+}
+
+/** Sends the bytes and HASH of an upload {@linkcode holdInRequest} began. */
+async function finishUpload(client: RawClient): Promise<void> {
+  const bytes = testBytes(10);
+  await client.sendBytes(bytes);
+  await client.send({ type: "hash", sha256: sha256(bytes) });
+  await client.expect("ok");
+}
+
+Deno.test("serve() answers BUSY only when every slot has a request in progress, and serves again once one is idle", async () => {
+  await withServer({ maxConnections: 2, allowUpload: true }, async (t) => {
     const a = await RawClient.open(t.port);
     const b = await RawClient.open(t.port);
+    await holdInRequest(a, "a.bin");
+    await holdInRequest(b, "b.bin");
     const raw = await RawClient.connect(t.port);
     try {
       await assert.rejects(() => raw.hello(), /BUSY/); // ERROR, not HELLO
@@ -33,22 +61,15 @@ Deno.test("serve() answers a connection over maxConnections with BUSY and serves
         t.logs.filter((event) => event.result === "BUSY").length,
         2,
       );
-      // One slot frees: a new client is served (the server notices the
-      // close a moment after the client sees its own end of it).
-      a.close();
-      let served = false;
-      for (let attempt = 0; attempt < 200 && !served; attempt++) {
-        try {
-          await using client = await connect({ port: t.port });
-          await client.stat("");
-          served = true;
-        } catch (error) {
-          assert.ok(error instanceof FerryError && error.code === "BUSY");
-        }
+      // a's request ends: a is idle, and a newcomer takes its slot.
+      await finishUpload(a);
+      {
+        await using client = await connect({ port: t.port });
+        await client.stat("");
       }
-      assert.ok(served);
-      await b.send({ type: "stat", path: "" });
-      await b.expect("info"); // the held connections were never disturbed
+      assert.equal(await a.next(), null);
+      assert.ok(t.logs.some((event) => event.result === "EVICTED"));
+      await finishUpload(b); // the busy one was never disturbed
     } finally {
       a.close();
       b.close();
@@ -57,9 +78,56 @@ Deno.test("serve() answers a connection over maxConnections with BUSY and serves
   });
 });
 
+Deno.test("serve() gives a newcomer the slot of the longest-idle session instead of BUSY", async () => {
+  await withServer(
+    { maxConnections: 20, maxConnectionsPerAddress: 20 },
+    async (t) => {
+      const idle: RawClient[] = [];
+      try {
+        for (let i = 0; i < 20; i++) idle.push(await RawClient.open(t.port));
+        // One has sent a request since: it is not the first to go.
+        await idle[0].send({ type: "stat", path: "" });
+        await idle[0].expect("info");
+        await using client = await connect({ port: t.port });
+        await client.stat("");
+        assert.equal(t.logs.filter((e) => e.result === "BUSY").length, 0);
+        assert.equal(await idle[1].next(), null); // silent since its HELLO
+        await idle[0].send({ type: "stat", path: "" });
+        await idle[0].expect("info");
+      } finally {
+        for (const client of idle) client.close();
+      }
+    },
+  );
+});
+
+Deno.test("serve() caps connections per address: one more takes that address's idlest slot, or BUSY if all are in a request", async () => {
+  await withServer(
+    { maxConnections: 100, maxConnectionsPerAddress: 2, allowUpload: true },
+    async (t) => {
+      const a = await RawClient.open(t.port);
+      const b = await RawClient.open(t.port);
+      const c = await RawClient.open(t.port); // a, idle longest, goes
+      try {
+        assert.equal(await a.next(), null);
+        await holdInRequest(b, "b.bin");
+        await holdInRequest(c, "c.bin");
+        assert.equal(await ferryCode(connect({ port: t.port })), "BUSY");
+        await finishUpload(b);
+        await finishUpload(c);
+      } finally {
+        a.close();
+        b.close();
+        c.close();
+      }
+    },
+  );
+});
+
 Deno.test("serve() sends BUSY as an ERROR frame before closing", async () => {
-  await withServer({ maxConnections: 1 }, async (t) => {
+  await withServer({ maxConnections: 1, allowUpload: true }, async (t) => {
     const a = await RawClient.open(t.port);
+    await holdInRequest(a, "a.bin");
     const raw = await RawClient.connect(t.port);
     try {
       await raw.send({
@@ -80,7 +148,11 @@ Deno.test("serve() sends BUSY as an ERROR frame before closing", async () => {
 
 Deno.test("serve() with default limits serves 200 concurrent clients without BUSY", async () => {
   const content = testBytes(64 * 1024, 7);
-  await withServer({ files: { "f.bin": content } }, async (t) => {
+  // One address here: its limit raised to the whole test.
+  await withServer({
+    files: { "f.bin": content },
+    maxConnectionsPerAddress: 200,
+  }, async (t) => {
     const clients = await Promise.all(
       Array.from({ length: 200 }, () => connect({ port: t.port })),
     );
@@ -112,7 +184,10 @@ const IDLE_SOCKETS = 500;
 
 Deno.test(`serve() serves a real client byte for byte while ${IDLE_SOCKETS} idle sockets are open`, async () => {
   const content = testBytes(4 * 1024 * 1024, 11);
-  await withServer({ files: { "big.bin": content } }, async (t) => {
+  await withServer({
+    files: { "big.bin": content },
+    maxConnectionsPerAddress: IDLE_SOCKETS + 1,
+  }, async (t) => {
     const silent: Deno.Conn[] = [];
     const greeted: RawClient[] = [];
     const dir = await Deno.makeTempDir({ prefix: "ferry_test_" });
@@ -371,7 +446,7 @@ Deno.test("server.ts refuses bad limit values with exit code 2", async () => {
 
 Deno.test({
   name:
-    "server.ts --max-connections, --idle-timeout and --max-upload-bytes apply",
+    "server.ts --max-connections, --idle-timeout, --max-upload-bytes and the per-address and part limits apply",
   ignore: Deno.build.os === "windows",
   async fn() {
     const root = await Deno.makeTempDir({ prefix: "ferry_test_" });
@@ -386,15 +461,28 @@ Deno.test({
         "0.5",
         "--max-upload-bytes",
         "10",
+        "--max-connections-per-address",
+        "1",
+        "--max-part-bytes",
+        "1000",
       ]);
       const held = await RawClient.open(server.port);
       try {
-        assert.equal(await ferryCode(connect({ port: server.port })), "BUSY");
         assert.equal(
           (await held.put("big.bin", testBytes(11)) as { code: string }).code,
           "TOO_LARGE",
         );
-        assert.equal(await held.next(), null); // idle for 0.5 s: closed
+        // In a request (an upload waiting for its bytes): no room.
+        await held.send({
+          type: "put",
+          path: "small.bin",
+          size: 5,
+          overwrite: false,
+          resume: false,
+        });
+        await held.expect("ready");
+        assert.equal(await ferryCode(connect({ port: server.port })), "BUSY");
+        assert.equal(await held.next(), null); // stalled for 0.5 s: closed
       } finally {
         held.close();
       }
