@@ -204,8 +204,6 @@ export async function handlePut(
     throw error;
   } finally {
     await writer.settled();
-    let partBytes = 0;
-    if (keepPart) partBytes = (await file.stat().catch(() => null))?.size ?? 0;
     if (fileOpen) file.close();
     // A part taken over by another server is that server's to remove.
     if (!placed && !keepPart && !lease?.lost) {
@@ -213,6 +211,7 @@ export async function handlePut(
         // Already gone: nothing to clean.
       });
     }
+    await release?.();
     if (keepPart && !lease?.lost) {
       await dropParts(
         session,
@@ -221,11 +220,10 @@ export async function handlePut(
           path: tempPath,
           target: target.hostPath,
           wirePath: message.path,
-          bytes: partBytes,
+          bytes: offset + state.bytes,
         }),
       );
     }
-    await release?.();
   }
 }
 
