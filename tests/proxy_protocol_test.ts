@@ -121,13 +121,22 @@ Deno.test("serve() with proxyProtocol serves LOCAL connections (health checks) a
 
 Deno.test("serve() with proxyProtocol counts connections by the header's client: BUSY names it", async () => {
   await withServer(
-    { proxyProtocol: true, maxConnections: 1 },
+    { proxyProtocol: true, maxConnections: 1, allowUpload: true },
     async ({ port, waitForLog }) => {
       const first = await RawClient.connect(port);
       let second: RawClient | undefined;
       try {
         await first.sendBytes(proxyV2Inet("192.0.2.10", 1000));
         await first.hello();
+        // In a request (an idle session would make room for the second).
+        await first.send({
+          type: "put",
+          path: "a.bin",
+          size: 10,
+          overwrite: false,
+          resume: false,
+        });
+        await first.expect("ready");
         second = await RawClient.connect(port);
         await second.sendBytes(proxyV2Inet("192.0.2.20", 2000));
         await second.expectError("BUSY");
