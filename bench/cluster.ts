@@ -97,6 +97,7 @@ export function haproxyConfig(
     "  timeout check 2s",
     "  retries 3",
     "  option redispatch",
+    "  option splice-auto",
     "frontend ferry",
     `  bind 127.0.0.1:${port}`,
     "  default_backend ferry_servers",
