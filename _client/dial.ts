@@ -23,7 +23,7 @@ export async function dial(options: ConnectOptions): Promise<Deno.TcpConn> {
   const hostname = options.hostname ?? DEFAULT_HOSTNAME;
   const port = options.port ?? DEFAULT_PORT;
   options.signal?.throwIfAborted();
-  const address = formatAddress(hostname, port);
+  const address = formatAddress({ hostname, port });
   let conn: Deno.TcpConn;
   try {
     conn = await Deno.connect({ hostname, port, transport: "tcp" });

@@ -21,7 +21,7 @@ import {
 import { dial, guardConn } from "./dial.ts";
 import { formatAddress, messageOf } from "../_common/text.ts";
 import { handled } from "./handled.ts";
-import { IdleWatch } from "./idle_watch.ts";
+import { IdleWatch, WatchedReader } from "./idle_watch.ts";
 import { openReceiver, type Receiver } from "./receiver.ts";
 import { getFile } from "./receive.ts";
 import { removePartRecord, resumableGet } from "./resume.ts";
@@ -75,9 +75,6 @@ import {
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 const NONCE_BYTES = 32;
-
-/** The idle watch {@linkcode connect} made for a handshake's reader. */
-const WATCHES = new WeakMap<FrameReader, IdleWatch>();
 
 /**
  * A session with a ferry server, made by {@linkcode connect}.
@@ -135,8 +132,10 @@ export class FerryClient {
   ) {
     this.#conn = conn;
     this.version = version;
-    const watch = (options.reader && WATCHES.get(options.reader)) ??
-      new IdleWatch(conn, options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+    // A reader from connect() reads through the watch it carries.
+    const watch = options.reader instanceof WatchedReader
+      ? options.reader.watch
+      : new IdleWatch(conn, options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
     this.#watch = watch;
     this.#reader = options.reader ?? new FrameReader(watch);
     this.#signal = options.signal;
@@ -483,8 +482,7 @@ export class FerryClient {
 
   /** The server's address, `host:port` (kept in resume records). */
   get server(): string {
-    const addr = this.#conn.remoteAddr as Deno.NetAddr;
-    return formatAddress(addr.hostname, addr.port);
+    return formatAddress(this.#conn.remoteAddr as Deno.NetAddr);
   }
 
   /**
@@ -715,10 +713,10 @@ export class FerryClient {
 export async function connect(
   options: ConnectOptions = {},
 ): Promise<FerryClient> {
-  const address = formatAddress(
-    options.hostname ?? DEFAULT_HOSTNAME,
-    options.port ?? DEFAULT_PORT,
-  );
+  const address = formatAddress({
+    hostname: options.hostname ?? DEFAULT_HOSTNAME,
+    port: options.port ?? DEFAULT_PORT,
+  });
   const conn = wantsTls(options)
     ? await dialTls(options, HANDSHAKE_TIMEOUT_MS)
     : await dial(options);
@@ -726,8 +724,7 @@ export async function connect(
     conn,
     options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
   );
-  const reader = new FrameReader(watch);
-  WATCHES.set(reader, watch);
+  const reader = new WatchedReader(watch);
   const signal = options.signal;
   const guard = guardConn(conn, HANDSHAKE_TIMEOUT_MS, signal);
   try {

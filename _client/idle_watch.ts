@@ -1,11 +1,13 @@
 /**
  * The client's idle bound on an open session: {@linkcode IdleWatch} closes a
- * connection on which a read or write waited too long.
+ * connection on which a read or write waited too long, and
+ * {@linkcode WatchedReader} reads frames through one.
  *
  * @module
  */
 
 import { FerryError } from "../errors.ts";
+import { FrameReader } from "../protocol.ts";
 
 /**
  * Watches a connection's reads and writes: once one has waited
@@ -110,5 +112,21 @@ export class IdleWatch {
     const onTimeout = this.#onTimeout;
     this.stop();
     onTimeout();
+  }
+}
+
+/**
+ * A frame reader over an {@linkcode IdleWatch}, which it carries: the
+ * session that takes the reader over (a `FerryClient` after `connect()`'s
+ * handshake) starts and stops that watch instead of making another.
+ */
+export class WatchedReader extends FrameReader {
+  /** The watch this reader reads through. */
+  readonly watch: IdleWatch;
+
+  /** @param watch The watch over the connection. */
+  constructor(watch: IdleWatch) {
+    super(watch);
+    this.watch = watch;
   }
 }

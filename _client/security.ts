@@ -96,7 +96,7 @@ export async function dialTls(
   const port = options.port ?? DEFAULT_PORT;
   const signal = options.signal;
   signal?.throwIfAborted();
-  const address = formatAddress(hostname, port);
+  const address = formatAddress({ hostname, port });
   let conn: Deno.TlsConn;
   try {
     conn = await Deno.connectTls({ hostname, port, caCerts: options.caCerts });

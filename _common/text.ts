@@ -27,14 +27,24 @@ export function lowerFirst(text: string): string {
 }
 
 /**
- * Formats `hostname:port`, with brackets around an IPv6 address.
+ * Formats `hostname:port`, with brackets around an IPv6 address, for
+ * messages and logs on both sides.
+ *
+ * @param addr Host name or address, and port.
+ * @returns The address, such as `127.0.0.1:65432` or `[::1]:65432`.
+ */
+export function formatAddress(
+  addr: { readonly hostname: string; readonly port: number },
+): string {
+  return `${formatHost(addr.hostname)}:${addr.port}`;
+}
+
+/**
+ * A host for a URL or an address: an IPv6 address in brackets.
  *
  * @param hostname Host name or address.
- * @param port Port number.
- * @returns The address for messages.
+ * @returns `hostname`, or `[hostname]` when it holds a colon.
  */
-export function formatAddress(hostname: string, port: number): string {
-  return hostname.includes(":")
-    ? `[${hostname}]:${port}`
-    : `${hostname}:${port}`;
+export function formatHost(hostname: string): string {
+  return hostname.includes(":") ? `[${hostname}]` : hostname;
 }

@@ -8,7 +8,8 @@
 
 import { delay } from "../_common/delay.ts";
 import { BusyRefusals } from "./busy.ts";
-import { emit, formatAddr, type ServerContext, Session } from "./context.ts";
+import { formatAddress } from "../_common/text.ts";
+import { emit, type ServerContext, Session } from "./context.ts";
 import { handleConnection } from "./session.ts";
 import { type ClientAddr, ProxyAdmissions } from "./proxy_accept.ts";
 import { addressKey } from "./address_key.ts";
@@ -45,6 +46,7 @@ export type ConnectionHandler = (
  */
 export class Server implements FerryServer {
   readonly addr: Deno.NetAddr;
+  readonly root: string;
   readonly finished: Promise<void>;
   #listener: Deno.Listener;
   #stop = new AbortController();
@@ -62,19 +64,19 @@ export class Server implements FerryServer {
    *
    * @param listener Where connections come from.
    * @param context The server-wide settings.
-   * @param signal Stops the server when aborted.
-   * @param handle Serves one connection (`handleConnection` unless a test
-   * gives another).
+   * @param options `signal` stops the server when aborted; `handle` serves
+   * one connection (`handleConnection` unless a test gives another).
    */
   constructor(
     listener: Deno.Listener,
     context: ServerContext,
-    signal: AbortSignal | undefined,
-    handle: ConnectionHandler = handleConnection,
+    options: { signal?: AbortSignal; handle?: ConnectionHandler } = {},
   ) {
-    this.#handle = handle;
+    const signal = options.signal;
+    this.#handle = options.handle ?? handleConnection;
     this.#listener = listener;
     this.addr = listener.addr as Deno.NetAddr;
+    this.root = context.realRoot;
     const onAbort = () => this.#stop.abort();
     if (signal?.aborted) this.#stop.abort();
     else signal?.addEventListener("abort", onAbort, { once: true });
@@ -236,19 +238,16 @@ export class Server implements FerryServer {
       : false;
     if (full) {
       this.#refusals.refuse(conn);
-      emit(
-        { peer: formatAddr(client ?? conn.remoteAddr as Deno.NetAddr) },
-        context,
-        {
-          protocol: "ferry",
-          request: "HELLO",
-          path: "",
-          bytes: 0,
-          result: "BUSY",
-        },
-        new Date(),
-        performance.now(),
-      );
+      emit(context, {
+        protocol: "ferry",
+        request: "HELLO",
+        path: "",
+        bytes: 0,
+        result: "BUSY",
+        peer: formatAddress(client ?? conn.remoteAddr as Deno.NetAddr),
+        time: new Date(),
+        started: performance.now(),
+      });
       return;
     }
     this.#perAddress.set(key, (this.#perAddress.get(key) ?? 0) + 1);

@@ -36,7 +36,7 @@ import { copyHashed } from "../_common/copy.ts";
 import { openInside, resolveExisting } from "./path_jail.ts";
 import type { HostFile } from "./host_file.ts";
 import { refuseTempName } from "./temp.ts";
-import { FerryError } from "../errors.ts";
+import { FerryError, type FerryErrorCode } from "../errors.ts";
 import { delay } from "../_common/delay.ts";
 import { type FrameReader, writeAll } from "../protocol.ts";
 
@@ -56,13 +56,13 @@ export const CLASSIC_SIZE_GAP_MS = 100;
 /** One request's outcome, as the server logs it. */
 export interface ClassicLogRecord {
   /** Always `"GET"`: the one classic request. */
-  request: string;
+  request: "GET";
   /** The requested name (lossily decoded when it is not UTF-8). */
   path: string;
   /** File bytes sent. */
   bytes: number;
   /** `"ok"` or an error code. */
-  result: string;
+  result: "ok" | FerryErrorCode;
 }
 
 /**

@@ -18,6 +18,7 @@ import type { KeptParts } from "./kept_parts.ts";
 import { addressKey } from "./address_key.ts";
 import { FrameReader, MAX_FRAME_BYTES, type Message } from "../protocol.ts";
 import type { ServerLogEvent } from "./types.ts";
+import { formatAddress } from "../_common/text.ts";
 
 /** Settings every connection handler reads. */
 export interface ServerContext {
@@ -83,7 +84,7 @@ export class Session implements ClassicSession {
     this.conn = trackIO(conn, this.activity);
     this.reader = new FrameReader(this.conn, { maxFrameBytes });
     const addr = conn.remoteAddr as Deno.NetAddr;
-    this.peer = formatAddr(addr);
+    this.peer = formatAddress(addr);
     this.peerHost = addr.hostname;
     this.addressKey = addressKey(addr.hostname);
   }
@@ -93,7 +94,7 @@ export class Session implements ClassicSession {
    * `peerHost` are the client's address it reported.
    */
   setClient(addr: { hostname: string; port: number }): void {
-    this.peer = formatAddr(addr);
+    this.peer = formatAddress(addr);
     this.peerHost = addr.hostname;
     this.addressKey = addressKey(addr.hostname);
   }
@@ -169,30 +170,18 @@ export class Session implements ClassicSession {
   }
 }
 
-/** `host:port`, with brackets around an IPv6 host. */
-export function formatAddr(addr: { hostname: string; port: number }): string {
-  const host = addr.hostname.includes(":")
-    ? `[${addr.hostname}]`
-    : addr.hostname;
-  return `${host}:${addr.port}`;
+/** One request to report: the log event, with when it started. */
+export interface LogRecord extends Omit<ServerLogEvent, "durationMs"> {
+  /** `performance.now()` when the request started. */
+  started: number;
 }
 
 /** Reports one request to `onLog`, if set; a failing sink is ignored. */
-export function emit(
-  session: { readonly peer: string },
-  context: ServerContext,
-  fields: Omit<ServerLogEvent, "time" | "peer" | "durationMs">,
-  time: Date,
-  started: number,
-): void {
+export function emit(context: ServerContext, record: LogRecord): void {
   if (!context.onLog) return;
+  const { started, ...event } = record;
   try {
-    context.onLog({
-      time,
-      peer: session.peer,
-      ...fields,
-      durationMs: performance.now() - started,
-    });
+    context.onLog({ ...event, durationMs: performance.now() - started });
   } catch {
     // A failing log sink must not break the connection.
   }
@@ -211,8 +200,8 @@ export interface RequestState {
 }
 
 /** The request name of a message, as logged: `GET`, `PUT`, ... */
-export function label(message: Message): string {
-  return message.type.toUpperCase();
+export function label(message: Message): Uppercase<Message["type"]> {
+  return message.type.toUpperCase() as Uppercase<Message["type"]>;
 }
 
 /** Modification time of a file, in milliseconds (0 when unknown). */

@@ -13,7 +13,9 @@
  * @module
  */
 
-import { emit, formatAddr, type ServerContext } from "./context.ts";
+import { formatAddress } from "../_common/text.ts";
+import type { FerryErrorCode } from "../errors.ts";
+import { emit, type ServerContext } from "./context.ts";
 import { type ProxyReadResult, readProxyHeader } from "./proxy_header.ts";
 
 /** A client address: the balancer's view of who connected. */
@@ -48,7 +50,7 @@ export class ProxyAdmissions {
     const socket = conn.remoteAddr as Deno.NetAddr;
     if (this.#pending.size >= context.limits.maxConnections) {
       close(conn);
-      log(context, socket, "BUSY");
+      log(context, { socket, result: "BUSY" });
       return;
     }
     const waiting = this.#read(conn, context)
@@ -97,35 +99,40 @@ export class ProxyAdmissions {
     }
     close(conn);
     if (result.status === "ended" && result.received === 0) return undefined;
-    log(
-      context,
+    log(context, {
       socket,
-      result.status === "invalid"
+      result: result.status === "invalid"
         ? "BAD_REQUEST"
         : timedOut
         ? "TIMEOUT"
         : "TRUNCATED",
       time,
       started,
-    );
+    });
     return undefined;
   }
 }
 
+/** Logs a connection refused for its PROXY header (or over the limit). */
 function log(
   context: ServerContext,
-  socket: Deno.NetAddr,
-  result: string,
-  time: Date = new Date(),
-  started: number = performance.now(),
+  refusal: {
+    socket: Deno.NetAddr;
+    result: FerryErrorCode;
+    time?: Date;
+    started?: number;
+  },
 ): void {
-  emit(
-    { peer: formatAddr(socket) },
-    context,
-    { protocol: "ferry", request: "PROXY", path: "", bytes: 0, result },
-    time,
-    started,
-  );
+  emit(context, {
+    protocol: "ferry",
+    request: "PROXY",
+    path: "",
+    bytes: 0,
+    result: refusal.result,
+    peer: formatAddress(refusal.socket),
+    time: refusal.time ?? new Date(),
+    started: refusal.started ?? performance.now(),
+  });
 }
 
 function close(conn: Deno.Conn): void {

@@ -77,7 +77,9 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
       key: options.key,
     })
     : Deno.listen({ hostname, port, transport: "tcp" });
-  if (http === undefined) return new Server(listener, context, options.signal);
+  if (http === undefined) {
+    return new Server(listener, context, { signal: options.signal });
+  }
   const stop = new AbortController();
   let face;
   try {
@@ -93,7 +95,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
     throw error;
   }
   return new TwoFaces(
-    new Server(listener, context, stop.signal),
+    new Server(listener, context, { signal: stop.signal }),
     face,
     stop,
     options.signal,
@@ -103,6 +105,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
 /** A server with both faces: ferry (`addr`) and HTTP (`httpAddr`). */
 class TwoFaces implements FerryServer {
   readonly addr: Deno.NetAddr;
+  readonly root: string;
   readonly httpAddr: Deno.NetAddr;
   readonly finished: Promise<void>;
   #stop: AbortController;
@@ -114,6 +117,7 @@ class TwoFaces implements FerryServer {
     signal: AbortSignal | undefined,
   ) {
     this.addr = ferry.addr;
+    this.root = ferry.root;
     this.httpAddr = http.addr;
     this.#stop = stop;
     const onAbort = () => stop.abort();

@@ -25,7 +25,7 @@ import { handlePut } from "./put.ts";
 import { deleteInside } from "./delete.ts";
 import { handleSum } from "./sum.ts";
 import { TEMP_NAME } from "./temp.ts";
-import { FerryError, isWireErrorCode } from "../errors.ts";
+import { FerryError, type FerryErrorCode, isWireErrorCode } from "../errors.ts";
 import {
   encodeMessage,
   FRAME_TYPES,
@@ -67,19 +67,16 @@ export async function handleConnection(
       const started = performance.now();
       if (context.auth) {
         // Classic clients cannot authenticate: closed without an answer.
-        emit(
-          session,
-          context,
-          {
-            protocol: "classic",
-            request: "GET",
-            path: "",
-            bytes: 0,
-            result: "UNAUTHORIZED",
-          },
+        emit(context, {
+          protocol: "classic",
+          request: "GET",
+          path: "",
+          bytes: 0,
+          result: "UNAUTHORIZED",
+          peer: session.peer,
           time,
           started,
-        );
+        });
         return;
       }
       // The whole classic session is one request: a stopping server lets
@@ -90,13 +87,13 @@ export async function handleConnection(
         realRoot: context.realRoot,
         handshakeTimeoutMs: context.handshakeTimeoutMs,
         log: (record) =>
-          emit(
-            session,
-            context,
-            { protocol: "classic", ...record },
+          emit(context, {
+            protocol: "classic",
+            ...record,
+            peer: session.peer,
             time,
             started,
-          ),
+          }),
       });
       return;
     }
@@ -118,20 +115,20 @@ async function handshake(
 ): Promise<boolean> {
   const time = new Date();
   const started = performance.now();
-  const fail = async (code: string, message: string): Promise<false> => {
-    emit(
-      session,
-      context,
-      {
-        protocol: "ferry",
-        request: "HELLO",
-        path: "",
-        bytes: 0,
-        result: code,
-      },
+  const fail = async (
+    code: FerryErrorCode,
+    message: string,
+  ): Promise<false> => {
+    emit(context, {
+      protocol: "ferry",
+      request: "HELLO",
+      path: "",
+      bytes: 0,
+      result: code,
+      peer: session.peer,
       time,
       started,
-    );
+    });
     if (code !== "TIMEOUT" && code !== "CONNECTION") {
       await sendError(session, code, message);
     }
@@ -191,13 +188,16 @@ async function handshake(
     () => session.timedOut,
   );
   if (result === "ok") return true;
-  emit(
-    session,
-    context,
-    { protocol: "ferry", request: "HELLO", path: "", bytes: 0, result },
+  emit(context, {
+    protocol: "ferry",
+    request: "HELLO",
+    path: "",
+    bytes: 0,
+    result,
+    peer: session.peer,
     time,
     started,
-  );
+  });
   return false;
 }
 
@@ -212,19 +212,16 @@ async function serveRequests(
       message = await session.reader.readMessage();
     } catch (error) {
       if (error instanceof FerryError && isWireErrorCode(error.code)) {
-        emit(
-          session,
-          context,
-          {
-            protocol: "ferry",
-            request: "INVALID",
-            path: "",
-            bytes: 0,
-            result: error.code,
-          },
-          new Date(),
-          performance.now(),
-        );
+        emit(context, {
+          protocol: "ferry",
+          request: "INVALID",
+          path: "",
+          bytes: 0,
+          result: error.code,
+          peer: session.peer,
+          time: new Date(),
+          started: performance.now(),
+        });
         await sendError(session, error.code, error.message);
       }
       return; // a frame we cannot parse leaves the stream unusable
@@ -238,7 +235,7 @@ async function serveRequests(
       closeOnError: false,
       silentOnError: false,
     };
-    let result = "ok";
+    let result: "ok" | FerryErrorCode = "ok";
     try {
       checkRequestLimits(message, context.limits);
       switch (message.type) {
@@ -293,20 +290,17 @@ async function serveRequests(
       }
       if (!isWireErrorCode(wire.code)) state.closeOnError = true;
     }
-    emit(
-      session,
-      context,
-      {
-        protocol: "ferry",
-        request: label(message),
-        path: "path" in message ? message.path : "",
-        bytes: state.bytes,
-        result,
-        ...(state.cached ? { cached: true } : {}),
-      },
+    emit(context, {
+      protocol: "ferry",
+      request: label(message),
+      path: "path" in message ? message.path : "",
+      bytes: state.bytes,
+      result,
+      ...(state.cached ? { cached: true } : {}),
+      peer: session.peer,
       time,
       started,
-    );
+    });
     // A request that broke its stream may have left a read or a write in
     // flight on the buffers: those are dropped, not pooled.
     const broken = result !== "ok" && state.closeOnError;
@@ -321,7 +315,7 @@ async function serveRequests(
 function toWireError(
   error: unknown,
   session: Session,
-): { code: string; message: string } {
+): { code: FerryErrorCode; message: string } {
   if (session.timedOut) return { code: "TIMEOUT", message: "" };
   if (error instanceof FerryError) {
     return { code: error.code, message: error.message };

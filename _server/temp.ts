@@ -5,6 +5,7 @@
  * @module
  */
 
+import { toHex } from "../_common/bytes.ts";
 import { FerryError } from "../errors.ts";
 
 /**
@@ -23,8 +24,13 @@ export function refuseTempName(segments: string[], wirePath: string): void {
 
 /** A fresh random name for an upload temporary: `.ferry-<hex>.part`. */
 export function tempName(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(12));
-  let hex = "";
-  for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
+  return tempNameOf(toHex(crypto.getRandomValues(new Uint8Array(12))));
+}
+
+/**
+ * The name of an upload temporary with the given lowercase hex digits (the
+ * resumable part of an upload is named after the upload).
+ */
+export function tempNameOf(hex: string): string {
   return `.ferry-${hex}.part`;
 }

@@ -8,6 +8,8 @@
 
 import { DEFAULT_PORT as COMMON_DEFAULT_PORT } from "../_common/defaults.ts";
 import type { LimitOptions } from "./limits.ts";
+import type { FerryErrorCode } from "../errors.ts";
+import type { Message } from "../protocol.ts";
 
 /**
  * The port ferry listens on unless told otherwise (the classic lab port).
@@ -229,16 +231,31 @@ export interface ServerLogEvent {
    * `LIST`, `STAT`, `GET`, `PUT`, `MKDIR`, `HELLO` (a failed handshake, or
    * a connection refused with `BUSY` over `maxConnections`), `INVALID`, or
    * `PROXY` (a connection refused for a missing or bad PROXY header, with
-   * `result` `BAD_REQUEST`, `TRUNCATED` or `TIMEOUT`); for `http`, the
-   * request method (`GET`, `HEAD`, `PUT`, `POST`, ...).
+   * `result` `BAD_REQUEST`, `TRUNCATED` or `TIMEOUT`); a message that is
+   * not a request is logged under its own name (`DATA`, ...) with
+   * `BAD_REQUEST`. For `http`, the request method (`GET`, `HEAD`, `PUT`,
+   * `POST`, ...; `OTHER` for a method HTTP does not define).
    */
-  request: string;
+  request:
+    | Uppercase<Message["type"]>
+    | "INVALID"
+    | "PROXY"
+    | "HEAD"
+    | "POST"
+    | "OPTIONS"
+    | "PATCH"
+    | "CONNECT"
+    | "TRACE"
+    | "OTHER";
   /** The wire path of the request (`""` for the root). */
   path: string;
   /** File bytes sent or received. */
   bytes: number;
-  /** `"ok"`, or the error code the request ended with. */
-  result: string;
+  /**
+   * `"ok"`, or the error code the request ended with (`RANGE` for an HTTP
+   * range that cannot be satisfied).
+   */
+  result: "ok" | FerryErrorCode | "RANGE";
   /** How long the request took, in milliseconds. */
   durationMs: number;
   /** Set on a `GET` answered with a cached SHA-256 (nothing was hashed). */
@@ -259,6 +276,11 @@ export interface ServerLogEvent {
 export interface FerryServer {
   /** The address the server listens on (the real port when 0 was asked). */
   readonly addr: Deno.NetAddr;
+  /**
+   * The folder served, as `serve()` resolved it at start (an absolute path
+   * without symbolic links, `Deno.realPath` of {@linkcode ServeOptions.root}).
+   */
+  readonly root: string;
   /** The address of the HTTP face, when `http` was given. */
   readonly httpAddr?: Deno.NetAddr;
   /**

@@ -21,6 +21,7 @@ import { createHash, type Hash } from "node:crypto";
 import * as nodePath from "node:path";
 import { type BulkBuffers, copyHashed } from "../_common/copy.ts";
 import { untilClosed } from "./until_closed.ts";
+import { tempNameOf } from "./temp.ts";
 import { FerryError } from "../errors.ts";
 import { printable } from "../_common/wire_path.ts";
 import {
@@ -64,7 +65,7 @@ export function resumablePartName(
     .update(`${hostPath}\0${size}\0${mtime ?? ""}`)
     .digest("hex")
     .slice(0, 32);
-  return `.ferry-${hex}.part`;
+  return tempNameOf(hex);
 }
 
 /** A resumable part, opened and hashed up to where the upload continues. */

@@ -256,9 +256,12 @@ Deno.test("Server stops within the drain deadline and a margin while a handler i
   // does not end it.
   let entered!: () => void;
   const inside = new Promise<void>((resolve) => entered = resolve);
-  const server = new Server(listener, context, controller.signal, () => {
-    entered();
-    return new Promise<void>(() => {});
+  const server = new Server(listener, context, {
+    signal: controller.signal,
+    handle: () => {
+      entered();
+      return new Promise<void>(() => {});
+    },
   });
   const conn = await Deno.connect({
     hostname: "127.0.0.1",

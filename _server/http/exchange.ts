@@ -9,6 +9,7 @@
 import { emit, type ServerContext } from "../context.ts";
 import { FerryError } from "../../errors.ts";
 import type { Transfers } from "./transfers.ts";
+import type { ServerLogEvent } from "../types.ts";
 
 /** One request in progress. */
 export class HttpExchange {
@@ -25,7 +26,7 @@ export class HttpExchange {
   /** File bytes sent or received. */
   bytes = 0;
   /** `"ok"` or an error code. */
-  result = "ok";
+  result: ServerLogEvent["result"] = "ok";
   #context: ServerContext;
   #time = new Date();
   #started = performance.now();
@@ -73,19 +74,36 @@ export class HttpExchange {
     if (error !== undefined) {
       this.result = error instanceof FerryError ? error.code : "INTERNAL";
     }
-    emit(
-      this,
-      this.#context,
-      {
-        protocol: "http",
-        request: this.request.method.slice(0, 16),
-        path: this.wirePath,
-        bytes: this.bytes,
-        result: this.result,
-      },
-      this.#time,
-      this.#started,
-    );
+    emit(this.#context, {
+      protocol: "http",
+      request: logMethod(this.request.method),
+      path: this.wirePath,
+      bytes: this.bytes,
+      result: this.result,
+      peer: this.peer,
+      time: this.#time,
+      started: this.#started,
+    });
     this.#onEnd();
   }
+}
+
+/** The HTTP methods the log names; any other is `OTHER`. */
+const LOGGED_METHODS: ReadonlySet<string> = new Set([
+  "GET",
+  "HEAD",
+  "PUT",
+  "POST",
+  "DELETE",
+  "OPTIONS",
+  "PATCH",
+  "CONNECT",
+  "TRACE",
+]);
+
+/** A request method as logged: one of HTTP's, or `OTHER`. */
+function logMethod(method: string): ServerLogEvent["request"] {
+  return LOGGED_METHODS.has(method)
+    ? method as ServerLogEvent["request"]
+    : "OTHER";
 }
