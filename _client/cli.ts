@@ -29,14 +29,16 @@ import {
 import { jsonLine } from "./json_output.ts";
 import { runSyncGet, runSyncPut, type SyncFlags } from "./cli_sync.ts";
 import { ProgressLine } from "./progress.ts";
+import {
+  EXIT_OK,
+  exitFor,
+  type ExitOptions,
+  UsageError,
+} from "../_common/exit.ts";
 import { resolveToken } from "../_common/token_source.ts";
 import { FerryError, type FerryErrorCode } from "../errors.ts";
 import type { ByteWriter, Entry } from "../protocol.ts";
 import { connect } from "./ferry_client.ts";
-
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
-const EXIT_USAGE = 2;
 
 /** One line of an OPTIONS block (text on the next line past the column). */
 function option(flags: string, text: string): string {
@@ -239,12 +241,12 @@ const PHRASES: Record<FerryErrorCode, string> = {
   LOCAL: "local file error",
 };
 
-class UsageError extends Error {
-  command: Command | undefined;
-  constructor(message: string, command?: Command) {
-    super(message);
-    this.command = command;
-  }
+/** A usage error followed by the usage of `command` (or of the tool). */
+function usageError(message: string, command?: Command): UsageError {
+  return new UsageError(
+    message,
+    command === undefined ? TOOL_USAGE : COMMAND_USAGE[command],
+  );
 }
 
 interface CliOptions {
@@ -308,27 +310,27 @@ function parseCli(args: string[]): CliOptions {
   } catch (error) {
     const first = messageOf(error).split(". ")[0];
     const command = COMMANDS.find((name) => args.includes(name));
-    throw new UsageError(lowerFirst(first), command);
+    throw usageError(lowerFirst(first), command);
   }
   const { values, positionals } = parsed;
   const [name, ...rest] = positionals;
   let command: Command | undefined;
   if (name !== undefined) {
     if (!(COMMANDS as string[]).includes(name)) {
-      throw new UsageError(`unknown command '${name}'`);
+      throw usageError(`unknown command '${name}'`);
     }
     command = name as Command;
   }
   const port = values.port ?? String(DEFAULT_PORT);
   if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
-    throw new UsageError(
+    throw usageError(
       `invalid port '${values.port}': expected 1 to 65535`,
       command,
     );
   }
   const idle = values["idle-timeout"] ?? String(DEFAULT_IDLE_TIMEOUT_MS / 1000);
   if (!/^\d+(\.\d+)?$/.test(idle)) {
-    throw new UsageError(
+    throw usageError(
       `invalid --idle-timeout '${idle}': expected seconds, 0 for none`,
       command,
     );
@@ -377,7 +379,7 @@ function parseCli(args: string[]): CliOptions {
       ].includes(key) &&
         (effective === "get" || effective === "put"));
     if (given && !allowed) {
-      throw new UsageError(
+      throw usageError(
         `option ${flag} does not apply to ${command ?? "the prompt"}`,
         command,
       );
@@ -386,24 +388,24 @@ function parseCli(args: string[]): CliOptions {
   const { checksum, delete: remove, dryRun } = options.syncFlags;
   if ((checksum || remove || dryRun) && !options.sync) {
     const flag = checksum ? "--checksum" : remove ? "--delete" : "--dry-run";
-    throw new UsageError(`${flag} needs --sync`, command);
+    throw usageError(`${flag} needs --sync`, command);
   }
   if (options.sync && !options.recursive) {
-    throw new UsageError("--sync needs -r", command);
+    throw usageError("--sync needs -r", command);
   }
   if (options.output === "-" && options.json) {
     // Standard output carries the file's bytes and nothing else.
-    throw new UsageError("--json cannot be combined with -o -", command);
+    throw usageError("--json cannot be combined with -o -", command);
   }
   if (options.classic && command !== undefined && command !== "get") {
-    throw new UsageError(`--classic works with get only`, command);
+    throw usageError(`--classic works with get only`, command);
   }
   if (
     options.classic &&
     (options.tokenFlag !== undefined || options.tokenFile !== undefined ||
       options.tls || options.ca !== undefined)
   ) {
-    throw new UsageError(
+    throw usageError(
       "--classic cannot be combined with --token, --token-file, --tls or --ca",
       command,
     );
@@ -417,10 +419,10 @@ function parseCli(args: string[]): CliOptions {
   if (command !== undefined) {
     const [min, max] = counts[command];
     if (rest.length < min) {
-      throw new UsageError(`${command}: missing argument`, command);
+      throw usageError(`${command}: missing argument`, command);
     }
     if (rest.length > max) {
-      throw new UsageError(`${command}: too many arguments`, command);
+      throw usageError(`${command}: too many arguments`, command);
     }
   }
   return options;
@@ -488,8 +490,14 @@ function describeFailure(
 
 /** Resolves the token (flag, file, FERRY_TOKEN) and reads `--ca`. */
 async function loadSecurity(options: CliOptions): Promise<void> {
-  options.token = (await resolveToken(options.tokenFlag, options.tokenFile))
-    .token;
+  try {
+    options.token = (await resolveToken(options.tokenFlag, options.tokenFile))
+      .token;
+  } catch (error) {
+    // A token that cannot be read is a bad setting: exit status 2.
+    if (!(error instanceof FerryError)) throw error;
+    throw new UsageError(lowerFirst(error.message));
+  }
   if (options.ca !== undefined) {
     try {
       options.caCerts = [await Deno.readTextFile(options.ca)];
@@ -497,8 +505,7 @@ async function loadSecurity(options: CliOptions): Promise<void> {
       const reason = error instanceof Deno.errors.NotFound
         ? "not found"
         : messageOf(error);
-      const message = `Cannot read --ca ${options.ca}: ${reason}`;
-      throw new FerryError("LOCAL", message, { cause: error });
+      throw new UsageError(`cannot read --ca ${options.ca}: ${reason}`);
     }
   }
 }
@@ -528,7 +535,7 @@ async function getDestination(
   }
   const base = baseName(name);
   if (base === "") {
-    throw new UsageError(
+    throw usageError(
       `cannot name a file after '${name}'; use -o PATH`,
       "get",
     );
@@ -557,12 +564,16 @@ function resumeOptions(
   };
 }
 
+/** Downloads one file, with the ferry or the classic protocol. */
 async function runGet(
   options: CliOptions,
-  name: string,
-  destination: string | ByteWriter,
-  onProgress?: (done: number, total: number) => void,
+  get: {
+    name: string;
+    destination: string | ByteWriter;
+    onProgress?: (done: number, total: number) => void;
+  },
 ): Promise<TransferResult> {
+  const { name, destination } = get;
   if (options.classic) {
     return await classicGet(name, destination, {
       hostname: options.hostname,
@@ -574,7 +585,7 @@ async function runGet(
   return await client.get(name, destination, {
     ...resumeOptions(options, `get ${name}`),
     overwrite: options.force,
-    onProgress,
+    onProgress: get.onProgress,
   });
 }
 
@@ -589,6 +600,9 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   Deno.exitCode = await run(args);
 }
 
+/** A command line whose command is known (asked for when none was given). */
+type CommandLine = CliOptions & { command: "get" | "ls" | "put" };
+
 /**
  * Runs the command-line tool.
  *
@@ -596,188 +610,202 @@ export async function main(args: string[] = Deno.args): Promise<void> {
  * @returns The exit status: 0 ok, 1 failed operation, 2 usage error.
  */
 async function run(args: string[]): Promise<number> {
-  const out = (text: string) => console.log(text);
-  const err = (text: string) => console.error(text);
-  let options: CliOptions;
+  let line: CommandLine;
   try {
-    options = parseCli(args);
+    const options = parseCli(args);
+    if (options.help || options.command === "help") return showHelp(options);
+    line = withCommand(options);
+    if (!line.classic) await loadSecurity(line);
   } catch (error) {
-    if (error instanceof UsageError) {
-      err(`ferry: ${error.message}`);
-      err("");
-      err(error.command ? COMMAND_USAGE[error.command] : TOOL_USAGE);
-      return EXIT_USAGE;
-    }
-    err(`ferry: ${messageOf(error)}`);
-    return EXIT_FAILED;
+    return exit(error);
   }
-  let command = options.command;
-  if (options.help || command === "help") {
-    const topic = command === "help" ? options.args[0] : command;
-    if (topic === undefined) {
-      out(TOOL_USAGE);
-      return EXIT_OK;
-    }
-    if (!(COMMANDS as string[]).includes(topic)) {
-      err(`ferry: unknown command '${topic}'`);
-      err("");
-      err(TOOL_USAGE);
-      return EXIT_USAGE;
-    }
-    out(COMMAND_USAGE[topic as Command]);
+  return await runCommand(line);
+}
+
+/** Prints an exit's text on stderr and returns its status. */
+function exit(
+  error: unknown,
+  options: Omit<ExitOptions, "program"> = {},
+): number {
+  const { status, text } = exitFor(error, { program: "ferry", ...options });
+  console.error(text);
+  return status;
+}
+
+/** `--help`, `COMMAND --help` and `help [COMMAND]`. */
+function showHelp(options: CliOptions): number {
+  const topic = options.command === "help" ? options.args[0] : options.command;
+  if (topic === undefined) {
+    console.log(TOOL_USAGE);
     return EXIT_OK;
   }
-  let subjectArgs = options.args;
-  if (command === undefined) {
-    if (!Deno.stdin.isTerminal()) {
-      err("ferry: missing command");
-      err("");
-      err(TOOL_USAGE);
-      return EXIT_USAGE;
-    }
-    const answer = prompt("Enter the filename you want to download:");
-    if (answer === null || answer.trim() === "") {
-      err("ferry: no file name given");
-      return EXIT_USAGE;
-    }
-    command = "get";
-    subjectArgs = [answer.trim()];
+  if (!(COMMANDS as string[]).includes(topic)) {
+    throw usageError(`unknown command '${topic}'`);
   }
-  if (!options.classic) {
-    try {
-      await loadSecurity(options);
-    } catch (error) {
-      if (!(error instanceof FerryError)) throw error;
-      err(`ferry: ${lowerFirst(error.message)}`);
-      return EXIT_USAGE;
-    }
+  console.log(COMMAND_USAGE[topic as Command]);
+  return EXIT_OK;
+}
+
+/**
+ * The command line with its command: without one, on a terminal, it asks
+ * for a file name like the lab's classic client and gets it.
+ */
+function withCommand(options: CliOptions): CommandLine {
+  const command = options.command;
+  if (command !== undefined && command !== "help") {
+    return { ...options, command };
   }
-  const subject = [command, ...subjectArgs.slice(0, 1)].join(" ");
-  const paths: { local?: string; remote?: string } = {};
+  if (!Deno.stdin.isTerminal()) throw usageError("missing command");
+  const answer = prompt("Enter the filename you want to download:");
+  if (answer === null || answer.trim() === "") {
+    throw new UsageError("no file name given");
+  }
+  return { ...options, command: "get", args: [answer.trim()] };
+}
+
+/** What a command's failure is about, for its message. */
+interface Subject {
+  /** `get NAME`, `put LOCAL`, `ls`. */
+  name: string;
+  /** The local file, once known. */
+  local?: string;
+  /** The remote file, once known. */
+  remote?: string;
+}
+
+/** Runs `get`, `ls` or `put`; a failure is one line on stderr. */
+async function runCommand(line: CommandLine): Promise<number> {
+  const { command, args } = line;
+  const subject: Subject = { name: [command, ...args.slice(0, 1)].join(" ") };
   const progress = new ProgressLine({
     write: writeStderr,
-    quiet: options.quiet,
+    quiet: line.quiet,
   });
+  try {
+    if (isManyFiles(line)) return await runManyFiles(line, progress);
+    if (command === "get") await runGetCommand(line, progress, subject);
+    else if (command === "put") await runPutCommand(line, progress, subject);
+    else await runLs(line);
+    return EXIT_OK;
+  } catch (error) {
+    if (error instanceof FerryError) {
+      progress.finish();
+      if (line.json && command !== "ls") {
+        console.log(jsonLine(subject.remote ?? args[0], { error }));
+      }
+    }
+    return exit(error, {
+      describe: (error) =>
+        error instanceof FerryError
+          ? `${subject.name}: ${describeFailure(error, command, subject)}`
+          : undefined,
+    });
+  }
+}
+
+/** Whether the command moves many files: `get A B`, `get -r`, `put -r`. */
+function isManyFiles(line: CommandLine): boolean {
+  return (line.recursive && line.command === "put") ||
+    (line.command === "get" && (line.recursive || line.args.length > 1));
+}
+
+/** `get A B C`, `get -r DIR`, `put -r LOCAL [REMOTE]`. */
+async function runManyFiles(
+  line: CommandLine,
+  progress: ProgressLine,
+): Promise<number> {
+  const { command, args } = line;
+  if (line.classic) {
+    throw usageError("--classic gets one file at a time", command);
+  }
+  if (line.recursive && args.length > (command === "put" ? 2 : 1)) {
+    throw usageError(`${command} -r: too many arguments`, command);
+  }
   const transferCli: TransferCli = {
-    connect: () => connect(connectOptionsOf(options)),
-    force: options.force,
-    json: options.json,
-    output: options.output,
+    connect: () => connect(connectOptionsOf(line)),
+    force: line.force,
+    json: line.json,
+    output: line.output,
     progress,
-    out,
-    err,
+    out: (text) => console.log(text),
+    err: (text) => console.error(text),
     usage: (message) => {
-      throw new UsageError(message, command);
+      throw usageError(message, command);
     },
     describe: (error, name, where) => describeFailure(error, name, where),
   };
-  const onProgress = (name: string) => (done: number, total: number) =>
-    progress.update(name, done, total);
-  try {
-    if (
-      (options.recursive && command === "put") ||
-      (command === "get" && (options.recursive || subjectArgs.length > 1))
-    ) {
-      if (options.classic) {
-        throw new UsageError("--classic gets one file at a time", command);
-      }
-      if (
-        options.recursive && subjectArgs.length > (command === "put" ? 2 : 1)
-      ) {
-        throw new UsageError(`${command} -r: too many arguments`, command);
-      }
-      if (options.sync) {
-        return command === "put"
-          ? await runSyncPut(
-            transferCli,
-            subjectArgs[0],
-            subjectArgs[1],
-            options.syncFlags,
-          )
-          : await runSyncGet(transferCli, subjectArgs[0], options.syncFlags);
-      }
-      if (command === "put") {
-        return await runPutTree(transferCli, subjectArgs[0], subjectArgs[1]);
-      }
-      return options.recursive
-        ? await runGetTree(transferCli, subjectArgs[0])
-        : await runGetMany(transferCli, subjectArgs);
-    }
-    switch (command) {
-      case "get": {
-        const target = await getDestination(options, subjectArgs[0]);
-        if (typeof target === "string") paths.local = target;
-        const result = await runGet(
-          options,
-          subjectArgs[0],
-          target,
-          onProgress(subjectArgs[0]),
-        ).finally(() => progress.finish());
-        if (options.json) {
-          out(jsonLine(subjectArgs[0], { result }));
-        } else if (paths.local !== undefined) {
-          out(
-            `${paths.local}: ${result.bytes} bytes in ${
-              result.seconds.toFixed(2)
-            } s, sha256 ${result.sha256}`,
-          );
-        }
-        break;
-      }
-      case "ls": {
-        await using client = await connect(connectOptionsOf(options));
-        const entries = await client.list(options.args[0] ?? "", {
-          recursive: options.recursive,
-        });
-        if (options.json) out(JSON.stringify(entries, null, 2));
-        else if (entries.length > 0) out(formatEntries(entries));
-        break;
-      }
-      case "put": {
-        const local = options.args[0];
-        const remote = options.args[1] ?? baseName(local);
-        paths.remote = remote;
-        if (remote === "") {
-          throw new UsageError(
-            `cannot name a remote file after '${local}'; give REMOTE`,
-            "put",
-          );
-        }
-        await using client = await connect(connectOptionsOf(options));
-        const result = await client.put(local, remote, {
-          ...resumeOptions(options, `put ${local}`),
-          overwrite: options.force,
-          onProgress: onProgress(remote),
-        }).finally(() => progress.finish());
-        if (options.json) {
-          out(jsonLine(remote, { result }));
-          break;
-        }
-        out(
-          `${remote}: ${result.bytes} bytes uploaded in ${
-            result.seconds.toFixed(2)
-          } s, sha256 ${result.sha256}`,
-        );
-        break;
-      }
-    }
-    return EXIT_OK;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      err(`ferry: ${error.message}`);
-      err("");
-      err(COMMAND_USAGE[error.command ?? "help"]);
-      return EXIT_USAGE;
-    }
-    if (error instanceof FerryError) {
-      progress.finish();
-      if (options.json && (command === "get" || command === "put")) {
-        out(jsonLine(paths.remote ?? subjectArgs[0], { error }));
-      }
-      err(`ferry: ${subject}: ${describeFailure(error, command, paths)}`);
-      return EXIT_FAILED;
-    }
-    err(`ferry: ${messageOf(error)}`);
-    return EXIT_FAILED;
+  if (line.sync) {
+    return command === "put"
+      ? await runSyncPut(transferCli, args[0], args[1], line.syncFlags)
+      : await runSyncGet(transferCli, args[0], line.syncFlags);
   }
+  if (command === "put") return await runPutTree(transferCli, args[0], args[1]);
+  return line.recursive
+    ? await runGetTree(transferCli, args[0])
+    : await runGetMany(transferCli, args);
+}
+
+/** `get NAME`: into a file, or to standard output with `-o -`. */
+async function runGetCommand(
+  line: CommandLine,
+  progress: ProgressLine,
+  subject: Subject,
+): Promise<void> {
+  const name = line.args[0];
+  const target = await getDestination(line, name);
+  if (typeof target === "string") subject.local = target;
+  const result = await runGet(line, {
+    name,
+    destination: target,
+    onProgress: (done, total) => progress.update(name, done, total),
+  }).finally(() => progress.finish());
+  if (line.json) {
+    console.log(jsonLine(name, { result }));
+  } else if (subject.local !== undefined) {
+    console.log(
+      `${subject.local}: ${result.bytes} bytes in ${
+        result.seconds.toFixed(2)
+      } s, sha256 ${result.sha256}`,
+    );
+  }
+}
+
+/** `put LOCAL [REMOTE]`. */
+async function runPutCommand(
+  line: CommandLine,
+  progress: ProgressLine,
+  subject: Subject,
+): Promise<void> {
+  const local = line.args[0];
+  const remote = line.args[1] ?? baseName(local);
+  subject.remote = remote;
+  if (remote === "") {
+    throw usageError(
+      `cannot name a remote file after '${local}'; give REMOTE`,
+      "put",
+    );
+  }
+  await using client = await connect(connectOptionsOf(line));
+  const result = await client.put(local, remote, {
+    ...resumeOptions(line, `put ${local}`),
+    overwrite: line.force,
+    onProgress: (done, total) => progress.update(remote, done, total),
+  }).finally(() => progress.finish());
+  console.log(
+    line.json
+      ? jsonLine(remote, { result })
+      : `${remote}: ${result.bytes} bytes uploaded in ${
+        result.seconds.toFixed(2)
+      } s, sha256 ${result.sha256}`,
+  );
+}
+
+/** `ls [PATH]`. */
+async function runLs(line: CommandLine): Promise<void> {
+  await using client = await connect(connectOptionsOf(line));
+  const entries = await client.list(line.args[0] ?? "", {
+    recursive: line.recursive,
+  });
+  if (line.json) console.log(JSON.stringify(entries, null, 2));
+  else if (entries.length > 0) console.log(formatEntries(entries));
 }

@@ -9,6 +9,7 @@
  */
 
 import * as nodePath from "node:path";
+import { EXIT_FAILED, EXIT_OK } from "../_common/exit.ts";
 import { lastSegment, type TransferCli } from "./cli_transfer.ts";
 import { syncJsonLine } from "./json_output.ts";
 import { printableName } from "./safe_dest.ts";
@@ -96,9 +97,9 @@ function finish(
     cli.err(
       `ferry: ${command}: ${failures.length} of ${report.records.length} entries failed`,
     );
-    return 1;
+    return EXIT_FAILED;
   }
-  return 0;
+  return EXIT_OK;
 }
 
 /**

@@ -8,6 +8,7 @@
  */
 
 import * as nodePath from "node:path";
+import { EXIT_FAILED, EXIT_OK } from "../_common/exit.ts";
 import type { ProgressLine } from "./progress.ts";
 import { jsonLine } from "./json_output.ts";
 import { printableName } from "./safe_dest.ts";
@@ -121,7 +122,7 @@ function tracker(cli: TransferCli, command: "get" | "put") {
     },
     report(subject: string): number {
       cli.progress.finish();
-      if (failures.length === 0) return 0;
+      if (failures.length === 0) return EXIT_OK;
       for (const failure of failures) {
         const phrase = cli.describe(failure.error!, command, {
           local: failure.local,
@@ -132,7 +133,7 @@ function tracker(cli: TransferCli, command: "get" | "put") {
       cli.err(
         `ferry: ${subject}: ${failures.length} of ${counted} files failed`,
       );
-      return 1;
+      return EXIT_FAILED;
     },
   };
 }

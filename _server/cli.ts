@@ -1,7 +1,7 @@
 /**
  * The command line of `server.ts`: flags, usage text, the request log on
- * stderr and the signals that stop the server. Only this module prints or
- * exits.
+ * stderr and the signals that stop the server. Only this module prints; it
+ * sets `Deno.exitCode` (through `_common/exit.ts`) and never exits.
  *
  * @module
  */
@@ -16,6 +16,8 @@ import { resolveToken, type TokenSource } from "../_common/token_source.ts";
 import { formatLogJson, formatLogText, LOG_FORMATS } from "./log.ts";
 import { LIMIT_FLAGS, LIMITS_USAGE, limitsFromFlags } from "./cli_limits.ts";
 import type { LimitOptions } from "./limits.ts";
+import { exitFor, UsageError } from "../_common/exit.ts";
+import { formatAddress, lowerFirst, messageOf } from "../_common/text.ts";
 import { FerryError } from "../errors.ts";
 import { serve } from "./serve.ts";
 import { DEFAULT_PORT, type FerryServer } from "./types.ts";
@@ -107,24 +109,28 @@ function parseFlags(args: string[]): Flags {
       },
     }));
   } catch (error) {
-    const text = error instanceof Error ? error.message : String(error);
-    throw new UsageError(text.split(". ")[0].replace(/\.$/, ""));
+    const text = messageOf(error);
+    throw new UsageError(text.split(". ")[0].replace(/\.$/, ""), USAGE);
   }
   const port = Number(values.port);
   if (!/^\d+$/.test(values.port) || port > 65535) {
-    throw new UsageError(`bad port: ${values.port}`);
+    throw new UsageError(`bad port: ${values.port}`, USAGE);
   }
-  if (values.host === "") throw new UsageError("empty --host");
+  if (values.host === "") throw new UsageError("empty --host", USAGE);
   if (values["proxy-protocol"] && values.cert !== undefined) {
     throw new UsageError(
       "--proxy-protocol cannot be combined with --cert: terminate TLS at the load balancer",
+      USAGE,
     );
   }
   if (!LOG_FORMATS.includes(values.log)) {
-    throw new UsageError(`bad --log format: ${values.log} (text or json)`);
+    throw new UsageError(
+      `bad --log format: ${values.log} (text or json)`,
+      USAGE,
+    );
   }
   if (values["allow-delete"] && !values["allow-upload"]) {
-    throw new UsageError("--allow-delete needs --allow-upload");
+    throw new UsageError("--allow-delete needs --allow-upload", USAGE);
   }
   const leaseSeconds = values["lease-timeout"];
   if (
@@ -138,7 +144,7 @@ function parseFlags(args: string[]): Flags {
   try {
     limits = limitsFromFlags(values);
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    throw new UsageError(messageOf(error), USAGE);
   }
   return {
     root: values.root,
@@ -170,63 +176,64 @@ function parseHttp(
   const match = /^(?:(\[[^\]]+\]|[^:\[\]]+):)?(\d{1,5})$/.exec(value);
   const port = match ? Number(match[2]) : NaN;
   if (!match || port > 65535) {
-    throw new UsageError(`bad --http address: ${value} ([HOST:]PORT)`);
+    throw new UsageError(`bad --http address: ${value} ([HOST:]PORT)`, USAGE);
   }
   const host = match[1]?.replace(/^\[(.*)\]$/, "$1");
   return { hostname: host, port };
 }
 
-class UsageError extends Error {}
-
 /**
  * Runs the server from the command line: parses the flags, starts
  * {@linkcode serve}, logs requests to stderr and stops on SIGINT/SIGTERM.
- * Prints usage and exits 2 on a usage error, exits 1 if it cannot start.
+ * A usage error prints the usage and sets exit status 2; a server that
+ * cannot start sets 1. It returns once the server has stopped.
  *
- * @returns A promise that settles when the process exits.
+ * @returns A promise that settles when the server has stopped.
  */
 export async function main(): Promise<void> {
-  let flags: Flags;
   try {
-    flags = parseFlags(Deno.args);
+    await run(Deno.args);
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    console.error(`ferry-server: ${error.message}`);
-    console.error(USAGE);
-    Deno.exit(2);
+    const exit = exitFor(error, { program: PROGRAM, describe: describeStart });
+    console.error(exit.text);
+    Deno.exitCode = exit.status;
   }
+}
+
+const PROGRAM = "ferry-server";
+
+/** Wording of the errors that stop the server from starting. */
+function describeStart(error: unknown): string | undefined {
+  if (error instanceof FerryError) return undefined;
+  if (error instanceof StartError) {
+    return error.cause instanceof Deno.errors.AddrInUse
+      ? `cannot listen on ${error.address}: address in use`
+      : `cannot start: ${messageOf(error.cause)}`;
+  }
+  return undefined;
+}
+
+/** `serve()` failed for a reason other than a `FerryError`. */
+class StartError extends Error {
+  /** Where it was to listen, `host:port`. */
+  readonly address: string;
+
+  constructor(address: string, cause: unknown) {
+    super(messageOf(cause), { cause });
+    this.address = address;
+  }
+}
+
+/** Parses, checks the settings, serves until a signal stops the server. */
+async function run(args: string[]): Promise<void> {
+  const flags = parseFlags(args);
   if (flags.help) {
     console.log(USAGE);
     return;
   }
-  if (flags.allowUpload) {
-    const write = await Deno.permissions.query({
-      name: "write",
-      path: flags.root,
-    });
-    if (write.state !== "granted") {
-      console.error(
-        "ferry-server: --allow-upload needs write permission (run deno with --allow-write)",
-      );
-      Deno.exit(2);
-    }
-  }
-  let token: TokenSource;
-  let tls: TlsFiles | undefined;
-  try {
-    token = await resolveToken(flags.token, flags.tokenFile);
-    tls = await loadTlsFiles(flags.cert, flags.key);
-  } catch (error) {
-    if (!(error instanceof FerryError)) throw error;
-    const reason = error.message.charAt(0).toLowerCase() +
-      error.message.slice(1);
-    console.error(`ferry-server: ${reason}`);
-    Deno.exit(2);
-  }
+  const { token, tls } = await loadSettings(flags);
   const controller = new AbortController();
-  const quiet = flags.quiet;
   let server: FerryServer;
-  let realRoot: string;
   try {
     server = await serve({
       root: flags.root,
@@ -243,35 +250,23 @@ export async function main(): Promise<void> {
       uploadLeaseTimeoutMs: flags.leaseTimeoutMs,
       http: flags.http,
       signal: controller.signal,
-      onLog: quiet ? undefined : (event) =>
+      onLog: flags.quiet ? undefined : (event) =>
         console.error(
           flags.log === "json" ? formatLogJson(event) : formatLogText(event),
         ),
     });
-    realRoot = await Deno.realPath(flags.root);
   } catch (error) {
-    controller.abort();
-    const reason = error instanceof FerryError
-      ? error.message.charAt(0).toLowerCase() + error.message.slice(1)
-      : error instanceof Deno.errors.AddrInUse
-      ? `cannot listen on ${flags.host}:${flags.port}: address in use`
-      : `cannot start: ${error instanceof Error ? error.message : error}`;
-    console.error(`ferry-server: ${reason}`);
-    Deno.exit(1);
+    if (error instanceof FerryError) throw error;
+    throw new StartError(
+      formatAddress({ hostname: flags.host, port: flags.port }),
+      error,
+    );
   }
   const signals: Deno.Signal[] = Deno.build.os === "windows"
     ? ["SIGINT"]
     : ["SIGINT", "SIGTERM"];
   const onSignal = () => controller.abort();
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
-  const host = server.addr.hostname.includes(":")
-    ? `[${server.addr.hostname}]`
-    : server.addr.hostname;
-  const mode = flags.allowDelete
-    ? "uploads and deletes allowed"
-    : flags.allowUpload
-    ? "uploads allowed"
-    : "read-only";
   const warnings = startupWarnings({
     hostname: server.addr.hostname,
     token: token.token !== undefined,
@@ -279,22 +274,70 @@ export async function main(): Promise<void> {
     allowUpload: flags.allowUpload,
     envReadable: token.envReadable,
   });
-  for (const line of warnings) console.error(`ferry-server: ${line}`);
-  const scheme = tls ? "tls" : "tcp";
-  console.log(
-    `Listening on ${scheme}://${host}:${server.addr.port} (root ${realRoot}, ${mode})`,
-  );
+  for (const line of warnings) console.error(`${PROGRAM}: ${line}`);
+  console.log(listeningLine(server, flags, tls !== undefined));
   if (server.httpAddr !== undefined) {
-    const httpHost = server.httpAddr.hostname.includes(":")
-      ? `[${server.httpAddr.hostname}]`
-      : server.httpAddr.hostname;
-    console.log(
-      `Listening on ${
-        tls ? "https" : "http"
-      }://${httpHost}:${server.httpAddr.port}`,
-    );
+    const scheme = tls !== undefined ? "https" : "http";
+    console.log(`Listening on ${scheme}://${formatAddress(server.httpAddr)}`);
   }
   await server.finished;
   for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
-  Deno.exit(0);
+  exitOverLeftovers();
+}
+
+/** How long a stopped server's process may take to end by itself. */
+const LEFTOVER_EXIT_MS = 100;
+
+/**
+ * `finished` settles even when a handler is stuck in the kernel (an
+ * `open()` that no closed connection can interrupt, see `STUCK_MARGIN_MS`
+ * in `_server/accept.ts`); such a leftover would keep the process alive. An
+ * unreferenced timer ends the process then; one with nothing left ends
+ * before the timer, with `Deno.exitCode`. The only `Deno.exit` of the CLI.
+ */
+function exitOverLeftovers(): void {
+  Deno.unrefTimer(setTimeout(() => Deno.exit(), LEFTOVER_EXIT_MS));
+}
+
+/**
+ * Checks the upload permission, reads the token and the TLS files: a
+ * failure is a usage error (exit status 2, no usage text).
+ */
+async function loadSettings(
+  flags: Flags,
+): Promise<{ token: TokenSource; tls: TlsFiles | undefined }> {
+  if (flags.allowUpload) {
+    const write = await Deno.permissions.query({
+      name: "write",
+      path: flags.root,
+    });
+    if (write.state !== "granted") {
+      throw new UsageError(
+        "--allow-upload needs write permission (run deno with --allow-write)",
+      );
+    }
+  }
+  try {
+    const token = await resolveToken(flags.token, flags.tokenFile);
+    return { token, tls: await loadTlsFiles(flags.cert, flags.key) };
+  } catch (error) {
+    if (!(error instanceof FerryError)) throw error;
+    throw new UsageError(lowerFirst(error.message));
+  }
+}
+
+/** `Listening on tcp://127.0.0.1:65432 (root /srv, read-only)`. */
+function listeningLine(
+  server: FerryServer,
+  flags: Flags,
+  tls: boolean,
+): string {
+  const mode = flags.allowDelete
+    ? "uploads and deletes allowed"
+    : flags.allowUpload
+    ? "uploads allowed"
+    : "read-only";
+  return `Listening on ${tls ? "tls" : "tcp"}://${
+    formatAddress(server.addr)
+  } (root ${server.root}, ${mode})`;
 }
