@@ -195,6 +195,9 @@ export async function handlePut(
     await place(tempPath, target.hostPath, message);
     placed = true;
     await cacheUpload(context, target.hostPath, ours, digest);
+    // The lease goes before OK: a client that hears OK finds no lease left.
+    await release?.();
+    release = undefined;
     await writeAll(session.conn, encodeMessage({ type: "ok" }));
   } catch (error) {
     // A cut (or a server shutdown) while the bytes come keeps a resumable
