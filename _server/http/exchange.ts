@@ -6,6 +6,7 @@
  * @module
  */
 
+import { formatAddress } from "../../_common/text.ts";
 import { emit, type ServerContext } from "../context.ts";
 import { FerryError } from "../../errors.ts";
 import type { Transfers } from "./transfers.ts";
@@ -43,9 +44,7 @@ export class HttpExchange {
   ) {
     this.request = request;
     this.host = addr.hostname;
-    this.peer = addr.hostname.includes(":")
-      ? `[${addr.hostname}]:${addr.port}`
-      : `${addr.hostname}:${addr.port}`;
+    this.peer = formatAddress(addr);
     this.#context = context;
     this.transfers = transfers;
     this.#onEnd = onEnd;
