@@ -199,19 +199,16 @@ export class Server implements FerryServer {
     // No longer counted: its handler ends once the close reaches it.
     this.#sessions.delete(victim);
     victim.close();
-    emit(
-      victim,
-      context,
-      {
-        protocol: "ferry",
-        request: "HELLO",
-        path: "",
-        bytes: 0,
-        result: "EVICTED",
-      },
-      new Date(),
-      performance.now(),
-    );
+    emit(context, {
+      protocol: "ferry",
+      request: "HELLO",
+      path: "",
+      bytes: 0,
+      result: "EVICTED",
+      peer: victim.peer,
+      time: new Date(),
+      started: performance.now(),
+    });
     return false;
   }
 

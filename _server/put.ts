@@ -244,19 +244,16 @@ async function dropParts(
     await Deno.remove(part.path).catch(() => {
       // Already gone (completed, swept or removed by hand).
     });
-    emit(
-      session,
-      context,
-      {
-        protocol: "ferry",
-        request: "PUT",
-        path: part.wirePath,
-        bytes: part.bytes,
-        result: "PART_EVICTED",
-      },
-      new Date(),
+    emit(context, {
+      protocol: "ferry",
+      request: "PUT",
+      path: part.wirePath,
+      bytes: part.bytes,
+      result: "PART_EVICTED",
+      peer: session.peer,
+      time: new Date(),
       started,
-    );
+    });
   }
 }
 

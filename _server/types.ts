@@ -253,9 +253,11 @@ export interface ServerLogEvent {
   bytes: number;
   /**
    * `"ok"`, or the error code the request ended with (`RANGE` for an HTTP
-   * range that cannot be satisfied).
+   * range that cannot be satisfied), or what the server did to make room:
+   * `EVICTED` (the longest-idle session, closed for a new connection),
+   * `PART_EVICTED` (a kept upload part, removed).
    */
-  result: "ok" | FerryErrorCode | "RANGE";
+  result: "ok" | FerryErrorCode | "RANGE" | "EVICTED" | "PART_EVICTED";
   /** How long the request took, in milliseconds. */
   durationMs: number;
   /** Set on a `GET` answered with a cached SHA-256 (nothing was hashed). */
