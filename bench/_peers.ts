@@ -215,7 +215,8 @@ export async function installPeers(
 }
 
 /**
- * Starts the ferry server CLI on 127.0.0.1, any free port, `--quiet`.
+ * Starts the ferry server CLI on 127.0.0.1, any free port, `--quiet`, with
+ * `--max-connections-per-address 1024` (every bench client is local).
  *
  * @param root Folder to serve.
  * @param options `http`: also start the HTTP face on a free port; the
@@ -249,6 +250,9 @@ export function startFerryServer(
       "--port",
       "0",
       "--quiet",
+      // Every bench client is 127.0.0.1: 200 at once must not evict each other.
+      "--max-connections-per-address",
+      "1024",
       ...(http ? ["--http", "127.0.0.1:0"] : []),
     ],
     { line: http ? /http:\/\/\S+:\d+/ : /tcp:\/\/\S+:\d+/ },

@@ -44,6 +44,11 @@ export interface ClusterOptions {
   idleTimeoutSeconds?: number;
   /** The servers' `--lease-timeout`. @default {10} */
   leaseTimeoutSeconds?: number;
+  /**
+   * The servers' `--max-connections-per-address` (clients on one machine
+   * all come from 127.0.0.1). @default {the server's default}
+   */
+  maxConnectionsPerAddress?: number;
   /** The `haproxy` program. @default {"haproxy"} */
   haproxy?: string;
 }
@@ -217,6 +222,10 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
             "--lease-timeout",
             String(options.leaseTimeoutSeconds ?? 10),
             ...(options.allowUpload ? ["--allow-upload"] : []),
+            ...(options.maxConnectionsPerAddress === undefined ? [] : [
+              "--max-connections-per-address",
+              String(options.maxConnectionsPerAddress),
+            ]),
           ], { line: /tcp:\/\/\S+:\d+/ }),
       ),
     );
@@ -270,6 +279,7 @@ export async function startClusterServer(
     root,
     servers,
     haproxy: found.program,
+    maxConnectionsPerAddress: 1024,
   });
   return {
     port: cluster.port,

@@ -44,6 +44,8 @@ Deno.test({
         servers: 3,
         allowUpload: true,
         leaseTimeoutSeconds: 1,
+        // Every client here is 127.0.0.1: lift the per-address limit.
+        maxConnectionsPerAddress: CLIENTS,
         haproxy: "program" in found ? found.program : undefined,
       });
       // Kill the first server once bytes flow (2% of them have moved).
@@ -85,6 +87,8 @@ Deno.test({
       assert(killed, "the transfers ended before a server could be killed");
       const cut = clients.filter((i) => first[i] !== undefined);
       assert(cut.length > 0, "killing a server cut no transfer");
+      const codes = new Set(cut.map((i) => first[i]!.code));
+      assert.deepEqual([...codes], ["CONNECTION"], "failures other than cuts");
       // Every client that failed runs again (resuming) until it succeeds.
       let pending = cut;
       for (let round = 0; round < 5 && pending.length > 0; round++) {
