@@ -55,6 +55,7 @@ export {
   HANDSHAKE_TIMEOUT_MS,
 } from "./_client/ferry_client.ts";
 export {
+  CLASSIC_CLOSE_WAIT_MS,
   CLASSIC_MAX_NAME_BYTES,
   CLASSIC_MAX_SIZE_DIGITS,
   CLASSIC_SIZE_QUIET_MS,

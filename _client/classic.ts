@@ -25,14 +25,19 @@
  * - The whole wait for the reply, from sending the name to the end of the
  *   size, is bounded by `timeoutMs` ({@linkcode CLASSIC_TIMEOUT_MS} by
  *   default): a server that stays silent fails with `TIMEOUT`.
- * - Exactly `size` bytes must follow `READY`. Fewer before the connection
- *   ends is a `CONNECTION` error; any byte beyond them (within
- *   {@linkcode CLASSIC_SIZE_QUIET_MS} of the last one) is a `PROTOCOL`
- *   error. Either way no file is left behind.
+ * - Exactly `size` bytes must follow `READY`, and then the server must
+ *   close (within {@linkcode CLASSIC_CLOSE_WAIT_MS}). Fewer bytes before
+ *   the connection ends is a `CONNECTION` error; any byte beyond them before
+ *   the close, however late, is a `PROTOCOL` error; no close is a
+ *   `TIMEOUT`. In every case no file is left behind. This is also what
+ *   catches a size decided too early: a server that sends its digits
+ *   slower than {@linkcode CLASSIC_SIZE_QUIET_MS} apart would have the rest
+ *   of its digits and its whole file arrive as bytes past a too-small size.
  *
  * @module
  */
 
+import { safeJson } from "../_common/escape.ts";
 import { createHash } from "node:crypto";
 import { copyHashed, makeBulkBuffers } from "../_common/copy.ts";
 import type { ConnectOptions, TransferResult } from "./types.ts";
@@ -55,6 +60,20 @@ import { type ByteReader, type ByteWriter, writeAll } from "../protocol.ts";
  * ```
  */
 export const CLASSIC_SIZE_QUIET_MS = 200;
+
+/**
+ * How long, in milliseconds, the classic client waits after the announced
+ * bytes for the server to close: a byte that comes first, or no close at
+ * all, keeps nothing.
+ *
+ * @example Read the rule
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CLASSIC_CLOSE_WAIT_MS } from "../client.ts";
+ * assert(CLASSIC_CLOSE_WAIT_MS === 5_000);
+ * ```
+ */
+export const CLASSIC_CLOSE_WAIT_MS = 5_000;
 
 /**
  * Default bound on the whole wait for a classic server's reply, in
@@ -271,7 +290,7 @@ async function readSize(
           throw new FerryError(
             "PROTOCOL",
             `Unexpected reply from the classic server: ${
-              JSON.stringify(new TextDecoder().decode(header.subarray(0, have)))
+              safeJson(new TextDecoder().decode(header.subarray(0, have)))
             }`,
           );
         }
@@ -346,10 +365,19 @@ async function receive(
       `Connection closed after ${received} of ${size} bytes`,
     );
   }
-  const extra = await reader.readWithin(CLASSIC_SIZE_QUIET_MS).catch(() =>
+  // The file counts only once the server has closed with nothing more:
+  // a byte past the size at any time before the close (a size whose
+  // digits came slowly, or a server that lies) keeps nothing.
+  const extra = await reader.readWithin(CLASSIC_CLOSE_WAIT_MS).catch(() =>
     null
   );
-  if (extra !== null && extra !== "timeout") {
+  if (extra === "timeout") {
+    throw new FerryError(
+      "TIMEOUT",
+      `The classic server did not close within ${CLASSIC_CLOSE_WAIT_MS} ms of the announced ${size} bytes`,
+    );
+  }
+  if (extra !== null) {
     throw new FerryError(
       "PROTOCOL",
       `The classic server sent more than the announced ${size} bytes`,

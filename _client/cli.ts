@@ -6,6 +6,7 @@
  * @module
  */
 
+import { escapeControls, escapeLines, safeJson } from "../_common/escape.ts";
 import { parseArgs } from "node:util";
 import type {
   ConnectOptions,
@@ -15,6 +16,7 @@ import type {
 import {
   DEFAULT_HOSTNAME,
   DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_LIST_ENTRIES,
   DEFAULT_PORT,
 } from "../_common/defaults.ts";
 import { lowerFirst, messageOf } from "../_common/text.ts";
@@ -77,6 +79,10 @@ const GLOBAL_OPTION_LINES = [
   option(
     "--idle-timeout SECONDS",
     "Fail with a timeout when the server sends nothing for this long during a request; 0 waits for ever (default: 60)",
+  ),
+  option(
+    "--max-list-entries N",
+    `Refuse a listing (ls, get -r) with more entries than this (default: ${DEFAULT_MAX_LIST_ENTRIES})`,
   ),
   option("-h, --help", "Show help (default: off)"),
 ].join("\n");
@@ -259,6 +265,8 @@ interface CliOptions {
   ca: string | undefined;
   /** `--idle-timeout`, in milliseconds. */
   idleTimeoutMs: number;
+  /** `--max-list-entries`. */
+  maxListEntries: number;
   /** Set by {@linkcode loadSecurity}: the token and the CA certificates. */
   token?: string;
   caCerts?: string[];
@@ -292,6 +300,7 @@ function parseCli(args: string[]): CliOptions {
         tls: { type: "boolean" },
         ca: { type: "string" },
         "idle-timeout": { type: "string" },
+        "max-list-entries": { type: "string" },
         help: { type: "boolean", short: "h" },
         output: { type: "string", short: "o" },
         force: { type: "boolean", short: "f" },
@@ -335,6 +344,14 @@ function parseCli(args: string[]): CliOptions {
       command,
     );
   }
+  const listEntries = values["max-list-entries"] ??
+    String(DEFAULT_MAX_LIST_ENTRIES);
+  if (!/^\d{1,15}$/.test(listEntries) || Number(listEntries) < 1) {
+    throw new UsageError(
+      `invalid --max-list-entries '${listEntries}': expected a positive number`,
+      command,
+    );
+  }
   const options: CliOptions = {
     hostname: values.host ?? DEFAULT_HOSTNAME,
     port: Number(port),
@@ -344,6 +361,7 @@ function parseCli(args: string[]): CliOptions {
     tls: values.tls ?? false,
     ca: values.ca,
     idleTimeoutMs: Number(idle) * 1000,
+    maxListEntries: Number(listEntries),
     command,
     args: rest,
     output: values.output,
@@ -453,7 +471,7 @@ function formatEntries(entries: readonly Entry[]): string {
   return entries.map((entry) =>
     `${entry.kind.padEnd(4)}  ${String(entry.size).padStart(sizeWidth)}  ${
       formatTime(entry.mtime)
-    }  ${entry.name}`
+    }  ${escapeControls(entry.name)}`
   ).join("\n");
 }
 
@@ -463,7 +481,7 @@ function describeFailure(
   command: Command,
   paths: { local?: string; remote?: string },
 ): string {
-  const detail = lowerFirst(error.message);
+  const detail = lowerFirst(escapeControls(error.message));
   switch (error.code) {
     case "NOT_FOUND":
       // On put, the server found no folder to upload into.
@@ -519,6 +537,7 @@ function connectOptionsOf(options: CliOptions): ConnectOptions {
     tls: options.tls || options.caCerts !== undefined,
     caCerts: options.caCerts,
     idleTimeoutMs: options.idleTimeoutMs,
+    maxListEntries: options.maxListEntries,
   };
 }
 
@@ -556,10 +575,16 @@ function resumeOptions(
     onResume(offset, total) {
       if (options.quiet || !Deno.stderr.isTerminal()) return;
       const percent = Math.floor(offset / Math.max(total, 1) * 100);
-      console.error(`ferry: ${subject}: resuming at ${percent}%`);
+      console.error(
+        `ferry: ${escapeControls(subject)}: resuming at ${percent}%`,
+      );
     },
     onRestart(reason) {
-      console.error(`ferry: ${subject}: ${reason}, starting over`);
+      console.error(
+        `ferry: ${escapeControls(subject)}: ${
+          escapeControls(reason)
+        }, starting over`,
+      );
     },
   };
 }
@@ -628,7 +653,7 @@ function exit(
   options: Omit<ExitOptions, "program"> = {},
 ): number {
   const { status, text } = exitFor(error, { program: "ferry", ...options });
-  console.error(text);
+  console.error(escapeLines(text));
   return status;
 }
 
@@ -727,8 +752,10 @@ async function runManyFiles(
     json: line.json,
     output: line.output,
     progress,
-    out: (text) => console.log(text),
-    err: (text) => console.error(text),
+    // Escaped line by line: the lines are ours, the text in them may be
+    // the peer's.
+    out: (text) => console.log(escapeLines(text)),
+    err: (text) => console.error(escapeLines(text)),
     usage: (message) => {
       throw usageError(message, command);
     },
@@ -806,6 +833,6 @@ async function runLs(line: CommandLine): Promise<void> {
   const entries = await client.list(line.args[0] ?? "", {
     recursive: line.recursive,
   });
-  if (line.json) console.log(JSON.stringify(entries, null, 2));
+  if (line.json) console.log(safeJson(entries, 2));
   else if (entries.length > 0) console.log(formatEntries(entries));
 }

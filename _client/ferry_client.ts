@@ -16,6 +16,8 @@ import type {
 import {
   DEFAULT_HOSTNAME,
   DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_LIST_BYTES,
+  DEFAULT_MAX_LIST_ENTRIES,
   DEFAULT_PORT,
 } from "../_common/defaults.ts";
 import { dial, guardConn } from "./dial.ts";
@@ -98,6 +100,8 @@ export class FerryClient {
   /** The negotiated protocol version. */
   readonly version: number;
   #conn: Deno.Conn;
+  #maxListEntries: number;
+  #maxListBytes: number;
   #reader: FrameReader;
   #signal: AbortSignal | undefined;
   #queue: Promise<void> = Promise.resolve();
@@ -128,9 +132,13 @@ export class FerryClient {
       reader?: FrameReader;
       signal?: AbortSignal;
       idleTimeoutMs?: number;
+      maxListEntries?: number;
+      maxListBytes?: number;
     } = {},
   ) {
     this.#conn = conn;
+    this.#maxListEntries = options.maxListEntries ?? DEFAULT_MAX_LIST_ENTRIES;
+    this.#maxListBytes = options.maxListBytes ?? DEFAULT_MAX_LIST_BYTES;
     this.version = version;
     // A reader from connect() reads through the watch it carries.
     const watch = options.reader instanceof WatchedReader
@@ -195,6 +203,7 @@ export class FerryClient {
         recursive: options.recursive ?? false,
       });
       const entries: Entry[] = [];
+      let bytes = 0;
       while (true) {
         const message = await this.#expect("entries", "end");
         if (message.type === "end") {
@@ -206,7 +215,20 @@ export class FerryClient {
           }
           return entries;
         }
-        for (const entry of message.entries) entries.push(entry);
+        for (const entry of message.entries) {
+          bytes += entry.name.length;
+          if (
+            entries.length >= this.#maxListEntries ||
+            bytes > this.#maxListBytes
+          ) {
+            // The rest of the listing is still coming: the session closes.
+            throw new FerryError(
+              "TOO_LARGE",
+              `Listing is over the client's limit of ${this.#maxListEntries} entries or ${this.#maxListBytes} bytes of names`,
+            );
+          }
+          entries.push(entry);
+        }
       }
     });
   }
@@ -787,7 +809,12 @@ export async function connect(
         );
       }
     }
-    return new FerryClient(conn, version, { reader, signal });
+    return new FerryClient(conn, version, {
+      reader,
+      signal,
+      maxListEntries: options.maxListEntries,
+      maxListBytes: options.maxListBytes,
+    });
   } catch (error) {
     guard.close();
     if (signal?.aborted) throw signal.reason;

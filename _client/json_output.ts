@@ -18,6 +18,7 @@
  * @module
  */
 
+import { safeJson } from "../_common/escape.ts";
 import type { TransferResult } from "./types.ts";
 import type { FerryError } from "../errors.ts";
 import type { SyncRecord } from "./sync_report.ts";
@@ -104,7 +105,7 @@ export function jsonLine(
       seconds: Math.round(outcome.result.seconds * 1e6) / 1e6,
       status: "ok",
     };
-  return JSON.stringify(record);
+  return safeJson(record);
 }
 
 /**
@@ -136,5 +137,5 @@ export function syncJsonLine(record: SyncRecord): string {
   if (record.error) {
     json.error = { code: record.error.code, message: record.error.message };
   }
-  return JSON.stringify(json);
+  return safeJson(json);
 }

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { escapeControls } from "../_common/escape.ts";
 import { formatBytes } from "../_common/format_bytes.ts";
 
 /** Shortest time between two redraws, in milliseconds (10 per second). */
@@ -140,7 +141,7 @@ export class ProgressLine {
    * @param total Its size.
    */
   update(name: string, done: number, total: number): void {
-    this.#name = name;
+    this.#name = escapeControls(name);
     this.#fileDone = done;
     this.#fileTotal = total;
     this.#draw();

@@ -11,13 +11,11 @@
  * @module
  */
 
+import { escapeControls } from "../_common/escape.ts";
 import * as nodePath from "node:path";
 import { splitWirePath } from "../_common/wire_path.ts";
 import { messageOf } from "../_common/text.ts";
 import { FerryError } from "../errors.ts";
-
-// deno-lint-ignore no-control-regex
-const CONTROL_BYTES = /[\x00-\x1f\x7f]/g;
 
 /**
  * A name for messages: control bytes shown as `\xNN`, cut at 200
@@ -35,10 +33,7 @@ const CONTROL_BYTES = /[\x00-\x1f\x7f]/g;
  */
 export function printableName(name: string): string {
   const cut = name.length > 200 ? name.slice(0, 200) + "…" : name;
-  return cut.replace(
-    CONTROL_BYTES,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  );
+  return escapeControls(cut);
 }
 
 /**

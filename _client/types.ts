@@ -68,6 +68,20 @@ export interface ConnectOptions {
    * @default {60000}
    */
   idleTimeoutMs?: number;
+  /**
+   * Most entries a listing may hold; past it `list()` fails with
+   * `TOO_LARGE` and the session closes (the server's default limit too).
+   *
+   * @default {1000000}
+   */
+  maxListEntries?: number;
+  /**
+   * Most bytes of names (UTF-16 code units) a listing may hold; past it
+   * `list()` fails with `TOO_LARGE` and the session closes.
+   *
+   * @default {268435456} (256 MiB)
+   */
+  maxListBytes?: number;
 }
 
 /**

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { escapeControls } from "./escape.ts";
 import { FerryError } from "../errors.ts";
 import { lowerFirst, messageOf } from "./text.ts";
 
@@ -81,7 +82,7 @@ export function exitFor(error: unknown, options: ExitOptions): Exit {
   }
   const line = options.describe?.(error) ??
     (error instanceof FerryError
-      ? lowerFirst(error.message)
+      ? lowerFirst(escapeControls(error.message))
       : messageOf(error));
   return { status: options.status ?? EXIT_FAILED, text: prefix + line };
 }

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { escapeControls } from "./escape.ts";
 import { FerryError } from "../errors.ts";
 import { MAX_PATH_BYTES } from "../protocol.ts";
 
@@ -20,8 +21,6 @@ const IS_WINDOWS = Deno.build.os === "windows";
 const encoder = new TextEncoder();
 // deno-lint-ignore no-control-regex
 const CONTROL_BYTE = /[\x00-\x1f\x7f]/;
-// deno-lint-ignore no-control-regex
-const CONTROL_BYTES = /[\x00-\x1f\x7f]/g;
 const DRIVE_LETTER = /^[A-Za-z]:/;
 const DEVICE_NAME = /^(CON|PRN|AUX|NUL|COM[1-9¹²³]|LPT[1-9¹²³])\s*(\..*)?$/i;
 
@@ -140,8 +139,5 @@ export function splitWirePath(
  */
 export function printable(wirePath: string): string {
   const cut = wirePath.length > 200 ? wirePath.slice(0, 200) + "…" : wirePath;
-  return cut.replace(
-    CONTROL_BYTES,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  );
+  return escapeControls(cut);
 }

@@ -16,6 +16,7 @@
  * @module
  */
 
+import { DEFAULT_MAX_LIST_ENTRIES as COMMON_MAX_LIST_ENTRIES } from "../_common/defaults.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS as COMMON_IDLE_TIMEOUT_MS } from "../_common/defaults.ts";
 import { FerryError } from "../errors.ts";
 import { MAX_FRAME_BYTES, type Message } from "../protocol.ts";
@@ -87,7 +88,7 @@ export const DEFAULT_MAX_PATH_DEPTH = 64;
  * assert(DEFAULT_MAX_LIST_ENTRIES === 1_000_000);
  * ```
  */
-export const DEFAULT_MAX_LIST_ENTRIES = 1_000_000;
+export const DEFAULT_MAX_LIST_ENTRIES: number = COMMON_MAX_LIST_ENTRIES;
 
 /** Longest delay a timer can wait. */
 const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -21,6 +21,7 @@
  * @module
  */
 
+import { safeJson } from "../_common/escape.ts";
 import type { ServerLogEvent } from "./types.ts";
 
 /** The formats `--log` accepts. */
@@ -49,7 +50,7 @@ export function formatLogText(event: ServerLogEvent): string {
     event.peer,
     event.protocol,
     event.request,
-    JSON.stringify(event.path),
+    safeJson(event.path),
     String(event.bytes),
     event.result,
     `${event.durationMs.toFixed(1)}ms`,
@@ -74,7 +75,7 @@ export function formatLogText(event: ServerLogEvent): string {
  * ```
  */
 export function formatLogJson(event: ServerLogEvent): string {
-  return JSON.stringify({
+  return safeJson({
     time: event.time.toISOString(),
     peer: event.peer,
     protocol: event.protocol,
