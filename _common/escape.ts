@@ -14,8 +14,8 @@
  */
 
 /** Characters a terminal acts on or that reorder what it shows. */
-// deno-lint-ignore no-control-regex
 const UNSAFE =
+  // deno-lint-ignore no-control-regex
   /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 /** The same, minus what `JSON.stringify` already escapes. */
