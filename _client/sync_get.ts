@@ -115,12 +115,23 @@ export async function syncGet(
 ): Promise<SyncReport> {
   const tally = new SyncTally(options.onRecord);
   const dryRun = options.dryRun ?? false;
-  const top = await client.stat(remoteDir);
-  if (top.kind !== "dir") {
-    throw new FerryError("NOT_FOUND", `Not a folder: ${remoteDir}`);
+  // The server lists while the local tree is walked.
+  const remote = (async () => {
+    const top = await client.stat(remoteDir);
+    if (top.kind !== "dir") {
+      throw new FerryError("NOT_FOUND", `Not a folder: ${remoteDir}`);
+    }
+    // A listing cut short (TOO_LARGE) throws here: nothing is planned.
+    return { top, listed: await client.list(remoteDir, { recursive: true }) };
+  })();
+  let local;
+  try {
+    local = await walkLocal(destination);
+  } catch (error) {
+    await remote.catch(() => {});
+    throw error;
   }
-  // A listing cut short (TOO_LARGE) throws here: nothing is planned.
-  const listed = await client.list(remoteDir, { recursive: true });
+  const { top, listed } = await remote;
   const prefix = remoteDir === "" ? "" : `${remoteDir}/`;
   const remoteOf = (name: string) => prefix + name;
   const source: SyncEntry[] = [];
@@ -132,7 +143,6 @@ export async function syncGet(
       tally.add(failed(remoteOf(entry.name), entry.kind, error));
     }
   }
-  const local = await walkLocal(destination);
   const sourceFiles = new Set(
     source.filter((entry) => entry.kind === "file").map((entry) => entry.name),
   );

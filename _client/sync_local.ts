@@ -14,6 +14,9 @@ import { segmentProblem } from "../_common/wire_path.ts";
 import type { SyncEntry } from "./sync_plan.ts";
 import { FerryError } from "../errors.ts";
 
+/** The separator of local paths. */
+const SEP = nodePath.sep;
+
 /** Buffers for hashing one local file (one pair per call, per file). */
 const HASH_BUFFER_BYTES = 256 * 1024;
 
@@ -77,11 +80,13 @@ export async function walkLocal(root: string): Promise<LocalListing> {
     entries: [],
     skipped: [],
   };
-  // Synchronous calls: microseconds each on a local disk, against tens for
-  // a hop through the thread pool, and a no-op sync is all lstat.
-  const walk = (folder: string, prefix: string) => {
+  // lstat is synchronous: microseconds each on a local disk, against tens
+  // for a hop through the thread pool, and a no-op sync is all lstat. Each
+  // folder is read asynchronously, so that the event loop turns between
+  // folders (a sync walks while the server lists).
+  const walk = async (folder: string, prefix: string) => {
     const names: string[] = [];
-    for (const entry of Deno.readDirSync(folder)) names.push(entry.name);
+    for await (const entry of Deno.readDir(folder)) names.push(entry.name);
     names.sort();
     for (const name of names) {
       const relative = prefix + name;
@@ -93,7 +98,7 @@ export async function walkLocal(root: string): Promise<LocalListing> {
         });
         continue;
       }
-      const path = nodePath.join(folder, name);
+      const path = folder + SEP + name;
       let info: Deno.FileInfo;
       try {
         info = Deno.lstatSync(path);
@@ -106,7 +111,7 @@ export async function walkLocal(root: string): Promise<LocalListing> {
       } else if (info.isDirectory) {
         listing.entries.push({ name: relative, kind: "dir", size: 0, mtime });
         try {
-          walk(path, relative + "/");
+          await walk(path, relative + "/");
         } catch (error) {
           listing.skipped.push({
             name: relative,
@@ -126,7 +131,7 @@ export async function walkLocal(root: string): Promise<LocalListing> {
     }
   };
   try {
-    walk(root, "");
+    await walk(root, "");
   } catch (error) {
     throw new FerryError("LOCAL", `Cannot read ${root}: ${messageOf(error)}`, {
       cause: error,

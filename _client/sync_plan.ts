@@ -253,7 +253,9 @@ export function planSync(
       size: entry.size,
       mtime: entry.mtime,
     };
-    const under = blocked.find((folder) => name.startsWith(folder + "/"));
+    const under = blocked.length === 0
+      ? undefined
+      : blocked.find((folder) => name.startsWith(folder + "/"));
     if (under !== undefined) {
       refused.add(name);
       items.push({
@@ -264,7 +266,8 @@ export function planSync(
       });
       continue;
     }
-    const insideCleared = ancestors(name).some((folder) => cleared.has(folder));
+    const insideCleared = cleared.size > 0 &&
+      ancestors(name).some((folder) => cleared.has(folder));
     const other = insideCleared ? undefined : destByName.get(name);
     if (other?.kind === "link" || other?.kind === "other") {
       blocked.push(name);

@@ -15,6 +15,7 @@ import type {
 import { fmt, fmtSummary, MB } from "./_stats.ts";
 import type { Availability } from "./_peers.ts";
 import type { HttpResults } from "./_http.ts";
+import { renderSync, type SyncResult } from "./_sync.ts";
 
 /** Everything one benchmark run found, as written to `results.json`. */
 export interface Results {
@@ -34,7 +35,7 @@ export interface Results {
   machine: Machine;
   /** Each program and whether it could be used. */
   peers: Record<string, Availability>;
-  /** The five scenarios. */
+  /** The scenarios. */
   scenarios: {
     bigFile: BigFileResult[];
     manyFiles: TreeResult[];
@@ -43,6 +44,8 @@ export interface Results {
     scaling: ScalingResult;
     /** Scenario 6: the HTTP face against python3 -m http.server. */
     http?: HttpResults;
+    /** Scenario 7, sync, when it ran. */
+    sync?: SyncResult;
   };
 }
 
@@ -344,5 +347,6 @@ export function renderMarkdown(r: Results): string {
   }
   if (r.scenarios.http) out.push(...renderHttp(r.scenarios.http));
   out.push("");
+  out.push(...renderSync(r.scenarios.sync));
   return out.join("\n");
 }

@@ -4,7 +4,8 @@
  * machine so that the ratios are fair: big files (ferry, a raw Deno loop,
  * OpenBSD `nc`, the classic programs, `python3 -m http.server` + `curl`),
  * many small files (ferry `get -r`, an rsync daemon, the classic programs
- * once per file), concurrency, memory and scaling.
+ * once per file), concurrency, memory, scaling and sync (no-op re-sync
+ * against `rsync -a`, bytes sent for one changed file and for a grown one).
  *
  * ```sh
  * deno task bench                 # full run (a few minutes)
@@ -44,6 +45,7 @@ import {
 import { fmt, MIB } from "./_stats.ts";
 import { findHaproxy } from "./cluster.ts";
 import { httpScenario } from "./_http.ts";
+import { type SyncPlan, syncScenario } from "./_sync.ts";
 
 const USAGE =
   `ferry benchmark: ferry against nc, rsync, curl, the classic programs
@@ -58,7 +60,8 @@ OPTIONS:
   --out DIR       where results.json and results.md go (default: bench_results)
   --runs N        runs per figure (default: 3, or 1 with --quick)
   --only LIST     scenarios to run, e.g. 1,3 (memory is part of 1; 6 is the
-                  HTTP face against python3 -m http.server) (default: 1,2,3,5,6)
+                  HTTP face against python3 -m http.server; 7 is sync)
+                  (default: 1,2,3,5,6,7)
   -h, --help      print this help
 `;
 
@@ -79,6 +82,7 @@ interface Plan {
     servers?: number;
   }[];
   classicCapSeconds: number;
+  sync: SyncPlan;
 }
 
 function bigFile(bytes: number): BigFile {
@@ -130,6 +134,12 @@ function makePlan(quick: boolean): Plan {
         },
       ],
       classicCapSeconds: 2,
+      sync: {
+        files: 100,
+        fileBytes: 1024,
+        bigBytes: 4 * MIB,
+        growthBytes: MIB / 4,
+      },
     };
   }
   return {
@@ -172,6 +182,12 @@ function makePlan(quick: boolean): Plan {
       },
     ],
     classicCapSeconds: 6,
+    sync: {
+      files: 10_000,
+      fileBytes: 1024,
+      bigBytes: 64 * MIB,
+      growthBytes: MIB,
+    },
   };
 }
 
@@ -278,7 +294,7 @@ async function main(): Promise<void> {
         "no-install": { type: "boolean", default: false },
         out: { type: "string", default: "bench_results" },
         runs: { type: "string" },
-        only: { type: "string", default: "1,2,3,5,6" },
+        only: { type: "string", default: "1,2,3,5,6,7" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -476,6 +492,7 @@ async function main(): Promise<void> {
           .map((c) => ({ ...c, label: `${c.names.length} curl at once` })),
       );
     }
+    if (only.has("7")) sc.sync = await syncScenario(ctx, plan.sync);
     results.wallSeconds = Math.round((performance.now() - started) / 10) / 100;
     const markdown = renderMarkdown(results);
     await Deno.mkdir(values.out, { recursive: true });

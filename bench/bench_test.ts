@@ -37,6 +37,7 @@ Deno.test("bench.ts --quick runs every scenario, prints tables and writes result
         "## 3. Concurrency",
         "## 4. Memory",
         "## 5. Scaling",
+        "## 7. Sync",
       ]
     ) {
       assert.ok(stdout.includes(heading), `stdout lacks ${heading}`);
@@ -97,6 +98,12 @@ Deno.test("bench.ts --quick runs every scenario, prints tables and writes result
     assert.ok(cluster.status === "ok" || /haproxy/.test(cluster.reason));
     assert.ok(Array.isArray(results.scenarios.scaling.sizes));
     assert.ok(Array.isArray(results.scenarios.scaling.trees));
+    // Sync: only the changed file's bytes, only the growth, crossed the wire.
+    const sync = results.scenarios.sync;
+    assert.equal(sync.error, undefined, sync.error);
+    assert.equal(sync.oneChanged.sentBytes, sync.plan.fileBytes);
+    assert.equal(sync.grown.sentBytes, sync.plan.growthBytes);
+    assert.ok(sync.noop.ferry.median > 0);
     assert.equal(
       await Deno.readTextFile(`${out}/results.md`),
       stdout.slice(0, -1),
