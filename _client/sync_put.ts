@@ -10,9 +10,10 @@
  * are compared with `SUM`; a grown file whose remote copy is a verified
  * prefix is sent with the `PUT` append flag, so that only its new bytes
  * cross the wire; new and changed files and new folders go in one
- * pipelined run (`putMany`), each file checked by the server's SHA-256
- * before it replaces the old one. A file that changed locally while it was
- * sent (`CHANGED`) is tried once more. Only when every entry succeeded are
+ * pipelined run (`putMany`), large ones one by one with the resume flag,
+ * each file checked by the server's SHA-256 before it replaces the old
+ * one. A file that changed locally while it was sent fails with `CHANGED`
+ * (which closes the session: run the sync again). Only when every entry succeeded are
  * remote entries the source lacks deleted (`--delete`); last, folder times
  * are set (`MKDIR` with a time), deepest first.
  *
@@ -27,10 +28,10 @@ import type { PutManyItem, PutManyOptions } from "./tree_put.ts";
 import type { FileOutcome } from "./session_io.ts";
 import type { TransferOptions, TransferResult } from "./types.ts";
 import { hashLocal, walkLocal } from "./sync_local.ts";
+import { RESUMABLE_MIN_BYTES } from "./sync_get.ts";
 import { type PlanItem, planSync, type SyncEntry } from "./sync_plan.ts";
 import {
   asSyncError as asError,
-  isChanged,
   type SyncOptions,
   type SyncRecord,
   type SyncReport,
@@ -294,8 +295,12 @@ export async function syncPut(
 }
 
 /**
- * Sends the files: appends one by one, the rest (and new folders) in one
- * pipelined run; a file that changed while it was sent is tried once more.
+ * Sends the files: new folders and small files in one pipelined run, then
+ * appends and large files one by one (a large file with the resume flag,
+ * so that a sync cut short and run again continues it). A local file that
+ * changes while it is sent fails with `CHANGED` and closes the session
+ * (see `_client/send_file.ts`): it is reported, and the rest fail with
+ * `CONNECTION`.
  */
 async function sendAll(
   client: SyncPutClient,
@@ -313,7 +318,7 @@ async function sendAll(
       send.item,
       send.item.action === "create"
         ? "created"
-        : (result.resumedFrom ?? 0) > 0
+        : (result.resumedFrom ?? 0) > 0 && send.item.action === "append"
         ? "appended"
         : "updated",
       {
@@ -323,30 +328,12 @@ async function sendAll(
       },
     );
   const onProgress = options.onProgress;
-  for (const send of appends) {
-    for (let attempt = 0;; attempt++) {
-      try {
-        done(
-          send,
-          await client.put(send.local, send.remote, {
-            overwrite: true,
-            append: true,
-            onProgress: onProgress &&
-              ((done, total) => onProgress(send.remote, done, total)),
-          }),
-        );
-      } catch (error) {
-        if (isChanged(error) && attempt === 0) continue;
-        record(send.item, "failed", { error: asError(error) });
-      }
-      break;
-    }
-  }
-  let round = batch;
-  for (let attempt = 0; round.length > 0; attempt++) {
-    const again: Send[] = [];
+  const large = (send: Send) =>
+    send.item.kind === "file" && send.item.size >= RESUMABLE_MIN_BYTES;
+  const piped = batch.filter((send) => !large(send));
+  if (piped.length > 0) {
     const outcomes = await client.putMany(
-      round.map((send): PutManyItem =>
+      piped.map((send): PutManyItem =>
         send.item.kind === "dir"
           ? { kind: "dir", remote: send.remote }
           : { kind: "file", local: send.local, remote: send.remote }
@@ -354,10 +341,9 @@ async function sendAll(
       { overwrite: true, onProgress },
     );
     outcomes.forEach((outcome, index) => {
-      const send = round[index];
+      const send = piped[index];
       if (outcome.error) {
-        if (isChanged(outcome.error) && attempt === 0) again.push(send);
-        else record(send.item, "failed", { error: outcome.error });
+        record(send.item, "failed", { error: outcome.error });
       } else if (send.item.kind === "dir") {
         record(
           send.item,
@@ -367,7 +353,22 @@ async function sendAll(
         done(send, outcome.result!);
       }
     });
-    round = again;
+  }
+  for (const send of [...appends, ...batch.filter(large)]) {
+    try {
+      done(
+        send,
+        await client.put(send.local, send.remote, {
+          overwrite: true,
+          append: send.item.action === "append",
+          resume: send.item.action !== "append",
+          onProgress: onProgress &&
+            ((done, total) => onProgress(send.remote, done, total)),
+        }),
+      );
+    } catch (error) {
+      record(send.item, "failed", { error: asError(error) });
+    }
   }
 }
 

@@ -18,6 +18,7 @@ import {
 import type { ServerLogEvent } from "../server.ts";
 import { startCutProxy } from "./_util/cut_proxy.ts";
 import { syncGet, type SyncGetClient } from "../_client/sync_get.ts";
+import { syncPut, type SyncPutClient } from "../_client/sync_put.ts";
 import { FerryError } from "../errors.ts";
 import { testBytes, treeNames, withServer } from "./_util/server.ts";
 import { CLIENT_SCRIPT, exists, runScript, withTempDir } from "./_util/util.ts";
@@ -450,6 +451,51 @@ Deno.test("syncGet() fetches a file that changed on the source during the sync o
       assert.equal(reported.failed, 1);
     });
   });
+});
+
+Deno.test("syncPut() reports a local file that changed while it was sent, and then deletes nothing", async () => {
+  await withServer(
+    { allowUpload: true, allowDelete: true },
+    async ({ port, root }) => {
+      await writeTree(root, { "up/extra.txt": "x" });
+      await withTempDir(async (dir) => {
+        await writeTree(dir, { "src/a.txt": "a", "src/b.txt": "b" });
+        await using client = await connect({ port });
+        // The engine as it sees the client, with a.txt changing on the way.
+        const changing: SyncPutClient = {
+          stat: (path) => client.stat(path),
+          list: (path, options) => client.list(path, options),
+          put: (local, remote, options) => client.put(local, remote, options),
+          sum: (path, options) => client.sum(path, options),
+          delete: (path, options) => client.delete(path, options),
+          async putMany(items, options) {
+            const outcomes = await client.putMany(items, options);
+            return outcomes.map((outcome) =>
+              outcome.path === "up/a.txt"
+                ? {
+                  path: outcome.path,
+                  kind: outcome.kind,
+                  error: new FerryError("CHANGED", "Local file changed"),
+                }
+                : outcome
+            );
+          },
+        };
+        const report = await syncPut(changing, `${dir}/src`, "up", {
+          delete: true,
+        });
+        assert.deepEqual(
+          report.records.filter((record) => record.error).map((record) => [
+            record.name,
+            record.error!.code,
+          ]),
+          [["up/a.txt", "CHANGED"]],
+        );
+        assert.match(report.deletesSkipped ?? "", /1 entries failed/);
+        assert.ok(await exists(`${root}/up/extra.txt`));
+      });
+    },
+  );
 });
 
 Deno.test("syncGet() sends only the new bytes of a grown file, and syncPut() likewise", async () => {
