@@ -664,3 +664,17 @@ test("serve({ http }) cuts a download whose client stopped reading, and a stop w
     );
   }
 });
+
+Deno.test("server.ts --http refuses a malformed address with exit 2 and the usage", async () => {
+  for (const value of ["nope", "host:", "1.2.3.4:99999", "[::1]"]) {
+    const result = await runScript(SERVER_SCRIPT, [
+      "--port",
+      "0",
+      "--http",
+      value,
+    ]);
+    assert.equal(result.code, 2, value);
+    assert.match(result.stderr, /bad --http address/, value);
+    assert.match(result.stderr, /USAGE:/, value);
+  }
+});
