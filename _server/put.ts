@@ -32,7 +32,7 @@ import {
 } from "./context.ts";
 import { UploadSink } from "./upload_sink.ts";
 import { refuseTempName, tempName } from "./temp.ts";
-import { UploadLease } from "./upload_lease.ts";
+import { leasePathOf, UploadLease } from "./upload_lease.ts";
 import {
   openResumablePart,
   resumablePartName,
@@ -241,6 +241,9 @@ async function dropParts(
 ): Promise<void> {
   for (const part of parts) {
     const started = performance.now();
+    // Another server sharing the root may have resumed it: its lease says
+    // it is being written, and the part is no longer this server's.
+    if (await exists(leasePathOf(part.path))) continue;
     await Deno.remove(part.path).catch(() => {
       // Already gone (completed, swept or removed by hand).
     });
@@ -368,4 +371,14 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** Whether something (a file, a link) is at `path`. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -16,7 +16,8 @@ import {
 } from "../server.ts";
 import { attempt } from "./_util/client.ts";
 import { startCutProxy } from "./_util/cut_proxy.ts";
-import { testBytes } from "./_util/server.ts";
+import { waitUntil } from "./_util/faults.ts";
+import { RawClient, sha256, testBytes } from "./_util/server.ts";
 import {
   bytesEqual,
   runScript,
@@ -224,4 +225,49 @@ Deno.test("server.ts refuses a --lease-timeout that is not a positive number of 
     assert.equal(result.code, 2);
     assert.match(result.stderr, /^ferry-server: bad --lease-timeout: /);
   }
+});
+
+Deno.test("two servers over one folder: a server never evicts a kept part that the other is writing", async () => {
+  await withTwoServers({}, async ({ root, a, b }) => {
+    const size = 300 * 1024;
+    const content = testBytes(size, 21);
+    const put = (mtime: number) => ({
+      type: "put" as const,
+      path: "p.bin",
+      size,
+      overwrite: false,
+      resume: true,
+      mtime,
+    });
+    // A cut upload on A: A keeps its part.
+    const cut = await RawClient.open(a.port);
+    await cut.send(put(1_000));
+    await cut.expect("ready");
+    await cut.sendBytes(content.subarray(0, 100 * 1024));
+    cut.close();
+    await waitUntil(() => a.logs.some((e) => e.request === "PUT"), "the cut");
+    // The client resumes on B, which holds the part's lease while it writes.
+    const resumed = await RawClient.open(b.port);
+    try {
+      await resumed.send(put(1_000));
+      const { offset } = await resumed.expect("ready");
+      assert.equal(offset, 100 * 1024);
+      // Meanwhile another upload of the same path (another time) reaches A,
+      // which would drop its older kept part: the one B is writing.
+      const other = await RawClient.open(a.port);
+      await other.send(put(2_000));
+      await other.expect("ready");
+      other.close();
+      await waitUntil(
+        () => a.logs.filter((e) => e.request === "PUT").length >= 2,
+        "the second cut",
+      );
+      await resumed.sendBytes(content.subarray(offset));
+      await resumed.send({ type: "hash", sha256: sha256(content) });
+      await resumed.expect("ok");
+    } finally {
+      resumed.close();
+    }
+    assert(bytesEqual(await Deno.readFile(`${root}/p.bin`), content));
+  });
 });
