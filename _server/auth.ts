@@ -9,7 +9,8 @@
  *
  * A failed attempt is answered with `ERROR UNAUTHORIZED` only after a delay
  * that doubles with each failure from the same address (the host, without
- * the port), up to a cap; the delay is never skipped, so failing again is
+ * the port; for IPv6 its /64, within which one client can rotate addresses
+ * at will, see `_server/address_key.ts`), up to a cap; the delay is never skipped, so failing again is
  * never faster. An address is forgotten after a quiet period without
  * failures or on success, and the table is bounded: the oldest addresses
  * are dropped first.
@@ -17,6 +18,7 @@
  * @module
  */
 
+import { addressKey } from "./address_key.ts";
 import {
   authMac,
   type ByteWriter,
@@ -195,6 +197,7 @@ export class AuthThrottle {
    * @returns How long to wait before answering it, in milliseconds.
    */
   fail(address: string): number {
+    address = addressKey(address);
     const now = this.#now();
     const previous = this.#failures.get(address);
     const count = previous && now - previous.last < this.#forgetMs
@@ -217,7 +220,7 @@ export class AuthThrottle {
    * @param address The peer's host (no port).
    */
   succeed(address: string): void {
-    this.#failures.delete(address);
+    this.#failures.delete(addressKey(address));
   }
 }
 

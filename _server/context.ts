@@ -69,6 +69,7 @@ export class Session implements ClassicSession {
   /** Requests started (classic sessions count as one). */
   requests = 0;
   #busy = false;
+  #peerWatch: Promise<void> | undefined;
   #stopping = false;
   #closed = new AbortController();
   #timedOut = false;
@@ -157,6 +158,30 @@ export class Session implements ClassicSession {
       this.close();
     }, ms);
     return () => clearTimeout(id);
+  }
+
+  /**
+   * Closes the session as soon as the peer leaves while the server works
+   * without reading the connection (hashing the prefix of a resumed
+   * `GET`): one read is started, and whatever it brings stays buffered for
+   * the next request. {@linkcode Session.settleWatch} must run before the
+   * connection is read again.
+   */
+  watchPeer(): void {
+    if (this.#peerWatch !== undefined) return;
+    this.#peerWatch = this.reader.peek().then(
+      (bytes) => {
+        if (bytes === null) this.close();
+      },
+      () => this.close(),
+    );
+  }
+
+  /** Waits for the read {@linkcode Session.watchPeer} started, if any. */
+  async settleWatch(): Promise<void> {
+    const watch = this.#peerWatch;
+    this.#peerWatch = undefined;
+    await watch;
   }
 
   close(): void {

@@ -81,6 +81,8 @@ export async function handleGet(
       state.cached = true;
       if (offset > 0) file.seek(offset);
     } else if (offset > 0) {
+      // Nothing is read from the client meanwhile: notice if it leaves.
+      session.watchPeer();
       const hashed = await copyHashed(
         untilClosed(file, session.signal),
         undefined,

@@ -98,6 +98,9 @@ export async function handlePut(
         signal: session.signal,
         onLost: () => session.close(),
       });
+      // The kept part is hashed before READY, while the client waits:
+      // notice if it leaves.
+      session.watchPeer();
       ({ file, offset, hash, created } = await openResumablePart(
         tempPath,
         message.size,
@@ -148,6 +151,7 @@ export async function handlePut(
   let keepPart = false;
   try {
     await writeAll(session.conn, encodeMessage({ type: "ready", offset }));
+    await session.settleWatch(); // no two reads of the connection at once
     // The client now streams raw bytes: if anything fails before they are
     // all read, the stream is out of step and the connection has to close.
     state.closeOnError = true;

@@ -209,6 +209,7 @@ async function serveRequests(
   while (!session.stopping) {
     let message: Message | null;
     try {
+      await session.settleWatch();
       message = await session.reader.readMessage();
     } catch (error) {
       if (error instanceof FerryError && isWireErrorCode(error.code)) {
@@ -308,6 +309,7 @@ async function serveRequests(
     if (broken) return;
     session.busy = false;
   }
+  await session.settleWatch();
   await lingerClose(session.conn, session.reader); // the server is stopping
 }
 

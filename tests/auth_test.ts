@@ -155,6 +155,16 @@ Deno.test("AuthThrottle doubles, caps, forgets and stays bounded", () => {
   assert.equal(throttle.fail("10.0.0.4"), 500, "recent ones are kept");
 });
 
+Deno.test("AuthThrottle counts an IPv6 client by its /64, so rotating addresses does not reset the delay", () => {
+  const throttle = new AuthThrottle({ baseDelayMs: 250, maxDelayMs: 5000 });
+  assert.equal(throttle.fail("2001:db8:1:2::1"), 250);
+  assert.equal(throttle.fail("2001:db8:1:2::2"), 500);
+  assert.equal(throttle.fail("2001:db8:1:2:ffff:0:0:9"), 1000);
+  assert.equal(throttle.fail("2001:db8:1:3::1"), 250, "another /64");
+  throttle.succeed("2001:db8:1:2::77");
+  assert.equal(throttle.fail("2001:db8:1:2::1"), 250, "success forgets");
+});
+
 Deno.test("serve() with a token refuses classic requests without serving them", async () => {
   await withServer(
     { token: makeToken(), files: { "hi.txt": "hi\n" } },

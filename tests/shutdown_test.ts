@@ -279,3 +279,38 @@ Deno.test("Server stops within the drain deadline and a margin while a handler i
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("serve() stops hashing the start of a resumed GET once its client leaves", async () => {
+  const size = 4 * 1024 * 1024 * 1024; // sparse: seconds to hash
+  await withServer(
+    { hashCacheEntries: 0, files: { "a.txt": "a" } },
+    async (t) => {
+      const file = await Deno.open(`${t.root}/huge.bin`, {
+        write: true,
+        createNew: true,
+      });
+      try {
+        await file.truncate(size);
+      } finally {
+        file.close();
+      }
+      const client = await RawClient.open(t.port);
+      try {
+        // Once INFO arrives, the server hashes bytes 0..size of huge.bin.
+        await client.sendBytes(concatFrames([
+          { type: "stat", path: "a.txt" },
+          { type: "get", path: "huge.bin", offset: size },
+        ]));
+        await client.expect("info");
+      } finally {
+        client.close();
+      }
+      const event = await t.waitForLog((e) => e.request === "GET");
+      assert.notEqual(event.result, "ok");
+      assert.ok(
+        event.durationMs < 1500,
+        `hashed on for ${event.durationMs.toFixed(0)} ms after the client left`,
+      );
+    },
+  );
+});
