@@ -80,6 +80,27 @@ interface Flags {
   limits: LimitOptions;
 }
 
+/** The flags, for `parseArgs` (limit flags from `cli_limits.ts`). */
+const FLAG_OPTIONS = {
+  root: { type: "string", default: "." },
+  host: { type: "string", default: "127.0.0.1" },
+  port: { type: "string", default: String(DEFAULT_PORT) },
+  "allow-upload": { type: "boolean", default: false },
+  "allow-delete": { type: "boolean", default: false },
+  "no-classic": { type: "boolean", default: false },
+  quiet: { type: "boolean", default: false },
+  log: { type: "string", default: "text" },
+  help: { type: "boolean", short: "h", default: false },
+  token: { type: "string" },
+  "token-file": { type: "string" },
+  cert: { type: "string" },
+  key: { type: "string" },
+  "proxy-protocol": { type: "boolean", default: false },
+  "lease-timeout": { type: "string" },
+  http: { type: "string" },
+  ...LIMIT_FLAGS,
+} as const;
+
 /** Parses the command line; throws a one-line message on a usage error. */
 function parseFlags(args: string[]): Flags {
   let values;
@@ -88,25 +109,7 @@ function parseFlags(args: string[]): Flags {
       args,
       strict: true,
       allowPositionals: false,
-      options: {
-        root: { type: "string", default: "." },
-        host: { type: "string", default: "127.0.0.1" },
-        port: { type: "string", default: String(DEFAULT_PORT) },
-        "allow-upload": { type: "boolean", default: false },
-        "allow-delete": { type: "boolean", default: false },
-        "no-classic": { type: "boolean", default: false },
-        quiet: { type: "boolean", default: false },
-        log: { type: "string", default: "text" },
-        help: { type: "boolean", short: "h", default: false },
-        token: { type: "string" },
-        "token-file": { type: "string" },
-        cert: { type: "string" },
-        key: { type: "string" },
-        "proxy-protocol": { type: "boolean", default: false },
-        "lease-timeout": { type: "string" },
-        http: { type: "string" },
-        ...LIMIT_FLAGS,
-      },
+      options: FLAG_OPTIONS,
     }));
   } catch (error) {
     const text = messageOf(error);

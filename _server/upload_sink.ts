@@ -8,6 +8,7 @@
  * @module
  */
 
+import { lowerFirst, messageOf } from "../_common/text.ts";
 import { FerryError } from "../errors.ts";
 import type { ByteWriter } from "../protocol.ts";
 
@@ -114,10 +115,10 @@ export class UploadSink implements ByteWriter {
 
 /** `Write failed: file too large (os error 27)`: the OS reason, no path. */
 function writeFailed(error: unknown): FerryError {
-  let reason = error instanceof Error ? error.message : String(error);
   // Deno appends the host path to some messages: keep it on the server.
-  reason = reason.replace(/: (?:'[^']*'|"[^"]*"|\/\S*).*$/, "");
-  reason = reason.charAt(0).toLowerCase() + reason.slice(1);
+  const reason = lowerFirst(
+    messageOf(error).replace(/: (?:'[^']*'|"[^"]*"|\/\S*).*$/, ""),
+  );
   return new FerryError("INTERNAL", `Write failed: ${reason}`, {
     cause: error,
   });
