@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { findHaproxy, startCluster } from "../bench/cluster.ts";
 import { connect, FerryError } from "../client.ts";
 import { testBytes } from "./_util/server.ts";
-import { bytesEqual, withTempDir } from "./_util/util.ts";
+import { bytesEqual, spawnScript, withTempDir } from "./_util/util.ts";
 
 const MIB = 1024 * 1024;
 const CLIENTS = 200;
@@ -112,6 +112,45 @@ Deno.test({
           cut.filter((i) => i < UPLOADERS).length
         } uploads) cut by the SIGKILL, all completed on retry`,
       );
+    });
+  },
+});
+
+Deno.test({
+  name: missing === undefined
+    ? "bench/cluster.ts prints where HAProxy listens, serves through it, and stops everything on SIGINT"
+    : `bench/cluster.ts prints its address and stops on SIGINT (ignored: ${missing})`,
+  ignore: missing !== undefined,
+  async fn() {
+    await withTempDir(async (dir) => {
+      await Deno.writeTextFile(`${dir}/hello.txt`, "hello\n");
+      const script = new URL("../bench/cluster.ts", import.meta.url).pathname;
+      const run = await spawnScript(script, [
+        "--root",
+        dir,
+        "--port",
+        "0",
+        "--servers",
+        "2",
+        "--no-install",
+      ]);
+      const match = run.head.match(
+        /^Listening on tcp:\/\/127\.0\.0\.1:(\d+) \(HAProxy in front of 2 ferry servers on ports (\d+), (\d+)\)\n/,
+      );
+      try {
+        assert(match, run.head);
+        await using client = await connect({ port: Number(match[1]) });
+        await client.get("hello.txt", `${dir}/got.txt`);
+        assert.equal(await Deno.readTextFile(`${dir}/got.txt`), "hello\n");
+      } finally {
+        run.child.kill("SIGINT");
+      }
+      const { code } = await run.finish();
+      assert.equal(code, 0);
+      // HAProxy and both servers are gone: nothing listens on their ports.
+      for (const port of match!.slice(1).map(Number)) {
+        await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port }));
+      }
     });
   },
 });
