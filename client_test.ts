@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { BULK_BUFFER_BYTES } from "./_common/copy.ts";
 import { classicGet, connect, type FerryClient } from "./client.ts";
 import {
+  DIGEST_ALGORITHMS,
   encodeMessage,
   FrameReader,
   type Message,
@@ -21,6 +22,7 @@ import {
   assertFerryError,
   bytesEqual,
   CLIENT_SCRIPT,
+  digestHex,
   exists,
   hasTerminalScript,
   randomBytes,
@@ -44,8 +46,6 @@ Deno.test("FerryClient get() and put() move files of every edge size byte for by
   await withFerryServer({ allowUpload: true }, async ({ port, dir, root }) => {
     const local = `${dir}/local`;
     await Deno.mkdir(local);
-    await using client = await connect({ port });
-    assert.equal(client.version, PROTOCOL_VERSION);
     const sizes = [
       0,
       1,
@@ -54,41 +54,66 @@ Deno.test("FerryClient get() and put() move files of every edge size byte for by
       BULK_BUFFER_BYTES + 1,
       10 * MIB,
     ];
-    for (const size of sizes) {
-      await t.step(`get ${size} bytes`, async () => {
-        const data = await writeRandomFile(`${root}/g${size}.bin`, size);
-        const mtime = new Date(Date.UTC(2020, 0, 2, 3, 4, 5));
-        await Deno.utime(`${root}/g${size}.bin`, mtime, mtime);
-        const dest = `${local}/g${size}.bin`;
-        let lastProgress = -1;
-        const result = await client.get(`g${size}.bin`, dest, {
-          onProgress(done, total) {
-            assert.equal(total, size);
-            assert.ok(done > lastProgress);
-            lastProgress = done;
-          },
+    for (const algorithm of DIGEST_ALGORITHMS) {
+      await using client = await connect({ port, digest: algorithm });
+      assert.equal(client.version, PROTOCOL_VERSION);
+      assert.equal(client.digest, algorithm);
+      for (const size of sizes) {
+        await t.step(`get ${size} bytes (${algorithm})`, async () => {
+          const data = await writeRandomFile(`${root}/g${size}.bin`, size);
+          const mtime = new Date(Date.UTC(2020, 0, 2, 3, 4, 5));
+          await Deno.utime(`${root}/g${size}.bin`, mtime, mtime);
+          const dest = `${local}/g${size}.${algorithm}.bin`;
+          let lastProgress = -1;
+          const result = await client.get(`g${size}.bin`, dest, {
+            onProgress(done, total) {
+              assert.equal(total, size);
+              assert.ok(done > lastProgress);
+              lastProgress = done;
+            },
+          });
+          assert.deepEqual(
+            {
+              path: result.path,
+              bytes: result.bytes,
+              algorithm: result.algorithm,
+              digest: result.digest,
+            },
+            {
+              path: `g${size}.bin`,
+              bytes: size,
+              algorithm,
+              digest: await digestHex(data, algorithm),
+            },
+          );
+          // The deprecated field is there for SHA-256 sessions only.
+          assert.equal(
+            result.sha256,
+            algorithm === "sha256" ? sha256Hex(data) : undefined,
+          );
+          assert.ok(bytesEqual(await Deno.readFile(dest), data));
+          assert.equal(await exists(`${dest}.part`), false);
+          assert.equal(
+            (await Deno.stat(dest)).mtime?.getTime(),
+            mtime.getTime(),
+          );
+          if (size > 0) assert.equal(lastProgress, size);
         });
-        assert.deepEqual(
-          { path: result.path, bytes: result.bytes, sha256: result.sha256 },
-          { path: `g${size}.bin`, bytes: size, sha256: sha256Hex(data) },
-        );
-        assert.ok(bytesEqual(await Deno.readFile(dest), data));
-        assert.equal(await exists(`${dest}.part`), false);
-        assert.equal((await Deno.stat(dest)).mtime?.getTime(), mtime.getTime());
-        if (size > 0) assert.equal(lastProgress, size);
-      });
-      await t.step(`put ${size} bytes`, async () => {
-        const data = await writeRandomFile(`${local}/p${size}.bin`, size);
-        const result = await client.put(
-          `${local}/p${size}.bin`,
-          `p${size}.bin`,
-        );
-        assert.equal(result.bytes, size);
-        assert.equal(result.sha256, sha256Hex(data));
-        assert.ok(
-          bytesEqual(await Deno.readFile(`${root}/p${size}.bin`), data),
-        );
-      });
+        await t.step(`put ${size} bytes (${algorithm})`, async () => {
+          const data = await writeRandomFile(`${local}/p${size}.bin`, size);
+          const result = await client.put(
+            `${local}/p${size}.bin`,
+            `p${size}.bin`,
+          );
+          assert.equal(result.bytes, size);
+          assert.equal(result.algorithm, algorithm);
+          assert.equal(result.digest, await digestHex(data, algorithm));
+          assert.ok(
+            bytesEqual(await Deno.readFile(`${root}/p${size}.bin`), data),
+          );
+          await Deno.remove(`${root}/p${size}.bin`);
+        });
+      }
     }
   });
 });
@@ -215,7 +240,7 @@ Deno.test("FerryClient get() through a byte-flipping proxy fails INTEGRITY and k
     assertFerryError(
       await rejection(client.get("big.bin", dest)),
       "INTEGRITY",
-      /SHA-256/,
+      /server's xxh3-128 is [0-9a-f]{32}, the received bytes' is [0-9a-f]{32}$/,
     );
     assert.equal(await exists(dest), false);
     assert.equal(await exists(`${dest}.part`), false);
@@ -249,7 +274,7 @@ Deno.test("FerryClient get() serves 20 concurrent clients byte for byte", async 
     await Promise.all(files.map(async (data, i) => {
       await using client = await connect({ port });
       const result = await client.get(`f${i}.bin`, `${dir}/f${i}.bin`);
-      assert.equal(result.sha256, sha256Hex(data));
+      assert.equal(result.digest, await digestHex(data));
       assert.ok(bytesEqual(await Deno.readFile(`${dir}/f${i}.bin`), data));
     }));
   });
@@ -270,10 +295,10 @@ Deno.test("FerryClient runs concurrent calls on one client one after another", a
       ...files.map((_, i) => client.get(`f${i}.bin`, writers[i])),
     ]);
     assert.equal((entries as unknown[]).length, 5);
-    files.forEach((data, i) => {
+    for (const [i, data] of files.entries()) {
       assert.ok(bytesEqual(writers[i].bytes(), data));
-      assert.equal(results[i].sha256, sha256Hex(data));
-    });
+      assert.equal(results[i].digest, await digestHex(data));
+    }
   });
 });
 
@@ -289,7 +314,7 @@ Deno.test("FerryClient get() streams into a WritableStream, a copy per chunk", a
     });
     await using client = await connect({ port });
     const result = await client.get("s.bin", stream);
-    assert.equal(result.sha256, sha256Hex(data));
+    assert.equal(result.digest, await digestHex(data));
     const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
     let at = 0;
     for (const chunk of chunks) {
@@ -319,7 +344,7 @@ Deno.test("FerryClient get() of 64 MiB keeps memory flat", async () => {
         await writeAll(file, piece);
       }
     }
-    await using client = await connect({ port });
+    await using client = await connect({ port, digest: "sha256" });
     // Warm up both sides (their bulk buffers) with a small file first.
     await writeRandomFile(`${root}/small.bin`, 2 * MIB);
     await client.get("small.bin", new BufferWriter());
@@ -333,7 +358,7 @@ Deno.test("FerryClient get() of 64 MiB keeps memory flat", async () => {
       },
     });
     peak = Math.max(peak, Deno.memoryUsage().rss);
-    assert.equal(result.sha256, expected.digest("hex"));
+    assert.equal(result.digest, expected.digest("hex"));
     assert.equal((await Deno.stat(`${dir}/big.bin`)).size, size);
     const grown = peak - before;
     assert.ok(
@@ -376,6 +401,7 @@ Deno.test("connect() reports a refused connection", async () => {
 function fakeFerryServer(
   hello: Message,
   reply: (request: Message) => Message[] | null = () => null,
+  digests: string[] = ["xxh3-128"],
 ): { port: number; [Symbol.asyncDispose](): Promise<void> } {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const done = (async () => {
@@ -385,7 +411,15 @@ function fakeFerryServer(
       const reader = new FrameReader(conn);
       const first = await reader.readMessage();
       assert.equal(first?.type, "hello");
+      const offer = await reader.readMessage();
+      assert.equal(offer?.type, "digests");
       await writeAll(conn, encodeMessage(hello));
+      if (hello.type === "hello" && hello.maxVersion === PROTOCOL_VERSION) {
+        await writeAll(
+          conn,
+          encodeMessage({ type: "digests", algorithms: digests }),
+        );
+      }
       while (true) {
         const request = await reader.readMessage();
         if (request === null) break;
@@ -414,21 +448,97 @@ function fakeFerryServer(
 
 const SERVER_HELLO: Message = {
   type: "hello",
-  minVersion: 1,
-  maxVersion: 1,
+  minVersion: PROTOCOL_VERSION,
+  maxVersion: PROTOCOL_VERSION,
   flags: 0,
   nonce: new Uint8Array(32),
 };
 
+/** The server's HELLO and DIGESTS choosing `xxh3-128`. */
+function serverOpening(): Uint8Array {
+  const hello = encodeMessage(SERVER_HELLO);
+  const digests = encodeMessage({ type: "digests", algorithms: ["xxh3-128"] });
+  const bytes = new Uint8Array(hello.length + digests.length);
+  bytes.set(hello);
+  bytes.set(digests, hello.length);
+  return bytes;
+}
+
 Deno.test("connect() refuses a version it does not speak", async () => {
-  await using server = fakeFerryServer({
-    ...SERVER_HELLO,
-    minVersion: 2,
-    maxVersion: 2,
-  } as Message);
+  for (const version of [1, 3]) {
+    await using server = fakeFerryServer({
+      ...SERVER_HELLO,
+      minVersion: version,
+      maxVersion: version,
+    } as Message);
+    assertFerryError(
+      await rejection(connect({ port: server.port })),
+      "UNSUPPORTED_VERSION",
+    );
+  }
+});
+
+Deno.test("connect() to a version-1 server fails with UNSUPPORTED_VERSION before any transfer", async () => {
+  // What a version-1 server does with a version-2 HELLO: it finds no
+  // common version, answers ERROR and closes, never reading DIGESTS.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const served = (async () => {
+    using conn = await listener.accept();
+    listener.close();
+    const hello = await new FrameReader(conn).readMessage();
+    assert.ok(hello?.type === "hello");
+    assert.equal(hello.minVersion, 2);
+    await writeAll(
+      conn,
+      encodeMessage({
+        type: "error",
+        code: "UNSUPPORTED_VERSION",
+        message: "This server speaks version 1 only, the client 2 to 2",
+      }),
+    );
+  })();
   assertFerryError(
-    await rejection(connect({ port: server.port })),
+    await rejection(connect({ port: listener.addr.port })),
     "UNSUPPORTED_VERSION",
+    /version 1 only/,
+  );
+  await served;
+});
+
+Deno.test("connect() refuses a digest it did not offer, or more than one", async () => {
+  for (
+    const [options, chosen] of [
+      [{ digest: "sha256" }, ["xxh3-128"]],
+      [{}, ["md5"]],
+      [{}, ["xxh3-128", "sha256"]],
+    ] as const
+  ) {
+    await using server = fakeFerryServer(SERVER_HELLO, undefined, [...chosen]);
+    assertFerryError(
+      await rejection(connect({ port: server.port, ...options })),
+      "UNSUPPORTED_VERSION",
+      /digest/,
+    );
+  }
+});
+
+Deno.test("FerryClient get() refuses a HASH whose length is not the session algorithm's", async () => {
+  await using server = fakeFerryServer(
+    SERVER_HELLO,
+    (request) =>
+      request.type === "get"
+        ? [
+          { type: "data", size: 0, offset: 0, mtime: 0 },
+          { type: "hash", digest: new Uint8Array(32) },
+        ]
+        : null,
+  );
+  await using client = await connect({ port: server.port });
+  assert.equal(client.digest, "xxh3-128");
+  assertFerryError(
+    await rejection(client.get("a", new BufferWriter())),
+    "PROTOCOL",
+    /HASH of 32 bytes in a xxh3-128 session/,
   );
 });
 
@@ -494,8 +604,9 @@ Deno.test("FerryClient get() reports a transfer cut short and keeps DEST.part", 
       const conn = await listener.accept();
       listener.close();
       const reader = new FrameReader(conn);
-      await reader.readMessage();
-      await writeAll(conn, encodeMessage(SERVER_HELLO));
+      await reader.readMessage(); // HELLO
+      await reader.readMessage(); // DIGESTS
+      await writeAll(conn, serverOpening());
       await reader.readMessage();
       await writeAll(
         conn,
@@ -530,8 +641,9 @@ function stallingServer(
     listener.close();
     try {
       const reader = new FrameReader(conn);
-      await reader.readMessage();
-      await writeAll(conn, encodeMessage(SERVER_HELLO));
+      await reader.readMessage(); // HELLO
+      await reader.readMessage(); // DIGESTS
+      await writeAll(conn, serverOpening());
       await reader.readMessage();
       for (const bytes of first) await writeAll(conn, bytes);
       while (await reader.readMessage() !== null) {
@@ -599,6 +711,31 @@ Deno.test("client.ts get --idle-timeout reports a silent server in one line with
 // ---------------------------------------------------------------------------
 // The command-line tool
 
+Deno.test("client.ts get and put --sha256 verify with SHA-256 and name it in the summary", async () => {
+  await withFerryServer({ allowUpload: true }, async ({ port, dir, root }) => {
+    const data = await writeRandomFile(`${root}/notes.txt`, 10_000);
+    const get = await runClient(
+      ["--port", String(port), "get", "--sha256", "notes.txt"],
+      { cwd: dir },
+    );
+    assert.equal(get.code, 0, get.stderr);
+    assert.equal(
+      get.stdout.replace(/ in [0-9.]+ s,/, " in T s,"),
+      `notes.txt: 10000 bytes in T s, sha256 ${sha256Hex(data)}\n`,
+    );
+    const put = await runClient(
+      ["--port", String(port), "put", "--sha256", "notes.txt", "copy.txt"],
+      { cwd: dir },
+    );
+    assert.equal(put.code, 0, put.stderr);
+    assert.match(put.stdout, new RegExp(`s, sha256 ${sha256Hex(data)}\n$`));
+    assert.ok(bytesEqual(await Deno.readFile(`${root}/copy.txt`), data));
+    const ls = await runClient(["--port", String(port), "ls", "--sha256"]);
+    assert.equal(ls.code, 2);
+    assert.match(ls.stderr, /--sha256 does not apply to ls/);
+  });
+});
+
 Deno.test("client.ts get saves a file under its name and prints a summary", async () => {
   await withFerryServer({}, async ({ port, dir, root }) => {
     const data = await writeRandomFile(`${root}/notes.txt`, 10_000);
@@ -607,7 +744,10 @@ Deno.test("client.ts get saves a file under its name and prints a summary", asyn
     });
     assert.equal(cli.code, 0, cli.stderr);
     assert.equal(cli.stderr, "");
-    assert.match(cli.stdout, /^notes\.txt: 10000 bytes in .* s, sha256 /);
+    assert.equal(
+      cli.stdout.replace(/ in [0-9.]+ s,/, " in T s,"),
+      `notes.txt: 10000 bytes in T s, xxh3-128 ${await digestHex(data)}\n`,
+    );
     assert.ok(bytesEqual(await Deno.readFile(`${dir}/notes.txt`), data));
 
     const again = await runClient(
@@ -823,6 +963,10 @@ Deno.test("classicGet() downloads from serve() in classic mode", async () => {
       const result = await classicGet(`c${size}.bin`, `${dir}/c${size}.bin`, {
         port,
       });
+      // Classic servers send no digest: the client reports the SHA-256 of
+      // what it received, as before.
+      assert.equal(result.algorithm, "sha256");
+      assert.equal(result.digest, sha256Hex(data));
       assert.equal(result.sha256, sha256Hex(data));
       assert.ok(bytesEqual(await Deno.readFile(`${dir}/c${size}.bin`), data));
     }

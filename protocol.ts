@@ -1,5 +1,5 @@
 /**
- * The ferry wire protocol, version 1: message types, their byte layout, an
+ * The ferry wire protocol, version 2: message types, their byte layout, an
  * encoder, a total decoder and a buffered frame reader.
  *
  * This module makes no `Deno.*` call: Node and Bun programs can import it to
@@ -42,6 +42,7 @@
  * | `0x01` | `AUTH`    | c → s     | mac (32 bytes)                                                  |
  * | `0x02` | `OK`      | s → c     | empty                                                           |
  * | `0x03` | `ERROR`   | both      | code `str8` (`[A-Z_]`, 1..32), message `str16`                  |
+ * | `0x04` | `DIGESTS` | both      | count `u8` (1..8), then per algorithm: name `str8` (`[a-z0-9-]`, 1..32) |
  * | `0x10` | `LIST`    | c → s     | flags `u8` (bit 0: recursive), path `str16`                     |
  * | `0x11` | `STAT`    | c → s     | path `str16`                                                    |
  * | `0x12` | `GET`     | c → s     | offset `u64`, path `str16`                                      |
@@ -54,7 +55,7 @@
  * | `0x22` | `INFO`    | s → c     | one entry, laid out as in `ENTRIES`                             |
  * | `0x23` | `DATA`    | s → c     | size `u64`, offset `u64`, mtime `i64`                           |
  * | `0x24` | `READY`   | s → c     | offset `u64`                                                    |
- * | `0x25` | `HASH`    | both      | SHA-256 (32 bytes)                                              |
+ * | `0x25` | `HASH`    | both      | digest of the session's algorithm (1..64 bytes: 16 or 32 today) |
  *
  * Entry kinds: `1` file, `2` folder. Times (`mtime`) are signed milliseconds
  * since the Unix epoch. `PUT` flags: bit 0 overwrite, bit 1 resume, bit 2
@@ -71,23 +72,61 @@
  * (through symbolic links) outside the folder it serves. Servers map paths to
  * their own operating system; the wire never carries a host path.
  *
+ * ## Digests
+ *
+ * Every transferred file is checked end to end with a digest of its whole
+ * content. The algorithm is negotiated once per session (see the handshake)
+ * and used for every `HASH` of the session, for the prefix a resumed
+ * transfer re-hashes and for a server's cache of digests:
+ *
+ * | name       | bytes | what it is                                             |
+ * |------------|-------|--------------------------------------------------------|
+ * | `xxh3-128` | 16    | XXH3 128-bit, seed 0, canonical (big-endian) form; the default |
+ * | `sha256`   | 32    | SHA-256 (FIPS 180-4)                                   |
+ *
+ * XXH3-128 is not cryptographic: it detects accidental corruption (a bad
+ * disk, memory or network path, a bug) with a chance of a miss of about
+ * 2^-128, but anyone who can change the bytes on the way can change the
+ * `HASH` too, whichever algorithm is used. Protection against an active
+ * attacker comes from TLS. `sha256` is there for users who compare files
+ * with published SHA-256 sums.
+ *
  * ## Session
  *
  * 1. **Handshake.** The client sends `HELLO` with the lowest and highest
- *    protocol versions it speaks (`min`, `max`), flags 0 and a fresh nonce
- *    (32 random bytes; may be empty). Its first byte is therefore `0x00`,
- *    which no classic request (a bare file name) can start with. The server
- *    picks the highest version both speak and answers `HELLO` with
- *    `min = max = ` that version, flags (bit 0: authentication required) and
- *    its own 32-byte nonce; if none is shared it answers
- *    `ERROR UNSUPPORTED_VERSION` and closes. A client that does not speak the
- *    server's chosen version reports `UNSUPPORTED_VERSION` and closes.
+ *    protocol versions it speaks (`min`, `max`, both 2 for this version),
+ *    flags 0 and a fresh nonce (32 random bytes; may be empty), and right
+ *    after it, without waiting, `DIGESTS` with the digest algorithms it
+ *    accepts, most preferred first (1 to 8 names; unknown names are
+ *    allowed and ignored). The `HELLO`'s first byte is `0x00`, which no
+ *    classic request (a bare file name) can start with. The server picks the
+ *    highest version both speak; if none is shared it answers
+ *    `ERROR UNSUPPORTED_VERSION` and closes. Otherwise it reads the
+ *    `DIGESTS` (anything else there is `BAD_REQUEST`) and picks the first
+ *    algorithm in the client's list that it supports; if there is none it
+ *    answers `ERROR UNSUPPORTED_VERSION` naming both lists and closes.
+ *    Otherwise it answers `HELLO` with `min = max = ` that version, flags
+ *    (bit 0: authentication required) and its own 32-byte nonce, followed
+ *    by `DIGESTS` naming exactly the one algorithm chosen. A client that does
+ *    not speak the server's chosen version, or did not offer the chosen
+ *    algorithm, reports `UNSUPPORTED_VERSION` and closes.
+ *
+ *    **Compatibility.** Version 1 had no `DIGESTS` and always SHA-256. The
+ *    `HELLO` layout is the same in both versions, so a version-1 server
+ *    reads a version-2 client's `HELLO`, finds no common version and
+ *    answers `ERROR UNSUPPORTED_VERSION` (it never reads the `DIGESTS`);
+ *    a version-1 client offers only version 1 and gets the same answer
+ *    from a version-2 server. Peers of different versions therefore never
+ *    get as far as a transfer whose digest the other cannot check.
  * 2. **Authentication** (only when the server's flag bit 0 is set). The client
  *    sends `AUTH` with `HMAC-SHA256(secret, server nonce ‖ version as u16 ‖
  *    client HELLO frame ‖ server HELLO frame)`, where the secret is taken
  *    as UTF-8, the version is the one the server chose, and the frames are
  *    the exact bytes sent, headers included (every message has exactly one
- *    encoding, so a peer may re-encode a `HELLO` it decoded). The server
+ *    encoding, so a peer may re-encode a `HELLO` it decoded). The
+ *    `DIGESTS` frames are not part of the mac: without TLS an attacker on
+ *    the path can change every byte after the handshake anyway, and with
+ *    TLS there is none. The server
  *    answers `OK`, or `ERROR UNAUTHORIZED` and closes: for a wrong mac, and
  *    for any other message in place of `AUTH`. It may delay that answer,
  *    longer for each recent failure from the same address. A server that
@@ -105,7 +144,8 @@
  *      for the root), or `ERROR`.
  *    - `GET path offset` → `DATA size offset mtime`, then exactly
  *      `size - offset` raw bytes of the file starting at `offset`, then
- *      `HASH` of the whole file (bytes `0..size`), or `ERROR CHANGED` instead
+ *      `HASH` of the whole file (bytes `0..size`, in the session's
+ *      algorithm), or `ERROR CHANGED` instead
  *      of `HASH` when the file changed while it was sent. An `offset` above the
  *      size is `BAD_REQUEST`. Errors before the data (`NOT_FOUND`,
  *      `FORBIDDEN`, ...) come instead of `DATA`. The `HASH` always covers
@@ -152,15 +192,16 @@
  *      the lexical rules refuse. `FORBIDDEN` when deletes are off (a
  *      server allows them only together with uploads), `NOT_FOUND` when
  *      nothing is there.
- *    - `SUM path flags length` → `HASH` of the file's bytes `0..length`
+ *    - `SUM path flags length` → `HASH` (in the session's algorithm) of the file's bytes `0..length`
  *      with flag bit 0 (prefix), of the whole file without it (then
  *      `length` is 0); or `ERROR`: `NOT_FOUND`, `FORBIDDEN` (also for a
  *      folder), `BAD_REQUEST` for a `length` above the file's size,
  *      `CHANGED` when the file changed while it was hashed. A whole-file
  *      digest may come from the server's cache of digests of unchanged
  *      files. It lets a client compare a file without fetching it.
- * 4. A receiver that finds the `HASH` differs from the SHA-256 it computed
- *    over the bytes it received discards them (`INTEGRITY`).
+ * 4. A receiver that finds the `HASH` differs from the digest it computed
+ *    over the bytes it received discards them (`INTEGRITY`). A `HASH`
+ *    whose length is not that of the session's algorithm is `BAD_REQUEST`.
  *
  * A request the server cannot parse gets `ERROR BAD_REQUEST` (or
  * `TOO_LARGE`) and the connection closes. Other errors leave the connection
@@ -185,11 +226,11 @@
  * | `EXISTS`              | the upload target exists and the overwrite flag is not set; a folder to delete is not empty |
  * | `BAD_REQUEST`         | malformed frame, unexpected message, bad field               |
  * | `TOO_LARGE`           | frame, path or upload larger than the receiver's limit      |
- * | `UNSUPPORTED_VERSION` | no protocol version in common                               |
+ * | `UNSUPPORTED_VERSION` | no protocol version, or no digest algorithm, in common      |
  * | `UNAUTHORIZED`        | authentication required or failed                           |
  * | `BUSY`                | the server is at its connection limit                       |
  * | `CHANGED`             | the file changed while it was being sent                    |
- * | `INTEGRITY`           | the SHA-256 of the received bytes did not match             |
+ * | `INTEGRITY`           | the digest of the received bytes did not match              |
  * | `INTERNAL`            | anything else went wrong on the server (disk full, ...)     |
  *
  * A receiver maps a code it does not know to `INTERNAL`.
@@ -200,10 +241,13 @@
  * are hex; `C:` is sent by the client, `S:` by the server.
  *
  * ```text
- * C: 00 0000000c 4645525259 0001 0001 0000 00         HELLO min 1 max 1, no nonce
+ * C: 00 0000000c 4645525259 0002 0002 0000 00         HELLO min 2 max 2, no nonce
  *    (a real client sends a 32-byte nonce: length 20 then the bytes)
- * S: 00 0000002c 4645525259 0001 0001 0000 20 <32 random bytes>
- *                                                      HELLO version 1, no auth
+ * C: 04 00000011 02 08 787868332d313238 06 736861323536
+ *                                                      DIGESTS "xxh3-128", "sha256"
+ * S: 00 0000002c 4645525259 0002 0002 0000 20 <32 random bytes>
+ *                                                      HELLO version 2, no auth
+ * S: 04 0000000a 01 08 787868332d313238               DIGESTS "xxh3-128" (chosen)
  * C: 10 00000003 00 0000                              LIST "" (root)
  * S: 20 0000001d 00000001                             ENTRIES, 1 entry:
  *       01 0000000000000003 0000018c3b5e2a00            file, 3 bytes, mtime
@@ -213,9 +257,13 @@
  * S: 23 00000018 0000000000000003 0000000000000000 0000018c3b5e2a00
  *                                                      DATA size 3 offset 0
  * S: 68690a                                            the 3 raw bytes "hi\n"
- * S: 25 00000020 98ea6e4f216f2fb4b69fff9b3a44842c
- *               38686ca685f3f55dc48c5d3fb1107be4       HASH = SHA-256("hi\n")
+ * S: 25 00000010 f4d0497cf9394caab34d1a3ab2bece70   HASH = XXH3-128("hi\n")
  * ```
+ *
+ * Had the client offered only `sha256` (`04 00000008 01 06 736861323536`),
+ * the server would have chosen it and the `HASH` would read
+ * `25 00000020 98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4`
+ * (SHA-256 of `hi\n`).
  *
  * The client then closes the connection (or sends its next request).
  *
@@ -227,8 +275,7 @@
  * ```text
  * C: 16 00000011 00 0000000000000000 0006 68692e747874
  *                                                      SUM "hi.txt" (whole)
- * S: 25 00000020 98ea6e4f216f2fb4b69fff9b3a44842c
- *               38686ca685f3f55dc48c5d3fb1107be4       HASH = SHA-256("hi\n")
+ * S: 25 00000010 f4d0497cf9394caab34d1a3ab2bece70   HASH = XXH3-128("hi\n")
  * C: 15 00000006 01 0003 6f6c64                       DELETE "old" recursive
  * S: 02 00000000                                       OK
  * ```
@@ -252,16 +299,17 @@ import { FerryError } from "./errors.ts";
 export { FerryError, type FerryErrorCode } from "./errors.ts";
 
 /**
- * The protocol version this module speaks.
+ * The protocol version this module speaks (and the only one: version 1
+ * had no digest negotiation, see the module doc).
  *
  * @example Offer it in a handshake
  * ```ts
  * import assert from "node:assert/strict";
  * import { PROTOCOL_VERSION } from "./protocol.ts";
- * assert(PROTOCOL_VERSION === 1);
+ * assert(PROTOCOL_VERSION === 2);
  * ```
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /**
  * The five magic bytes at the start of every `HELLO` payload: ASCII `FERRY`.
@@ -337,6 +385,113 @@ export const MAX_NONCE_BYTES = 64;
 export const SHA256_BYTES = 32;
 
 /**
+ * A digest algorithm a session can use for its `HASH` frames.
+ *
+ * @example Pick SHA-256
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { DigestAlgorithm } from "./protocol.ts";
+ * const algorithm: DigestAlgorithm = "sha256";
+ * assert(algorithm === "sha256");
+ * ```
+ */
+export type DigestAlgorithm = "xxh3-128" | "sha256";
+
+/**
+ * The digest algorithms this module knows, in its order of preference.
+ *
+ * @example The default comes first
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DIGEST_ALGORITHMS } from "./protocol.ts";
+ * assert(DIGEST_ALGORITHMS[0] === "xxh3-128");
+ * ```
+ */
+export const DIGEST_ALGORITHMS: readonly DigestAlgorithm[] = Object.freeze(
+  [
+    "xxh3-128",
+    "sha256",
+  ] as const,
+);
+
+/**
+ * The algorithm a client offers first unless told otherwise: `xxh3-128`.
+ *
+ * @example Offer the default
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_DIGEST } from "./protocol.ts";
+ * assert(DEFAULT_DIGEST === "xxh3-128");
+ * ```
+ */
+export const DEFAULT_DIGEST: DigestAlgorithm = "xxh3-128";
+
+/**
+ * Length in bytes of a digest of each algorithm.
+ *
+ * @example Size a HASH payload
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DIGEST_BYTES } from "./protocol.ts";
+ * assert(DIGEST_BYTES["xxh3-128"] === 16 && DIGEST_BYTES.sha256 === 32);
+ * ```
+ */
+export const DIGEST_BYTES: Readonly<Record<DigestAlgorithm, number>> = Object
+  .freeze({ "xxh3-128": 16, sha256: 32 });
+
+/**
+ * Most algorithms a `DIGESTS` message may name.
+ *
+ * @example Check an offer
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MAX_DIGESTS } from "./protocol.ts";
+ * assert(["xxh3-128", "sha256"].length <= MAX_DIGESTS);
+ * ```
+ */
+export const MAX_DIGESTS = 8;
+
+/**
+ * Longest digest a `HASH` may carry, in bytes.
+ *
+ * @example Check a digest length
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MAX_DIGEST_BYTES } from "./protocol.ts";
+ * assert(32 <= MAX_DIGEST_BYTES);
+ * ```
+ */
+export const MAX_DIGEST_BYTES = 64;
+
+/**
+ * Picks the session's digest algorithm as a server does: the first name
+ * in the client's list that the server supports.
+ *
+ * @param offered The client's `DIGESTS`, most preferred first.
+ * @param supported What the server supports (default: all of
+ * {@linkcode DIGEST_ALGORITHMS}).
+ * @returns The chosen algorithm, or `undefined` when none is shared.
+ *
+ * @example The client's order wins
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { chooseDigest } from "./protocol.ts";
+ * assert(chooseDigest(["blake9", "sha256", "xxh3-128"]) === "sha256");
+ * assert(chooseDigest(["md5"]) === undefined);
+ * ```
+ */
+export function chooseDigest(
+  offered: readonly string[],
+  supported: readonly DigestAlgorithm[] = DIGEST_ALGORITHMS,
+): DigestAlgorithm | undefined {
+  for (const name of offered) {
+    const found = supported.find((algorithm) => algorithm === name);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/**
  * `HELLO` flag set by a server that requires the `AUTH` step.
  *
  * @example Test the flag
@@ -363,6 +518,7 @@ export const FRAME_TYPES: Readonly<Record<Message["type"], number>> = {
   auth: 0x01,
   ok: 0x02,
   error: 0x03,
+  digests: 0x04,
   list: 0x10,
   stat: 0x11,
   get: 0x12,
@@ -442,6 +598,25 @@ export interface AuthMessage {
   type: "auth";
   /** HMAC-SHA256 over the challenge, 32 bytes. */
   mac: Uint8Array;
+}
+
+/**
+ * `DIGESTS`: the digest algorithms a client accepts (most preferred first),
+ * or the one a server chose.
+ *
+ * @example A client's offer
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { DigestsMessage } from "./protocol.ts";
+ * const offer: DigestsMessage = { type: "digests", algorithms: ["xxh3-128", "sha256"] };
+ * assert(offer.algorithms.length === 2);
+ * ```
+ */
+export interface DigestsMessage {
+  /** Message tag. */
+  type: "digests";
+  /** 1 to {@linkcode MAX_DIGESTS} names, each `[a-z0-9-]`, 1 to 32 bytes. */
+  algorithms: string[];
 }
 
 /**
@@ -728,21 +903,22 @@ export interface ReadyMessage {
 }
 
 /**
- * `HASH`: the SHA-256 of a whole file, after its bytes.
+ * `HASH`: the digest of a whole file, after its bytes, in the session's
+ * algorithm.
  *
- * @example A digest
+ * @example An XXH3-128 digest
  * ```ts
  * import assert from "node:assert/strict";
  * import type { HashMessage } from "./protocol.ts";
- * const hash: HashMessage = { type: "hash", sha256: new Uint8Array(32) };
- * assert(hash.sha256.length === 32);
+ * const hash: HashMessage = { type: "hash", digest: new Uint8Array(16) };
+ * assert(hash.digest.length === 16);
  * ```
  */
 export interface HashMessage {
   /** Message tag. */
   type: "hash";
-  /** The 32-byte digest. */
-  sha256: Uint8Array;
+  /** The digest: 1 to {@linkcode MAX_DIGEST_BYTES} bytes (16 or 32 today). */
+  digest: Uint8Array;
 }
 
 /**
@@ -763,6 +939,7 @@ export type Message =
   | AuthMessage
   | OkMessage
   | ErrorMessage
+  | DigestsMessage
   | ListMessage
   | StatMessage
   | GetMessage
@@ -824,6 +1001,7 @@ const SUM_PREFIX = 1;
 const LIST_RECURSIVE = 1;
 const MKDIR_HAS_MTIME = 1;
 const ERROR_CODE_PATTERN = /^[A-Z_]{1,32}$/;
+const DIGEST_NAME_PATTERN = /^[a-z0-9-]{1,32}$/;
 const ENTRY_FIXED_BYTES = 1 + 8 + 8 + 2;
 
 const encoder = new TextEncoder();
@@ -1006,11 +1184,29 @@ function payloadFields(message: Message): Field[] {
       fields.push(["u64", message.offset]);
       break;
     case "hash":
-      if (message.sha256.length !== SHA256_BYTES) {
-        throw new RangeError(`Digest must be ${SHA256_BYTES} bytes`);
+      if (
+        message.digest.length < 1 || message.digest.length > MAX_DIGEST_BYTES
+      ) {
+        throw new RangeError(`Digest must be 1 to ${MAX_DIGEST_BYTES} bytes`);
       }
-      fields.push(["bytes", message.sha256]);
+      fields.push(["bytes", message.digest]);
       break;
+    case "digests": {
+      const names = message.algorithms;
+      if (names.length < 1 || names.length > MAX_DIGESTS) {
+        throw new RangeError(
+          `DIGESTS must name 1 to ${MAX_DIGESTS} algorithms`,
+        );
+      }
+      fields.push(["u8", names.length]);
+      for (const name of names) {
+        if (!DIGEST_NAME_PATTERN.test(name)) {
+          throw new RangeError(`Malformed digest algorithm name: ${name}`);
+        }
+        fields.push(["u8", name.length], ["bytes", encoder.encode(name)]);
+      }
+      break;
+    }
     default:
       throw new TypeError(
         `Unknown message type: ${(message as { type: unknown }).type}`,
@@ -1393,9 +1589,42 @@ function decodePayload(type: Message["type"], payload: Uint8Array): Message {
     case "ready":
       message = { type, offset: cursor.u64("offset") };
       break;
-    case "hash":
-      message = { type, sha256: cursor.bytes(SHA256_BYTES, "digest") };
+    case "hash": {
+      const length = payload.length;
+      if (length < 1 || length > MAX_DIGEST_BYTES) {
+        throw new FerryError(
+          "BAD_REQUEST",
+          `HASH of ${length} bytes (1 to ${MAX_DIGEST_BYTES} allowed)`,
+        );
+      }
+      message = { type, digest: cursor.bytes(length, "digest") };
       break;
+    }
+    case "digests": {
+      const count = cursor.u8("digest count");
+      if (count < 1 || count > MAX_DIGESTS) {
+        throw new FerryError(
+          "BAD_REQUEST",
+          `DIGESTS must name 1 to ${MAX_DIGESTS} algorithms`,
+        );
+      }
+      const algorithms: string[] = [];
+      for (let i = 0; i < count; i++) {
+        const name = cursor.text(
+          cursor.u8("digest name length"),
+          "digest name",
+        );
+        if (!DIGEST_NAME_PATTERN.test(name)) {
+          throw new FerryError(
+            "BAD_REQUEST",
+            "Malformed digest algorithm name",
+          );
+        }
+        algorithms.push(name);
+      }
+      message = { type, algorithms };
+      break;
+    }
   }
   cursor.end();
   return message;

@@ -12,13 +12,15 @@ import {
   FRAME_TYPES,
   FrameReader,
   MAGIC,
+  MAX_DIGEST_BYTES,
+  MAX_DIGESTS,
   MAX_FRAME_BYTES,
   MAX_NONCE_BYTES,
   MAX_PATH_BYTES,
   type Message,
-  SHA256_BYTES,
   writeAll,
 } from "./protocol.ts";
+import { digestOf } from "./_common/digest.ts";
 import { FerryError, type FerryErrorCode } from "./errors.ts";
 import { concat as concatChunks, seededRandom } from "./tests/_util/util.ts";
 
@@ -368,7 +370,22 @@ const SAMPLES: { name: string; message: Message }[] = [
     name: "READY from the largest offset",
     message: { type: "ready", offset: MAX },
   },
-  { name: "HASH", message: { type: "hash", sha256: new Uint8Array(DIGEST) } },
+  { name: "HASH", message: { type: "hash", digest: new Uint8Array(DIGEST) } },
+  {
+    name: "HASH of XXH3-128 size",
+    message: { type: "hash", digest: SEQUENCE_64.slice(0, 16) },
+  },
+  {
+    name: "DIGESTS with one name",
+    message: { type: "digests", algorithms: ["xxh3-128"] },
+  },
+  {
+    name: "DIGESTS with eight names, unknown ones included",
+    message: {
+      type: "digests",
+      algorithms: ["a", "b-2", "sha256", "x".repeat(32), "c", "d", "e", "f"],
+    },
+  },
 ];
 
 const FRAMES = SAMPLES.map(({ message }) => encodeMessage(message));
@@ -453,12 +470,12 @@ Deno.test("decodeFrame() decodes only the first of several frames", () => {
 Deno.test("decodeFrame() does not share memory with its input", () => {
   const bytes = encodeMessage({
     type: "hash",
-    sha256: new Uint8Array(32).fill(7),
+    digest: new Uint8Array(32).fill(7),
   });
   const decoded = decodeFrame(bytes);
   assert.ok(decoded?.message.type === "hash");
   bytes.fill(0);
-  assert.deepEqual(decoded.message.sha256, new Uint8Array(32).fill(7));
+  assert.deepEqual(decoded.message.digest, new Uint8Array(32).fill(7));
 });
 
 Deno.test("entriesFrameBytes() and entryBytes() agree with encodeMessage()", () => {
@@ -477,16 +494,26 @@ Deno.test("entriesFrameBytes() and entryBytes() agree with encodeMessage()", () 
 // --------------------------------------------------------- worked example
 
 const EXAMPLE_MTIME = 0x18c3b5e2a00;
+/** XXH3-128 of `hi\n`, as xxh128sum prints it. */
+const XXH3_HI = "f4d0497cf9394caab34d1a3ab2bece70";
 const EXAMPLE: { hex: string; message: Message }[] = [
   {
-    hex: "00 0000000c 4645525259 0001 0001 0000 00",
+    hex: "00 0000000c 4645525259 0002 0002 0000 00",
     message: {
       type: "hello",
-      minVersion: 1,
-      maxVersion: 1,
+      minVersion: 2,
+      maxVersion: 2,
       flags: 0,
       nonce: new Uint8Array(0),
     },
+  },
+  {
+    hex: "04 00000011 02 08 787868332d313238 06 736861323536",
+    message: { type: "digests", algorithms: ["xxh3-128", "sha256"] },
+  },
+  {
+    hex: "04 0000000a 01 08 787868332d313238",
+    message: { type: "digests", algorithms: ["xxh3-128"] },
   },
   {
     hex: "10 00000003 00 0000",
@@ -515,13 +542,21 @@ const EXAMPLE: { hex: string; message: Message }[] = [
     message: { type: "data", size: 3, offset: 0, mtime: EXAMPLE_MTIME },
   },
   {
+    hex: "25 00000010 f4d0497cf9394caab34d1a3ab2bece70",
+    message: { type: "hash", digest: fromHex(XXH3_HI) },
+  },
+  {
+    hex: "04 00000008 01 06 736861323536",
+    message: { type: "digests", algorithms: ["sha256"] },
+  },
+  {
     hex: "25 00000020 98ea6e4f216f2fb4b69fff9b3a44842c" +
       " 38686ca685f3f55dc48c5d3fb1107be4",
-    message: { type: "hash", sha256: new Uint8Array(DIGEST) },
+    message: { type: "hash", digest: new Uint8Array(DIGEST) },
   },
 ];
 
-Deno.test("encodeMessage() produces the bytes of the worked example", () => {
+Deno.test("encodeMessage() produces the bytes of the worked example", async () => {
   for (const { hex: expected, message } of EXAMPLE) {
     const bytes = encodeMessage(message);
     assert.equal(hex(bytes), expected.replace(/ /g, ""), message.type);
@@ -531,18 +566,22 @@ Deno.test("encodeMessage() produces the bytes of the worked example", () => {
     hex(DIGEST),
     "98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4",
   );
+  assert.equal(
+    hex(await digestOf("xxh3-128", encoder.encode("hi\n"))),
+    XXH3_HI,
+  );
   // The server's HELLO announces a 44-byte payload: 12 fixed bytes and a
   // 32-byte nonce.
   const serverHello = encodeMessage({
     type: "hello",
-    minVersion: 1,
-    maxVersion: 1,
+    minVersion: 2,
+    maxVersion: 2,
     flags: 0,
     nonce: new Uint8Array(32),
   });
   assert.equal(
     hex(serverHello.subarray(0, 17)),
-    "000000002c4645525259000100010000" + "20",
+    "000000002c4645525259000200020000" + "20",
   );
 });
 
@@ -571,7 +610,7 @@ async function documentedBytes(heading: string): Promise<string> {
 Deno.test("protocol.ts documents the same sync example bytes", async () => {
   const conversation = concat(
     encodeMessage({ type: "sum", path: "hi.txt" }),
-    encodeMessage({ type: "hash", sha256: new Uint8Array(DIGEST) }),
+    encodeMessage({ type: "hash", digest: fromHex(XXH3_HI) }),
     encodeMessage({ type: "delete", path: "old", recursive: true }),
     encodeMessage({ type: "ok" }),
   );
@@ -634,17 +673,19 @@ Deno.test("protocol.ts documents the same worked example bytes", async () => {
   const documented = await documentedBytes("## Worked example");
   const serverHello = encodeMessage({
     type: "hello",
-    minVersion: 1,
-    maxVersion: 1,
+    minVersion: 2,
+    maxVersion: 2,
     flags: 0,
     nonce: new Uint8Array(32),
   }).subarray(0, FRAME_HEADER_BYTES + 12); // the nonce is "<32 random bytes>"
   const conversation = concat(
     encodeMessage(EXAMPLE[0].message),
+    encodeMessage(EXAMPLE[1].message),
     serverHello,
-    ...EXAMPLE.slice(1, 6).map(({ message }) => encodeMessage(message)),
+    encodeMessage(EXAMPLE[2].message),
+    ...EXAMPLE.slice(3, 8).map(({ message }) => encodeMessage(message)),
     encoder.encode("hi\n"),
-    encodeMessage(EXAMPLE[6].message),
+    encodeMessage(EXAMPLE[8].message),
   );
   assert.equal(documented, hex(conversation));
 });
@@ -896,7 +937,7 @@ Deno.test("decodeFrame() refuses unknown frame types", () => {
       ferryError("BAD_REQUEST"),
     );
   }
-  assert.equal(unknown, 256 - 17);
+  assert.equal(unknown, 256 - 18);
 });
 
 Deno.test("FrameReader.readMessage() refuses an unknown frame type", async () => {
@@ -908,6 +949,8 @@ Deno.test("FrameReader.readMessage() refuses an unknown frame type", async () =>
 
 Deno.test("decodeFrame() refuses trailing bytes after every message type", () => {
   FRAMES.forEach((bytes, i) => {
+    // A HASH is all digest: its length is its layout (tested below).
+    if (SAMPLES[i].message.type === "hash") return;
     for (const extra of [[0], [0xff, 0xff, 0xff]]) {
       const longer = frame(
         bytes[0],
@@ -923,8 +966,47 @@ Deno.test("decodeFrame() refuses trailing bytes after every message type", () =>
   });
 });
 
+Deno.test("decodeFrame() takes a HASH of 1 to MAX_DIGEST_BYTES bytes and refuses other lengths", () => {
+  for (const length of [1, 16, 32, MAX_DIGEST_BYTES]) {
+    const digest = SEQUENCE_64.slice(0, length);
+    assert.deepEqual(decodeFrame(frame(FRAME_TYPES.hash, digest))?.message, {
+      type: "hash",
+      digest,
+    });
+  }
+  for (const length of [0, MAX_DIGEST_BYTES + 1]) {
+    assert.throws(
+      () => decodeFrame(frame(FRAME_TYPES.hash, new Uint8Array(length))),
+      ferryError("BAD_REQUEST"),
+      `${length} bytes`,
+    );
+  }
+});
+
+Deno.test("decodeFrame() refuses a DIGESTS with no name, too many or a malformed one", () => {
+  const name = (text: string) =>
+    new Uint8Array([text.length, ...encoder.encode(text)]);
+  const bad = [
+    frame(FRAME_TYPES.digests, new Uint8Array([0])),
+    frame(
+      FRAME_TYPES.digests,
+      new Uint8Array([MAX_DIGESTS + 1]),
+      ...Array.from({ length: MAX_DIGESTS + 1 }, () => name("sha256")),
+    ),
+    frame(FRAME_TYPES.digests, new Uint8Array([1]), name("SHA256")),
+    frame(FRAME_TYPES.digests, new Uint8Array([1]), name("")),
+    frame(FRAME_TYPES.digests, new Uint8Array([1]), name("x".repeat(33))),
+    frame(FRAME_TYPES.digests, new Uint8Array([1]), name("a\x1b[31m")),
+  ];
+  for (const bytes of bad) {
+    assert.throws(() => decodeFrame(bytes), ferryError("BAD_REQUEST"));
+  }
+});
+
 Deno.test("decodeFrame() refuses every payload cut short inside its layout", () => {
   FRAMES.forEach((bytes, i) => {
+    // A shorter HASH is a shorter digest (lengths tested above), but never empty.
+    if (SAMPLES[i].message.type === "hash") return;
     const payload = bytes.subarray(FRAME_HEADER_BYTES);
     for (let n = 0; n < payload.length; n++) {
       const short = frame(bytes[0], payload.subarray(0, n));
@@ -1308,15 +1390,17 @@ Deno.test("encodeMessage() throws RangeError for out-of-range fields", () => {
       offset: 2,
       mtime: 0,
     }],
-    ["a short digest", {
+    ["a digest over MAX_DIGEST_BYTES", {
       type: "hash",
-      sha256: new Uint8Array(SHA256_BYTES - 1),
+      digest: new Uint8Array(MAX_DIGEST_BYTES + 1),
     }],
-    ["a long digest", {
-      type: "hash",
-      sha256: new Uint8Array(SHA256_BYTES + 1),
+    ["an empty DIGESTS", { type: "digests", algorithms: [] }],
+    ["a DIGESTS over MAX_DIGESTS", {
+      type: "digests",
+      algorithms: Array.from({ length: MAX_DIGESTS + 1 }, () => "sha256"),
     }],
-    ["an empty digest", { type: "hash", sha256: new Uint8Array(0) }],
+    ["a malformed digest name", { type: "digests", algorithms: ["SHA256"] }],
+    ["an empty digest", { type: "hash", digest: new Uint8Array(0) }],
     ["a short mac", { type: "auth", mac: new Uint8Array(31) }],
     ["a nonce over MAX_NONCE_BYTES", {
       ...hello,

@@ -6,6 +6,7 @@ import {
   MAX_FRAME_BYTES,
 } from "./protocol.ts";
 import { FerryError } from "./errors.ts";
+import { toHex } from "./_common/bytes.ts";
 import { serve } from "./server.ts";
 import {
   RawClient,
@@ -37,16 +38,104 @@ async function list(
   }
 }
 
-Deno.test("serve() answers HELLO with version 1, no flags and a 32-byte nonce", async () => {
+Deno.test("serve() answers HELLO with version 2, no flags and a 32-byte nonce", async () => {
   await withServer({}, async ({ port }) => {
     const client = await RawClient.connect(port);
     try {
       const hello = await client.hello(1, 3);
-      assert.equal(hello.minVersion, 1);
-      assert.equal(hello.maxVersion, 1);
+      assert.equal(hello.minVersion, 2);
+      assert.equal(hello.maxVersion, 2);
       assert.equal(hello.flags, 0);
       assert.equal(hello.nonce.length, 32);
       assert.ok(hello.nonce.some((byte) => byte !== 0));
+    } finally {
+      client.close();
+    }
+  });
+});
+
+Deno.test("serve() picks the first digest algorithm of the client's list that it supports", async () => {
+  await withServer({ files: { "hi.txt": "hi\n" } }, async ({ port }) => {
+    for (
+      const [offer, chosen, hex] of [
+        [
+          ["xxh3-128", "sha256"],
+          "xxh3-128",
+          "f4d0497cf9394caab34d1a3ab2bece70",
+        ],
+        [
+          ["blake9", "sha256", "xxh3-128"],
+          "sha256",
+          "98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4",
+        ],
+      ] as const
+    ) {
+      const client = await RawClient.connect(port);
+      try {
+        await client.hello(2, 2, [...offer].filter((n) => n === chosen));
+        const got = await client.get("hi.txt");
+        assert.ok(got.trailer?.type === "hash");
+        assert.equal(toHex(got.trailer.digest), hex);
+      } finally {
+        client.close();
+      }
+      // The same through the whole offer, unknown names included.
+      const raw = await RawClient.connect(port);
+      try {
+        await raw.sendHello(2, 2, [...offer]);
+        await raw.expect("hello");
+        assert.deepEqual((await raw.expect("digests")).algorithms, [chosen]);
+      } finally {
+        raw.close();
+      }
+    }
+  });
+});
+
+Deno.test("serve() refuses a DIGESTS without a supported algorithm with UNSUPPORTED_VERSION", async () => {
+  await withServer({}, async ({ port, waitForLog }) => {
+    const client = await RawClient.connect(port);
+    try {
+      await client.sendHello(2, 2, ["md5", "crc32"]);
+      const error = await client.expect("error");
+      assert.equal(error.code, "UNSUPPORTED_VERSION");
+      assert.match(
+        error.message,
+        /^No digest algorithm in common: the client accepts md5, crc32, this server xxh3-128, sha256$/,
+      );
+      assert.equal(await client.next(), null);
+      const event = await waitForLog((e) => e.request === "HELLO");
+      assert.equal(event.result, "UNSUPPORTED_VERSION");
+    } finally {
+      client.close();
+    }
+  });
+});
+
+Deno.test("serve() answers a HELLO not followed by DIGESTS with BAD_REQUEST", async () => {
+  await withServer({ files: { "a.txt": "a" } }, async ({ port }) => {
+    const client = await RawClient.connect(port);
+    try {
+      await client.sendHello(2, 2, null);
+      await client.send({ type: "get", path: "a.txt", offset: 0 });
+      await client.expectError("BAD_REQUEST");
+      assert.equal(await client.next(), null);
+    } finally {
+      client.close();
+    }
+  });
+});
+
+Deno.test("serve() answers a version-1 client with UNSUPPORTED_VERSION, never a digest", async () => {
+  await withServer({}, async ({ port }) => {
+    const client = await RawClient.connect(port);
+    try {
+      // A version-1 client sends HELLO 1..1 and then, unprompted, nothing.
+      await client.sendHello(1, 1, null);
+      const error = await client.expect("error");
+      assert.equal(error.code, "UNSUPPORTED_VERSION");
+      assert.match(error.message, /version 2 only, the client 1 to 1/);
+      assert.equal(await client.next(), null);
     } finally {
       client.close();
     }
@@ -308,7 +397,7 @@ Deno.test("serve() sends a file with DATA, its raw bytes and its SHA-256", async
         assert.deepEqual(got.bytes, content);
         assert.equal(got.trailer?.type, "hash");
         assert.deepEqual(
-          (got.trailer as { sha256: Uint8Array }).sha256,
+          (got.trailer as { digest: Uint8Array }).digest,
           sha256(content),
         );
         const mtime = (await Deno.stat(`${t.root}/big.bin`)).mtime!.getTime();
@@ -316,7 +405,7 @@ Deno.test("serve() sends a file with DATA, its raw bytes and its SHA-256", async
         const empty = await client.get("empty");
         assert.equal(empty.size, 0);
         assert.deepEqual(
-          (empty.trailer as { sha256: Uint8Array }).sha256,
+          (empty.trailer as { digest: Uint8Array }).digest,
           sha256(new Uint8Array()),
         );
         await client.send({ type: "get", path: "", offset: 0 });
@@ -343,7 +432,7 @@ Deno.test("serve() resumes a download from an offset and hashes the whole file",
         const got = await client.get("f.bin", offset);
         assert.deepEqual(got.bytes, content.subarray(offset));
         assert.deepEqual(
-          (got.trailer as { sha256: Uint8Array }).sha256,
+          (got.trailer as { digest: Uint8Array }).digest,
           sha256(content),
         );
       }
@@ -618,7 +707,7 @@ Deno.test("serve() serves 20 concurrent clients", async () => {
           const got = await client.get("shared.bin", i * 1000);
           assert.deepEqual(got.bytes, content.subarray(i * 1000));
           assert.deepEqual(
-            (got.trailer as { sha256: Uint8Array }).sha256,
+            (got.trailer as { digest: Uint8Array }).digest,
             digest,
           );
         }

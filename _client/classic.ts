@@ -38,8 +38,8 @@
  */
 
 import { safeJson } from "../_common/escape.ts";
-import { createHash } from "node:crypto";
 import { copyHashed, makeBulkBuffers } from "../_common/copy.ts";
+import { createHasher } from "../_common/digest.ts";
 import type { ConnectOptions, TransferResult } from "./types.ts";
 import { dial } from "./dial.ts";
 import { messageOf } from "../_common/text.ts";
@@ -231,6 +231,8 @@ export async function classicGet(
     return {
       path: name,
       bytes: size,
+      algorithm: "sha256",
+      digest: result,
       sha256: result,
       seconds: (performance.now() - start) / 1000,
     };
@@ -344,7 +346,7 @@ async function receive(
   size: number,
   onProgress: ((done: number, total: number) => void) | undefined,
 ): Promise<string> {
-  const hash = createHash("sha256");
+  const hash = await createHasher("sha256");
   let received: number;
   try {
     received = await copyHashed(

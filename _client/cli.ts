@@ -110,8 +110,8 @@ COMMANDS:
   put -r LOCAL [REMOTE] --sync       Make REMOTE match LOCAL, moving only changes
   help [COMMAND]                     Show help for a command
 
-get and put also take --json, -q (--quiet) and --no-resume, and with -r
---sync, --checksum, --delete and --dry-run: see help get.
+get and put also take --json, -q (--quiet), --no-resume and --sha256, and with
+-r --sync, --checksum, --delete and --dry-run: see help get.
 
 OPTIONS:
 ${GLOBAL_OPTION_LINES}
@@ -144,6 +144,10 @@ const TRANSFER_OPTION_LINES = [
   option("--json", "Print one JSON object per file on stdout (default: off)"),
   option("-q, --quiet", "No progress line on the terminal (default: off)"),
   RESUME_OPTION_LINE,
+  option(
+    "--sha256",
+    "Verify with SHA-256 instead of XXH3-128, e.g. to compare with published SHA-256 sums (default: off)",
+  ),
   GLOBAL_OPTION_LINES,
 ].join("\n");
 
@@ -156,8 +160,8 @@ USAGE:
   client.ts [OPTIONS] get -r DIR [-o DEST] [--force]
   client.ts [OPTIONS] get -r DIR [-o DEST] --sync [--checksum] [--delete] [--dry-run]
 
-The file is received into PATH.part, checked against the server's SHA-256 and
-only then renamed to PATH. With --classic it is fetched from a classic (lab)
+The file is received into PATH.part, checked against the server's digest
+(XXH3-128, or SHA-256 with --sha256) and only then renamed to PATH. With --classic it is fetched from a classic (lab)
 server, which sends no checksum. Several names, or -r, use one pipelined
 connection; a failed file does not stop the others, a summary of failures
 goes to stderr and the exit status is 1. With --sync, only what differs is
@@ -193,7 +197,7 @@ USAGE:
   client.ts [OPTIONS] put -r LOCAL [REMOTE] --sync [--checksum] [--delete] [--dry-run]
 
 REMOTE defaults to LOCAL's last segment. The server keeps the file only if
-its SHA-256 matches. Uploads must be allowed by the server. With -r,
+its digest matches. Uploads must be allowed by the server. With -r,
 symbolic links inside LOCAL are not followed: they are skipped and listed.
 
 OPTIONS:
@@ -225,6 +229,7 @@ const COMMAND_FLAGS: Record<string, { command: Command; flag: string }> = {
   checksum: { command: "get", flag: "--checksum" },
   delete: { command: "get", flag: "--delete" },
   "dry-run": { command: "get", flag: "--dry-run" },
+  sha256: { command: "get", flag: "--sha256" },
 };
 
 /** Phrases for people, by error code. */
@@ -283,6 +288,8 @@ interface CliOptions {
   sync: boolean;
   /** `--checksum`, `--delete`, `--dry-run`. */
   syncFlags: SyncFlags;
+  /** `--sha256`: verify with SHA-256 instead of XXH3-128. */
+  sha256: boolean;
   help: boolean;
 }
 
@@ -312,6 +319,7 @@ function parseCli(args: string[]): CliOptions {
         checksum: { type: "boolean" },
         delete: { type: "boolean" },
         "dry-run": { type: "boolean" },
+        sha256: { type: "boolean" },
       },
       strict: true,
       allowPositionals: true,
@@ -376,6 +384,7 @@ function parseCli(args: string[]): CliOptions {
       delete: values.delete ?? false,
       dryRun: values["dry-run"] ?? false,
     },
+    sha256: values.sha256 ?? false,
     help: values.help ?? false,
   };
   if (options.help) return options;
@@ -394,6 +403,7 @@ function parseCli(args: string[]): CliOptions {
         "checksum",
         "delete",
         "dry-run",
+        "sha256",
       ].includes(key) &&
         (effective === "get" || effective === "put"));
     if (given && !allowed) {
@@ -538,6 +548,7 @@ function connectOptionsOf(options: CliOptions): ConnectOptions {
     caCerts: options.caCerts,
     idleTimeoutMs: options.idleTimeoutMs,
     maxListEntries: options.maxListEntries,
+    digest: options.sha256 ? "sha256" : undefined,
   };
 }
 
@@ -792,7 +803,7 @@ async function runGetCommand(
     console.log(
       `${subject.local}: ${result.bytes} bytes in ${
         result.seconds.toFixed(2)
-      } s, sha256 ${result.sha256}`,
+      } s, ${result.algorithm} ${result.digest}`,
     );
   }
 }
@@ -823,7 +834,7 @@ async function runPutCommand(
       ? jsonLine(remote, { result })
       : `${remote}: ${result.bytes} bytes uploaded in ${
         result.seconds.toFixed(2)
-      } s, sha256 ${result.sha256}`,
+      } s, ${result.algorithm} ${result.digest}`,
   );
 }
 

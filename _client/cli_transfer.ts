@@ -243,7 +243,7 @@ export async function runGetMany(
           lines.push(
             `${outcome.local}: ${outcome.result.bytes} bytes in ${
               outcome.result.seconds.toFixed(2)
-            } s, sha256 ${outcome.result.sha256}`,
+            } s, ${outcome.result.algorithm} ${outcome.result.digest}`,
           );
         }
       },

@@ -54,6 +54,9 @@ import { FerryError } from "../errors.ts";
 import {
   type ByteReader,
   type ByteWriter,
+  DEFAULT_DIGEST,
+  DIGEST_ALGORITHMS,
+  type DigestAlgorithm,
   encodeMessage,
   type Entry,
   FrameReader,
@@ -62,6 +65,7 @@ import {
   PROTOCOL_VERSION,
   writeAll,
 } from "../protocol.ts";
+import { digestFits } from "../_common/digest.ts";
 
 /**
  * How long {@linkcode connect} waits for the server's `HELLO`, in
@@ -93,12 +97,14 @@ const NONCE_BYTES = 32;
  * import { connect } from "../client.ts";
  * await using client = await connect({ port: 65432 });
  * const result = await client.get("notes.txt", "notes.txt");
- * console.log(`${result.bytes} bytes, sha256 ${result.sha256}`);
+ * console.log(`${result.bytes} bytes, ${result.algorithm} ${result.digest}`);
  * ```
  */
 export class FerryClient {
   /** The negotiated protocol version. */
   readonly version: number;
+  /** The digest algorithm the server chose, for every transfer. */
+  readonly digest: DigestAlgorithm;
   #conn: Deno.Conn;
   #maxListEntries: number;
   #maxListBytes: number;
@@ -121,7 +127,8 @@ export class FerryClient {
    * @param conn The connection.
    * @param version The negotiated protocol version.
    * @param options `reader`: the frame reader used for the handshake (it may
-   * hold buffered bytes); `signal`: aborting it closes the client;
+   * hold buffered bytes); `digest`: the algorithm the handshake agreed on
+   * (default `"xxh3-128"`); `signal`: aborting it closes the client;
    * `idleTimeoutMs`: see {@linkcode ConnectOptions.idleTimeoutMs} (default
    * 60000).
    */
@@ -130,6 +137,7 @@ export class FerryClient {
     version: number,
     options: {
       reader?: FrameReader;
+      digest?: DigestAlgorithm;
       signal?: AbortSignal;
       idleTimeoutMs?: number;
       maxListEntries?: number;
@@ -140,6 +148,7 @@ export class FerryClient {
     this.#maxListEntries = options.maxListEntries ?? DEFAULT_MAX_LIST_ENTRIES;
     this.#maxListBytes = options.maxListBytes ?? DEFAULT_MAX_LIST_BYTES;
     this.version = version;
+    this.digest = options.digest ?? DEFAULT_DIGEST;
     // A reader from connect() reads through the watch it carries.
     const watch = options.reader instanceof WatchedReader
       ? options.reader.watch
@@ -259,12 +268,12 @@ export class FerryClient {
    * Downloads a file.
    *
    * With a path as destination the bytes go to `DEST.part`, which is renamed
-   * to `DEST` (with the remote modification time) once its SHA-256 matches
+   * to `DEST` (with the remote modification time) once its digest matches
    * the server's; on a mismatch or a refusal it is removed. A connection
    * that breaks mid-transfer leaves `DEST.part` behind.
    *
    * With a `ByteWriter` or a `WritableStream` the bytes are delivered as they
-   * arrive: the SHA-256 is still checked and a mismatch still throws
+   * arrive: the digest is still checked and a mismatch still throws
    * `INTEGRITY`, but the bytes have already been written by then. A stream
    * receives a copy of each chunk and is released, not closed, at the end.
    *
@@ -276,7 +285,7 @@ export class FerryClient {
    * @throws {FerryError} `EXISTS` if the local file exists and `overwrite`
    * is not set (before anything is requested), `NOT_FOUND`, `FORBIDDEN` and
    * other refusals, `CHANGED` if the file changed while it was sent,
-   * `INTEGRITY` if the SHA-256 differs, `CONNECTION` if the connection ends
+   * `INTEGRITY` if the digest differs, `CONNECTION` if the connection ends
    * early, `LOCAL` if the destination cannot be written.
    *
    * @example Download to a file and to standard output
@@ -321,7 +330,7 @@ export class FerryClient {
   }
 
   /**
-   * Uploads a file. The server keeps it only if the SHA-256 sent after the
+   * Uploads a file. The server keeps it only if the digest sent after the
    * bytes matches what it received.
    *
    * @param localPath Local file to send.
@@ -379,14 +388,15 @@ export class FerryClient {
   }
 
   /**
-   * Asks the server for the SHA-256 of a file, or of its first `length`
+   * Asks the server for the digest (in the session's algorithm,
+   * {@linkcode FerryClient.digest}) of a file, or of its first `length`
    * bytes (`SUM`), without fetching it. The server answers a whole file's
    * digest from its cache when the file has not changed since it last
    * hashed it.
    *
    * @param path File on the server.
    * @param options `length`: hash only bytes `0..length`.
-   * @returns The 32-byte digest.
+   * @returns The digest (16 bytes for XXH3-128, 32 for SHA-256).
    * @throws {FerryError} `NOT_FOUND`, `FORBIDDEN` (also for a folder),
    * `BAD_REQUEST` for a `length` past the end, `CHANGED` if the file
    * changed while it was hashed; `CONNECTION` or `PROTOCOL` if the session
@@ -403,7 +413,14 @@ export class FerryClient {
   sum(path: string, options: { length?: number } = {}): Promise<Uint8Array> {
     return this.#run(async () => {
       await this.#send({ type: "sum", path, length: options.length });
-      return (await this.#expect("hash")).sha256;
+      const reply = await this.#expect("hash");
+      if (!digestFits(this.digest, reply.digest)) {
+        throw new FerryError(
+          "PROTOCOL",
+          `HASH of ${reply.digest.length} bytes in a ${this.digest} session`,
+        );
+      }
+      return reply.digest;
     });
   }
 
@@ -510,7 +527,7 @@ export class FerryClient {
   /**
    * Downloads many files over this one connection, sending up to `window`
    * `GET`s ahead of the replies. Each file is received as by
-   * {@linkcode FerryClient.get} (`DEST.part`, SHA-256 check, rename). A
+   * {@linkcode FerryClient.get} (`DEST.part`, digest check, rename). A
    * refusal of one file does not stop the others; a broken session fails
    * the rest with `CONNECTION`. No other call runs in between.
    *
@@ -589,6 +606,7 @@ export class FerryClient {
       expect: (...types) => this.#expect(...types),
       source: this.#source,
       sink: this.#sink,
+      digest: this.digest,
       buffers: () => this.#bulkBuffers(),
       recoverable: (error) =>
         typeof error === "object" && error !== null &&
@@ -752,12 +770,20 @@ export async function connect(
   try {
     const clientHello = encodeMessage({
       type: "hello",
-      minVersion: 1,
+      minVersion: PROTOCOL_VERSION,
       maxVersion: PROTOCOL_VERSION,
       flags: 0,
       nonce: crypto.getRandomValues(new Uint8Array(NONCE_BYTES)),
     });
-    await writeAll(conn, clientHello);
+    const offered = options.digest === undefined
+      ? DIGEST_ALGORITHMS
+      : [options.digest];
+    const offer = encodeMessage({ type: "digests", algorithms: [...offered] });
+    // DIGESTS goes with HELLO, in one write (see protocol.ts, Handshake).
+    const opening = new Uint8Array(clientHello.length + offer.length);
+    opening.set(clientHello);
+    opening.set(offer, clientHello.length);
+    await writeAll(conn, opening);
     const first = await reader.peek();
     if (first !== null && !wantsTls(options) && isTlsRecord(first[0])) {
       throw new FerryError(
@@ -780,10 +806,35 @@ export async function connect(
       );
     }
     const version = reply.maxVersion;
-    if (version < 1 || version > PROTOCOL_VERSION) {
+    if (version !== PROTOCOL_VERSION) {
       throw new FerryError(
         "UNSUPPORTED_VERSION",
-        `The server chose protocol version ${version}; this client speaks 1 to ${PROTOCOL_VERSION}`,
+        `The server chose protocol version ${version}; this client speaks ${PROTOCOL_VERSION} only`,
+      );
+    }
+    const chosen = await reader.readMessage();
+    if (chosen === null) {
+      throw new FerryError(
+        "CONNECTION",
+        "Connection closed during the handshake, before DIGESTS",
+      );
+    }
+    if (chosen.type === "error") throw serverError(chosen);
+    if (chosen.type !== "digests") {
+      throw new FerryError(
+        "PROTOCOL",
+        `Expected DIGESTS from the server, got ${chosen.type.toUpperCase()}`,
+      );
+    }
+    const digest = offered.find((name) =>
+      chosen.algorithms.length === 1 && name === chosen.algorithms[0]
+    );
+    if (digest === undefined) {
+      throw new FerryError(
+        "UNSUPPORTED_VERSION",
+        `The server chose digest ${
+          chosen.algorithms.join(", ")
+        }; this client offered ${offered.join(", ")}`,
       );
     }
     if (reply.flags & HELLO_AUTH_REQUIRED) {
@@ -812,6 +863,7 @@ export async function connect(
     return new FerryClient(conn, version, {
       reader,
       signal,
+      digest,
       maxListEntries: options.maxListEntries,
       maxListBytes: options.maxListBytes,
     });

@@ -3,16 +3,22 @@
  * own line of stdout (JSON Lines), so that scripts can check what happened.
  *
  * ```json
- * {"name":"docs/a.txt","kind":"file","bytes":4096,"sha256":"9f86…","seconds":0.004,"status":"ok"}
- * {"name":"docs/x","kind":"file","bytes":0,"sha256":null,"seconds":null,"status":"failed","error":{"code":"NOT_FOUND","message":"Not found: docs/x"}}
+ * {"name":"docs/a.txt","kind":"file","bytes":4096,"algorithm":"xxh3-128","digest":"54182c58…","sha256":null,"seconds":0.004,"status":"ok"}
+ * {"name":"docs/b.txt","kind":"file","bytes":3,"algorithm":"sha256","digest":"98ea6e4f…","sha256":"98ea6e4f…","seconds":0.001,"status":"ok"}
+ * {"name":"docs/x","kind":"file","bytes":0,"algorithm":null,"digest":null,"sha256":null,"seconds":null,"status":"failed","error":{"code":"NOT_FOUND","message":"Not found: docs/x"}}
  * ```
+ *
+ * `digest` is the whole file's digest in `algorithm` (the session's:
+ * `xxh3-128` by default, `sha256` with `--sha256`), lowercase hex.
+ * `sha256` repeats it when the algorithm is SHA-256 and is `null`
+ * otherwise (it was the only digest before protocol version 2).
  *
  * A sync (`--sync`) writes one record per entry, files and folders, with
  * the status `created`, `updated`, `appended`, `unchanged`, `deleted` or
  * `failed`, and `sent`, the file bytes that crossed the wire:
  *
  * ```json
- * {"name":"logs/app.log","kind":"file","bytes":2048,"sha256":"5d41…","seconds":0.002,"status":"appended","sent":1024}
+ * {"name":"logs/app.log","kind":"file","bytes":2048,"algorithm":"xxh3-128","digest":"5d41…","sha256":null,"seconds":0.002,"status":"appended","sent":1024}
  * ```
  *
  * @module
@@ -22,6 +28,7 @@ import { safeJson } from "../_common/escape.ts";
 import type { TransferResult } from "./types.ts";
 import type { FerryError } from "../errors.ts";
 import type { SyncRecord } from "./sync_report.ts";
+import type { DigestAlgorithm } from "../protocol.ts";
 
 /**
  * One line of `--json` output.
@@ -31,7 +38,8 @@ import type { SyncRecord } from "./sync_report.ts";
  * import assert from "node:assert/strict";
  * import type { JsonFileRecord } from "./json_output.ts";
  * const record: JsonFileRecord = {
- *   name: "a.txt", kind: "file", bytes: 3, sha256: "ab", seconds: 0.1, status: "ok",
+ *   name: "a.txt", kind: "file", bytes: 3, algorithm: "xxh3-128", digest: "ab",
+ *   sha256: null, seconds: 0.1, status: "ok",
  * };
  * assert(record.status === "ok");
  * ```
@@ -46,7 +54,11 @@ export interface JsonFileRecord {
   kind: "file" | "dir" | "link" | "other";
   /** Size of the file (0 when it failed). */
   bytes: number;
-  /** SHA-256, lowercase hex, or `null` when it failed. */
+  /** The session's digest algorithm, or `null` when it failed. */
+  algorithm: DigestAlgorithm | null;
+  /** The file's digest in `algorithm`, lowercase hex, or `null`. */
+  digest: string | null;
+  /** The same as `digest` when `algorithm` is `"sha256"`, else `null`. */
   sha256: string | null;
   /** Duration of the transfer, or `null` when it failed. */
   seconds: number | null;
@@ -89,6 +101,8 @@ export function jsonLine(
       name,
       kind,
       bytes: 0,
+      algorithm: null,
+      digest: null,
       sha256: null,
       seconds: null,
       status: "failed",
@@ -101,7 +115,11 @@ export function jsonLine(
       name,
       kind,
       bytes: outcome.result.bytes,
-      sha256: outcome.result.sha256,
+      algorithm: outcome.result.algorithm,
+      digest: outcome.result.digest,
+      sha256: outcome.result.algorithm === "sha256"
+        ? outcome.result.digest
+        : null,
       seconds: Math.round(outcome.result.seconds * 1e6) / 1e6,
       status: "ok",
     };
@@ -127,7 +145,9 @@ export function syncJsonLine(record: SyncRecord): string {
     name: record.name,
     kind: record.kind,
     bytes: record.size,
-    sha256: record.sha256 ?? null,
+    algorithm: record.algorithm ?? null,
+    digest: record.digest ?? null,
+    sha256: record.algorithm === "sha256" ? record.digest ?? null : null,
     seconds: record.seconds === undefined
       ? null
       : Math.round(record.seconds * 1e6) / 1e6,

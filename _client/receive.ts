@@ -4,7 +4,8 @@
  * (`_client/tree_get.ts`) and the resumed ones (`_client/resume.ts`).
  *
  * {@linkcode receiveFile} reads the reply to a `GET`: the `DATA` frame,
- * then the raw bytes into a {@linkcode Receiver} with the running SHA-256,
+ * then the raw bytes into a {@linkcode Receiver} with the running digest (in
+ * the session's algorithm),
  * then the server's `HASH` checked against it; it commits the receiver
  * when they match and discards it otherwise. One rule decides what a
  * failure leaves: bytes cut short by a broken session stay in `DEST.part`
@@ -15,9 +16,9 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
 import { sameBytes, toHex } from "../_common/bytes.ts";
 import { copyHashed } from "../_common/copy.ts";
+import { createHasher, digestFits, type Hasher } from "../_common/digest.ts";
 import type { Receiver } from "./receiver.ts";
 import type { SessionIo } from "./session_io.ts";
 import { type TransferResult, transferResult } from "./types.ts";
@@ -58,7 +59,7 @@ export interface ReceiveFileOptions {
  * import type { SessionIo } from "./session_io.ts";
  * declare const io: SessionIo;
  * const receiver = await openReceiver(Deno.stdout, false);
- * console.log((await getFile(io, receiver, { path: "a.txt" })).sha256);
+ * console.log((await getFile(io, receiver, { path: "a.txt" })).digest);
  * ```
  */
 export async function getFile(
@@ -83,7 +84,7 @@ export async function getFile(
 /**
  * Receives the reply to a `GET` already sent (at the receiver's offset):
  * `DATA`, the raw bytes into the receiver, `HASH`; commits the receiver
- * when the SHA-256 matches, discards it otherwise (keeping the bytes only
+ * when the digest matches, discards it otherwise (keeping the bytes only
  * when the session broke after `DATA`).
  *
  * @param io The session.
@@ -123,7 +124,7 @@ export async function receiveFile(
     const digest = await receiveVerified(io, receiver.writer, {
       size: data.size,
       offset,
-      hash: receiver.hash ?? createHash("sha256"),
+      hash: receiver.hash ?? await createHasher(io.digest),
       onProgress: options.onProgress,
     });
     try {
@@ -131,7 +132,11 @@ export async function receiveFile(
     } catch (error) {
       throw io.keep(error);
     }
-    return transferResult(options.path, data.size, digest, since);
+    return transferResult(options.path, data.size, {
+      algorithm: io.digest,
+      digest,
+      start: since,
+    });
   } catch (error) {
     await receiver.discard(started && !io.recoverable(error));
     throw error;
@@ -158,12 +163,12 @@ async function expectData(
  * then reads the server's `HASH` and checks it; returns the digest.
  */
 async function receiveVerified(
-  io: Pick<SessionIo, "source" | "buffers" | "expect" | "keep">,
+  io: Pick<SessionIo, "source" | "buffers" | "expect" | "keep" | "digest">,
   sink: ByteWriter,
   options: {
     size: number;
     offset: number;
-    hash: Hash;
+    hash: Hasher;
     onProgress?: (done: number, total: number) => void;
   },
 ): Promise<Uint8Array> {
@@ -183,13 +188,19 @@ async function receiveVerified(
     );
   }
   const reply = await io.expect("hash");
+  if (!digestFits(io.digest, reply.digest)) {
+    throw new FerryError(
+      "PROTOCOL",
+      `HASH of ${reply.digest.length} bytes in a ${io.digest} session`,
+    );
+  }
   const digest = hash.digest();
-  if (!sameBytes(reply.sha256, digest)) {
+  if (!sameBytes(reply.digest, digest)) {
     throw io.keep(
       new FerryError(
         "INTEGRITY",
-        `Integrity check failed: the server's SHA-256 is ${
-          toHex(reply.sha256)
+        `Integrity check failed: the server's ${io.digest} is ${
+          toHex(reply.digest)
         }, the received bytes' is ${toHex(digest)}`,
       ),
     );

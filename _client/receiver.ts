@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Hash } from "node:crypto";
+import type { Hasher } from "../_common/digest.ts";
 import { messageOf } from "../_common/text.ts";
 import { FerryError } from "../errors.ts";
 import type { ByteWriter, DataMessage } from "../protocol.ts";
@@ -28,8 +28,8 @@ export interface Receiver {
    * @default {0}
    */
   readonly offset?: number;
-  /** The running SHA-256 of those first `offset` bytes. */
-  readonly hash?: Hash;
+  /** The running digest (the session's algorithm) of those first `offset` bytes. */
+  readonly hash?: Hasher;
   /** Called with the server's `DATA`, before the first byte is written. */
   start?(data: DataMessage): Promise<void>;
   /** Finishes a verified download (rename into place, set the mtime). */

@@ -12,7 +12,7 @@
  * locally and the download continues at its length (`GET path offset`).
  * Otherwise (the remote file changed, the part is from another file, is
  * longer than the file or has no record) the download starts over, once,
- * and says so. The whole-file SHA-256 is checked at the end either way; if
+ * and says so. The whole-file digest is checked at the end either way; if
  * a resumed download fails that check, it starts over once more from 0.
  *
  * The part is a {@linkcode Receiver}: the bytes reach it through the same
@@ -21,7 +21,7 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
+import { createHasher, type Hasher } from "../_common/digest.ts";
 import { copyHashed } from "../_common/copy.ts";
 import { localError, localReader, localWriter } from "./local_io.ts";
 import { getFile } from "./receive.ts";
@@ -207,7 +207,7 @@ export interface ResumableTarget {
 /**
  * Downloads `path` into the local file `destination`, continuing from an
  * earlier download's `DEST.part` when its record shows it is a piece of the
- * same version of the same file. If the whole file's SHA-256 then differs,
+ * same version of the same file. If the whole file's digest then differs,
  * the download starts over once from 0.
  *
  * @param io The session.
@@ -280,7 +280,7 @@ async function openPart(
   const part = destination + ".part";
   const existed = (await fileLength(part)) !== undefined;
   const file = await openPartFile(io, part);
-  let prefix: { hash: Hash; offset: number };
+  let prefix: { hash: Hasher; offset: number };
   try {
     prefix = await hashPrefix(file, part, options.offset, io);
   } catch (error) {
@@ -379,8 +379,8 @@ async function hashPrefix(
   part: string,
   offset: number,
   io: SessionIo,
-): Promise<{ hash: Hash; offset: number }> {
-  const hash = createHash("sha256");
+): Promise<{ hash: Hasher; offset: number }> {
+  const hash = await createHasher(io.digest);
   if (offset === 0) return { hash, offset };
   let hashed: number;
   try {
@@ -396,7 +396,7 @@ async function hashPrefix(
   }
   if (hashed < offset) {
     await truncate(file, part);
-    return { hash: createHash("sha256"), offset: 0 };
+    return { hash: await createHasher(io.digest), offset: 0 };
   }
   return { hash, offset };
 }

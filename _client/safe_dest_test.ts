@@ -8,6 +8,7 @@ import {
   type Entry,
   FrameReader,
   type Message,
+  PROTOCOL_VERSION,
   writeAll,
 } from "../protocol.ts";
 
@@ -80,15 +81,17 @@ async function withHostileServer(
     try {
       const hello = await reader.readMessage();
       assert.equal(hello?.type, "hello");
-      await writeAll(
-        conn,
-        encodeMessage({
+      const offer = await reader.readMessage();
+      assert.equal(offer?.type, "digests");
+      await send(
+        {
           type: "hello",
-          minVersion: 1,
-          maxVersion: 1,
+          minVersion: PROTOCOL_VERSION,
+          maxVersion: PROTOCOL_VERSION,
           flags: 0,
           nonce: new Uint8Array(32),
-        }),
+        },
+        { type: "digests", algorithms: ["sha256"] },
       );
       while (true) {
         const message = await reader.readMessage();
@@ -111,7 +114,7 @@ async function withHostileServer(
             encodeMessage({ type: "data", size: 5, offset: 0, mtime: 0 }),
           );
           await writeAll(conn, body);
-          await writeAll(conn, encodeMessage({ type: "hash", sha256: digest }));
+          await writeAll(conn, encodeMessage({ type: "hash", digest: digest }));
         } else {
           break;
         }

@@ -28,7 +28,7 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { createHasher } from "../_common/digest.ts";
 import { copyHashed } from "../_common/copy.ts";
 import { localError, localReader } from "./local_io.ts";
 import type { SessionIo } from "./session_io.ts";
@@ -168,7 +168,7 @@ export interface SendFileOptions {
  * @param source The open local file.
  * @param offset The offset of the server's `READY`.
  * @param options The resume flag of the request and callbacks.
- * @returns The SHA-256 sent.
+ * @returns The digest sent.
  * @throws {FerryError} `PROTOCOL` for an offset the request does not
  * allow; `CHANGED` if the local file changed while it was sent (nothing
  * more is sent: the session must close); `LOCAL` if it cannot be read;
@@ -202,7 +202,7 @@ export async function sendFile(
       }`,
     );
   }
-  const hash = createHash("sha256");
+  const hash = await createHasher(io.digest);
   await source.rewind();
   const buffers = io.buffers();
   const hashed = offset === 0
@@ -224,8 +224,8 @@ export async function sendFile(
       `Local file changed while it was sent: ${source.path}`,
     );
   }
-  const digest = new Uint8Array(hash.digest());
-  await io.send([{ type: "hash", sha256: digest }]);
+  const digest = hash.digest();
+  await io.send([{ type: "hash", digest }]);
   return digest;
 }
 
@@ -300,7 +300,11 @@ export async function putFile(
       throw error;
     }
     return {
-      ...transferResult(paths.remote, source.size, digest, since),
+      ...transferResult(paths.remote, source.size, {
+        algorithm: io.digest,
+        digest,
+        start: since,
+      }),
       resumedFrom: offset,
       restarted,
     };

@@ -11,7 +11,12 @@ import type { BulkBuffers } from "../_common/copy.ts";
 import type { TransferResult } from "./types.ts";
 import { messageOf } from "../_common/text.ts";
 import { FerryError } from "../errors.ts";
-import type { ByteReader, ByteWriter, Message } from "../protocol.ts";
+import type {
+  ByteReader,
+  ByteWriter,
+  DigestAlgorithm,
+  Message,
+} from "../protocol.ts";
 
 /** Default number of requests sent ahead of their replies. */
 export const DEFAULT_WINDOW = 32;
@@ -31,6 +36,8 @@ export interface SessionIo {
   readonly source: ByteReader;
   /** Raw bytes to the server (after `READY`). */
   readonly sink: ByteWriter;
+  /** The digest algorithm agreed in the handshake, for every `HASH`. */
+  readonly digest: DigestAlgorithm;
   /** The session's reused bulk buffers. */
   buffers(): BulkBuffers;
   /** Whether the frames are still in step with the server after `error`. */

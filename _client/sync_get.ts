@@ -7,7 +7,7 @@
  * the wrong kind are removed (a file where the source has a folder, and the
  * reverse); `--checksum` digests and append prefixes are compared with
  * `SUM`; new and changed files are fetched through the usual `.part`,
- * SHA-256 check and rename, small ones pipelined (`getMany`), large ones
+ * digest check and rename, small ones pipelined (`getMany`), large ones
  * one by one with a resume record (so that an interrupted sync run again
  * continues them); a grown file whose local copy is a verified prefix of
  * the remote one is continued from its length, so that only the new bytes
@@ -43,7 +43,7 @@ import {
 import { sameBytes } from "../_common/bytes.ts";
 import { messageOf } from "../_common/text.ts";
 import { FerryError } from "../errors.ts";
-import type { Entry } from "../protocol.ts";
+import type { DigestAlgorithm, Entry } from "../protocol.ts";
 
 /**
  * Files at least this large are fetched one by one with a resume record
@@ -83,6 +83,8 @@ export interface SyncGetClient {
   sum(path: string, options?: { length?: number }): Promise<Uint8Array>;
   /** The server's `host:port`, kept in resume records. */
   readonly server: string;
+  /** The session's digest algorithm (`SUM` answers in it). */
+  readonly digest: DigestAlgorithm;
 }
 
 /** A file to fetch, with what it was planned as. */
@@ -194,7 +196,7 @@ export async function syncGet(
       if (action === "verify") {
         const same = sameBytes(
           await client.sum(remote),
-          await localDigest(destination, item.name),
+          await localDigest(client.digest, destination, item.name),
         );
         if (same) {
           if (!dryRun) setTime(destination, item.name, item.mtime);
@@ -204,7 +206,12 @@ export async function syncGet(
         action = "update";
       } else if (action === "append") {
         const length = item.destSize!;
-        const mine = await localDigest(destination, item.name, length);
+        const mine = await localDigest(
+          client.digest,
+          destination,
+          item.name,
+          length,
+        );
         const theirs = await client.sum(remote, { length }).catch((error) => {
           if (error instanceof FerryError && error.code === "BAD_REQUEST") {
             return undefined; // the file shrank since it was listed
@@ -293,7 +300,8 @@ async function fetchAll(
   const done = (fetch: Fetch, result: TransferResult) =>
     record(fetch.item, statusOf(fetch, result), {
       bytes: result.bytes - (result.resumedFrom ?? 0),
-      sha256: result.sha256,
+      algorithm: result.algorithm,
+      digest: result.digest,
       seconds: result.seconds,
     });
   const onProgress = options.onProgress;
@@ -342,7 +350,7 @@ function resumable(fetch: Fetch): boolean {
  * Prepares the continuation of a grown file: a copy of the local file as
  * `DEST.part`, and the record that says which remote version it is the
  * start of; the resumable download then asks only for the rest (and checks
- * the whole file's SHA-256 at the end).
+ * the whole file's digest at the end).
  */
 async function startAppend(client: SyncGetClient, fetch: Fetch): Promise<void> {
   const part = `${fetch.local}.part`;
@@ -370,11 +378,12 @@ async function startAppend(client: SyncGetClient, fetch: Fetch): Promise<void> {
 
 /** The digest of a local file under `root` (never through a link). */
 async function localDigest(
+  algorithm: DigestAlgorithm,
   root: string,
   name: string,
   length?: number,
 ): Promise<Uint8Array> {
-  const digest = await hashLocal(checkedPath(root, name), length);
+  const digest = await hashLocal(checkedPath(root, name), algorithm, length);
   if (digest === undefined) {
     throw new FerryError("LOCAL", `Changed while it was read: ${name}`);
   }

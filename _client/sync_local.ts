@@ -6,7 +6,8 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { createHasher } from "../_common/digest.ts";
+import type { DigestAlgorithm } from "../protocol.ts";
 import * as nodePath from "node:path";
 import { copyHashed, makeBulkBuffers } from "../_common/copy.ts";
 import { messageOf } from "../_common/text.ts";
@@ -225,9 +226,11 @@ export async function removeInside(
 }
 
 /**
- * SHA-256 of a local file, or of its first `length` bytes.
+ * Digest of a local file, or of its first `length` bytes, in the session's
+ * algorithm (to compare with the server's `SUM`).
  *
  * @param path The file.
+ * @param algorithm The digest algorithm.
  * @param length How many bytes to hash; the whole file when absent.
  * @returns The digest, or `undefined` when the file holds fewer bytes.
  * @throws {FerryError} `LOCAL` if it cannot be read.
@@ -235,17 +238,18 @@ export async function removeInside(
  * @example Hash a file
  * ```ts ignore
  * import { hashLocal } from "./sync_local.ts";
- * console.log(await hashLocal("notes.txt"));
+ * console.log(await hashLocal("notes.txt", "xxh3-128"));
  * ```
  */
 export async function hashLocal(
   path: string,
+  algorithm: DigestAlgorithm,
   length?: number,
 ): Promise<Uint8Array | undefined> {
   try {
     using file = await Deno.open(path, { read: true });
     const size = length ?? (await file.stat()).size;
-    const hash = createHash("sha256");
+    const hash = await createHasher(algorithm);
     const read = await copyHashed(
       file,
       undefined,
@@ -253,7 +257,7 @@ export async function hashLocal(
       hash,
       makeBulkBuffers(HASH_BUFFER_BYTES),
     );
-    return read < size ? undefined : new Uint8Array(hash.digest());
+    return read < size ? undefined : hash.digest();
   } catch (error) {
     throw new FerryError("LOCAL", `Cannot read ${path}: ${messageOf(error)}`, {
       cause: error,

@@ -11,7 +11,7 @@
  * prefix is sent with the `PUT` append flag, so that only its new bytes
  * cross the wire; new and changed files and new folders go in one
  * pipelined run (`putMany`), large ones one by one with the resume flag,
- * each file checked by the server's SHA-256 before it replaces the old
+ * each file checked by the server's digest before it replaces the old
  * one. A file that changed locally while it was sent fails with `CHANGED`
  * (which closes the session: run the sync again). Only when every entry succeeded are
  * remote entries the source lacks deleted (`--delete`); last, folder times
@@ -39,7 +39,7 @@ import {
 } from "./sync_report.ts";
 import { sameBytes } from "../_common/bytes.ts";
 import { FerryError } from "../errors.ts";
-import type { Entry } from "../protocol.ts";
+import type { DigestAlgorithm, Entry } from "../protocol.ts";
 
 /**
  * What {@linkcode syncPut} needs of a client.
@@ -70,6 +70,8 @@ export interface SyncPutClient {
   ): Promise<TransferResult>;
   /** `SUM`: the digest of a remote file or of its first `length` bytes. */
   sum(path: string, options?: { length?: number }): Promise<Uint8Array>;
+  /** The session's digest algorithm (`SUM` answers in it). */
+  readonly digest: DigestAlgorithm;
   /** `DELETE`. */
   delete(path: string, options?: { recursive?: boolean }): Promise<void>;
 }
@@ -211,7 +213,7 @@ export async function syncPut(
       }
       let action = item.action;
       if (action === "verify") {
-        const mine = await hashLocal(send.local);
+        const mine = await hashLocal(send.local, client.digest);
         if (mine === undefined) throw changedLocally(send.local);
         if (sameBytes(await client.sum(send.remote), mine)) {
           record(item, "unchanged");
@@ -220,7 +222,7 @@ export async function syncPut(
         action = "update";
       } else if (action === "append") {
         const length = item.destSize!;
-        const mine = await hashLocal(send.local, length);
+        const mine = await hashLocal(send.local, client.digest, length);
         const theirs = await client.sum(send.remote, { length }).catch(
           (error) => {
             if (error instanceof FerryError && error.code === "BAD_REQUEST") {
@@ -323,7 +325,8 @@ async function sendAll(
         : "updated",
       {
         bytes: result.bytes - (result.resumedFrom ?? 0),
-        sha256: result.sha256,
+        algorithm: result.algorithm,
+        digest: result.digest,
         seconds: result.seconds,
       },
     );

@@ -10,6 +10,7 @@
 import { FerryError } from "../errors.ts";
 import { messageOf } from "../_common/text.ts";
 import { formatBytes } from "./progress.ts";
+import type { DigestAlgorithm } from "../protocol.ts";
 
 /**
  * What happened to one entry: `created`, `updated`, `appended` (only the new
@@ -48,8 +49,10 @@ export interface SyncRecord {
   size: number;
   /** File bytes that crossed the wire for this entry. */
   bytes: number;
-  /** SHA-256 of the file, lowercase hex, when it was transferred. */
-  sha256?: string;
+  /** The session's digest algorithm, when the file was transferred. */
+  algorithm?: DigestAlgorithm;
+  /** Digest of the file in `algorithm`, lowercase hex, when it was transferred. */
+  digest?: string;
   /** Seconds the transfer took, when there was one. */
   seconds?: number;
   /** Why it failed. */

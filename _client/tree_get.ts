@@ -4,7 +4,7 @@
  * order), and the copy of a remote folder tree built on them.
  *
  * Every file goes through the same local end and receive path as a single
- * download (`openReceiver`, `receiveFile`: `DEST.part`, SHA-256 check,
+ * download (`openReceiver`, `receiveFile`: `DEST.part`, digest check,
  * rename). A refusal of one
  * file (`NOT_FOUND`, `FORBIDDEN`, `CHANGED`, an integrity failure, a local
  * error before the transfer) is reported and the rest go on; only a broken

@@ -213,7 +213,11 @@ class PutPipeline {
             path: item.remote,
             kind: "file",
             local: item.local,
-            result: transferResult(item.remote, size, digest, since),
+            result: transferResult(item.remote, size, {
+              algorithm: this.#io.digest,
+              digest,
+              start: since,
+            }),
           })),
       });
     } catch (error) {

@@ -6,6 +6,7 @@
  */
 
 import { toHex } from "../_common/bytes.ts";
+import type { DigestAlgorithm } from "../protocol.ts";
 
 /**
  * Where to connect, for {@linkcode connect} and {@linkcode classicGet}.
@@ -82,6 +83,17 @@ export interface ConnectOptions {
    * @default {268435456} (256 MiB)
    */
   maxListBytes?: number;
+  /**
+   * The digest algorithm every transfer of the session is verified with.
+   * Unset, the client offers `"xxh3-128"` then `"sha256"` and the server
+   * picks (XXH3-128: fast, catches accidental corruption). `"sha256"`
+   * offers SHA-256 alone, e.g. to compare results with published SHA-256
+   * sums; a server that does not support it refuses the session with
+   * `UNSUPPORTED_VERSION`. Neither stops an attacker on the path: use TLS.
+   *
+   * @default {undefined}
+   */
+  digest?: DigestAlgorithm;
 }
 
 /**
@@ -91,7 +103,9 @@ export interface ConnectOptions {
  * ```ts
  * import assert from "node:assert/strict";
  * import type { TransferResult } from "../client.ts";
- * const result: TransferResult = { path: "a.txt", bytes: 3, sha256: "ab", seconds: 0.1 };
+ * const result: TransferResult = {
+ *   path: "a.txt", bytes: 3, algorithm: "xxh3-128", digest: "ab", seconds: 0.1,
+ * };
  * assert(result.bytes === 3);
  * ```
  */
@@ -100,8 +114,21 @@ export interface TransferResult {
   path: string;
   /** Size of the whole file in bytes. */
   bytes: number;
-  /** SHA-256 of the whole file, lowercase hex. */
-  sha256: string;
+  /**
+   * The digest algorithm of the session: `"xxh3-128"` unless SHA-256 was
+   * asked for ({@linkcode ConnectOptions.digest}).
+   */
+  algorithm: DigestAlgorithm;
+  /** Digest of the whole file in `algorithm`, lowercase hex. */
+  digest: string;
+  /**
+   * SHA-256 of the whole file, lowercase hex: the same as `digest` when
+   * `algorithm` is `"sha256"`, absent otherwise.
+   *
+   * @deprecated Use `digest` and `algorithm`; protocol version 2 verifies
+   * with XXH3-128 unless SHA-256 is asked for.
+   */
+  sha256?: string;
   /** Wall-clock duration of the transfer, in seconds. */
   seconds: number;
   /**
@@ -176,20 +203,23 @@ export interface TransferOptions {
  *
  * @param path Path of the file on the server.
  * @param bytes Size of the whole file.
- * @param digest Its SHA-256.
- * @param start When the transfer started (`performance.now()`).
+ * @param verified `algorithm` and `digest` of the whole file, `start`: when
+ * the transfer started (`performance.now()`).
  * @returns The result, timed up to now.
  */
 export function transferResult(
   path: string,
   bytes: number,
-  digest: Uint8Array,
-  start: number,
+  verified: { algorithm: DigestAlgorithm; digest: Uint8Array; start: number },
 ): TransferResult {
-  return {
+  const digest = toHex(verified.digest);
+  const result: TransferResult = {
     path,
     bytes,
-    sha256: toHex(digest),
-    seconds: (performance.now() - start) / 1000,
+    algorithm: verified.algorithm,
+    digest,
+    seconds: (performance.now() - verified.start) / 1000,
   };
+  if (verified.algorithm === "sha256") result.sha256 = digest;
+  return result;
 }

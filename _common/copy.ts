@@ -1,13 +1,13 @@
 /**
  * The bulk data path: copy an exact number of bytes from a reader to a
- * writer while hashing them, with two reused buffers so that the SHA-256 of
+ * writer while hashing them, with two reused buffers so that the digest of
  * one chunk is computed while the next read and the current write are in
  * flight.
  *
  * @module
  */
 
-import type { Hash } from "node:crypto";
+import type { Hasher } from "./digest.ts";
 import { type ByteReader, type ByteWriter, writeAll } from "../protocol.ts";
 
 /**
@@ -30,7 +30,7 @@ export function makeBulkBuffers(size: number = BULK_BUFFER_BYTES): BulkBuffers {
  * @param source Where bytes come from.
  * @param sink Where bytes go; `undefined` only hashes.
  * @param count How many bytes to move.
- * @param hash Running SHA-256, updated with every byte moved.
+ * @param hash Running digest, updated with every byte moved.
  * @param buffers Two reused buffers.
  * @param onChunk Called after each chunk with the running total.
  * @returns The number of bytes moved: `count`, or less if the source ended.
@@ -39,7 +39,7 @@ export async function copyHashed(
   source: ByteReader,
   sink: ByteWriter | undefined,
   count: number,
-  hash: Hash | undefined,
+  hash: Pick<Hasher, "update"> | undefined,
   buffers: BulkBuffers,
   onChunk?: (done: number) => void,
 ): Promise<number> {

@@ -16,7 +16,13 @@ import type { ServerLimits } from "./limits.ts";
 import type { UploadParts } from "./upload_part.ts";
 import type { KeptParts } from "./kept_parts.ts";
 import { addressKey } from "./address_key.ts";
-import { FrameReader, MAX_FRAME_BYTES, type Message } from "../protocol.ts";
+import {
+  DEFAULT_DIGEST,
+  type DigestAlgorithm,
+  FrameReader,
+  MAX_FRAME_BYTES,
+  type Message,
+} from "../protocol.ts";
 import type { ServerLogEvent } from "./types.ts";
 import { formatAddress } from "../_common/text.ts";
 
@@ -68,6 +74,8 @@ export class Session implements ClassicSession {
   idleSince: number = performance.now();
   /** Requests started (classic sessions count as one). */
   requests = 0;
+  /** The digest algorithm agreed in the handshake, for every `HASH`. */
+  digest: DigestAlgorithm = DEFAULT_DIGEST;
   #busy = false;
   #peerWatch: Promise<void> | undefined;
   #stopping = false;

@@ -1,14 +1,14 @@
 /**
  * The server's `GET` handler: sends a file (or its tail, for a resumed
- * download) with the SHA-256 of the whole file, and refuses to vouch for a
+ * download) with the digest of the whole file (in the session's algorithm), and refuses to vouch for a
  * file that changed while it was sent.
  *
  * @module
  */
 
 import { untilClosed } from "./until_closed.ts";
-import { createHash } from "node:crypto";
 import { copyHashed } from "../_common/copy.ts";
+import { createHasher } from "../_common/digest.ts";
 import { sameVersion } from "./hash_cache.ts";
 import { resolveExistingSync } from "./path_jail.ts";
 import { openResolvedFile } from "./open_file.ts";
@@ -48,6 +48,7 @@ export async function handleGet(
       conn: session.conn,
       buffers: session.bulkBuffers(),
       hashCache: context.hashCache,
+      algorithm: session.digest,
     });
     if (sent !== undefined) {
       state.bytes = sent.bytes;
@@ -74,8 +75,12 @@ export async function handleGet(
     }
     // A cached digest of this very version spares hashing: the prefix is
     // skipped, the bytes are only copied (see `_server/hash_cache.ts`).
-    const cached = context.hashCache?.lookup(found.hostPath, before);
-    const hash = cached ? undefined : createHash("sha256");
+    const cached = context.hashCache?.lookup(
+      found.hostPath,
+      before,
+      session.digest,
+    );
+    const hash = cached ? undefined : await createHasher(session.digest);
     const buffers = session.bulkBuffers();
     if (cached) {
       state.cached = true;
@@ -133,12 +138,15 @@ export async function handleGet(
     let digest = cached;
     if (digest === undefined) {
       digest = hash!.digest();
-      context.hashCache?.store(found.hostPath, before, digest, observedAt);
+      context.hashCache?.store(
+        found.hostPath,
+        before,
+        session.digest,
+        digest,
+        observedAt,
+      );
     }
-    await writeAll(
-      session.conn,
-      encodeMessage({ type: "hash", sha256: digest }),
-    );
+    await writeAll(session.conn, encodeMessage({ type: "hash", digest }));
   } finally {
     file.close();
   }

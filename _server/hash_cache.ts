@@ -1,8 +1,10 @@
 /**
- * The server's cache of whole-file SHA-256 digests, so that a repeated or
- * resumed `GET` of a large unchanged file is not hashed again.
+ * The server's cache of whole-file digests, so that a repeated or resumed
+ * `GET` of a large unchanged file is not hashed again.
  *
- * An entry is keyed by everything that tells one version of a file from
+ * An entry is keyed by the digest algorithm (each session uses the one it
+ * negotiated, so one file may have an XXH3-128 and a SHA-256 entry) and by
+ * everything that tells one version of a file from
  * another without reading it: the real path, the size, the modification
  * time, the inode and device numbers and the status-change time (`ctime`).
  * `ctime` is there for programs that rewrite a file and then set its
@@ -21,6 +23,8 @@
  * @module
  */
 
+import type { DigestAlgorithm } from "../protocol.ts";
+
 /**
  * How long, in milliseconds, a file must have been left alone (both `mtime`
  * and `ctime` this far in the past) before its digest is cached.
@@ -30,7 +34,7 @@ export const RACY_MARGIN_MS = 2000;
 /** Entries a server keeps unless told otherwise. */
 export const DEFAULT_HASH_CACHE_ENTRIES = 1024;
 
-/** A bounded least-recently-used map from file versions to SHA-256 digests. */
+/** A bounded least-recently-used map from file versions to digests. */
 export class HashCache {
   /** Most entries kept; the least recently used goes first. */
   readonly maxEntries: number;
@@ -65,10 +69,15 @@ export class HashCache {
    *
    * @param realPath The file's real host path.
    * @param info Its status, from `fstat` of the opened file.
-   * @returns The 32-byte digest, or `undefined`.
+   * @param algorithm The session's digest algorithm.
+   * @returns The digest in that algorithm, or `undefined`.
    */
-  lookup(realPath: string, info: Deno.FileInfo): Uint8Array | undefined {
-    const key = versionKey(realPath, info);
+  lookup(
+    realPath: string,
+    info: Deno.FileInfo,
+    algorithm: DigestAlgorithm,
+  ): Uint8Array | undefined {
+    const key = versionKey(realPath, info, algorithm);
     const digest = key === undefined ? undefined : this.#entries.get(key);
     if (digest === undefined || key === undefined) {
       this.misses++;
@@ -87,7 +96,8 @@ export class HashCache {
    *
    * @param realPath The file's real host path.
    * @param info Its status when its reading began.
-   * @param digest The SHA-256 of its whole content.
+   * @param algorithm The algorithm of `digest`.
+   * @param digest The digest of its whole content.
    * @param observedAt `Date.now()` taken just before `info`.
    * @param options `upload`: the file is an inode the server has just
    * renamed into place with the client's modification time; only that time
@@ -99,11 +109,12 @@ export class HashCache {
   store(
     realPath: string,
     info: Deno.FileInfo,
+    algorithm: DigestAlgorithm,
     digest: Uint8Array,
     observedAt: number,
     options: { upload?: boolean } = {},
   ): boolean {
-    const key = versionKey(realPath, info);
+    const key = versionKey(realPath, info, algorithm);
     if (key === undefined) return false;
     const mtime = info.mtime!.getTime();
     if (observedAt - mtime < RACY_MARGIN_MS) return false;
@@ -140,10 +151,14 @@ export function sameVersion(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
 }
 
 /** The cache key of a file version, or undefined without an `mtime`. */
-function versionKey(realPath: string, info: Deno.FileInfo): string | undefined {
+function versionKey(
+  realPath: string,
+  info: Deno.FileInfo,
+  algorithm: DigestAlgorithm,
+): string | undefined {
   const mtime = info.mtime?.getTime();
   if (mtime === undefined || !info.isFile) return undefined;
-  return `${info.size}:${mtime}:${info.ctime?.getTime() ?? ""}:${
+  return `${algorithm}:${info.size}:${mtime}:${info.ctime?.getTime() ?? ""}:${
     info.ino ?? ""
   }:${info.dev}:${realPath}`;
 }

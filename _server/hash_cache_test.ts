@@ -42,10 +42,20 @@ function info(fields: Partial<Deno.FileInfo> = {}): Deno.FileInfo {
 
 const DIGEST = new Uint8Array(32).fill(7);
 
+Deno.test("HashCache keeps one entry per digest algorithm", () => {
+  const cache = new HashCache(8);
+  const xxh3 = new Uint8Array(16).fill(9);
+  assert.equal(cache.store("/r/a", info(), "sha256", DIGEST, NOW), true);
+  assert.equal(cache.lookup("/r/a", info(), "xxh3-128"), undefined);
+  assert.equal(cache.store("/r/a", info(), "xxh3-128", xxh3, NOW), true);
+  assert.deepEqual(cache.lookup("/r/a", info(), "xxh3-128"), xxh3);
+  assert.deepEqual(cache.lookup("/r/a", info(), "sha256"), DIGEST);
+});
+
 Deno.test("HashCache finds a digest only for the same path, size, times, inode and device", () => {
   const cache = new HashCache(8);
-  assert.equal(cache.store("/r/a", info(), DIGEST, NOW), true);
-  assert.deepEqual(cache.lookup("/r/a", info()), DIGEST);
+  assert.equal(cache.store("/r/a", info(), "sha256", DIGEST, NOW), true);
+  assert.deepEqual(cache.lookup("/r/a", info(), "sha256"), DIGEST);
   for (
     const other of [
       info({ size: 101 }),
@@ -55,48 +65,57 @@ Deno.test("HashCache finds a digest only for the same path, size, times, inode a
       info({ dev: 2 }),
     ]
   ) {
-    assert.equal(cache.lookup("/r/a", other), undefined);
+    assert.equal(cache.lookup("/r/a", other, "sha256"), undefined);
   }
-  assert.equal(cache.lookup("/r/b", info()), undefined);
+  assert.equal(cache.lookup("/r/b", info(), "sha256"), undefined);
   assert.equal(cache.hits, 1);
   assert.equal(cache.misses, 6);
 });
 
 Deno.test("HashCache keys without an inode where the platform has none", () => {
   const cache = new HashCache(8);
-  assert.equal(cache.store("C:\\r\\a", info({ ino: null }), DIGEST, NOW), true);
-  assert.deepEqual(cache.lookup("C:\\r\\a", info({ ino: null })), DIGEST);
-  assert.equal(cache.lookup("C:\\r\\a", info({ ino: 5 })), undefined);
+  assert.equal(
+    cache.store("C:\\r\\a", info({ ino: null }), "sha256", DIGEST, NOW),
+    true,
+  );
+  assert.deepEqual(
+    cache.lookup("C:\\r\\a", info({ ino: null }), "sha256"),
+    DIGEST,
+  );
+  assert.equal(cache.lookup("C:\\r\\a", info({ ino: 5 }), "sha256"), undefined);
 });
 
 Deno.test("HashCache refuses a file changed within RACY_MARGIN_MS, except ctime for uploads", () => {
   const cache = new HashCache(8);
   const freshMtime = info({ mtime: new Date(NOW - RACY_MARGIN_MS + 1) });
   const freshCtime = info({ ctime: new Date(NOW - RACY_MARGIN_MS + 1) });
-  assert.equal(cache.store("/r/a", freshMtime, DIGEST, NOW), false);
-  assert.equal(cache.store("/r/a", freshCtime, DIGEST, NOW), false);
+  assert.equal(cache.store("/r/a", freshMtime, "sha256", DIGEST, NOW), false);
+  assert.equal(cache.store("/r/a", freshCtime, "sha256", DIGEST, NOW), false);
   assert.equal(
-    cache.store("/r/a", freshMtime, DIGEST, NOW, { upload: true }),
+    cache.store("/r/a", freshMtime, "sha256", DIGEST, NOW, { upload: true }),
     false,
   );
   assert.equal(
-    cache.store("/r/a", freshCtime, DIGEST, NOW, { upload: true }),
+    cache.store("/r/a", freshCtime, "sha256", DIGEST, NOW, { upload: true }),
     true,
   );
-  assert.equal(cache.store("/r/a", info({ mtime: null }), DIGEST, NOW), false);
+  assert.equal(
+    cache.store("/r/a", info({ mtime: null }), "sha256", DIGEST, NOW),
+    false,
+  );
   assert.equal(cache.size, 1);
 });
 
 Deno.test("HashCache drops the least recently used entry when full", () => {
   const cache = new HashCache(2);
-  cache.store("/r/a", info(), DIGEST, NOW);
-  cache.store("/r/b", info(), DIGEST, NOW);
-  assert.ok(cache.lookup("/r/a", info())); // a is now the most recent
-  cache.store("/r/c", info(), DIGEST, NOW);
+  cache.store("/r/a", info(), "sha256", DIGEST, NOW);
+  cache.store("/r/b", info(), "sha256", DIGEST, NOW);
+  assert.ok(cache.lookup("/r/a", info(), "sha256")); // a is now the most recent
+  cache.store("/r/c", info(), "sha256", DIGEST, NOW);
   assert.equal(cache.size, 2);
-  assert.ok(cache.lookup("/r/a", info()));
-  assert.equal(cache.lookup("/r/b", info()), undefined);
-  assert.ok(cache.lookup("/r/c", info()));
+  assert.ok(cache.lookup("/r/a", info(), "sha256"));
+  assert.equal(cache.lookup("/r/b", info(), "sha256"), undefined);
+  assert.ok(cache.lookup("/r/c", info(), "sha256"));
   assert.throws(() => new HashCache(0), RangeError);
 });
 
@@ -134,7 +153,7 @@ async function logged(
     return {
       cached: event.cached === true,
       bytes: reply.bytes,
-      hash: reply.trailer.type === "hash" ? reply.trailer.sha256 : DIGEST,
+      hash: reply.trailer.type === "hash" ? reply.trailer.digest : DIGEST,
     };
   } finally {
     raw.close();

@@ -332,7 +332,7 @@ Deno.test("serve() never lets a hostile path reach the canary outside the root",
             // A literal name inside the root may be created: it must land there.
             const content = new TextEncoder().encode("placed");
             await client.sendBytes(content);
-            await client.send({ type: "hash", sha256: sha256(content) });
+            await client.send({ type: "hash", digest: sha256(content) });
             assert.equal((await client.next())?.type, "ok", what);
             assert.equal(
               await Deno.readTextFile(`${t.root}/${name}`),

@@ -1,7 +1,8 @@
 /**
  * The server's `PUT` handler: receives an upload into a temporary file in
  * the target folder (or the part of a resumable upload, see
- * `_server/upload_part.ts`), checks its SHA-256 and only then moves it into place.
+ * `_server/upload_part.ts`), checks its digest (in the session's algorithm)
+ * and only then moves it into place.
  * An appending `PUT` starts its temporary file with a copy of the file now
  * at the target (see `protocol.ts`), so only the new bytes cross the wire.
  *
@@ -9,8 +10,8 @@
  */
 
 import * as nodePath from "node:path";
-import { createHash, type Hash } from "node:crypto";
 import { copyHashed } from "../_common/copy.ts";
+import { createHasher, digestFits, type Hasher } from "../_common/digest.ts";
 import {
   checkOpened,
   removeOpened,
@@ -39,7 +40,12 @@ import {
   TrackedWriter,
 } from "./upload_part.ts";
 import { FerryError } from "../errors.ts";
-import { encodeMessage, type PutMessage, writeAll } from "../protocol.ts";
+import {
+  type DigestAlgorithm,
+  encodeMessage,
+  type PutMessage,
+  writeAll,
+} from "../protocol.ts";
 
 /**
  * Answers `PUT`: `READY offset`, the raw bytes into a temporary (or the
@@ -68,7 +74,7 @@ export async function handlePut(
   let tempPath: string;
   let file: HostFile;
   let offset = 0;
-  let hash = createHash("sha256");
+  let hash: Hasher;
   let release: (() => Promise<void>) | undefined;
   let lease: UploadLease | undefined;
   let created = true;
@@ -105,7 +111,11 @@ export async function handlePut(
         tempPath,
         message.size,
         session.bulkBuffers(),
-        { signal: session.signal, wirePath: message.path },
+        {
+          algorithm: session.digest,
+          signal: session.signal,
+          wirePath: message.path,
+        },
       ));
     } catch (error) {
       await release();
@@ -122,6 +132,7 @@ export async function handlePut(
         { cause: error },
       );
     }
+    hash = await createHasher(session.digest);
   }
   try {
     // The folder may have been swapped for a link out of the root since
@@ -178,12 +189,18 @@ export async function handlePut(
       throw new FerryError("BAD_REQUEST", `Expected HASH, got ${label(reply)}`);
     }
     state.closeOnError = false;
+    if (!digestFits(session.digest, reply.digest)) {
+      throw new FerryError(
+        "BAD_REQUEST",
+        `HASH of ${reply.digest.length} bytes in a ${session.digest} session`,
+      );
+    }
     sink.check();
     const digest = hash.digest();
-    if (!equalBytes(digest, reply.sha256)) {
+    if (!equalBytes(digest, reply.digest)) {
       throw new FerryError(
         "INTEGRITY",
-        `SHA-256 mismatch, upload discarded: ${message.path}`,
+        `Digest (${session.digest}) mismatch, upload discarded: ${message.path}`,
       );
     }
     await sink.sync();
@@ -198,7 +215,10 @@ export async function handlePut(
     const ours = await Deno.stat(tempPath);
     await place(tempPath, target.hostPath, message);
     placed = true;
-    await cacheUpload(context, target.hostPath, ours, digest);
+    await cacheUpload(context, target.hostPath, ours, {
+      algorithm: session.digest,
+      digest,
+    });
     // The lease goes before OK: a client that hears OK finds no lease left.
     await release?.();
     release = undefined;
@@ -273,7 +293,7 @@ async function copyExisting(
   context: ServerContext,
   message: PutMessage,
   temp: HostFile,
-  hash: Hash,
+  hash: Hasher,
 ): Promise<number> {
   const found = resolveExistingSync(context.realRoot, message.path);
   const { file: source, before } = await openResolvedFile(
@@ -318,7 +338,7 @@ export async function cacheUpload(
   context: ServerContext,
   hostPath: string,
   ours: Deno.FileInfo,
-  digest: Uint8Array,
+  entry: { algorithm: DigestAlgorithm; digest: Uint8Array },
 ): Promise<void> {
   if (!context.hashCache) return;
   const observedAt = Date.now();
@@ -328,9 +348,14 @@ export async function cacheUpload(
     placedInfo.size === ours.size &&
     mtimeOf(placedInfo) === mtimeOf(ours)
   ) {
-    context.hashCache.store(hostPath, placedInfo, digest, observedAt, {
-      upload: true,
-    });
+    context.hashCache.store(
+      hostPath,
+      placedInfo,
+      entry.algorithm,
+      entry.digest,
+      observedAt,
+      { upload: true },
+    );
   }
 }
 

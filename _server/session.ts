@@ -27,6 +27,8 @@ import { handleSum } from "./sum.ts";
 import { TEMP_NAME } from "./temp.ts";
 import { FerryError, type FerryErrorCode, isWireErrorCode } from "../errors.ts";
 import {
+  chooseDigest,
+  DIGEST_ALGORITHMS,
   encodeMessage,
   FRAME_TYPES,
   HELLO_AUTH_REQUIRED,
@@ -134,17 +136,20 @@ async function handshake(
     }
     return false;
   };
-  let hello: Message | null;
-  try {
-    hello = await session.reader.readMessage();
-  } catch (error) {
-    if (session.timedOut) return await fail("TIMEOUT", "");
-    if (error instanceof FerryError && isWireErrorCode(error.code)) {
-      return await fail(error.code, error.message);
+  /** The next handshake frame; false once the handshake has failed. */
+  const next = async (): Promise<Message | null | false> => {
+    try {
+      return await session.reader.readMessage();
+    } catch (error) {
+      if (session.timedOut) return await fail("TIMEOUT", "");
+      if (error instanceof FerryError && isWireErrorCode(error.code)) {
+        return await fail(error.code, error.message);
+      }
+      return await fail("CONNECTION", "");
     }
-    return await fail("CONNECTION", "");
-  }
-  if (hello === null) return false;
+  };
+  const hello = await next();
+  if (!hello) return false;
   if (hello.type !== "hello") {
     return await fail("BAD_REQUEST", `Expected HELLO, got ${label(hello)}`);
   }
@@ -156,6 +161,23 @@ async function handshake(
       `This server speaks version ${PROTOCOL_VERSION} only, the client ${hello.minVersion} to ${hello.maxVersion}`,
     );
   }
+  // Version 2 clients send DIGESTS right after HELLO: the algorithm for
+  // every HASH of the session.
+  const offer = await next();
+  if (!offer) return false;
+  if (offer.type !== "digests") {
+    return await fail("BAD_REQUEST", `Expected DIGESTS, got ${label(offer)}`);
+  }
+  const digest = chooseDigest(offer.algorithms);
+  if (digest === undefined) {
+    return await fail(
+      "UNSUPPORTED_VERSION",
+      `No digest algorithm in common: the client accepts ${
+        offer.algorithms.join(", ")
+      }, this server ${DIGEST_ALGORITHMS.join(", ")}`,
+    );
+  }
+  session.digest = digest;
   const nonce = makeServerNonce();
   const serverHello = encodeMessage({
     type: "hello",
@@ -164,8 +186,12 @@ async function handshake(
     flags: context.auth ? HELLO_AUTH_REQUIRED : 0,
     nonce,
   });
+  const chosen = encodeMessage({ type: "digests", algorithms: [digest] });
+  const reply = new Uint8Array(serverHello.length + chosen.length);
+  reply.set(serverHello);
+  reply.set(chosen, serverHello.length);
   try {
-    await writeAll(session.conn, serverHello);
+    await writeAll(session.conn, reply);
   } catch {
     return false;
   }

@@ -2,7 +2,7 @@
  * The server's fast path for a `GET` of a small file from its start: the
  * file is opened once and proven inside the root
  * ({@linkcode openProvenSync}), read whole into the connection's bulk
- * buffer, checked unchanged, hashed, and sent as `DATA`, bytes and `HASH`
+ * buffer, checked unchanged, hashed (in the session's digest algorithm), and sent as `DATA`, bytes and `HASH`
  * in a single write.
  *
  * The streaming path (`copyHashed`) costs about a dozen asynchronous calls
@@ -21,24 +21,29 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { closeSync, readSync } from "node:fs";
 import type { BulkBuffers } from "../_common/copy.ts";
+import { digestOf } from "../_common/digest.ts";
 import { sameVersion } from "./hash_cache.ts";
 import type { HashCache } from "./hash_cache.ts";
 import { openProvenSync } from "./path_jail.ts";
 import { FerryError } from "../errors.ts";
-import { encodeMessage, writeAll } from "../protocol.ts";
+import {
+  type DigestAlgorithm,
+  encodeMessage,
+  MAX_DIGEST_BYTES,
+  writeAll,
+} from "../protocol.ts";
 import type { ByteWriter } from "../protocol.ts";
 
 /** Largest file sent by {@linkcode sendSmallFile}: 64 KiB. */
 export const SMALL_FILE_BYTES = 64 * 1024;
 
 /**
- * Bytes the frames around a small file take: `DATA` (5-byte header and 24
- * bytes) and `HASH` (5 and 32), with room to spare.
+ * Bytes the frames around a small file take at most: `DATA` (5-byte header
+ * and 24 bytes) and `HASH` (5 and the digest).
  */
-const FRAMES_BYTES = 128;
+const FRAMES_BYTES = 5 + 24 + 5 + MAX_DIGEST_BYTES;
 
 /** What {@linkcode sendSmallFile} needs of the server. */
 export interface SmallGet {
@@ -54,6 +59,8 @@ export interface SmallGet {
   buffers: BulkBuffers;
   /** The server's digest cache, if any. */
   hashCache: HashCache | undefined;
+  /** The session's digest algorithm. */
+  algorithm: DigestAlgorithm;
 }
 
 /**
@@ -110,13 +117,19 @@ export async function sendSmallFile(
         `File changed while it was read: ${get.wirePath}`,
       );
     }
-    cached = get.hashCache?.lookup(get.hostPath, before);
+    cached = get.hashCache?.lookup(get.hostPath, before, get.algorithm);
     let digest = cached;
     if (digest === undefined) {
-      digest = createHash("sha256").update(body).digest();
-      get.hashCache?.store(get.hostPath, before, digest, observedAt);
+      digest = await digestOf(get.algorithm, body);
+      get.hashCache?.store(
+        get.hostPath,
+        before,
+        get.algorithm,
+        digest,
+        observedAt,
+      );
     }
-    const hash = encodeMessage({ type: "hash", sha256: digest });
+    const hash = encodeMessage({ type: "hash", digest });
     buffer.set(hash, data.length + size);
     frame = buffer.subarray(0, data.length + size + hash.length);
   } finally {

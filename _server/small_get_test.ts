@@ -103,6 +103,7 @@ Deno.test({
         },
         buffers: makeBulkBuffers(64 * 1024 + 256),
         hashCache: undefined,
+        algorithm: "sha256",
       });
       assert.deepEqual(sent, { bytes: content.length, cached: false });
       assert.equal(writes.length, 1);
@@ -114,7 +115,7 @@ Deno.test({
       const hash = decodeFrame(writes[0].subarray(data.size + content.length));
       assert.ok(hash && hash.message.type === "hash");
       assert.deepEqual(
-        new Uint8Array(hash.message.sha256),
+        new Uint8Array(hash.message.digest),
         new Uint8Array(createHash("sha256").update(content).digest()),
       );
       assert.equal(data.size + content.length + hash.size, writes[0].length);

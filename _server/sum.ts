@@ -7,8 +7,8 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { copyHashed } from "../_common/copy.ts";
+import { createHasher } from "../_common/digest.ts";
 import { sameVersion } from "./hash_cache.ts";
 import { resolveExistingSync } from "./path_jail.ts";
 import { openResolvedFile } from "./open_file.ts";
@@ -19,8 +19,8 @@ import { FerryError } from "../errors.ts";
 import { encodeMessage, type SumMessage, writeAll } from "../protocol.ts";
 
 /**
- * Answers `SUM` with `HASH`: the SHA-256 of bytes `0..length` of the file,
- * or of the whole file.
+ * Answers `SUM` with `HASH`: the digest (in the session's algorithm) of bytes
+ * `0..length` of the file, or of the whole file.
  */
 export async function handleSum(
   session: Session,
@@ -48,12 +48,12 @@ export async function handleSum(
       );
     }
     let digest = whole
-      ? context.hashCache?.lookup(found.hostPath, before)
+      ? context.hashCache?.lookup(found.hostPath, before, session.digest)
       : undefined;
     if (digest !== undefined) {
       state.cached = true;
     } else {
-      const hash = createHash("sha256");
+      const hash = await createHasher(session.digest);
       const hashed = await copyHashed(
         untilClosed(file, session.signal),
         undefined,
@@ -68,14 +68,20 @@ export async function handleSum(
           `File changed while it was hashed: ${message.path}`,
         );
       }
-      digest = new Uint8Array(hash.digest());
+      digest = hash.digest();
       if (whole) {
-        context.hashCache?.store(found.hostPath, before, digest, observedAt);
+        context.hashCache?.store(
+          found.hostPath,
+          before,
+          session.digest,
+          digest,
+          observedAt,
+        );
       }
     }
     await writeAll(
       session.conn,
-      encodeMessage({ type: "hash", sha256: digest }),
+      encodeMessage({ type: "hash", digest }),
     );
   } finally {
     file.close();

@@ -17,7 +17,8 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
+import { createHasher, type Hasher } from "../_common/digest.ts";
 import * as nodePath from "node:path";
 import { type BulkBuffers, copyHashed } from "../_common/copy.ts";
 import { untilClosed } from "./until_closed.ts";
@@ -29,7 +30,7 @@ import {
   type HostFile,
   openExistingPart,
 } from "./host_file.ts";
-import type { ByteWriter } from "../protocol.ts";
+import type { ByteWriter, DigestAlgorithm } from "../protocol.ts";
 
 /** Age, in milliseconds, after which an untouched part is removed: 24 h. */
 export const STALE_PART_MS: number = 24 * 60 * 60 * 1000;
@@ -74,8 +75,8 @@ export interface OpenPart {
   file: HostFile;
   /** Bytes already there: where the client continues. */
   offset: number;
-  /** SHA-256 of bytes `0..offset`, ready to take the rest. */
-  hash: Hash;
+  /** Digest of bytes `0..offset` (the session's algorithm), ready for the rest. */
+  hash: Hasher;
   /** Whether this call created the part (no earlier one was there). */
   created: boolean;
 }
@@ -94,8 +95,9 @@ export interface OpenPart {
  * @param path Host path of the part.
  * @param size Size of the whole upload.
  * @param buffers Bulk buffers for hashing.
- * @param options `signal`, aborted when the connection closes (hashing
- * stops there); `wirePath`, the upload's path for messages.
+ * @param options `algorithm`, the session's digest algorithm; `signal`,
+ * aborted when the connection closes (hashing stops there); `wirePath`, the
+ * upload's path for messages.
  * @returns The open part.
  * @throws {FerryError} `FORBIDDEN` if something other than a plain file
  * sits at the part's name.
@@ -104,8 +106,13 @@ export async function openResumablePart(
   path: string,
   size: number,
   buffers: BulkBuffers,
-  options: { signal?: AbortSignal; wirePath?: string } = {},
+  options: {
+    algorithm: DigestAlgorithm;
+    signal?: AbortSignal;
+    wirePath?: string;
+  },
 ): Promise<OpenPart> {
+  const { algorithm } = options;
   const signal = options.signal ?? new AbortController().signal;
   const wirePath = options.wirePath ?? "";
   let created = false;
@@ -130,7 +137,7 @@ export async function openResumablePart(
   }
   try {
     let offset = (await file.stat()).size;
-    let hash = createHash("sha256");
+    let hash = await createHasher(algorithm);
     if (offset > size) {
       await file.truncate(0);
       offset = 0;
@@ -147,7 +154,7 @@ export async function openResumablePart(
         await file.truncate(0);
         file.seek(0);
         offset = 0;
-        hash = createHash("sha256");
+        hash = await createHasher(algorithm);
       }
     }
     return { file, offset, hash, created };

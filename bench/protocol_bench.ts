@@ -95,7 +95,7 @@ const SMALL_KINDS: Message[] = [
   { type: "end", count: 42 },
   { type: "data", size: 1 << 20, offset: 0, mtime: 1_700_000_000_000 },
   { type: "ready", offset: 0 },
-  { type: "hash", sha256: new Uint8Array(32) },
+  { type: "hash", digest: new Uint8Array(32) },
 ];
 const SMALL_STREAM = concat(
   Array.from(

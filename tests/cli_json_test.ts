@@ -4,6 +4,7 @@ import { withServer } from "./_util/server.ts";
 import { startServerChild } from "./_util/faults.ts";
 import {
   CLIENT_SCRIPT,
+  digestHex,
   hasTerminalScript,
   runScript,
   SERVER_SCRIPT,
@@ -38,17 +39,30 @@ Deno.test("client.ts get -r --json prints one parsable record per file, failures
     assert.equal(records.length, 3);
     assert.deepEqual(
       Object.keys(byName.get("d/a.txt")).sort(),
-      ["bytes", "kind", "name", "seconds", "sha256", "status"],
+      [
+        "algorithm",
+        "bytes",
+        "digest",
+        "kind",
+        "name",
+        "seconds",
+        "sha256",
+        "status",
+      ],
     );
     assert.equal(byName.get("d/a.txt").status, "ok");
     assert.equal(byName.get("d/a.txt").bytes, 5);
-    assert.equal(byName.get("d/a.txt").sha256, sha256Hex("alpha"));
+    assert.equal(byName.get("d/a.txt").algorithm, "xxh3-128");
+    assert.equal(byName.get("d/a.txt").digest, await digestHex("alpha"));
+    assert.equal(byName.get("d/a.txt").sha256, null);
     assert.equal(typeof byName.get("d/a.txt").seconds, "number");
-    assert.equal(byName.get("d/sub/b.txt").sha256, sha256Hex("beta"));
+    assert.equal(byName.get("d/sub/b.txt").digest, await digestHex("beta"));
     assert.deepEqual(byName.get("d/gone.txt"), {
       name: "d/gone.txt",
       kind: "file",
       bytes: 0,
+      algorithm: null,
+      digest: null,
       sha256: null,
       seconds: null,
       status: "failed",
@@ -77,12 +91,24 @@ Deno.test("client.ts get and put --json print one record for a single file", asy
       const record = JSON.parse(get.stdout);
       assert.equal(record.name, "a.txt");
       assert.equal(record.status, "ok");
-      assert.equal(record.sha256, sha256Hex("alpha"));
+      assert.equal(record.algorithm, "xxh3-128");
+      assert.equal(record.digest, await digestHex("alpha"));
       const put = await runClient(
-        ["--port", String(t.port), "put", `${t.base}/a.txt`, "b.txt", "--json"],
+        [
+          "--port",
+          String(t.port),
+          "put",
+          `${t.base}/a.txt`,
+          "b.txt",
+          "--json",
+          "--sha256",
+        ],
       );
       assert.equal(put.code, 0);
-      assert.equal(JSON.parse(put.stdout).sha256, sha256Hex("alpha"));
+      const putRecord = JSON.parse(put.stdout);
+      assert.equal(putRecord.algorithm, "sha256");
+      assert.equal(putRecord.digest, sha256Hex("alpha"));
+      assert.equal(putRecord.sha256, sha256Hex("alpha"));
       const missing = await runClient(
         [
           "--port",

@@ -17,6 +17,7 @@ import {
   type Entry,
   FrameReader,
   type Message,
+  PROTOCOL_VERSION,
   writeAll,
 } from "../protocol.ts";
 import { sha256, testBytes, treeNames, withServer } from "./_util/server.ts";
@@ -85,7 +86,7 @@ function validRequest(rng: Prng): Uint8Array[] {
         data,
         encodeMessage({
           type: "hash",
-          sha256: right ? sha256(data) : rng.bytes(32),
+          digest: right ? sha256(data) : rng.bytes(32),
         }),
       ];
     }
@@ -130,7 +131,7 @@ function fuzzFrame(rng: Prng): Uint8Array[] {
     { type: "end", count: rng.int(10) },
     { type: "data", size: rng.int(2 ** 40), offset: 0, mtime: 0 },
     { type: "ready", offset: rng.int(100) },
-    { type: "hash", sha256: rng.bytes(32) },
+    { type: "hash", digest: rng.bytes(32) },
     { type: "auth", mac: rng.bytes(32) },
     { type: "error", code: "BUSY", message: "x" },
     {
@@ -172,10 +173,14 @@ async function fuzzConnection(port: number, rng: Prng): Promise<number> {
     if (rng.chance(0.92)) {
       parts.push(encodeMessage({
         type: "hello",
-        minVersion: 1,
-        maxVersion: 1,
+        minVersion: PROTOCOL_VERSION,
+        maxVersion: PROTOCOL_VERSION,
         flags: 0,
         nonce: rng.bytes(32),
+      }));
+      parts.push(encodeMessage({
+        type: "digests",
+        algorithms: [rng.pick(["xxh3-128", "sha256"])],
       }));
     }
     const frames: Uint8Array[][] = [];
@@ -330,7 +335,7 @@ function hostileReply(
       out.push(bytes);
       out.push(encodeMessage({
         type: "hash",
-        sha256: rng.chance(0.6) ? digest : rng.bytes(32),
+        digest: rng.chance(0.6) ? digest : rng.bytes(rng.pick([16, 32])),
       }));
       break;
     }
@@ -374,7 +379,7 @@ function hostileReply(
       { type: "ok" },
       { type: "ready", offset: 0 },
       { type: "end", count: 1 },
-      { type: "hash", sha256: digest },
+      { type: "hash", digest: digest },
     ])));
   }
   const all = new Uint8Array(out.reduce((n, part) => n + part.length, 0));
@@ -410,17 +415,34 @@ async function hostileSession(conn: Deno.Conn, rng: Prng): Promise<void> {
   const reader = new FrameReader(conn);
   try {
     await reader.readMessage(); // the client's HELLO
+    await reader.readMessage(); // the client's DIGESTS (sha256 only)
     const helloRoll = rng.int(20);
     const hello = helloRoll === 0
       ? encodeMessage({ type: "error", code: "BUSY", message: "busy" })
       : encodeMessage({
         type: "hello",
-        minVersion: helloRoll === 1 ? 2 : 1,
-        maxVersion: helloRoll === 1 ? 2 : 1,
+        minVersion: helloRoll === 1 ? 1 : 2,
+        maxVersion: helloRoll === 1 ? 1 : 2,
         flags: helloRoll === 2 ? 1 : 0,
         nonce: rng.bytes(32),
       });
     await writeAll(conn, hello);
+    // Mostly the algorithm offered; sometimes one that was not, two, or
+    // another frame in its place.
+    const digestRoll = rng.int(20);
+    await writeAll(
+      conn,
+      encodeMessage(
+        digestRoll === 0 ? { type: "ok" } : {
+          type: "digests",
+          algorithms: digestRoll === 1
+            ? ["xxh3-128"]
+            : digestRoll === 2
+            ? ["sha256", "xxh3-128"]
+            : ["sha256"],
+        },
+      ),
+    );
     const request = await reader.readMessage();
     if (request?.type === "put" && rng.chance(0.5)) {
       // Acknowledge, take the bytes and the HASH, answer something.
@@ -440,7 +462,7 @@ async function hostileSession(conn: Deno.Conn, rng: Prng): Promise<void> {
         encodeMessage(rng.pick<Message>([
           { type: "ok" },
           { type: "error", code: "INTEGRITY", message: "no" },
-          { type: "hash", sha256: rng.bytes(32) },
+          { type: "hash", digest: rng.bytes(32) },
         ])),
       );
     } else {
@@ -487,7 +509,7 @@ Deno.test("FerryClient settles every call against a hostile server with a FerryE
       const target = `${dest}/f${i}`;
       let client: FerryClient | undefined;
       const run = async (): Promise<string> => {
-        client = await connect({ port: listener.addr.port });
+        client = await connect({ port: listener.addr.port, digest: "sha256" });
         switch (op) {
           case 0:
             await client.list("", { recursive: rng.chance(0.5) });
@@ -497,7 +519,8 @@ Deno.test("FerryClient settles every call against a hostile server with a FerryE
             return "stat";
           case 2: {
             const result = await client.get("a", target);
-            verified.set(target, result.sha256);
+            assert.equal(result.algorithm, "sha256");
+            verified.set(target, result.digest);
             return "get";
           }
           case 3: {

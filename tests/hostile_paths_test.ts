@@ -114,7 +114,7 @@ Deno.test("serve() refuses hostile names and never reads the canary", async () =
           assert.equal(expected, "NOT_FOUND", what);
           const content = new TextEncoder().encode("placed");
           await client.sendBytes(content);
-          await client.send({ type: "hash", sha256: sha256(content) });
+          await client.send({ type: "hash", digest: sha256(content) });
           assert.equal((await client.next())?.type, "ok", what);
           assert.equal(await Deno.readTextFile(`${t.root}/${name}`), "placed");
           created.push(name);

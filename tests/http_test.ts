@@ -245,10 +245,12 @@ test("serve({ http }) sends a strong ETag and Repr-Digest once the hash cache kn
       const httpPort = server.httpAddr!.port;
       await withTempDir(async (dir) => {
         // A ferry upload of a file last modified long ago: its digest is
-        // cached as the server renames it into place.
+        // cached as the server renames it into place. The HTTP face reads
+        // SHA-256 entries (the hash cache is keyed per digest algorithm),
+        // so the upload is made in a SHA-256 session.
         await Deno.writeFile(`${dir}/big.bin`, BIG);
         await Deno.utime(`${dir}/big.bin`, OLD, OLD);
-        await using client = await connect({ port });
+        await using client = await connect({ port, digest: "sha256" });
         const [outcome] = await client.putMany([
           { kind: "file", local: `${dir}/big.bin`, remote: "cached.bin" },
         ]);

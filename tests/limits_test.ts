@@ -40,7 +40,7 @@ async function holdInRequest(client: RawClient, path: string): Promise<void> {
 async function finishUpload(client: RawClient): Promise<void> {
   const bytes = testBytes(10);
   await client.sendBytes(bytes);
-  await client.send({ type: "hash", sha256: sha256(bytes) });
+  await client.send({ type: "hash", digest: sha256(bytes) });
   await client.expect("ok");
 }
 
@@ -154,7 +154,10 @@ Deno.test("serve() with default limits serves 200 concurrent clients without BUS
     maxConnectionsPerAddress: 200,
   }, async (t) => {
     const clients = await Promise.all(
-      Array.from({ length: 200 }, () => connect({ port: t.port })),
+      Array.from(
+        { length: 200 },
+        () => connect({ port: t.port, digest: "sha256" }),
+      ),
     );
     try {
       const digest = createHash("sha256").update(content).digest("hex");
@@ -170,7 +173,7 @@ Deno.test("serve() with default limits serves 200 concurrent clients without BUS
         });
         assert.equal(total, content.length);
         assert.equal(hash.digest("hex"), digest);
-        assert.equal(result.sha256, digest);
+        assert.equal(result.digest, digest);
       }));
     } finally {
       for (const client of clients) client.close();

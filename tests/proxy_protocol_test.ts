@@ -1,19 +1,23 @@
 import assert from "node:assert/strict";
-import { encodeMessage, writeAll } from "../protocol.ts";
+import { encodeMessage, PROTOCOL_VERSION, writeAll } from "../protocol.ts";
 import { serve } from "../server.ts";
 import { RawClient, withServer } from "./_util/server.ts";
 import { PROXY_V2_LOCAL, proxyV1, proxyV2Inet } from "./_util/proxy_header.ts";
 import { readUntilClosed, runScript, SERVER_SCRIPT } from "./_util/util.ts";
 import { rawAuth } from "./_util/security.ts";
 
+/** A client's opening: HELLO and DIGESTS (SHA-256). */
 function helloBytes(): Uint8Array {
-  return encodeMessage({
-    type: "hello",
-    minVersion: 1,
-    maxVersion: 1,
-    flags: 0,
-    nonce: crypto.getRandomValues(new Uint8Array(32)),
-  });
+  return new Uint8Array([
+    ...encodeMessage({
+      type: "hello",
+      minVersion: PROTOCOL_VERSION,
+      maxVersion: PROTOCOL_VERSION,
+      flags: 0,
+      nonce: crypto.getRandomValues(new Uint8Array(32)),
+    }),
+    ...encodeMessage({ type: "digests", algorithms: ["sha256"] }),
+  ]);
 }
 
 Deno.test("serve() with proxyProtocol logs the client a version 2 header names", async () => {
@@ -30,6 +34,7 @@ Deno.test("serve() with proxyProtocol logs the client a version 2 header names",
           ]),
         );
         await client.expect("hello");
+        await client.expect("digests");
         const got = await client.get("a.txt");
         assert.equal(new TextDecoder().decode(got.bytes), "abc");
       } finally {

@@ -8,7 +8,6 @@
 
 import assert from "node:assert/strict";
 import { connect, FerryError, type TransferResult } from "../client.ts";
-import { toHex } from "../_common/bytes.ts";
 import type { TransferOptions } from "../_client/types.ts";
 import { readPartRecord, recordPath } from "../_client/resume.ts";
 import {
@@ -19,7 +18,7 @@ import { makeBulkBuffers } from "../_common/copy.ts";
 import { seededRange, startCutProxy } from "./_util/cut_proxy.ts";
 import { RawClient, sha256, testBytes, withServer } from "./_util/server.ts";
 import { attempt, runClient } from "./_util/client.ts";
-import { bytesEqual, exists } from "./_util/util.ts";
+import { bytesEqual, digestHex, exists } from "./_util/util.ts";
 
 const MIB = 1024 * 1024;
 /** Frame bytes one attempt may add in the counted direction. */
@@ -87,7 +86,7 @@ Deno.test("FerryClient get() resumes after many cuts and never receives a byte t
     }
     assert.ok(attempts >= 8, `only ${attempts} attempts`);
     assert.ok(bytesEqual(await Deno.readFile(destination), content));
-    assert.equal(result.sha256, toHex(sha256(content)));
+    assert.equal(result.digest, await digestHex(content));
     assert.equal(result.restarted, false);
     assert.ok(result.resumedFrom! > 0);
     assert.equal(resumedAt.length, attempts - 1);
@@ -455,7 +454,7 @@ Deno.test("serve() continues a resumable PUT at the length of its part", async (
       });
       assert.equal((await raw.expect("ready")).offset, 100 * 1024);
       await raw.sendBytes(content.subarray(100 * 1024));
-      await raw.send({ type: "hash", sha256: sha256(content) });
+      await raw.send({ type: "hash", digest: sha256(content) });
       await raw.expect("ok");
     } finally {
       raw.close();
@@ -486,7 +485,7 @@ Deno.test("serve() drops a resumable part on an integrity failure, and empties o
       await raw.send(put);
       assert.equal((await raw.expect("ready")).offset, 0);
       await raw.sendBytes(content);
-      await raw.send({ type: "hash", sha256: new Uint8Array(32) });
+      await raw.send({ type: "hash", digest: new Uint8Array(32) });
       await raw.expectError("INTEGRITY");
       assert.equal(await exists(part), false);
       // A part holding other bytes: READY at its length, then INTEGRITY
@@ -495,7 +494,7 @@ Deno.test("serve() drops a resumable part on an integrity failure, and empties o
       await raw.send(put);
       assert.equal((await raw.expect("ready")).offset, 1000);
       await raw.sendBytes(content.subarray(1000));
-      await raw.send({ type: "hash", sha256: sha256(content) });
+      await raw.send({ type: "hash", digest: sha256(content) });
       await raw.expectError("INTEGRITY");
       assert.equal(await exists(part), false);
     } finally {
@@ -560,6 +559,7 @@ Deno.test("openResumablePart() stops hashing a kept part once the connection has
     await assert.rejects(
       () =>
         openResumablePart(path, 2000, makeBulkBuffers(256), {
+          algorithm: "sha256",
           signal: closed.signal,
         }),
       Deno.errors.Interrupted,

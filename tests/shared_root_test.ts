@@ -263,7 +263,7 @@ Deno.test("two servers over one folder: a server never evicts a kept part that t
         "the second cut",
       );
       await resumed.sendBytes(content.subarray(offset));
-      await resumed.send({ type: "hash", sha256: sha256(content) });
+      await resumed.send({ type: "hash", digest: sha256(content) });
       await resumed.expect("ok");
     } finally {
       resumed.close();

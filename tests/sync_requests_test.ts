@@ -4,6 +4,7 @@
  * `PUT`, over real sockets against real folders.
  */
 
+import { digestOf } from "../_common/digest.ts";
 import assert from "node:assert/strict";
 import { writeAll } from "../protocol.ts";
 import { serve } from "../server.ts";
@@ -139,17 +140,17 @@ Deno.test("DELETE refuses the root, escapes and upload temporaries, and never go
   );
 });
 
-Deno.test("SUM answers the SHA-256 of a whole file or of a prefix, and refuses folders and lengths past the end", async () => {
+Deno.test("SUM answers the digest of a whole file or of a prefix in the session algorithm, and refuses folders and lengths past the end", async () => {
   const content = testBytes(3 * 1024 * 1024 + 17, 5);
   await withServer({ files: { "big.bin": content } }, async ({ port }) => {
     const client = await RawClient.open(port);
     try {
       await client.send({ type: "sum", path: "big.bin" });
-      assert.deepEqual((await client.expect("hash")).sha256, sha256(content));
+      assert.deepEqual((await client.expect("hash")).digest, sha256(content));
       for (const length of [0, 1, 1024 * 1024 + 1, content.length]) {
         await client.send({ type: "sum", path: "big.bin", length });
         assert.deepEqual(
-          (await client.expect("hash")).sha256,
+          (await client.expect("hash")).digest,
           sha256(content.subarray(0, length)),
           `prefix ${length}`,
         );
@@ -168,6 +169,23 @@ Deno.test("SUM answers the SHA-256 of a whole file or of a prefix, and refuses f
       await client.expectError("NOT_FOUND");
     } finally {
       client.close();
+    }
+    // An XXH3-128 session gets XXH3-128 sums, of the whole file and of a prefix.
+    const xxh3 = await RawClient.connect(port);
+    try {
+      await xxh3.hello(2, 2, ["xxh3-128"]);
+      await xxh3.send({ type: "sum", path: "big.bin" });
+      assert.deepEqual(
+        (await xxh3.expect("hash")).digest,
+        await digestOf("xxh3-128", content),
+      );
+      await xxh3.send({ type: "sum", path: "big.bin", length: 1000 });
+      assert.deepEqual(
+        (await xxh3.expect("hash")).digest,
+        await digestOf("xxh3-128", content.subarray(0, 1000)),
+      );
+    } finally {
+      xxh3.close();
     }
   });
 });
@@ -194,7 +212,7 @@ Deno.test("PUT with the append flag receives only the bytes past the file alread
         });
         assert.equal((await client.expect("ready")).offset, old.length);
         await writeAll(client.conn, grown.subarray(old.length));
-        await client.send({ type: "hash", sha256: sha256(grown) });
+        await client.send({ type: "hash", digest: sha256(grown) });
         await client.expect("ok");
         assert.deepEqual(await Deno.readFile(`${root}/log.bin`), grown);
         assert.equal(
@@ -217,7 +235,7 @@ Deno.test("PUT with the append flag receives only the bytes past the file alread
         const offset = (await client.expect("ready")).offset;
         assert.equal(offset, grown.length);
         await writeAll(client.conn, other.subarray(offset));
-        await client.send({ type: "hash", sha256: sha256(other) });
+        await client.send({ type: "hash", digest: sha256(other) });
         await client.expectError("INTEGRITY");
         assert.deepEqual(await Deno.readFile(`${root}/log.bin`), grown);
         assert.deepEqual(await treeNames(root), ["log.bin"]);

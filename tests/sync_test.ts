@@ -13,6 +13,7 @@ import {
   encodeMessage,
   FrameReader,
   type Message,
+  PROTOCOL_VERSION,
   writeAll,
 } from "../protocol.ts";
 import type { ServerLogEvent } from "../server.ts";
@@ -285,11 +286,13 @@ async function withHostileServer(
           if (message.type === "hello") {
             await reply({
               type: "hello",
-              minVersion: 1,
-              maxVersion: 1,
+              minVersion: PROTOCOL_VERSION,
+              maxVersion: PROTOCOL_VERSION,
               flags: 0,
               nonce: new Uint8Array(32),
             });
+          } else if (message.type === "digests") {
+            await reply({ type: "digests", algorithms: ["xxh3-128"] });
           } else if (message.type === "stat") {
             await reply({
               type: "info",
@@ -421,6 +424,7 @@ Deno.test("syncGet() fetches a file that changed on the source during the sync o
           client.get(path, destination, options),
         sum: (path, options) => client.sum(path, options),
         server: client.server,
+        digest: client.digest,
         async getMany(items, options) {
           const outcomes = await client.getMany(items, options);
           if (changes >= limit) return outcomes;
@@ -468,6 +472,7 @@ Deno.test("syncPut() reports a local file that changed while it was sent, and th
           put: (local, remote, options) => client.put(local, remote, options),
           sum: (path, options) => client.sum(path, options),
           delete: (path, options) => client.delete(path, options),
+          digest: client.digest,
           async putMany(items, options) {
             const outcomes = await client.putMany(items, options);
             return outcomes.map((outcome) =>

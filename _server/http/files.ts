@@ -36,7 +36,7 @@ function knownSha256(
   hostPath: string,
   info: Deno.FileInfo,
 ): Uint8Array | undefined {
-  return context.hashCache?.lookup(hostPath, info);
+  return context.hashCache?.lookup(hostPath, info, "sha256");
 }
 
 /**

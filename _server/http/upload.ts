@@ -231,7 +231,10 @@ export async function handlePutUpload(
       overwrite: !createOnly,
     });
     placed = true;
-    await cacheUpload(context, place_.hostPath, ours, digest);
+    await cacheUpload(context, place_.hostPath, ours, {
+      algorithm: "sha256",
+      digest,
+    });
     const headers = baseHeaders();
     headers.set(
       "repr-digest",
@@ -329,7 +332,10 @@ export async function handleFormUpload(
         });
         placed = true;
         exchange.bytes += upload.bytes;
-        await cacheUpload(context, file.hostPath, ours, digest);
+        await cacheUpload(context, file.hostPath, ours, {
+          algorithm: "sha256",
+          digest,
+        });
       } finally {
         if (!placed) await upload.discard();
       }

@@ -8,7 +8,12 @@
  */
 
 import assert from "node:assert/strict";
-import { authMac, encodeMessage, HELLO_AUTH_REQUIRED } from "../../protocol.ts";
+import {
+  authMac,
+  encodeMessage,
+  HELLO_AUTH_REQUIRED,
+  PROTOCOL_VERSION,
+} from "../../protocol.ts";
 import type { RawClient } from "./server.ts";
 import {
   hasCommand,
@@ -214,13 +219,15 @@ export async function rawAuth(
 ): Promise<{ reply: string; ms: number }> {
   const clientHello = encodeMessage({
     type: "hello",
-    minVersion: 1,
-    maxVersion: 1,
+    minVersion: PROTOCOL_VERSION,
+    maxVersion: PROTOCOL_VERSION,
     flags: 0,
     nonce: crypto.getRandomValues(new Uint8Array(32)),
   });
   await client.sendBytes(clientHello);
+  await client.send({ type: "digests", algorithms: ["sha256"] });
   const hello = await client.expect("hello");
+  assert.deepEqual((await client.expect("digests")).algorithms, ["sha256"]);
   assert.equal(hello.flags & HELLO_AUTH_REQUIRED, HELLO_AUTH_REQUIRED);
   assert.equal(hello.nonce.length, 32);
   const mac = authMac(

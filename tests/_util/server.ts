@@ -13,6 +13,7 @@ import {
   FrameReader,
   type HelloMessage,
   type Message,
+  PROTOCOL_VERSION,
   writeAll,
 } from "../../protocol.ts";
 import {
@@ -211,8 +212,29 @@ export class RawClient {
     assert.equal(message.code, code, message.message);
   }
 
-  /** Sends HELLO and returns the server's HELLO. */
-  async hello(minVersion = 1, maxVersion = 1): Promise<HelloMessage> {
+  /**
+   * Sends HELLO and DIGESTS (SHA-256 only unless told otherwise, so that
+   * tests can check digests with `sha256()`), returns the server's HELLO
+   * and checks its DIGESTS picked the first algorithm offered.
+   */
+  async hello(
+    minVersion = PROTOCOL_VERSION,
+    maxVersion = PROTOCOL_VERSION,
+    digests: string[] = ["sha256"],
+  ): Promise<HelloMessage> {
+    await this.sendHello(minVersion, maxVersion, digests);
+    const hello = await this.expect("hello");
+    const chosen = await this.expect("digests");
+    assert.deepEqual(chosen.algorithms, digests.slice(0, 1));
+    return hello;
+  }
+
+  /** Sends HELLO (a fresh nonce), then DIGESTS unless `digests` is null. */
+  async sendHello(
+    minVersion: number,
+    maxVersion: number,
+    digests: string[] | null,
+  ): Promise<void> {
     await this.send({
       type: "hello",
       minVersion,
@@ -220,7 +242,7 @@ export class RawClient {
       flags: 0,
       nonce: crypto.getRandomValues(new Uint8Array(32)),
     });
-    return await this.expect("hello");
+    if (digests) await this.send({ type: "digests", algorithms: digests });
   }
 
   /** Reads exactly `count` raw bytes. */
@@ -284,7 +306,7 @@ export class RawClient {
     if (ready?.type !== "ready") return ready;
     assert.equal(ready.offset, 0);
     await writeAll(this.conn, bytes);
-    await this.send({ type: "hash", sha256: options.hash ?? sha256(bytes) });
+    await this.send({ type: "hash", digest: options.hash ?? sha256(bytes) });
     return await this.next();
   }
 

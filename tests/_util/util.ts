@@ -15,6 +15,8 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { digestOf } from "../../_common/digest.ts";
+import type { DigestAlgorithm } from "../../protocol.ts";
 import { fileURLToPath } from "node:url";
 import { FerryError } from "../../errors.ts";
 
@@ -93,6 +95,23 @@ export function concat(chunks: readonly Uint8Array[]): Uint8Array {
     at += chunk.length;
   }
   return out;
+}
+
+/**
+ * Digest of `data` (bytes, or a string as UTF-8) in `algorithm`, as
+ * lowercase hex: what a `TransferResult` reports as `digest`.
+ */
+export async function digestHex(
+  data: Uint8Array | string,
+  algorithm: DigestAlgorithm = "xxh3-128",
+): Promise<string> {
+  const bytes = typeof data === "string"
+    ? new TextEncoder().encode(data)
+    : data;
+  return Array.from(
+    await digestOf(algorithm, bytes),
+    (byte) => byte.toString(16).padStart(2, "0"),
+  ).join("");
 }
 
 /** SHA-256 of `data` (bytes, or a string as UTF-8), as lowercase hex. */

@@ -1,0 +1,158 @@
+/**
+ * Digests of file contents in the session's algorithm (see `protocol.ts`,
+ * "Digests"): XXH3-128 from `hash-wasm` (WebAssembly), SHA-256 from
+ * `node:crypto`, behind one small {@linkcode Hasher} interface.
+ *
+ * A hasher reads the caller's buffer where it is: `update` takes a view of
+ * a reused bulk buffer and allocates nothing per chunk. (XXH3's WebAssembly
+ * code can only read its own memory, so `hash-wasm` moves each chunk
+ * through a 16 KiB window there, a `memcpy` that stays in the CPU cache.)
+ * The WebAssembly instances behind XXH3 hashers are reused: a finished
+ * hasher gives its instance back to a small module-wide pool, so a tree of
+ * thousands of files instantiates a handful, not thousands.
+ *
+ * @module
+ */
+
+import { createHash, type Hash } from "node:crypto";
+import { createXXHash128, type IHasher } from "hash-wasm";
+import { DIGEST_BYTES, type DigestAlgorithm } from "../protocol.ts";
+
+/** A running digest of one file's bytes, fed in order. */
+export interface Hasher {
+  /** The algorithm. */
+  readonly algorithm: DigestAlgorithm;
+  /**
+   * Feeds `chunk` (read in place; the caller may reuse it at once).
+   *
+   * @throws {Error} After {@linkcode Hasher.digest}.
+   */
+  update(chunk: Uint8Array): void;
+  /**
+   * Ends the hasher and returns the digest of everything fed to it
+   * ({@linkcode DIGEST_BYTES} long). A hasher is used once.
+   */
+  digest(): Uint8Array;
+}
+
+/** Free XXH3 instances kept for the next hashers. */
+const MAX_FREE_ENGINES = 32;
+const freeEngines: IHasher[] = [];
+
+class Xxh3Hasher implements Hasher {
+  readonly algorithm = "xxh3-128" as const;
+  #engine: IHasher | undefined;
+
+  constructor(engine: IHasher) {
+    engine.init();
+    this.#engine = engine;
+  }
+
+  update(chunk: Uint8Array): void {
+    if (this.#engine === undefined) throw new Error("Hasher already finished");
+    this.#engine.update(chunk);
+  }
+
+  digest(): Uint8Array {
+    const engine = this.#engine;
+    if (engine === undefined) throw new Error("Hasher already finished");
+    this.#engine = undefined;
+    const digest = engine.digest("binary");
+    if (freeEngines.length < MAX_FREE_ENGINES) freeEngines.push(engine);
+    return digest;
+  }
+}
+
+class Sha256Hasher implements Hasher {
+  readonly algorithm = "sha256" as const;
+  #hash: Hash | undefined = createHash("sha256");
+
+  update(chunk: Uint8Array): void {
+    if (this.#hash === undefined) throw new Error("Hasher already finished");
+    this.#hash.update(chunk);
+  }
+
+  digest(): Uint8Array {
+    const hash = this.#hash;
+    if (hash === undefined) throw new Error("Hasher already finished");
+    this.#hash = undefined;
+    const digest = hash.digest(); // a Buffer: give back a plain array view
+    return new Uint8Array(digest.buffer, digest.byteOffset, digest.length);
+  }
+}
+
+/**
+ * Starts a digest of `algorithm`. Resolves at once when a pooled XXH3
+ * instance is free (the first one compiles the WebAssembly module).
+ *
+ * @param algorithm The session's algorithm.
+ * @returns A fresh hasher.
+ * @throws {TypeError} For an algorithm this module does not know.
+ *
+ * @example Hash two chunks
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createHasher } from "./digest.ts";
+ * const hasher = await createHasher("xxh3-128");
+ * hasher.update(new TextEncoder().encode("a"));
+ * hasher.update(new TextEncoder().encode("bc"));
+ * assert(hasher.digest().length === 16);
+ * ```
+ */
+export async function createHasher(
+  algorithm: DigestAlgorithm,
+): Promise<Hasher> {
+  switch (algorithm) {
+    case "xxh3-128":
+      return new Xxh3Hasher(freeEngines.pop() ?? await createXXHash128());
+    case "sha256":
+      return new Sha256Hasher();
+    default:
+      throw new TypeError(`Unknown digest algorithm: ${algorithm}`);
+  }
+}
+
+/**
+ * The digest of one whole buffer.
+ *
+ * @param algorithm The algorithm.
+ * @param bytes The bytes.
+ * @returns Their digest.
+ *
+ * @example SHA-256 of nothing
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { digestOf } from "./digest.ts";
+ * const digest = await digestOf("sha256", new Uint8Array(0));
+ * assert(digest[0] === 0xe3);
+ * ```
+ */
+export async function digestOf(
+  algorithm: DigestAlgorithm,
+  bytes: Uint8Array,
+): Promise<Uint8Array> {
+  const hasher = await createHasher(algorithm);
+  hasher.update(bytes);
+  return hasher.digest();
+}
+
+/**
+ * Checks that a peer's `HASH` has the session algorithm's length.
+ *
+ * @param algorithm The session's algorithm.
+ * @param digest The digest received.
+ * @returns Whether the length is right.
+ *
+ * @example A SHA-256-sized digest in an XXH3 session
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { digestFits } from "./digest.ts";
+ * assert(!digestFits("xxh3-128", new Uint8Array(32)));
+ * ```
+ */
+export function digestFits(
+  algorithm: DigestAlgorithm,
+  digest: Uint8Array,
+): boolean {
+  return digest.length === DIGEST_BYTES[algorithm];
+}
