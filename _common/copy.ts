@@ -15,7 +15,10 @@ import { type ByteReader, type ByteWriter, writeAll } from "../protocol.ts";
  */
 export const BULK_BUFFER_BYTES: number = 1024 * 1024;
 
-/** Two reusable buffers for {@linkcode copyHashed}, one pair per connection. */
+/**
+ * Reusable buffers for {@linkcode copyHashed}: two for overlapping reads and
+ * writes, or one and an empty second one for a copy that fits in the first.
+ */
 export type BulkBuffers = [Uint8Array, Uint8Array];
 
 /** Makes a pair of bulk buffers of `size` bytes each. */
@@ -31,7 +34,7 @@ export function makeBulkBuffers(size: number = BULK_BUFFER_BYTES): BulkBuffers {
  * @param sink Where bytes go; `undefined` only hashes.
  * @param count How many bytes to move.
  * @param hash Running digest, updated with every byte moved.
- * @param buffers Two reused buffers.
+ * @param buffers Reused buffers (a second of length 0: one at a time).
  * @param onChunk Called after each chunk with the running total.
  * @returns The number of bytes moved: `count`, or less if the source ended.
  */
@@ -46,6 +49,11 @@ export async function copyHashed(
   let [current, next] = buffers;
   let done = 0;
   if (count === 0) return 0;
+  // One buffer (the second is empty, or not needed): read, then write, in
+  // turn; with two, the next read overlaps the current write.
+  if (next.length === 0) {
+    return await copyInTurn(source, sink, count, hash, current, onChunk);
+  }
   let reading = source.read(window(current, count));
   let writing: Promise<void> | undefined;
   while (true) {
@@ -75,6 +83,28 @@ export async function copyHashed(
     current = next;
     next = swap;
   }
+}
+
+/** {@linkcode copyHashed} with a single buffer. */
+async function copyInTurn(
+  source: ByteReader,
+  sink: ByteWriter | undefined,
+  count: number,
+  hash: Pick<Hasher, "update"> | undefined,
+  buffer: Uint8Array,
+  onChunk: ((done: number) => void) | undefined,
+): Promise<number> {
+  let done = 0;
+  while (done < count) {
+    const n = await source.read(window(buffer, count - done));
+    if (n === null || n === 0) return done;
+    const chunk = n === buffer.length ? buffer : buffer.subarray(0, n);
+    if (sink) await writeAll(sink, chunk);
+    hash?.update(chunk);
+    done += n;
+    onChunk?.(done);
+  }
+  return done;
 }
 
 function ignore(): void {}

@@ -95,6 +95,27 @@ Deno.test("copyHashed() copies and hashes exactly count bytes across short reads
   }
 });
 
+Deno.test("copyHashed() with one buffer and an empty second copies in turn, across short reads", async () => {
+  for (const count of COUNTS) {
+    for (const seed of [4, 5]) {
+      const data = pattern(count + 9, seed);
+      const source = new MemoryReader(data, seededRandom(seed));
+      const sink = new CollectingWriter(seededRandom(seed + 100));
+      const hash = createHash("sha256");
+      const buffers: BulkBuffers = [new Uint8Array(BUFFER), new Uint8Array(0)];
+      const moved = await copyHashed(source, sink, count, hash, buffers);
+      const label = `count ${count}, seed ${seed}`;
+      assert.equal(moved, count, label);
+      assert.deepEqual(sink.bytes, data.subarray(0, count), label);
+      assert.equal(hash.digest("hex"), sha256Hex(data.subarray(0, count)));
+    }
+  }
+  // A source that ends early: what came is reported.
+  const short = new MemoryReader(pattern(5));
+  const buffers: BulkBuffers = [new Uint8Array(BUFFER), new Uint8Array(0)];
+  assert.equal(await copyHashed(short, undefined, 9, undefined, buffers), 5);
+});
+
 Deno.test("copyHashed() copies with full reads and full writes", async () => {
   for (const count of COUNTS) {
     const data = pattern(count, count);

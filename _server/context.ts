@@ -144,9 +144,13 @@ export class Session implements ClassicSession {
     return this.#timedOut;
   }
 
-  /** The bulk buffers of the current request, taken from the pool once. */
-  bulkBuffers(): BulkBuffers {
-    return this.#buffers ??= this.#pool.take();
+  /**
+   * The bulk buffers of the current request, taken from the pool once:
+   * sized for `bytes` (the most the request copies at once) by the first
+   * call (see `_server/buffer_pool.ts`).
+   */
+  bulkBuffers(bytes?: number): BulkBuffers {
+    return this.#buffers ??= this.#pool.take(bytes);
   }
 
   /**
@@ -157,7 +161,7 @@ export class Session implements ClassicSession {
   releaseBuffers(reusable: boolean): void {
     const buffers = this.#buffers;
     this.#buffers = undefined;
-    if (buffers !== undefined && reusable) this.#pool.give(buffers);
+    if (buffers !== undefined) this.#pool.give(buffers, reusable);
   }
 
   deadline(ms: number): () => void {

@@ -19,7 +19,7 @@ import {
   type Session,
 } from "./context.ts";
 import { refuseTempName } from "./temp.ts";
-import { sendSmallFile, SMALL_FILE_BYTES } from "./small_get.ts";
+import { FRAMES_BYTES, sendSmallFile, SMALL_FILE_BYTES } from "./small_get.ts";
 import { FerryError } from "../errors.ts";
 import { encodeMessage, type GetMessage, writeAll } from "../protocol.ts";
 
@@ -46,7 +46,7 @@ export async function handleGet(
       hostPath: found.hostPath,
       wirePath: message.path,
       conn: session.conn,
-      buffers: session.bulkBuffers(),
+      buffers: session.bulkBuffers(found.info.size + FRAMES_BYTES),
       hashCache: context.hashCache,
       algorithm: session.digest,
     });
@@ -81,7 +81,7 @@ export async function handleGet(
       session.digest,
     );
     const hash = cached ? undefined : await createHasher(session.digest);
-    const buffers = session.bulkBuffers();
+    const buffers = session.bulkBuffers(size);
     if (cached) {
       state.cached = true;
       if (offset > 0) file.seek(offset);

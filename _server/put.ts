@@ -110,7 +110,7 @@ export async function handlePut(
       ({ file, offset, hash, created } = await openResumablePart(
         tempPath,
         message.size,
-        session.bulkBuffers(),
+        session.bulkBuffers(message.size),
         {
           algorithm: session.digest,
           signal: session.signal,
@@ -172,7 +172,7 @@ export async function handlePut(
       writer,
       message.size - offset,
       hash,
-      session.bulkBuffers(),
+      session.bulkBuffers(message.size),
       (done) => state.bytes = done,
     );
     if (received < message.size - offset) {
@@ -308,7 +308,7 @@ async function copyExisting(
       temp,
       before.size,
       hash,
-      session.bulkBuffers(),
+      session.bulkBuffers(message.size),
     );
     if (copied < before.size || !sameVersion(before, await source.stat())) {
       throw new FerryError(

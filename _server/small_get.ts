@@ -43,7 +43,7 @@ export const SMALL_FILE_BYTES = 64 * 1024;
  * Bytes the frames around a small file take at most: `DATA` (5-byte header
  * and 24 bytes) and `HASH` (5 and the digest).
  */
-const FRAMES_BYTES = 5 + 24 + 5 + MAX_DIGEST_BYTES;
+export const FRAMES_BYTES: number = 5 + 24 + 5 + MAX_DIGEST_BYTES;
 
 /** What {@linkcode sendSmallFile} needs of the server. */
 export interface SmallGet {

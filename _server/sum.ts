@@ -59,7 +59,7 @@ export async function handleSum(
         undefined,
         length,
         hash,
-        session.bulkBuffers(),
+        session.bulkBuffers(length),
       );
       const after = await file.stat();
       if (hashed < length || !sameVersion(before, after)) {
