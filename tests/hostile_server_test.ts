@@ -15,6 +15,7 @@ import {
   type Message,
   writeAll,
 } from "../protocol.ts";
+import { acceptHandshake } from "./_util/server.ts";
 import { within } from "./_util/faults.ts";
 import { CLIENT_SCRIPT, exists, runScript, withTempDir } from "./_util/util.ts";
 
@@ -34,17 +35,7 @@ function startHostileServer(
       const session = (async () => {
         const reader = new FrameReader(conn);
         try {
-          await reader.readMessage();
-          await writeAll(
-            conn,
-            encodeMessage({
-              type: "hello",
-              minVersion: 1,
-              maxVersion: 1,
-              flags: 0,
-              nonce: new Uint8Array(32),
-            }),
-          );
+          await acceptHandshake(reader, conn);
           while (true) {
             const request = await reader.readMessage();
             if (request === null) break;

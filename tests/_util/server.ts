@@ -341,3 +341,32 @@ export async function treeNames(
   }
   return names.sort();
 }
+
+/**
+ * The server's side of a handshake, for fake servers in tests: reads the
+ * client's HELLO and DIGESTS and answers HELLO (this protocol version, no
+ * auth) and DIGESTS choosing `digest`.
+ */
+export async function acceptHandshake(
+  reader: FrameReader,
+  conn: Deno.Conn,
+  digest: string = "xxh3-128",
+): Promise<void> {
+  const hello = await reader.readMessage();
+  assert.equal(hello?.type, "hello");
+  const offer = await reader.readMessage();
+  assert.equal(offer?.type, "digests");
+  await writeAll(
+    conn,
+    new Uint8Array([
+      ...encodeMessage({
+        type: "hello",
+        minVersion: PROTOCOL_VERSION,
+        maxVersion: PROTOCOL_VERSION,
+        flags: 0,
+        nonce: new Uint8Array(32),
+      }),
+      ...encodeMessage({ type: "digests", algorithms: [digest] }),
+    ]),
+  );
+}
