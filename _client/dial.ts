@@ -28,23 +28,7 @@ export async function dial(options: ConnectOptions): Promise<Deno.TcpConn> {
   try {
     conn = await Deno.connect({ hostname, port, transport: "tcp" });
   } catch (error) {
-    if (error instanceof Deno.errors.ConnectionRefused) {
-      throw new FerryError("CONNECTION", `Connection refused: ${address}`, {
-        cause: error,
-      });
-    }
-    if (
-      error instanceof Deno.errors.NotCapable ||
-      error instanceof Deno.errors.PermissionDenied ||
-      error instanceof TypeError
-    ) {
-      throw error;
-    }
-    throw new FerryError(
-      "CONNECTION",
-      `Cannot connect to ${address}: ${messageOf(error)}`,
-      { cause: error },
-    );
+    throw dialError(error, address, { tls: false });
   }
   if (options.signal?.aborted) {
     conn.close();
@@ -52,6 +36,41 @@ export async function dial(options: ConnectOptions): Promise<Deno.TcpConn> {
   }
   conn.setNoDelay(true);
   return conn;
+}
+
+/**
+ * What a failed `Deno.connect` or `Deno.connectTls` becomes: `CONNECTION`
+ * with a one-line message (`Connection refused: HOST:PORT`); a missing
+ * permission, and for plain TCP a bad host name, is passed on as it is.
+ *
+ * @param error What the connect threw.
+ * @param address The server, `host:port`.
+ * @param options `tls`: the connection was to be TLS.
+ * @returns The error to throw.
+ */
+export function dialError(
+  error: unknown,
+  address: string,
+  options: { tls: boolean },
+): unknown {
+  if (error instanceof Deno.errors.ConnectionRefused) {
+    return new FerryError("CONNECTION", `Connection refused: ${address}`, {
+      cause: error,
+    });
+  }
+  if (
+    error instanceof Deno.errors.NotCapable ||
+    error instanceof Deno.errors.PermissionDenied ||
+    (!options.tls && error instanceof TypeError)
+  ) {
+    return error;
+  }
+  const how = options.tls ? " with TLS" : "";
+  return new FerryError(
+    "CONNECTION",
+    `Cannot connect to ${address}${how}: ${messageOf(error).split("\n")[0]}`,
+    { cause: error },
+  );
 }
 
 /** A deadline on one phase of a connection, from {@linkcode guardConn}. */

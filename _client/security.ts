@@ -13,7 +13,7 @@
 import type { ConnectOptions } from "./types.ts";
 import { DEFAULT_HOSTNAME, DEFAULT_PORT } from "../_common/defaults.ts";
 import { formatAddress, messageOf } from "../_common/text.ts";
-import { guardConn } from "./dial.ts";
+import { dialError, guardConn } from "./dial.ts";
 import { FerryError } from "../errors.ts";
 import { authMac, encodeMessage, type HelloMessage } from "../protocol.ts";
 
@@ -101,22 +101,7 @@ export async function dialTls(
   try {
     conn = await Deno.connectTls({ hostname, port, caCerts: options.caCerts });
   } catch (error) {
-    if (error instanceof Deno.errors.ConnectionRefused) {
-      throw new FerryError("CONNECTION", `Connection refused: ${address}`, {
-        cause: error,
-      });
-    }
-    if (
-      error instanceof Deno.errors.NotCapable ||
-      error instanceof Deno.errors.PermissionDenied
-    ) {
-      throw error;
-    }
-    throw new FerryError(
-      "CONNECTION",
-      `Cannot connect to ${address} with TLS: ${firstLine(error)}`,
-      { cause: error },
-    );
+    throw dialError(error, address, { tls: true });
   }
   const guard = guardConn(conn, timeoutMs, signal);
   try {
