@@ -3,8 +3,8 @@
  * a load balancer) never write the same part at once.
  *
  * The part `.ferry-<hex>.part` has a lease `.ferry-<hex>.lease` beside it,
- * created with `O_CREAT | O_EXCL` (`Deno.open` with `createNew`): whoever
- * creates it owns the part. It holds one line naming its owner (process id
+ * created with `O_CREAT | O_EXCL | O_NOFOLLOW` (`createExclusive` of
+ * `_server/host_file.ts`): whoever creates it owns the part. It holds one line naming its owner (process id
  * and a random token, for people), and the owner keeps the lease file open
  * and moves its modification time forward every `refreshMs` while the
  * upload runs, through the open file (never through the path, which a
@@ -31,7 +31,9 @@
  * @module
  */
 
+import { futimes } from "node:fs";
 import { delay } from "../_common/delay.ts";
+import { createExclusive, type HostFile } from "./host_file.ts";
 import { FerryError } from "../errors.ts";
 
 /** A lease unchanged this long belongs to a dead server: 10 s. */
@@ -74,7 +76,7 @@ export function leasePathOf(partPath: string): string {
 /** An exclusive, refreshed claim on one upload part across servers. */
 export class UploadLease {
   readonly path: string;
-  #file: Deno.FsFile;
+  #file: HostFile;
   #ino: number | null;
   #timer: ReturnType<typeof setInterval>;
   #lost = false;
@@ -83,7 +85,7 @@ export class UploadLease {
 
   private constructor(
     path: string,
-    file: Deno.FsFile,
+    file: HostFile,
     ino: number | null,
     refreshMs: number,
     onLost: (() => void) | undefined,
@@ -122,7 +124,7 @@ export class UploadLease {
       if (signal.aborted) {
         throw new FerryError("CONNECTION", "Connection closed while waiting");
       }
-      const file = await createNew(path);
+      const file = createNew(path);
       if (file !== undefined) {
         try {
           await file.write(
@@ -199,12 +201,11 @@ export class UploadLease {
 
   async #refresh(): Promise<void> {
     if (this.#lost) return;
-    try {
-      const now = new Date();
-      await this.#file.utime(now, now);
-    } catch {
-      // The check below tells whether the lease is still ours.
-    }
+    const now = new Date();
+    await new Promise<void>((resolve) =>
+      // An error is for the check below: is the lease still ours?
+      futimes(this.#file.fd, now, now, () => resolve())
+    );
     await this.held();
   }
 
@@ -220,12 +221,12 @@ export class UploadLease {
   }
 }
 
-/** Creates `path` exclusively; undefined if it exists. */
-async function createNew(path: string): Promise<Deno.FsFile | undefined> {
+/** Creates `path` exclusively; undefined if something is there. */
+function createNew(path: string): HostFile | undefined {
   try {
-    return await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+    return createExclusive(path);
   } catch (error) {
-    if (error instanceof Deno.errors.AlreadyExists) return undefined;
+    if ((error as { code?: unknown }).code === "EEXIST") return undefined;
     throw error;
   }
 }

@@ -105,3 +105,20 @@ Deno.test("UploadLease stops waiting when the connection closes", async () => {
     }
   });
 });
+
+Deno.test("UploadLease never writes through a link planted at the lease's name", async () => {
+  await withTempDir(async (dir) => {
+    const part = `${dir}/${PART}`;
+    await Deno.writeTextFile(`${dir}/outside.txt`, "keep me\n");
+    await Deno.symlink(`${dir}/outside.txt`, leasePathOf(part));
+    // The link never moves: it is taken for a dead lease and removed itself.
+    const lease = await UploadLease.acquire(part, { timeoutMs: 100 });
+    try {
+      assert.equal((await Deno.lstat(leasePathOf(part))).isSymlink, false);
+      assert.equal(await Deno.readTextFile(`${dir}/outside.txt`), "keep me\n");
+    } finally {
+      await lease.release();
+    }
+    assert.equal(await exists(leasePathOf(part)), false);
+  });
+});
