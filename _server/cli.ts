@@ -276,6 +276,7 @@ async function run(args: string[]): Promise<void> {
     tls: tls !== undefined,
     allowUpload: flags.allowUpload,
     envReadable: token.envReadable,
+    strictOpen: kernelNamesFiles(),
   });
   for (const line of warnings) console.error(`${PROGRAM}: ${line}`);
   console.log(listeningLine(server, flags, tls !== undefined));
@@ -343,4 +344,15 @@ function listeningLine(
   return `Listening on ${tls ? "tls" : "tcp"}://${
     formatAddress(server.addr)
   } (root ${server.root}, ${mode})`;
+}
+
+/** Whether `/proc/self/fd` can be read (Linux, and Deno run with `-A`). */
+function kernelNamesFiles(): boolean {
+  if (Deno.build.os !== "linux") return false;
+  try {
+    Deno.readLinkSync("/proc/self/fd/0");
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -91,6 +91,7 @@ export function isLoopback(hostname: string): boolean {
  * import { startupWarnings } from "./cli_security.ts";
  * const lines = startupWarnings({
  *   hostname: "0.0.0.0", token: false, tls: false, allowUpload: false, envReadable: true,
+ *   strictOpen: true,
  * });
  * assert(lines.length === 2);
  * ```
@@ -101,6 +102,8 @@ export function startupWarnings(settings: {
   tls: boolean;
   allowUpload: boolean;
   envReadable: boolean;
+  /** Whether the kernel can name an open file (`/proc/self/fd`, `-A`). */
+  strictOpen: boolean;
 }): string[] {
   const lines: string[] = [];
   const hint = settings.envReadable
@@ -114,6 +117,18 @@ export function startupWarnings(settings: {
   if (settings.allowUpload && !settings.token) {
     lines.push(
       `warning: uploads are allowed without a token: anyone who can connect can write into the root${hint}`,
+    );
+  }
+  // The window a local user who can write inside the root still has (see
+  // the README, "Local users inside the root").
+  if (!settings.strictOpen) {
+    lines.push(
+      "warning: without -A on Linux, a local user who can write inside the root and swaps a folder for a link twice within microseconds can make a read or an upload reach a file outside it",
+    );
+  }
+  if (settings.allowUpload) {
+    lines.push(
+      "warning: uploads are moved into place, and MKDIR and DELETE act, by name: a local user who can write inside the root and swaps a folder for a link at that moment can make them act outside it, with or without -A",
     );
   }
   if (!isLoopback(settings.hostname) && !settings.tls) {
