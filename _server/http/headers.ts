@@ -8,15 +8,18 @@
  *
  * **Entity tags.** When the server's hash cache knows the SHA-256 of this
  * version of the file (it was downloaded or uploaded through the ferry
- * protocol, or hashed before, and has not changed since: see
+ * protocol with SHA-256 as the digest, and has not changed since: see
  * `_server/hash_cache.ts`), the tag is strong and derived from the
  * content: `"sha256-<base64url>"`, the same for every copy of the same
- * bytes, and the response carries `Repr-Digest: sha-256=:<base64>:`.
- * Otherwise the tag is weak, `W/"<size>-<mtime>-<ctime>"` (base 36): it
- * changes whenever the file is written, but two versions written within
- * one clock tick could share it, which is why it is weak; a weak tag
- * never satisfies `If-Range`, so a resumed download of such a file falls
- * back to its `Last-Modified` date.
+ * bytes, and the response carries `Repr-Digest: sha-256=:<base64>:`. The
+ * cache's XXH3-128 digests (ferry's default) are not used: a strong tag is
+ * trusted by `If-Range` to splice a resumed download, and XXH3 is not
+ * collision-resistant, so a user who can write in the root could make two
+ * different files share one. Otherwise the tag is weak,
+ * `W/"<size>-<mtime>-<ctime>"` (base 36): it changes whenever the file is
+ * written, but two versions written within one clock tick could share it,
+ * which is why it is weak; a weak tag never satisfies `If-Range`, so a
+ * resumed download of such a file falls back to its `Last-Modified` date.
  *
  * @module
  */
