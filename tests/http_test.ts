@@ -241,7 +241,7 @@ test("serve({ http }) honours If-Range: a weak tag or another date gives the who
 test("serve({ http }) sends a strong ETag and Repr-Digest once the hash cache knows the file", async () => {
   await withServer(
     { http: { port: 0 }, files: FILES, allowUpload: true },
-    async ({ server, port }) => {
+    async ({ server, port, logs }) => {
       const httpPort = server.httpAddr!.port;
       await withTempDir(async (dir) => {
         // A ferry upload of a file last modified long ago: its digest is
@@ -255,7 +255,22 @@ test("serve({ http }) sends a strong ETag and Repr-Digest once the hash cache kn
           { kind: "file", local: `${dir}/big.bin`, remote: "cached.bin" },
         ]);
         assert.ok(outcome.result, String(outcome.error));
+        // The same in a default (XXH3-128) session: cached too, but never
+        // made into a strong tag.
+        await using xxh3 = await connect({ port });
+        const [other] = await xxh3.putMany([
+          { kind: "file", local: `${dir}/big.bin`, remote: "xxh3.bin" },
+        ]);
+        assert.ok(other.result, String(other.error));
+        await xxh3.get("xxh3.bin", `${dir}/back.bin`);
       });
+      const back = logs.find((e) =>
+        e.request === "GET" && e.path === "xxh3.bin"
+      );
+      assert.equal(back?.cached, true, "the XXH3 digest was cached");
+      const weak = await curl(url(httpPort, "/xxh3.bin"), ["-I"]);
+      assert.match(weak.headers.get("etag")!, /^W\//);
+      assert.equal(weak.headers.get("repr-digest"), null);
       const got = await curl(url(httpPort, "/cached.bin"));
       assert.deepEqual(got.body, BIG);
       const digest = Buffer.from(sha256(BIG));
