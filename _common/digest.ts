@@ -15,8 +15,21 @@
  */
 
 import { createHash, type Hash } from "node:crypto";
-import { createXXHash128, type IHasher } from "hash-wasm";
+import type { IHasher } from "hash-wasm";
 import { DIGEST_BYTES, type DigestAlgorithm } from "../protocol.ts";
+
+/**
+ * `hash-wasm`'s XXH3-128 factory, loaded on first use: the package (270 KB
+ * of JavaScript with every algorithm's WebAssembly inside) then costs
+ * nothing to a process that never hashes, such as `client.ts --help`.
+ */
+let xxh3Factory: Promise<() => Promise<IHasher>> | undefined;
+
+function loadXxh3(): Promise<() => Promise<IHasher>> {
+  return xxh3Factory ??= import("hash-wasm").then((module) =>
+    module.createXXHash128
+  );
+}
 
 /** A running digest of one file's bytes, fed in order. */
 export interface Hasher {
@@ -83,7 +96,8 @@ class Sha256Hasher implements Hasher {
 
 /**
  * Starts a digest of `algorithm`. Resolves at once when a pooled XXH3
- * instance is free (the first one compiles the WebAssembly module).
+ * instance is free (the first one loads `hash-wasm` and compiles the
+ * WebAssembly module).
  *
  * @param algorithm The session's algorithm.
  * @returns A fresh hasher.
@@ -104,7 +118,9 @@ export async function createHasher(
 ): Promise<Hasher> {
   switch (algorithm) {
     case "xxh3-128":
-      return new Xxh3Hasher(freeEngines.pop() ?? await createXXHash128());
+      return new Xxh3Hasher(
+        freeEngines.pop() ?? await (await loadXxh3())(),
+      );
     case "sha256":
       return new Sha256Hasher();
     default:

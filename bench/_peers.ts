@@ -219,7 +219,7 @@ export async function installPeers(
  * `--max-connections-per-address 1024` (every bench client is local).
  *
  * @param root Folder to serve.
- * @param options `http`: also start the HTTP face on a free port; the
+ * @param options `upload`: allow uploads; `http`: also start the HTTP face on a free port; the
  * returned `port` is then the HTTP one.
  * @returns The server, ready (it printed `tcp://HOST:PORT`, or
  * `http://HOST:PORT` with `http`).
@@ -233,7 +233,7 @@ export async function installPeers(
  */
 export function startFerryServer(
   root: string,
-  options: { http?: boolean } = {},
+  options: { http?: boolean; upload?: boolean } = {},
 ): Promise<ServerProcess> {
   const http = options.http ?? false;
   return startServer(
@@ -254,6 +254,7 @@ export function startFerryServer(
       "--max-connections-per-address",
       "1024",
       ...(http ? ["--http", "127.0.0.1:0"] : []),
+      ...(options.upload ? ["--allow-upload"] : []),
     ],
     { line: http ? /http:\/\/\S+:\d+/ : /tcp:\/\/\S+:\d+/ },
   );
@@ -520,6 +521,7 @@ export function curlGet(
  *
  * @param dir The module's folder.
  * @param workDir Where `rsyncd.conf`, its pid and log files go.
+ * @param options `writable`: accept uploads (`read only = no`).
  * @returns The daemon, listening.
  * @throws {Error} If it does not listen.
  *
@@ -531,6 +533,7 @@ export function curlGet(
 export async function startRsyncDaemon(
   dir: string,
   workDir: string,
+  options: { writable?: boolean } = {},
 ): Promise<ServerProcess> {
   const config = `${workDir}/rsyncd.conf`;
   await Deno.writeTextFile(
@@ -544,7 +547,7 @@ export async function startRsyncDaemon(
       "max connections = 0",
       "[data]",
       `path = ${dir}`,
-      "read only = yes",
+      `read only = ${options.writable ? "no" : "yes"}`,
       "",
     ].join("\n"),
   );

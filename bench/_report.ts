@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { TargetRow } from "./_targets.ts";
 import type {
   BigFileResult,
   ConcurrencyResult,
@@ -46,6 +47,8 @@ export interface Results {
     http?: HttpResults;
     /** Scenario 7, sync, when it ran. */
     sync?: SyncResult;
+    /** Scenario 8, the targets of issue 11, when it ran. */
+    targets?: TargetRow[];
   };
 }
 

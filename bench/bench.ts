@@ -45,6 +45,17 @@ import {
 import { fmt, MIB } from "./_stats.ts";
 import { findHaproxy } from "./cluster.ts";
 import { httpScenario } from "./_http.ts";
+import {
+  renderTargets,
+  type TargetsPlan,
+  targetsScenario,
+} from "./_targets.ts";
+
+/** The load averages from `/proc/loadavg`, e.g. `7.9 8.1 8.3`. */
+async function loadAverage(): Promise<string> {
+  const text = await Deno.readTextFile("/proc/loadavg").catch(() => "");
+  return text.split(" ").slice(0, 3).join(" ") || "unknown";
+}
 import { type SyncPlan, syncScenario } from "./_sync.ts";
 
 const USAGE =
@@ -60,8 +71,10 @@ OPTIONS:
   --out DIR       where results.json and results.md go (default: bench_results)
   --runs N        runs per figure (default: 3, or 1 with --quick)
   --only LIST     scenarios to run, e.g. 1,3 (memory is part of 1; 6 is the
-                  HTTP face against python3 -m http.server; 7 is sync)
-                  (default: 1,2,3,5,6,7)
+                  HTTP face against python3 -m http.server; 7 is sync; 8
+                  the issue-11 targets: digest speed, small files on tmpfs,
+                  200 concurrent gets' memory, start-up, in interleaved
+                  rounds) (default: 1,2,3,5,6,7,8)
   -h, --help      print this help
 `;
 
@@ -83,6 +96,8 @@ interface Plan {
   }[];
   classicCapSeconds: number;
   sync: SyncPlan;
+  /** Scenario 8: the targets of issue 11. */
+  targets: TargetsPlan;
 }
 
 function bigFile(bytes: number): BigFile {
@@ -134,6 +149,14 @@ function makePlan(quick: boolean): Plan {
         },
       ],
       classicCapSeconds: 2,
+      targets: {
+        bigBytes: 8 * MIB,
+        trees: [{ count: 50, size: 1024 }],
+        clients: 5,
+        clientBytes: MIB,
+        rounds: 1,
+        startupRuns: 2,
+      },
       sync: {
         files: 100,
         fileBytes: 1024,
@@ -182,6 +205,14 @@ function makePlan(quick: boolean): Plan {
       },
     ],
     classicCapSeconds: 6,
+    targets: {
+      bigBytes: 1024 * MIB,
+      trees: [{ count: 10_000, size: 1024 }, { count: 1000, size: 4096 }],
+      clients: 200,
+      clientBytes: MIB,
+      rounds: 7,
+      startupRuns: 11,
+    },
     sync: {
       files: 10_000,
       fileBytes: 1024,
@@ -294,7 +325,7 @@ async function main(): Promise<void> {
         "no-install": { type: "boolean", default: false },
         out: { type: "string", default: "bench_results" },
         runs: { type: "string" },
-        only: { type: "string", default: "1,2,3,5,6,7" },
+        only: { type: "string", default: "1,2,3,5,6,7,8" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -493,8 +524,17 @@ async function main(): Promise<void> {
       );
     }
     if (only.has("7")) sc.sync = await syncScenario(ctx, plan.sync);
+    let targets = "";
+    if (only.has("8")) {
+      const loadBefore = await loadAverage();
+      sc.targets = await targetsScenario(plan.targets, tools, log);
+      targets = renderTargets(
+        sc.targets,
+        `${loadBefore} at the start, ${await loadAverage()} at the end`,
+      );
+    }
     results.wallSeconds = Math.round((performance.now() - started) / 10) / 100;
-    const markdown = renderMarkdown(results);
+    const markdown = renderMarkdown(results) + (targets ? `\n${targets}` : "");
     await Deno.mkdir(values.out, { recursive: true });
     await Deno.writeTextFile(
       `${values.out}/results.json`,

@@ -26,7 +26,7 @@ Deno.test("bench.ts --quick runs every scenario, prints tables and writes result
   try {
     const { code, stdout, stderr } = await runBench(
       ["--quick", "--no-install", "--out", out],
-      55_000,
+      90_000,
     );
     assert.equal(code, 0, stderr);
     for (
@@ -38,6 +38,7 @@ Deno.test("bench.ts --quick runs every scenario, prints tables and writes result
         "## 4. Memory",
         "## 5. Scaling",
         "## 7. Sync",
+        "## 8. Issue 11 targets",
       ]
     ) {
       assert.ok(stdout.includes(heading), `stdout lacks ${heading}`);
@@ -104,6 +105,17 @@ Deno.test("bench.ts --quick runs every scenario, prints tables and writes result
     assert.equal(sync.oneChanged.sentBytes, sync.plan.fileBytes);
     assert.equal(sync.grown.sentBytes, sync.plan.growthBytes);
     assert.ok(sync.noop.ferry.median > 0);
+    // Issue 11's targets: every row measured, the concurrent gets exact.
+    const targets = results.scenarios.targets as {
+      label: string;
+      value: { median: number };
+      target?: string;
+    }[];
+    assert.ok(targets.some((row) => row.label.includes("cache miss")));
+    assert.ok(targets.some((row) => row.label.includes("put -r, tmpfs")));
+    assert.ok(targets.every((row) => row.value.median > 0));
+    const memory = targets.find((row) => row.label.includes("peak RSS"))!;
+    assert.match(memory.target!, /all byte-exact \(yes\)/);
     assert.equal(
       await Deno.readTextFile(`${out}/results.md`),
       stdout.slice(0, -1),
