@@ -237,7 +237,7 @@ export class Chromium {
     } catch (error) {
       child.kill("SIGKILL");
       await child.status;
-      await Deno.remove(profile, { recursive: true }).catch(() => {});
+      await removeProfile(profile);
       throw error;
     }
   }
@@ -269,6 +269,25 @@ export class Chromium {
       // Already gone.
     }
     await this.#child.status;
-    await Deno.remove(this.#profile, { recursive: true }).catch(() => {});
+    await removeProfile(this.#profile);
+  }
+}
+
+/**
+ * Removes a profile folder. Chromium's helper processes may still be
+ * writing into it for a moment after the browser process exited, which
+ * makes a recursive remove fail with a folder that is not empty: retry for
+ * up to five seconds.
+ */
+async function removeProfile(profile: string): Promise<void> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      await Deno.remove(profile, { recursive: true });
+      return;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return;
+      if (attempt >= 50) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 }
