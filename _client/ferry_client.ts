@@ -760,106 +760,16 @@ export async function connect(
   const conn = wantsTls(options)
     ? await dialTls(options, HANDSHAKE_TIMEOUT_MS)
     : await dial(options);
-  const watch = new IdleWatch(
-    conn,
-    options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+  const reader = new WatchedReader(
+    new IdleWatch(conn, options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS),
   );
-  const reader = new WatchedReader(watch);
   const signal = options.signal;
   const guard = guardConn(conn, HANDSHAKE_TIMEOUT_MS, signal);
   try {
-    const clientHello = encodeMessage({
-      type: "hello",
-      minVersion: PROTOCOL_VERSION,
-      maxVersion: PROTOCOL_VERSION,
-      flags: 0,
-      nonce: crypto.getRandomValues(new Uint8Array(NONCE_BYTES)),
+    const { version, digest } = await handshake(conn, reader, {
+      ...options,
+      address,
     });
-    const offered = options.digest === undefined
-      ? DIGEST_ALGORITHMS
-      : [options.digest];
-    const offer = encodeMessage({ type: "digests", algorithms: [...offered] });
-    // DIGESTS goes with HELLO, in one write (see protocol.ts, Handshake).
-    const opening = new Uint8Array(clientHello.length + offer.length);
-    opening.set(clientHello);
-    opening.set(offer, clientHello.length);
-    await writeAll(conn, opening);
-    const first = await reader.peek();
-    if (first !== null && !wantsTls(options) && isTlsRecord(first[0])) {
-      throw new FerryError(
-        "CONNECTION",
-        `${address} answered with TLS: connect with TLS (--tls or --ca FILE)`,
-      );
-    }
-    const reply = await reader.readMessage();
-    if (reply === null) {
-      throw new FerryError(
-        "CONNECTION",
-        `Connection closed during the handshake: is ${address} a ferry server?`,
-      );
-    }
-    if (reply.type === "error") throw serverError(reply);
-    if (reply.type !== "hello") {
-      throw new FerryError(
-        "PROTOCOL",
-        `Expected HELLO from the server, got ${reply.type.toUpperCase()}`,
-      );
-    }
-    const version = reply.maxVersion;
-    if (version !== PROTOCOL_VERSION) {
-      throw new FerryError(
-        "UNSUPPORTED_VERSION",
-        `The server chose protocol version ${version}; this client speaks ${PROTOCOL_VERSION} only`,
-      );
-    }
-    const chosen = await reader.readMessage();
-    if (chosen === null) {
-      throw new FerryError(
-        "CONNECTION",
-        "Connection closed during the handshake, before DIGESTS",
-      );
-    }
-    if (chosen.type === "error") throw serverError(chosen);
-    if (chosen.type !== "digests") {
-      throw new FerryError(
-        "PROTOCOL",
-        `Expected DIGESTS from the server, got ${chosen.type.toUpperCase()}`,
-      );
-    }
-    const digest = offered.find((name) =>
-      chosen.algorithms.length === 1 && name === chosen.algorithms[0]
-    );
-    if (digest === undefined) {
-      throw new FerryError(
-        "UNSUPPORTED_VERSION",
-        `The server chose digest ${
-          chosen.algorithms.join(", ")
-        }; this client offered ${offered.join(", ")}`,
-      );
-    }
-    if (reply.flags & HELLO_AUTH_REQUIRED) {
-      if (options.token === undefined || options.token === "") {
-        throw new FerryError("UNAUTHORIZED", MISSING_TOKEN_MESSAGE);
-      }
-      await writeAll(
-        conn,
-        authFrame(options.token, clientHello, reply, version),
-      );
-      const verdict = await reader.readMessage();
-      if (verdict === null) {
-        throw new FerryError(
-          "CONNECTION",
-          "Connection closed during authentication",
-        );
-      }
-      if (verdict.type === "error") throw serverError(verdict);
-      if (verdict.type !== "ok") {
-        throw new FerryError(
-          "PROTOCOL",
-          `Expected OK after AUTH, got ${verdict.type.toUpperCase()}`,
-        );
-      }
-    }
     return new FerryClient(conn, version, {
       reader,
       signal,
@@ -869,29 +779,134 @@ export async function connect(
     });
   } catch (error) {
     guard.close();
-    if (signal?.aborted) throw signal.reason;
-    if (guard.timedOut) {
-      throw new FerryError(
-        "TIMEOUT",
-        `No handshake reply from ${address} within ${HANDSHAKE_TIMEOUT_MS} ms`,
-      );
-    }
-    if (error instanceof FerryError) {
-      if (error.code === "TRUNCATED") {
-        throw new FerryError(
-          "PROTOCOL",
-          `Incomplete handshake reply: is ${address} a ferry server?`,
-          { cause: error },
-        );
-      }
-      throw transportError(error, false);
-    }
-    throw new FerryError(
-      "CONNECTION",
-      `Connection failed during the handshake: ${messageOf(error)}`,
-      { cause: error },
-    );
+    throw handshakeError(error, { address, signal, timedOut: guard.timedOut });
   } finally {
     guard.clear();
   }
+}
+
+/**
+ * The handshake of {@linkcode connect}: `HELLO` and `DIGESTS` out, the
+ * server's `HELLO` and `DIGESTS` back, then `AUTH` when it asks for a token.
+ */
+async function handshake(
+  conn: Deno.Conn,
+  reader: FrameReader,
+  options: ConnectOptions & { address: string },
+): Promise<{ version: number; digest: DigestAlgorithm }> {
+  const { address } = options;
+  const offered = options.digest === undefined
+    ? DIGEST_ALGORITHMS
+    : [options.digest];
+  const clientHello = encodeMessage({
+    type: "hello",
+    minVersion: PROTOCOL_VERSION,
+    maxVersion: PROTOCOL_VERSION,
+    flags: 0,
+    nonce: crypto.getRandomValues(new Uint8Array(NONCE_BYTES)),
+  });
+  const offer = encodeMessage({ type: "digests", algorithms: [...offered] });
+  // DIGESTS goes with HELLO, in one write (see protocol.ts, Handshake).
+  const opening = new Uint8Array(clientHello.length + offer.length);
+  opening.set(clientHello);
+  opening.set(offer, clientHello.length);
+  await writeAll(conn, opening);
+  const first = await reader.peek();
+  if (first !== null && !wantsTls(options) && isTlsRecord(first[0])) {
+    throw new FerryError(
+      "CONNECTION",
+      `${address} answered with TLS: connect with TLS (--tls or --ca FILE)`,
+    );
+  }
+  const hello = await expectReply(reader, "hello", {
+    closed: `during the handshake: is ${address} a ferry server?`,
+    expected: "HELLO from the server",
+  });
+  const version = hello.maxVersion;
+  if (version !== PROTOCOL_VERSION) {
+    throw new FerryError(
+      "UNSUPPORTED_VERSION",
+      `The server chose protocol version ${version}; this client speaks ${PROTOCOL_VERSION} only`,
+    );
+  }
+  const chosen = await expectReply(reader, "digests", {
+    closed: "during the handshake, before DIGESTS",
+    expected: "DIGESTS from the server",
+  });
+  const digest = offered.find((name) =>
+    chosen.algorithms.length === 1 && name === chosen.algorithms[0]
+  );
+  if (digest === undefined) {
+    throw new FerryError(
+      "UNSUPPORTED_VERSION",
+      `The server chose digest ${
+        chosen.algorithms.join(", ")
+      }; this client offered ${offered.join(", ")}`,
+    );
+  }
+  if (hello.flags & HELLO_AUTH_REQUIRED) {
+    if (options.token === undefined || options.token === "") {
+      throw new FerryError("UNAUTHORIZED", MISSING_TOKEN_MESSAGE);
+    }
+    await writeAll(conn, authFrame(options.token, clientHello, hello, version));
+    await expectReply(reader, "ok", {
+      closed: "during authentication",
+      expected: "OK after AUTH",
+    });
+  }
+  return { version, digest };
+}
+
+/**
+ * Reads one handshake reply: the end of the stream is `CONNECTION`
+ * (`Connection closed ...`), `ERROR` the server's refusal, any other type
+ * `PROTOCOL` (`Expected ..., got ...`).
+ */
+async function expectReply<T extends Message["type"]>(
+  reader: FrameReader,
+  type: T,
+  words: { closed: string; expected: string },
+): Promise<Extract<Message, { type: T }>> {
+  const reply = await reader.readMessage();
+  if (reply === null) {
+    throw new FerryError("CONNECTION", `Connection closed ${words.closed}`);
+  }
+  if (reply.type === "error") throw serverError(reply);
+  if (reply.type !== type) {
+    throw new FerryError(
+      "PROTOCOL",
+      `Expected ${words.expected}, got ${reply.type.toUpperCase()}`,
+    );
+  }
+  return reply as Extract<Message, { type: T }>;
+}
+
+/** What a failed handshake throws: the abort, a timeout or a clear error. */
+function handshakeError(
+  error: unknown,
+  state: { address: string; signal?: AbortSignal; timedOut: boolean },
+): unknown {
+  const { address, signal } = state;
+  if (signal?.aborted) return signal.reason;
+  if (state.timedOut) {
+    return new FerryError(
+      "TIMEOUT",
+      `No handshake reply from ${address} within ${HANDSHAKE_TIMEOUT_MS} ms`,
+    );
+  }
+  if (error instanceof FerryError) {
+    if (error.code === "TRUNCATED") {
+      return new FerryError(
+        "PROTOCOL",
+        `Incomplete handshake reply: is ${address} a ferry server?`,
+        { cause: error },
+      );
+    }
+    return transportError(error, false);
+  }
+  return new FerryError(
+    "CONNECTION",
+    `Connection failed during the handshake: ${messageOf(error)}`,
+    { cause: error },
+  );
 }
