@@ -22,6 +22,16 @@ import type {
 export const DEFAULT_WINDOW = 32;
 
 /**
+ * The window a pipeline keeps: the option, whole and at least 1.
+ *
+ * @param window The `window` option, if given.
+ * @returns Requests sent ahead of their replies.
+ */
+export function windowOf(window: number | undefined): number {
+  return Math.max(1, Math.floor(window ?? DEFAULT_WINDOW));
+}
+
+/**
  * The frame-level side of a session, as {@linkcode ./client.ts FerryClient}
  * exposes it to its pipelines.
  */

@@ -19,9 +19,9 @@ import { openReceiver, type Receiver } from "./receiver.ts";
 import { checkTreeName, looseName, SafeDest } from "./safe_dest.ts";
 import {
   asFerryError,
-  DEFAULT_WINDOW,
   type FileOutcome,
   type SessionIo,
+  windowOf,
 } from "./session_io.ts";
 import { FerryError } from "../errors.ts";
 import { encodeMessage, type Entry, type Message } from "../protocol.ts";
@@ -115,122 +115,180 @@ export async function pipelineGet(
   items: readonly GetManyItem[],
   options: GetManyOptions = {},
 ): Promise<FileOutcome[]> {
-  const window = Math.max(1, Math.floor(options.window ?? DEFAULT_WINDOW));
-  const overwrite = options.overwrite ?? false;
-  const onProgress = options.onProgress;
-  const outcomes: FileOutcome[] = new Array(items.length);
-  const report = (index: number, outcome: FileOutcome) => {
-    outcomes[index] = outcome;
-    options.onFile?.(outcome);
-  };
-  const failure = (index: number, error: unknown): FileOutcome => ({
-    path: items[index].path,
-    kind: "file",
-    local: items[index].destination,
-    error: asFerryError(error),
-  });
-  const inFlight: InFlight[] = [];
+  return await new GetPipeline(io, items, options).run();
+}
+
+/**
+ * The state of one {@linkcode pipelineGet}: the outcomes so far, the
+ * requests in flight, and the local names they write.
+ */
+class GetPipeline {
+  #io: SessionIo;
+  #items: readonly GetManyItem[];
+  #options: GetManyOptions;
+  #window: number;
+  #outcomes: FileOutcome[];
+  #inFlight: InFlight[] = [];
+  #next = 0;
   // Local names of the requests in flight, and every destination opened:
   // a download never starts while another one writes one of its names
   // (`a` and `a.part`, or the same file twice), since one's rename would
   // land on the other's part.
-  const claimed = new Map<string, number>();
-  const opened = new Set<string>();
-  const release = (names: readonly string[]) => {
+  #claimed = new Map<string, number>();
+  #opened = new Set<string>();
+
+  constructor(
+    io: SessionIo,
+    items: readonly GetManyItem[],
+    options: GetManyOptions,
+  ) {
+    this.#window = windowOf(options.window);
+    this.#io = io;
+    this.#items = items;
+    this.#options = options;
+    this.#outcomes = new Array(items.length);
+  }
+
+  /** Requests and receives every item; a broken session fails the rest. */
+  async run(): Promise<FileOutcome[]> {
+    let fatal: FerryError | undefined;
+    try {
+      while (this.#next < this.#items.length || this.#inFlight.length > 0) {
+        const batch = await this.#refill();
+        if (batch.length > 0) await this.#io.send(batch);
+        fatal = await this.#receiveHead();
+        if (fatal !== undefined) break;
+      }
+    } catch (error) {
+      fatal = asFerryError(error); // a send failed: the session is gone
+    } finally {
+      for (const { index, receiver } of this.#inFlight) {
+        await receiver.discard();
+        this.#fail(index, fatal ?? connectionLost());
+      }
+      this.#inFlight.length = 0;
+    }
+    if (fatal !== undefined) {
+      this.#io.close();
+      while (this.#next < this.#items.length) this.#fail(this.#next++, fatal);
+    }
+    return this.#outcomes;
+  }
+
+  /**
+   * Opens the local ends of the next requests. Requests go out in batches:
+   * the window is refilled once half of it is answered, so that one write
+   * carries many requests (a write per file costs more than the file's own
+   * bytes when files are small).
+   */
+  async #refill(): Promise<Message[]> {
+    const batch: Message[] = [];
+    if (this.#inFlight.length > this.#window / 2) return batch;
+    while (
+      this.#next < this.#items.length && this.#inFlight.length < this.#window
+    ) {
+      const names = localNames(this.#items[this.#next].destination);
+      if (names.some((name) => this.#claimed.has(name))) {
+        if (this.#inFlight.length > 0) break; // wait until those are done
+      }
+      const message = await this.#open(this.#next++, names);
+      if (message !== undefined) batch.push(message);
+    }
+    return batch;
+  }
+
+  /** Opens one item's local end; its `GET`, or undefined if it failed. */
+  async #open(
+    index: number,
+    names: string[],
+  ): Promise<Message | undefined> {
+    const item = this.#items[index];
+    let receiver: Receiver;
+    const message: Message = { type: "get", path: item.path, offset: 0 };
+    try {
+      if (this.#opened.has(names[1])) {
+        // Its part would replace a file saved by this same call.
+        throw new FerryError(
+          "LOCAL",
+          `Cannot save ${item.destination}: its temporary name ${item.destination}.part is a file this download saved`,
+        );
+      }
+      encodeMessage(message); // a path too long fails here, not mid-batch
+      receiver = await openReceiver(
+        item.destination,
+        this.#options.overwrite ?? false,
+        {
+          // A name seen free is not free once a file was saved there.
+          checked: checkedItems.has(item) && !this.#opened.has(names[0]),
+        },
+      );
+    } catch (error) {
+      this.#fail(index, error);
+      return undefined;
+    }
+    this.#opened.add(names[0]);
     for (const name of names) {
-      const count = claimed.get(name)! - 1;
-      if (count === 0) claimed.delete(name);
-      else claimed.set(name, count);
+      this.#claimed.set(name, (this.#claimed.get(name) ?? 0) + 1);
     }
-  };
-  let next = 0;
-  let fatal: FerryError | undefined;
-  try {
-    while (next < items.length || inFlight.length > 0) {
-      const batch: Message[] = [];
-      // Requests go out in batches: the window is refilled once half of it
-      // is answered, so that one write carries many requests (a write per
-      // file costs more than the file's own bytes when files are small).
-      const refill = inFlight.length <= window / 2;
-      while (refill && next < items.length && inFlight.length < window) {
-        const names = localNames(items[next].destination);
-        if (names.some((name) => claimed.has(name))) {
-          if (inFlight.length > 0) break; // wait until those are done
-        }
-        const index = next++;
-        const item = items[index];
-        let receiver: Receiver;
-        try {
-          if (opened.has(names[1])) {
-            // Its part would replace a file saved by this same call.
-            throw new FerryError(
-              "LOCAL",
-              `Cannot save ${item.destination}: its temporary name ${item.destination}.part is a file this download saved`,
-            );
-          }
-          const message: Message = { type: "get", path: item.path, offset: 0 };
-          encodeMessage(message); // a path too long fails here, not mid-batch
-          receiver = await openReceiver(item.destination, overwrite, {
-            // A name seen free is not free once a file was saved there.
-            checked: checkedItems.has(item) && !opened.has(names[0]),
-          });
-          batch.push(message);
-        } catch (error) {
-          report(index, failure(index, error));
-          continue;
-        }
-        opened.add(names[0]);
-        for (const name of names) {
-          claimed.set(name, (claimed.get(name) ?? 0) + 1);
-        }
-        inFlight.push({ index, receiver, names });
-      }
-      if (batch.length > 0) await io.send(batch);
-      const head = inFlight[0];
-      if (head === undefined) continue;
-      const item = items[head.index];
-      try {
-        const result = await receiveFile(io, head.receiver, {
-          path: item.path,
-          onStart: (size) => options.onStart?.(item.path, size),
-          onProgress: onProgress &&
-            ((done, total) => onProgress(item.path, done, total)),
-        });
-        inFlight.shift();
-        release(head.names);
-        report(head.index, {
-          path: item.path,
-          kind: "file",
-          local: item.destination,
-          result,
-        });
-      } catch (error) {
-        inFlight.shift();
-        release(head.names);
-        report(head.index, failure(head.index, error));
-        if (!io.recoverable(error)) {
-          fatal = asFerryError(error);
-          break;
-        }
-      }
-    }
-  } catch (error) {
-    fatal = asFerryError(error); // a send failed: the session is gone
-  } finally {
-    for (const { index, receiver } of inFlight) {
-      await receiver.discard();
-      report(index, failure(index, fatal ?? connectionLost()));
-    }
-    inFlight.length = 0;
+    this.#inFlight.push({ index, receiver, names });
+    return message;
   }
-  if (fatal !== undefined) {
-    io.close();
-    while (next < items.length) {
-      const index = next++;
-      report(index, failure(index, fatal));
+
+  /**
+   * Receives the reply to the oldest request in flight; returns the error
+   * that broke the session, if one did.
+   */
+  async #receiveHead(): Promise<FerryError | undefined> {
+    const head = this.#inFlight[0];
+    if (head === undefined) return undefined;
+    const item = this.#items[head.index];
+    const onProgress = this.#options.onProgress;
+    try {
+      const result = await receiveFile(this.#io, head.receiver, {
+        path: item.path,
+        onStart: (size) => this.#options.onStart?.(item.path, size),
+        onProgress: onProgress &&
+          ((done, total) => onProgress(item.path, done, total)),
+      });
+      this.#done(head);
+      this.#report(head.index, {
+        path: item.path,
+        kind: "file",
+        local: item.destination,
+        result,
+      });
+    } catch (error) {
+      this.#done(head);
+      this.#fail(head.index, error);
+      if (!this.#io.recoverable(error)) return asFerryError(error);
+    }
+    return undefined;
+  }
+
+  /** The head request is answered: its local names are free again. */
+  #done(head: InFlight): void {
+    this.#inFlight.shift();
+    for (const name of head.names) {
+      const count = this.#claimed.get(name)! - 1;
+      if (count === 0) this.#claimed.delete(name);
+      else this.#claimed.set(name, count);
     }
   }
-  return outcomes;
+
+  #report(index: number, outcome: FileOutcome): void {
+    this.#outcomes[index] = outcome;
+    this.#options.onFile?.(outcome);
+  }
+
+  #fail(index: number, error: unknown): void {
+    const item = this.#items[index];
+    this.#report(index, {
+      path: item.path,
+      kind: "file",
+      local: item.destination,
+      error: asFerryError(error),
+    });
+  }
 }
 
 function connectionLost(): FerryError {

@@ -28,9 +28,9 @@ import {
 } from "./send_file.ts";
 import {
   asFerryError,
-  DEFAULT_WINDOW,
   type FileOutcome,
   type SessionIo,
+  windowOf,
 } from "./session_io.ts";
 import { transferResult } from "./types.ts";
 import { FerryError } from "../errors.ts";
@@ -126,10 +126,10 @@ class PutPipeline {
     items: readonly PutManyItem[],
     options: PutManyOptions,
   ) {
+    this.#window = windowOf(options.window);
     this.#io = io;
     this.#items = items;
     this.#options = options;
-    this.#window = Math.max(1, Math.floor(options.window ?? DEFAULT_WINDOW));
     this.#outcomes = new Array(items.length);
   }
 
