@@ -19,6 +19,7 @@ import type { LimitOptions } from "./limits.ts";
 import { exitFor, UsageError } from "../_common/exit.ts";
 import { formatAddress, lowerFirst, messageOf } from "../_common/text.ts";
 import { FerryError } from "../errors.ts";
+import { strictLibc } from "./dir_handle.ts";
 import { serve } from "./serve.ts";
 import { DEFAULT_PORT, type FerryServer } from "./types.ts";
 
@@ -277,6 +278,7 @@ async function run(args: string[]): Promise<void> {
     allowUpload: flags.allowUpload,
     envReadable: token.envReadable,
     strictOpen: kernelNamesFiles(),
+    strictAt: strictLibc() !== undefined,
   });
   for (const line of warnings) console.error(`${PROGRAM}: ${line}`);
   console.log(listeningLine(server, flags, tls !== undefined));

@@ -104,6 +104,12 @@ export function startupWarnings(settings: {
   envReadable: boolean;
   /** Whether the kernel can name an open file (`/proc/self/fd`, `-A`). */
   strictOpen: boolean;
+  /**
+   * Whether strict mode is on (`--allow-ffi` on Linux): MKDIR and upload
+   * placement act relative to folder descriptors.
+   * @default {false}
+   */
+  strictAt?: boolean;
 }): string[] {
   const lines: string[] = [];
   const hint = settings.envReadable
@@ -126,9 +132,13 @@ export function startupWarnings(settings: {
       "warning: without -A on Linux, a local user who can write inside the root and swaps a folder for a link twice within microseconds can make a read or an upload reach a file outside it",
     );
   }
-  if (settings.allowUpload) {
+  if (settings.allowUpload && !settings.strictAt) {
     lines.push(
-      "warning: uploads are moved into place, and MKDIR and DELETE act, by name: a local user who can write inside the root and swaps a folder for a link at that moment can make them act outside it, with or without -A",
+      "warning: without --allow-ffi on Linux, uploads are moved into place, and MKDIR and DELETE act, by name: a local user who can write inside the root and swaps a folder for a link at that moment can make them act outside it",
+    );
+  } else if (settings.allowUpload) {
+    lines.push(
+      "warning: DELETE acts, and resumable upload parts are created, by name: a local user who can write inside the root and swaps a folder for a link at that moment can make them act outside it",
     );
   }
   if (!isLoopback(settings.hostname) && !settings.tls) {

@@ -21,7 +21,17 @@ import {
 import { sameVersion } from "./hash_cache.ts";
 import { openResolvedFile } from "./open_file.ts";
 import { untilClosed } from "./until_closed.ts";
-import { createExclusive, type HostFile } from "./host_file.ts";
+import {
+  createExclusive,
+  type HostFile,
+  openExistingPart,
+} from "./host_file.ts";
+import {
+  AT_SYMLINK_NOFOLLOW,
+  inFolder,
+  type Libc,
+  strictLibc,
+} from "./dir_handle.ts";
 import type { KeptPart } from "./kept_parts.ts";
 import {
   emit,
@@ -123,15 +133,7 @@ export async function handlePut(
     }
   } else {
     tempPath = nodePath.join(target.folder, tempName());
-    try {
-      file = createExclusive(tempPath);
-    } catch (error) {
-      throw new FerryError(
-        "INTERNAL",
-        `Cannot create the upload's temporary file: ${message.path}`,
-        { cause: error },
-      );
-    }
+    file = await createTemporary(context.realRoot, tempPath, message.path);
     hash = await createHasher(session.digest);
   }
   try {
@@ -146,7 +148,12 @@ export async function handlePut(
     }
   } catch (error) {
     // What this request created goes, wherever it landed.
-    if (created) await removeOpened(context.realRoot, tempPath, file);
+    if (created) {
+      const libc = strictLibc();
+      if (libc === undefined) {
+        await removeOpened(context.realRoot, tempPath, file);
+      } else removeAt(libc, context.realRoot, tempPath, message.path);
+    }
     file.close();
     await release?.();
     throw error;
@@ -207,13 +214,13 @@ export async function handlePut(
     file.close();
     fileOpen = false;
     if (message.mtime !== undefined) {
-      await Deno.utime(tempPath, new Date(), new Date(message.mtime));
+      await setMtime(context.realRoot, tempPath, message.path, message.mtime);
     }
     if (lease !== undefined && !await lease.held()) {
       throw new FerryError("BUSY", "Upload taken over by another server");
     }
     const ours = await Deno.stat(tempPath);
-    await place(tempPath, target.hostPath, message);
+    await place(tempPath, target.hostPath, message, context.realRoot);
     placed = true;
     await cacheUpload(context, target.hostPath, ours, {
       algorithm: session.digest,
@@ -234,9 +241,12 @@ export async function handlePut(
     if (fileOpen) file.close();
     // A part taken over by another server is that server's to remove.
     if (!placed && !keepPart && !lease?.lost) {
-      await Deno.remove(tempPath).catch(() => {
-        // Already gone: nothing to clean.
-      });
+      const libc = strictLibc();
+      if (libc === undefined) {
+        await Deno.remove(tempPath).catch(() => {
+          // Already gone: nothing to clean.
+        });
+      } else removeAt(libc, context.realRoot, tempPath, message.path);
     }
     await release?.();
     if (keepPart && !lease?.lost) {
@@ -363,13 +373,21 @@ export async function cacheUpload(
  * Moves a verified temporary file to its final name. Without overwrite, a
  * hard link is tried first: it fails atomically if the name was taken in the
  * meantime. File systems without hard links fall back to check and rename.
- * The HTTP face's uploads use it too.
+ * The HTTP face's uploads use it too. In strict mode (given `realRoot`, see
+ * `_server/dir_handle.ts`) both names are taken relative to their folder,
+ * opened from the root without following any link, so a folder swapped for
+ * a link cannot move the file outside the root.
  */
 export async function place(
   tempPath: string,
   finalPath: string,
   message: Pick<PutMessage, "path" | "overwrite">,
+  realRoot?: string,
 ): Promise<void> {
+  const libc = realRoot === undefined ? undefined : strictLibc();
+  if (libc !== undefined && realRoot !== undefined) {
+    return placeAt(libc, realRoot, tempPath, finalPath, message);
+  }
   if (!message.overwrite) {
     try {
       await Deno.link(tempPath, finalPath);
@@ -393,6 +411,181 @@ export async function place(
     }
   }
   await Deno.rename(tempPath, finalPath);
+}
+
+/**
+ * Strict mode's {@linkcode place}: `linkat` (no overwrite) or `renameat`
+ * relative to the folder of `finalPath`, which holds the temporary too.
+ */
+function placeAt(
+  libc: Libc,
+  realRoot: string,
+  tempPath: string,
+  finalPath: string,
+  message: Pick<PutMessage, "path" | "overwrite">,
+): void {
+  const folder = nodePath.dirname(finalPath);
+  if (nodePath.dirname(tempPath) !== folder) {
+    // Its folder resolved elsewhere since the temporary was made.
+    throw new FerryError(
+      "FORBIDDEN",
+      `Path changed while it was written: ${message.path}`,
+    );
+  }
+  const temp = nodePath.basename(tempPath);
+  const name = nodePath.basename(finalPath);
+  inFolder(libc, realRoot, folder, message.path, (fd) => {
+    if (!message.overwrite) {
+      try {
+        libc.linkAt(fd, temp, fd, name);
+      } catch (error) {
+        if (error instanceof Deno.errors.AlreadyExists) {
+          throw new FerryError("EXISTS", `Already exists: ${message.path}`);
+        }
+        throw movedAway(error, message.path);
+      }
+      libc.unlinkAt(fd, temp);
+      return;
+    }
+    let existing;
+    try {
+      existing = libc.statAt(fd, name, AT_SYMLINK_NOFOLLOW);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    if (existing && !existing.isFile && !existing.isSymlink) {
+      throw new FerryError("FORBIDDEN", `Target is a folder: ${message.path}`);
+    }
+    try {
+      libc.renameAt(fd, temp, fd, name);
+    } catch (error) {
+      throw movedAway(error, message.path);
+    }
+  });
+}
+
+/**
+ * The temporary is not in the folder walked to at placement (that folder
+ * was swapped since it was made): refused; other errors pass.
+ */
+function movedAway(error: unknown, wirePath: string): Error {
+  if (error instanceof Deno.errors.NotFound) {
+    return new FerryError(
+      "FORBIDDEN",
+      `Path changed while it was written: ${wirePath}`,
+      { cause: error },
+    );
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/**
+ * Creates an upload's temporary file. In strict mode it is made with
+ * `openat(O_CREAT | O_EXCL | O_NOFOLLOW)` in its folder opened from the
+ * root (so it can never be made outside), then opened by name for the
+ * server's writes and kept only if that is the very file made (same
+ * device and inode); else it is removed again and the request refused.
+ */
+async function createTemporary(
+  realRoot: string,
+  tempPath: string,
+  wirePath: string,
+): Promise<HostFile> {
+  const libc = strictLibc();
+  if (libc === undefined) {
+    try {
+      return createExclusive(tempPath);
+    } catch (error) {
+      throw cannotCreate(wirePath, error);
+    }
+  }
+  const name = nodePath.basename(tempPath);
+  const made = inFolder(
+    libc,
+    realRoot,
+    nodePath.dirname(tempPath),
+    wirePath,
+    (fd) => {
+      try {
+        libc.close(libc.createAt(fd, name));
+        return libc.statAt(fd, name, AT_SYMLINK_NOFOLLOW);
+      } catch (error) {
+        throw cannotCreate(wirePath, error);
+      }
+    },
+  );
+  let file: HostFile | undefined;
+  try {
+    file = openExistingPart(tempPath, wirePath);
+  } catch {
+    // Not the file made: refused below.
+  }
+  if (file !== undefined) {
+    const opened = await file.stat();
+    if (opened.dev === made.dev && opened.ino === made.ino) return file;
+    file.close();
+  }
+  removeAt(libc, realRoot, tempPath, wirePath);
+  throw new FerryError(
+    "FORBIDDEN",
+    `Path changed while it was opened: ${wirePath}`,
+  );
+}
+
+function cannotCreate(wirePath: string, cause: unknown): FerryError {
+  return new FerryError(
+    "INTERNAL",
+    `Cannot create the upload's temporary file: ${wirePath}`,
+    { cause },
+  );
+}
+
+/**
+ * Strict mode: removes the server's temporary `tempPath` with `unlinkat` in
+ * its folder opened from the root. Errors are ignored (gone, or its folder
+ * was swapped for a link: then nothing outside is touched).
+ */
+function removeAt(
+  libc: Libc,
+  realRoot: string,
+  tempPath: string,
+  wirePath: string,
+): void {
+  try {
+    inFolder(
+      libc,
+      realRoot,
+      nodePath.dirname(tempPath),
+      wirePath,
+      (fd) => libc.unlinkAt(fd, nodePath.basename(tempPath)),
+    );
+  } catch {
+    // Already gone, or no longer reachable inside the root.
+  }
+}
+
+/**
+ * Sets the modification time of the server's temporary file: in strict
+ * mode with `utimensat` in its folder opened from the root, else by name.
+ */
+async function setMtime(
+  realRoot: string,
+  tempPath: string,
+  wirePath: string,
+  mtime: number,
+): Promise<void> {
+  const libc = strictLibc();
+  if (libc === undefined) {
+    await Deno.utime(tempPath, new Date(), new Date(mtime));
+    return;
+  }
+  inFolder(
+    libc,
+    realRoot,
+    nodePath.dirname(tempPath),
+    wirePath,
+    (fd) => libc.setMtimeAt(fd, nodePath.basename(tempPath), mtime),
+  );
 }
 
 /** Whether two byte arrays hold the same bytes. */

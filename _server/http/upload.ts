@@ -229,7 +229,7 @@ export async function handlePutUpload(
     await place(upload.tempPath, place_.hostPath, {
       path: target.wirePath,
       overwrite: !createOnly,
-    });
+    }, context.realRoot);
     placed = true;
     await cacheUpload(context, place_.hostPath, ours, {
       algorithm: "sha256",
@@ -329,7 +329,7 @@ export async function handleFormUpload(
         await place(upload.tempPath, file.hostPath, {
           path: wirePath,
           overwrite: false,
-        });
+        }, context.realRoot);
         placed = true;
         exchange.bytes += upload.bytes;
         await cacheUpload(context, file.hostPath, ours, {

@@ -1,0 +1,584 @@
+/**
+ * Kernel-checked containment on Linux ("strict mode"): a small binding of
+ * libc's `*at` calls through `Deno.dlopen`, and {@linkcode openFolderAt},
+ * which opens a folder of the served root one path segment at a time, each
+ * with `openat(parent, segment, O_NOFOLLOW | O_DIRECTORY)` relative to the
+ * folder opened before it. A symbolic link on the way is never followed
+ * (`ELOOP`/`ENOTDIR` give `FORBIDDEN`), so a local user who swaps a folder
+ * for a link out of the root cannot redirect what the server then does
+ * relative to the descriptor it holds (`mkdirat`, `renameat`, `linkat`,
+ * `unlinkat`, `utimensat`, `fstatat`): the kernel holds the jail, not a
+ * check before or after.
+ *
+ * Strict mode is on when the process was granted `--allow-ffi` on Linux
+ * (x86-64 or arm64) and libc loads; {@linkcode strictLibc} returns
+ * `undefined` otherwise and callers keep their by-name checks.
+ *
+ * @module
+ */
+
+import * as nodePath from "node:path";
+import { FerryError } from "../errors.ts";
+import { printable } from "../_common/wire_path.ts";
+
+/** `AT_SYMLINK_NOFOLLOW`: act on a link itself, never on its target. */
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+
+const AT_FDCWD = -100;
+const O_RDONLY = 0;
+const O_RDWR = 2;
+const O_CREAT = 0o100;
+const O_EXCL = 0o200;
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+const UTIME_NOW = (1 << 30) - 1;
+
+/** Per-architecture flag values and `struct stat` offsets. */
+interface ArchLayout {
+  O_DIRECTORY: number;
+  O_NOFOLLOW: number;
+  statBytes: number;
+  ino: number;
+  mode: number;
+  nlink: number;
+  nlinkBytes: 4 | 8;
+  size: number;
+  mtimeSec: number;
+}
+
+const LAYOUTS: Partial<Record<string, ArchLayout>> = {
+  x86_64: {
+    O_DIRECTORY: 0o200000,
+    O_NOFOLLOW: 0o400000,
+    statBytes: 144,
+    ino: 8,
+    nlink: 16,
+    nlinkBytes: 8,
+    mode: 24,
+    size: 48,
+    mtimeSec: 88,
+  },
+  aarch64: {
+    O_DIRECTORY: 0o40000,
+    O_NOFOLLOW: 0o100000,
+    statBytes: 128,
+    ino: 8,
+    mode: 16,
+    nlink: 20,
+    nlinkBytes: 4,
+    size: 48,
+    mtimeSec: 88,
+  },
+};
+
+const SYMBOLS = {
+  openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
+  mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  renameat: {
+    parameters: ["i32", "buffer", "i32", "buffer"],
+    result: "i32",
+  },
+  linkat: {
+    parameters: ["i32", "buffer", "i32", "buffer", "i32"],
+    result: "i32",
+  },
+  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  utimensat: {
+    parameters: ["i32", "buffer", "buffer", "i32"],
+    result: "i32",
+  },
+  fstatat: {
+    parameters: ["i32", "buffer", "buffer", "i32"],
+    result: "i32",
+  },
+  close: { parameters: ["i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+/**
+ * What {@linkcode Libc.statAt} reports of a directory entry.
+ *
+ * @example Read a status
+ * ```ts
+ * import type { EntryStatus } from "./dir_handle.ts";
+ * const status: EntryStatus = {
+ *   dev: 1, ino: 2, mode: 0o100644, nlink: 1, size: 0, mtime: 0,
+ *   isFile: true, isDirectory: false, isSymlink: false,
+ * };
+ * console.log(status.size);
+ * ```
+ */
+export interface EntryStatus {
+  /** Device. */
+  dev: number;
+  /** Inode. */
+  ino: number;
+  /** Type and permission bits. */
+  mode: number;
+  /** Hard links. */
+  nlink: number;
+  /** Size in bytes. */
+  size: number;
+  /** Modification time, milliseconds since the epoch. */
+  mtime: number;
+  /** A regular file. */
+  isFile: boolean;
+  /** A folder. */
+  isDirectory: boolean;
+  /** A symbolic link (only seen with {@linkcode AT_SYMLINK_NOFOLLOW}). */
+  isSymlink: boolean;
+}
+
+/**
+ * The libc calls strict mode uses. Every method throws the `Deno.errors`
+ * class of the call's `errno` (`NotFound`, `AlreadyExists`,
+ * `NotADirectory`, `FilesystemLoop`, `PermissionDenied`, ...) with a
+ * `code` such as `"ELOOP"`.
+ *
+ * @example Make a folder relative to another
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { strictLibc } from "./dir_handle.ts";
+ * const libc = strictLibc();
+ * if (libc) {
+ *   const dir = await Deno.makeTempDir({ prefix: "ferry_test_" });
+ *   const fd = libc.openFolder(dir);
+ *   try {
+ *     libc.mkdirAt(fd, "a");
+ *     assert(libc.statAt(fd, "a", 0).isDirectory);
+ *   } finally {
+ *     libc.close(fd);
+ *     await Deno.remove(dir, { recursive: true });
+ *   }
+ * }
+ * ```
+ */
+export class Libc {
+  #lib: Deno.DynamicLibrary<typeof SYMBOLS>;
+  #layout: ArchLayout;
+  #encoder = new TextEncoder();
+
+  /**
+   * Wraps an opened libc.
+   *
+   * @param lib The library, opened with {@linkcode SYMBOLS}.
+   * @param layout This architecture's constants.
+   */
+  constructor(lib: Deno.DynamicLibrary<typeof SYMBOLS>, layout: ArchLayout) {
+    this.#lib = lib;
+    this.#layout = layout;
+  }
+
+  /**
+   * Opens a folder by absolute path (the root, which the operator chose).
+   *
+   * @param path The folder.
+   * @returns Its descriptor.
+   */
+  openFolder(path: string): number {
+    return this.#check(
+      this.#lib.symbols.openat(
+        AT_FDCWD,
+        this.#name(path),
+        O_RDONLY | O_CLOEXEC | this.#layout.O_DIRECTORY,
+        0,
+      ),
+      "openat",
+    );
+  }
+
+  /**
+   * Opens the folder `name` inside `dirFd`, refusing a link.
+   *
+   * @param dirFd The folder it is in.
+   * @param name One segment.
+   * @returns Its descriptor.
+   */
+  openFolderAt(dirFd: number, name: string): number {
+    return this.#check(
+      this.#lib.symbols.openat(
+        dirFd,
+        this.#name(name),
+        O_RDONLY | O_CLOEXEC | this.#layout.O_DIRECTORY |
+          this.#layout.O_NOFOLLOW,
+        0,
+      ),
+      "openat",
+    );
+  }
+
+  /**
+   * Creates a new file `name` inside `dirFd` (`O_CREAT | O_EXCL |
+   * O_NOFOLLOW`, so no existing name, a link included, is reused).
+   *
+   * @param dirFd The folder.
+   * @param name The new file's name.
+   * @returns Its descriptor, open for reading and writing.
+   */
+  createAt(dirFd: number, name: string): number {
+    return this.#check(
+      this.#lib.symbols.openat(
+        dirFd,
+        this.#name(name),
+        O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC |
+          this.#layout.O_NOFOLLOW,
+        0o666,
+      ),
+      "openat",
+    );
+  }
+
+  /**
+   * `mkdirat`.
+   *
+   * @param dirFd The folder.
+   * @param name The new folder's name.
+   */
+  mkdirAt(dirFd: number, name: string): void {
+    this.#check(
+      this.#lib.symbols.mkdirat(dirFd, this.#name(name), 0o777),
+      "mkdirat",
+    );
+  }
+
+  /**
+   * `renameat` within or between folders held open.
+   *
+   * @param fromFd The source folder.
+   * @param from The source name.
+   * @param toFd The target folder.
+   * @param to The target name.
+   */
+  renameAt(fromFd: number, from: string, toFd: number, to: string): void {
+    this.#check(
+      this.#lib.symbols.renameat(
+        fromFd,
+        this.#name(from),
+        toFd,
+        this.#name(to),
+      ),
+      "renameat",
+    );
+  }
+
+  /**
+   * `linkat` (never following a link at `from`).
+   *
+   * @param fromFd The source folder.
+   * @param from The source name.
+   * @param toFd The target folder.
+   * @param to The new name, which must not exist.
+   */
+  linkAt(fromFd: number, from: string, toFd: number, to: string): void {
+    this.#check(
+      this.#lib.symbols.linkat(
+        fromFd,
+        this.#name(from),
+        toFd,
+        this.#name(to),
+        0,
+      ),
+      "linkat",
+    );
+  }
+
+  /**
+   * `unlinkat` of a file (not a folder).
+   *
+   * @param dirFd The folder.
+   * @param name The name to remove.
+   */
+  unlinkAt(dirFd: number, name: string): void {
+    this.#check(
+      this.#lib.symbols.unlinkat(dirFd, this.#name(name), 0),
+      "unlinkat",
+    );
+  }
+
+  /**
+   * Sets the modification time of `name` (never through a link); the
+   * access time becomes now.
+   *
+   * @param dirFd The folder.
+   * @param name The entry.
+   * @param mtime Milliseconds since the epoch.
+   */
+  setMtimeAt(dirFd: number, name: string, mtime: number): void {
+    const times = new BigInt64Array(4);
+    times[1] = BigInt(UTIME_NOW);
+    const seconds = Math.floor(mtime / 1000);
+    times[2] = BigInt(seconds);
+    times[3] = BigInt(Math.round((mtime - seconds * 1000) * 1e6));
+    this.#check(
+      this.#lib.symbols.utimensat(
+        dirFd,
+        this.#name(name),
+        times,
+        AT_SYMLINK_NOFOLLOW,
+      ),
+      "utimensat",
+    );
+  }
+
+  /**
+   * `fstatat`.
+   *
+   * @param dirFd The folder.
+   * @param name The entry.
+   * @param flags `0`, or {@linkcode AT_SYMLINK_NOFOLLOW} to see a link.
+   * @returns Its status.
+   */
+  statAt(dirFd: number, name: string, flags: number): EntryStatus {
+    const layout = this.#layout;
+    const buffer = new Uint8Array(layout.statBytes);
+    this.#check(
+      this.#lib.symbols.fstatat(dirFd, this.#name(name), buffer, flags),
+      "fstatat",
+    );
+    const view = new DataView(buffer.buffer);
+    const mode = view.getUint32(layout.mode, true);
+    const type = mode & 0o170000;
+    return {
+      dev: Number(view.getBigUint64(0, true)),
+      ino: Number(view.getBigUint64(layout.ino, true)),
+      mode,
+      nlink: layout.nlinkBytes === 8
+        ? Number(view.getBigUint64(layout.nlink, true))
+        : view.getUint32(layout.nlink, true),
+      size: Number(view.getBigInt64(layout.size, true)),
+      mtime: Number(view.getBigInt64(layout.mtimeSec, true)) * 1000 +
+        Math.floor(Number(view.getBigInt64(layout.mtimeSec + 8, true)) / 1e6),
+      isFile: type === 0o100000,
+      isDirectory: type === 0o040000,
+      isSymlink: type === 0o120000,
+    };
+  }
+
+  /**
+   * Closes a descriptor (errors ignored).
+   *
+   * @param fd The descriptor.
+   */
+  close(fd: number): void {
+    this.#lib.symbols.close(fd);
+  }
+
+  #name(name: string): Uint8Array<ArrayBuffer> {
+    if (name.includes("\0")) throw new TypeError("NUL in a file name");
+    return this.#encoder.encode(`${name}\0`) as Uint8Array<ArrayBuffer>;
+  }
+
+  #check(result: number, call: string): number {
+    if (result >= 0) return result;
+    const pointer = this.#lib.symbols.__errno_location();
+    const errno = pointer === null
+      ? 0
+      : new Deno.UnsafePointerView(pointer).getInt32();
+    throw errnoError(errno, call);
+  }
+}
+
+const ERRNO: Record<number, [string, new (message: string) => Error]> = {
+  1: ["EPERM", Deno.errors.PermissionDenied],
+  2: ["ENOENT", Deno.errors.NotFound],
+  13: ["EACCES", Deno.errors.PermissionDenied],
+  17: ["EEXIST", Deno.errors.AlreadyExists],
+  20: ["ENOTDIR", Deno.errors.NotADirectory],
+  21: ["EISDIR", Deno.errors.IsADirectory],
+  40: ["ELOOP", Deno.errors.FilesystemLoop],
+};
+
+function errnoError(errno: number, call: string): Error {
+  const known = ERRNO[errno];
+  const code = known?.[0] ?? `errno ${errno}`;
+  const error = known
+    ? new known[1](`${call} failed: ${code}`)
+    : new Error(`${call} failed: ${code}`);
+  return Object.assign(error, { code });
+}
+
+let loaded: Libc | null | undefined;
+
+/**
+ * The libc binding when strict mode is possible (Linux on x86-64 or arm64,
+ * `--allow-ffi` granted, libc loads), else `undefined`. Loaded once.
+ *
+ * @returns The binding, or `undefined`.
+ *
+ * @example Ask whether strict mode is on
+ * ```ts
+ * import { strictLibc } from "./dir_handle.ts";
+ * console.log(strictLibc() ? "strict" : "by name");
+ * ```
+ */
+export function strictLibc(): Libc | undefined {
+  if (loaded !== undefined) return loaded ?? undefined;
+  loaded = null;
+  const layout = LAYOUTS[Deno.build.arch];
+  if (Deno.build.os !== "linux" || layout === undefined) return undefined;
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+    return undefined;
+  }
+  try {
+    loaded = new Libc(Deno.dlopen("libc.so.6", SYMBOLS), layout);
+  } catch {
+    return undefined;
+  }
+  return loaded;
+}
+
+/**
+ * Opens the folder `segments` below the root, one segment at a time with
+ * `openat(O_NOFOLLOW | O_DIRECTORY)` relative to the folder before it,
+ * closing each intermediate descriptor. Nothing is followed: a link on the
+ * way (inside the root or not) is refused.
+ *
+ * @param libc The binding.
+ * @param realRoot The served folder, already resolved with `Deno.realPath`.
+ * @param segments The folder's segments below the root (`[]` is the root).
+ * @param wirePath The request's path, for messages.
+ * @returns The folder's descriptor; the caller closes it.
+ * @throws {FerryError} `FORBIDDEN` if a segment is a link or not a folder,
+ * or may not be read; `NOT_FOUND` if a segment is missing.
+ *
+ * @example Open a sub-folder
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openFolderAt, strictLibc } from "./dir_handle.ts";
+ * const libc = strictLibc();
+ * if (libc) {
+ *   const dir = await Deno.realPath(
+ *     await Deno.makeTempDir({ prefix: "ferry_test_" }),
+ *   );
+ *   try {
+ *     await Deno.mkdir(`${dir}/a/b`, { recursive: true });
+ *     const fd = openFolderAt(libc, dir, ["a", "b"], "a/b");
+ *     libc.close(fd);
+ *     await Deno.symlink("/tmp", `${dir}/a/link`);
+ *     assert.throws(() => openFolderAt(libc, dir, ["a", "link"], "a/link"));
+ *   } finally {
+ *     await Deno.remove(dir, { recursive: true });
+ *   }
+ * }
+ * ```
+ */
+export function openFolderAt(
+  libc: Libc,
+  realRoot: string,
+  segments: readonly string[],
+  wirePath: string,
+): number {
+  let fd = libc.openFolder(realRoot);
+  try {
+    for (const segment of segments) {
+      const next = libc.openFolderAt(fd, segment);
+      libc.close(fd);
+      fd = next;
+    }
+    return fd;
+  } catch (error) {
+    libc.close(fd);
+    throw walkError(error, wirePath);
+  }
+}
+
+/**
+ * Maps an error of a `*at` call to a wire error naming only the wire path.
+ *
+ * @param error What the call threw.
+ * @param wirePath The request's path.
+ * @returns A {@linkcode FerryError}, or `error` itself if unexpected.
+ *
+ * @example Map a link on the way
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { walkError } from "./dir_handle.ts";
+ * import { FerryError } from "../errors.ts";
+ * const error = walkError(new Deno.errors.FilesystemLoop("x"), "a/b");
+ * assert(error instanceof FerryError && error.code === "FORBIDDEN");
+ * ```
+ */
+export function walkError(error: unknown, wirePath: string): Error {
+  if (error instanceof FerryError) return error;
+  if (
+    error instanceof Deno.errors.FilesystemLoop ||
+    error instanceof Deno.errors.NotADirectory
+  ) {
+    return new FerryError(
+      "FORBIDDEN",
+      `Link or file on the way: ${printable(wirePath)}`,
+      { cause: error },
+    );
+  }
+  if (error instanceof Deno.errors.NotFound) {
+    return new FerryError(
+      "NOT_FOUND",
+      `Folder not found: ${printable(wirePath)}`,
+      { cause: error },
+    );
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return new FerryError(
+      "FORBIDDEN",
+      `Permission denied: ${printable(wirePath)}`,
+      { cause: error },
+    );
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/**
+ * Runs `fn` with a descriptor of `folder`, a real host path inside the
+ * root, opened by {@linkcode openFolderAt} along its segments below the root
+ * (so a segment swapped for a link since `folder` was resolved is refused),
+ * and closes it after.
+ *
+ * @param libc The binding.
+ * @param realRoot The served folder, already resolved with `Deno.realPath`.
+ * @param folder A real host path at or below `realRoot`.
+ * @param wirePath The request's path, for messages.
+ * @param fn What to do relative to the folder.
+ * @returns What `fn` returns.
+ * @throws {FerryError} As {@linkcode openFolderAt}, and `FORBIDDEN` if
+ * `folder` is not below the root.
+ *
+ * @example Create a file in a sub-folder
+ * ```ts
+ * import { inFolder, strictLibc } from "./dir_handle.ts";
+ * const libc = strictLibc();
+ * if (libc) {
+ *   const dir = await Deno.realPath(
+ *     await Deno.makeTempDir({ prefix: "ferry_test_" }),
+ *   );
+ *   try {
+ *     await Deno.mkdir(`${dir}/a`);
+ *     inFolder(libc, dir, `${dir}/a`, "a/x", (fd) => libc.close(libc.createAt(fd, "x")));
+ *     await Deno.stat(`${dir}/a/x`);
+ *   } finally {
+ *     await Deno.remove(dir, { recursive: true });
+ *   }
+ * }
+ * ```
+ */
+export function inFolder<T>(
+  libc: Libc,
+  realRoot: string,
+  folder: string,
+  wirePath: string,
+  fn: (fd: number) => T,
+): T {
+  const relative = nodePath.relative(realRoot, folder);
+  if (relative.startsWith("..") || nodePath.isAbsolute(relative)) {
+    throw new FerryError(
+      "FORBIDDEN",
+      `Path leaves the served folder: ${printable(wirePath)}`,
+    );
+  }
+  const segments = relative === "" ? [] : relative.split(nodePath.sep);
+  const fd = openFolderAt(libc, realRoot, segments, wirePath);
+  try {
+    return fn(fd);
+  } finally {
+    libc.close(fd);
+  }
+}
