@@ -78,37 +78,16 @@ function openReceiverNow(
   overwrite: boolean,
   options: { checked?: boolean },
 ): Receiver {
-  if (typeof destination !== "string") {
-    if (destination instanceof WritableStream) {
-      return streamReceiver(destination);
-    }
-    const writer = destination;
-    return {
-      writer: {
-        write(p: Uint8Array): Promise<number> {
-          return handled(writer.write(p));
-        },
-      },
-      commit: () => Promise.resolve(),
-      discard: () => Promise.resolve(),
-    };
+  if (destination instanceof WritableStream) {
+    return streamReceiver(destination);
   }
+  if (typeof destination !== "string") return writerReceiver(destination);
   if (destination === "") throw new TypeError("Destination must not be empty");
   // Metadata calls and small writes are synchronous: microseconds each on
   // a local disk, against tens for a hop through the blocking-call thread
   // pool, which is most of the cost of a tree of small files. Large chunks
   // are written asynchronously, so hashing overlaps the write.
-  try {
-    const info = options.checked ? undefined : Deno.lstatSync(destination);
-    if (info?.isDirectory) {
-      throw new FerryError("LOCAL", `Destination is a folder: ${destination}`);
-    }
-    if (info && !overwrite) {
-      throw new FerryError("EXISTS", `Already exists: ${destination}`);
-    }
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
+  if (!options.checked) refuseDestinationSync(destination, overwrite);
   const part = `${destination}.part`;
   let file: Deno.FsFile;
   try {
@@ -127,6 +106,45 @@ function openReceiverNow(
       },
     );
   }
+  return partReceiver(file, { part, destination });
+}
+
+/** A caller's writer: the bytes as they come, nothing to commit. */
+function writerReceiver(writer: ByteWriter): Receiver {
+  return {
+    writer: {
+      write(p: Uint8Array): Promise<number> {
+        return handled(writer.write(p));
+      },
+    },
+    commit: () => Promise.resolve(),
+    discard: () => Promise.resolve(),
+  };
+}
+
+/** Refuses a folder, and an existing file without `overwrite`. */
+function refuseDestinationSync(destination: string, overwrite: boolean): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(destination);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
+  }
+  if (info.isDirectory) {
+    throw new FerryError("LOCAL", `Destination is a folder: ${destination}`);
+  }
+  if (!overwrite) {
+    throw new FerryError("EXISTS", `Already exists: ${destination}`);
+  }
+}
+
+/** The fresh `DEST.part` just created: renamed to `DEST` on commit. */
+function partReceiver(
+  file: Deno.FsFile,
+  names: { part: string; destination: string },
+): Receiver {
+  const { part, destination } = names;
   let open = true;
   let writing: Promise<number> | undefined;
   async function write(p: Uint8Array): Promise<number> {
