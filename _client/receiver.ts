@@ -122,8 +122,18 @@ function writerReceiver(writer: ByteWriter): Receiver {
   };
 }
 
-/** Refuses a folder, and an existing file without `overwrite`. */
-function refuseDestinationSync(destination: string, overwrite: boolean): void {
+/**
+ * Refuses a download's destination that is a folder, or an existing file
+ * without `overwrite`.
+ *
+ * @param destination The local file path.
+ * @param overwrite Whether an existing file may be replaced.
+ * @throws {FerryError} `LOCAL` for a folder, `EXISTS` for a file.
+ */
+export function refuseDestinationSync(
+  destination: string,
+  overwrite: boolean,
+): void {
   let info: Deno.FileInfo;
   try {
     info = Deno.lstatSync(destination);

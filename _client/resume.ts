@@ -25,7 +25,11 @@ import { createHasher, type Hasher } from "../_common/digest.ts";
 import { copyHashed } from "../_common/copy.ts";
 import { localError, localReader, localWriter } from "./local_io.ts";
 import { getFile } from "./receive.ts";
-import { type Receiver, refuseLinkSync } from "./receiver.ts";
+import {
+  type Receiver,
+  refuseDestinationSync,
+  refuseLinkSync,
+} from "./receiver.ts";
 import type { TransferOptions, TransferResult } from "./types.ts";
 import type { SessionIo } from "./session_io.ts";
 import { FerryError } from "../errors.ts";
@@ -124,26 +128,6 @@ export async function writePartRecord(
   }
 }
 
-/** Refuses an existing destination (without overwrite) or a folder. */
-async function checkDestination(
-  destination: string,
-  overwrite: boolean,
-): Promise<void> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.lstat(destination);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return;
-    throw error;
-  }
-  if (info.isDirectory) {
-    throw new FerryError("LOCAL", `Destination is a folder: ${destination}`);
-  }
-  if (!overwrite) {
-    throw new FerryError("EXISTS", `Already exists: ${destination}`);
-  }
-}
-
 /** Length of a regular file, or undefined when there is none. */
 async function fileLength(path: string): Promise<number | undefined> {
   try {
@@ -226,7 +210,7 @@ export async function resumableGet(
   const { path, destination } = target;
   if (destination === "") throw new TypeError("Destination must not be empty");
   try {
-    await checkDestination(destination, options.overwrite ?? false);
+    refuseDestinationSync(destination, options.overwrite ?? false);
     // Neither the part nor its record is written through a symbolic link.
     refuseLinkSync(destination + ".part");
     refuseLinkSync(recordPath(destination));
