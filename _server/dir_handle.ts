@@ -582,3 +582,60 @@ export function inFolder<T>(
     libc.close(fd);
   }
 }
+
+/**
+ * The status of `hostPath`, a real host path at or below the root, read
+ * with `fstatat(AT_SYMLINK_NOFOLLOW)` in its folder opened from the root by
+ * {@linkcode inFolder} (the root itself with `fstatat(root, ".")`), so a
+ * folder swapped for a link on the way is refused, never followed.
+ *
+ * @param libc The binding.
+ * @param realRoot The served folder, already resolved with `Deno.realPath`.
+ * @param hostPath A real host path at or below `realRoot`.
+ * @param wirePath The request's path, for messages.
+ * @returns Its status (a link shows as a link).
+ * @throws {FerryError} As {@linkcode inFolder}.
+ * @throws {Deno.errors.NotFound} If the name is gone.
+ *
+ * @example Stat a file below the root
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { statInside, strictLibc } from "./dir_handle.ts";
+ * const libc = strictLibc();
+ * if (libc) {
+ *   const dir = await Deno.realPath(
+ *     await Deno.makeTempDir({ prefix: "ferry_test_" }),
+ *   );
+ *   try {
+ *     await Deno.writeTextFile(`${dir}/a.txt`, "abc");
+ *     assert.equal(statInside(libc, dir, `${dir}/a.txt`, "a.txt").size, 3);
+ *     assert(statInside(libc, dir, dir, "").isDirectory);
+ *   } finally {
+ *     await Deno.remove(dir, { recursive: true });
+ *   }
+ * }
+ * ```
+ */
+export function statInside(
+  libc: Libc,
+  realRoot: string,
+  hostPath: string,
+  wirePath: string,
+): EntryStatus {
+  if (hostPath === realRoot) {
+    return inFolder(
+      libc,
+      realRoot,
+      realRoot,
+      wirePath,
+      (fd) => libc.statAt(fd, ".", AT_SYMLINK_NOFOLLOW),
+    );
+  }
+  return inFolder(
+    libc,
+    realRoot,
+    nodePath.dirname(hostPath),
+    wirePath,
+    (fd) => libc.statAt(fd, nodePath.basename(hostPath), AT_SYMLINK_NOFOLLOW),
+  );
+}

@@ -13,6 +13,14 @@ import { mtimeOf, type ServerContext, type Session } from "./context.ts";
 import { refuseTempName, TEMP_NAME } from "./temp.ts";
 import { FerryError } from "../errors.ts";
 import {
+  AT_SYMLINK_NOFOLLOW,
+  type EntryStatus,
+  inFolder,
+  type Libc,
+  statInside,
+  strictLibc,
+} from "./dir_handle.ts";
+import {
   encodeMessage,
   entriesFrameBytes,
   type Entry,
@@ -38,6 +46,17 @@ function toEntry(name: string, info: Deno.FileInfo): Entry | undefined {
   return undefined; // sockets, pipes, devices are not served
 }
 
+/** {@linkcode toEntry} of a strict mode status. */
+function entryOf(name: string, status: EntryStatus): Entry | undefined {
+  if (status.isFile) {
+    return { name, kind: "file", size: status.size, mtime: status.mtime };
+  }
+  if (status.isDirectory) {
+    return { name, kind: "dir", size: 0, mtime: status.mtime };
+  }
+  return undefined;
+}
+
 /** Answers `STAT` with `INFO`. */
 export async function handleStat(
   session: Session,
@@ -46,7 +65,25 @@ export async function handleStat(
 ): Promise<void> {
   const found = await resolveExisting(context.realRoot, message.path);
   refuseTempName(found.segments, message.path);
-  const entry = toEntry(found.segments.at(-1) ?? "", found.info);
+  const name = found.segments.at(-1) ?? "";
+  const libc = strictLibc();
+  let entry: Entry | undefined;
+  if (libc === undefined) entry = toEntry(name, found.info);
+  else {
+    // Strict mode: the size and time come from the real path walked from
+    // the root without following links, not from a name resolved earlier.
+    try {
+      entry = entryOf(
+        name,
+        statInside(libc, context.realRoot, found.hostPath, message.path),
+      );
+    } catch (error) {
+      if (error instanceof FerryError) throw error;
+      throw new FerryError("NOT_FOUND", `Not found: ${message.path}`, {
+        cause: error,
+      });
+    }
+  }
   if (!entry) {
     throw new FerryError("FORBIDDEN", `Not a file or folder: ${message.path}`);
   }
@@ -149,12 +186,17 @@ export async function handleList(
  * Reads a folder: entries with servable names, symbolic links resolved to
  * their targets (and dropped when those lie outside the root or are
  * missing), folders first, then by name. The HTTP face's listing uses it
- * too, so both faces list the same entries.
+ * too, so both faces list the same entries. In strict mode (see
+ * `_server/dir_handle.ts`) each name read is looked up with `fstatat` in the
+ * folder opened from the root without following links, so a folder swapped
+ * for a link while it is read yields no outside name or size.
  */
 export async function readChildren(
   realRoot: string,
   folder: string,
 ): Promise<Child[]> {
+  const libc = strictLibc();
+  if (libc !== undefined) return await readChildrenAt(libc, realRoot, folder);
   const children: Child[] = [];
   for await (const dirEntry of Deno.readDir(folder)) {
     const name = dirEntry.name;
@@ -174,6 +216,60 @@ export async function readChildren(
       // Vanished, dangling, looping or unreadable: not listed.
     }
   }
+  return sortChildren(children);
+}
+
+/**
+ * Strict mode's {@linkcode readChildren}: the folder is held open from the
+ * root; its names are read by path (Deno cannot list a descriptor), but
+ * only those that `fstatat` finds in the held folder are listed, with that
+ * status. A link is resolved by name, and its target's status read again
+ * from the root ({@linkcode statInside}).
+ */
+async function readChildrenAt(
+  libc: Libc,
+  realRoot: string,
+  folder: string,
+): Promise<Child[]> {
+  const names: string[] = [];
+  try {
+    for await (const dirEntry of Deno.readDir(folder)) {
+      const name = dirEntry.name;
+      if (segmentProblem(name) !== undefined || TEMP_NAME.test(name)) continue;
+      names.push(name);
+    }
+  } catch (error) {
+    // The folder was swapped away while it was read.
+    if (
+      error instanceof Deno.errors.NotFound ||
+      error instanceof Deno.errors.NotADirectory
+    ) throw new FerryError("NOT_FOUND", "Folder vanished", { cause: error });
+    throw error;
+  }
+  const children: Child[] = [];
+  inFolder(libc, realRoot, folder, "", (fd) => {
+    for (const name of names) {
+      let hostPath = nodePath.join(folder, name);
+      try {
+        let status = libc.statAt(fd, name, AT_SYMLINK_NOFOLLOW);
+        const link = status.isSymlink;
+        if (link) {
+          hostPath = Deno.realPathSync(hostPath);
+          if (!isInside(realRoot, hostPath)) continue;
+          status = statInside(libc, realRoot, hostPath, "");
+        }
+        const entry = entryOf(name, status);
+        if (entry) children.push({ entry, hostPath, link });
+      } catch {
+        // Vanished, dangling, looping, unreadable or swapped: not listed.
+      }
+    }
+  });
+  return sortChildren(children);
+}
+
+/** Folders first, then by name. */
+function sortChildren(children: Child[]): Child[] {
   return children.sort((a, b) =>
     a.entry.kind !== b.entry.kind
       ? (a.entry.kind === "dir" ? -1 : 1)

@@ -2,15 +2,16 @@
  * Strict mode (`_server/dir_handle.ts`) against a local user who swaps a
  * folder inside the root for a symbolic link out of it while MKDIR and PUT
  * requests run: a separate swapper process renames `root/d` and a link
- * `root/d.evil` -> `outside` back and forth, and nothing may appear or
- * change outside the root.
+ * `root/d.evil` -> `outside` back and forth; nothing may appear or change
+ * outside the root, and no outside name or size may be listed.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
 import { strictLibc } from "../_server/dir_handle.ts";
-import { RawClient, withServer } from "./_util/server.ts";
+import { RawClient, type TestServer, withServer } from "./_util/server.ts";
+import type { Message } from "../protocol.ts";
 
 const REQUESTS = 150;
 
@@ -51,84 +52,164 @@ console.log(swaps);
 `;
 
 const strict = strictLibc() !== undefined;
+const IGNORED = " (ignored: needs --allow-ffi on Linux)";
+
+/**
+ * Makes `base/outside` (holding `f.txt` with the canary and
+ * `outside-only.txt`) and the link `root/d.evil` to it, runs `fn` while a
+ * swapper process swaps `root/d` and that link, then stops the swapper and
+ * returns how many swaps it made.
+ */
+async function duringSwaps(
+  t: TestServer,
+  fn: () => Promise<void>,
+): Promise<number> {
+  const outside = `${t.base}/outside`;
+  await Deno.mkdir(outside);
+  await Deno.writeTextFile(`${outside}/f.txt`, t.canary);
+  await Deno.writeTextFile(`${outside}/outside-only.txt`, "x");
+  await Deno.symlink(outside, `${t.root}/d.evil`);
+  const stop = `${t.base}/stop`;
+  const swapper = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--quiet", SWAPPER, t.root, stop],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let result: Deno.CommandOutput;
+  try {
+    await fn();
+  } finally {
+    await Deno.writeTextFile(stop, "");
+    result = await swapper.output();
+  }
+  assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
+  const swaps = Number(new TextDecoder().decode(result.stdout).trim());
+  assert.ok(swaps > 0);
+  return swaps;
+}
+
+/** Counts outcomes such as `PUT ok` or `MKDIR FORBIDDEN`. */
+class Outcomes {
+  #counts = new Map<string, number>();
+
+  count(request: string, reply: Message | null): void {
+    const what = `${request} ${
+      reply?.type === "error" ? reply.code : reply?.type
+    }`;
+    this.#counts.set(what, (this.#counts.get(what) ?? 0) + 1);
+  }
+
+  /** Whether some request met the link and was refused. */
+  refused(): boolean {
+    return [...this.#counts.keys()].some((k) =>
+      / (FORBIDDEN|NOT_FOUND)$/.test(k)
+    );
+  }
+
+  toString(): string {
+    return [...this.#counts].map(([k, v]) => `${k} ${v}`).join(", ");
+  }
+}
 
 Deno.test({
-  name: strict
-    ? "serve() in strict mode makes nothing outside the root when a folder is swapped for a link during MKDIR and PUT"
-    : "serve() in strict mode makes nothing outside the root when a folder is swapped for a link during MKDIR and PUT (ignored: needs --allow-ffi on Linux)",
+  name:
+    "serve() in strict mode makes nothing outside the root when a folder is swapped for a link during MKDIR and PUT" +
+    (strict ? "" : IGNORED),
   ignore: !strict,
   async fn() {
     await withServer(
       { allowUpload: true, files: { "d/f.txt": "inside" } },
       async (t) => {
         const outside = `${t.base}/outside`;
-        await Deno.mkdir(outside);
-        await Deno.writeTextFile(`${outside}/f.txt`, t.canary);
-        const canaryBefore = await Deno.stat(`${outside}/f.txt`);
-        await Deno.symlink(outside, `${t.root}/d.evil`);
-        const stop = `${t.base}/stop`;
-        const swapper = new Deno.Command(Deno.execPath(), {
-          args: [
-            "eval",
-            "--quiet",
-            SWAPPER,
-            t.root,
-            stop,
-          ],
-          stdin: "null",
-          stdout: "piped",
-          stderr: "piped",
-        }).spawn();
-        const outcomes = new Map<string, number>();
-        const count = (what: string) =>
-          outcomes.set(what, (outcomes.get(what) ?? 0) + 1);
+        const outcomes = new Outcomes();
         const mtime = Date.UTC(2001, 0, 1);
-        const client = await RawClient.open(t.port);
-        let result: Deno.CommandOutput;
-        try {
-          const bytes = new TextEncoder().encode("uploaded");
-          for (let i = 0; i < REQUESTS; i++) {
-            await client.send({ type: "mkdir", path: `d/m${i}/x`, mtime });
-            const made = await client.next();
-            count(`MKDIR ${made?.type === "error" ? made.code : made?.type}`);
-            const put = await client.put(
-              i % 2 === 0 ? "d/f.txt" : `d/new${i}`,
-              bytes,
-              { overwrite: i % 2 === 0, mtime },
-            );
-            count(`PUT ${put?.type === "error" ? put.code : put?.type}`);
+        let canaryBefore: Deno.FileInfo | undefined;
+        const swaps = await duringSwaps(t, async () => {
+          canaryBefore = await Deno.stat(`${outside}/f.txt`);
+          const client = await RawClient.open(t.port);
+          try {
+            const bytes = new TextEncoder().encode("uploaded");
+            for (let i = 0; i < REQUESTS; i++) {
+              await client.send({ type: "mkdir", path: `d/m${i}/x`, mtime });
+              outcomes.count("MKDIR", await client.next());
+              const put = await client.put(
+                i % 2 === 0 ? "d/f.txt" : `d/new${i}`,
+                bytes,
+                { overwrite: i % 2 === 0, mtime },
+              );
+              outcomes.count("PUT", put);
+            }
+          } finally {
+            client.close();
           }
-        } finally {
-          client.close();
-          await Deno.writeTextFile(stop, "");
-          result = await swapper.output();
-        }
-        assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
-        const swaps = Number(new TextDecoder().decode(result.stdout).trim());
+        });
         console.log(
-          `swap race: ${REQUESTS} MKDIR + ${REQUESTS} PUT during ${swaps} swaps: ${
-            [...outcomes].map(([k, v]) => `${k} ${v}`).join(", ")
-          }`,
+          `swap race: ${REQUESTS} MKDIR + ${REQUESTS} PUT during ${swaps} swaps: ${outcomes}`,
         );
         const names: string[] = [];
         for await (const entry of Deno.readDir(outside)) {
           names.push(entry.name);
         }
-        assert.deepEqual(names, ["f.txt"], "something was made outside");
+        assert.deepEqual(
+          names.sort(),
+          ["f.txt", "outside-only.txt"],
+          "something was made outside",
+        );
         assert.equal(await Deno.readTextFile(`${outside}/f.txt`), t.canary);
         const canaryAfter = await Deno.stat(`${outside}/f.txt`);
-        assert.equal(canaryAfter.ino, canaryBefore.ino);
+        assert.equal(canaryAfter.ino, canaryBefore?.ino);
         assert.equal(
           canaryAfter.mtime?.getTime(),
-          canaryBefore.mtime?.getTime(),
+          canaryBefore?.mtime?.getTime(),
         );
         // The race really ran: some requests met the link and were refused.
-        assert.ok(swaps > 0);
-        assert.ok(
-          [...outcomes.keys()].some((k) => /^(MKDIR|PUT) FORBIDDEN/.test(k)),
-          [...outcomes].join(),
-        );
+        assert.ok(outcomes.refused(), String(outcomes));
       },
     );
+  },
+});
+
+Deno.test({
+  name:
+    "serve() in strict mode lists and stats no outside name or size when a folder is swapped for a link during LIST and STAT" +
+    (strict ? "" : IGNORED),
+  ignore: !strict,
+  async fn() {
+    await withServer({ files: { "d/f.txt": "inside" } }, async (t) => {
+      const outcomes = new Outcomes();
+      const leaks: string[] = [];
+      const swaps = await duringSwaps(t, async () => {
+        const client = await RawClient.open(t.port);
+        try {
+          for (let i = 0; i < REQUESTS; i++) {
+            await client.send({ type: "list", path: "d", recursive: false });
+            let reply = await client.next();
+            while (reply?.type === "entries") {
+              for (const entry of reply.entries) {
+                if (entry.name !== "f.txt" || entry.size !== 6) {
+                  leaks.push(`LIST ${entry.name} ${entry.size}`);
+                }
+              }
+              reply = await client.next();
+            }
+            outcomes.count("LIST", reply);
+            await client.send({ type: "stat", path: "d/f.txt" });
+            const info = await client.next();
+            if (info?.type === "info" && info.entry.size !== 6) {
+              leaks.push(`STAT size ${info.entry.size}`);
+            }
+            outcomes.count("STAT", info);
+          }
+        } finally {
+          client.close();
+        }
+      });
+      console.log(
+        `swap race: ${REQUESTS} LIST + ${REQUESTS} STAT during ${swaps} swaps: ${outcomes}`,
+      );
+      assert.deepEqual(leaks, [], "outside names or sizes were returned");
+      assert.ok(outcomes.refused(), String(outcomes));
+    });
   },
 });
