@@ -886,6 +886,10 @@ Deno.test("client.ts reports usage errors with exit 2 and the usage text", async
     ["ls", "--force"],
     ["--classic", "ls"],
     ["put", "a", "b", "c"],
+    ["ls", "--max-list-entries", "0"],
+    ["get", "a", "--idle-timeout", "soon"],
+    ["ls", "--checksum"],
+    ["get", "-r", "a", "--delete"],
   ];
   for (const args of cases) {
     const cli = await runClient(args);

@@ -217,20 +217,56 @@ type Command = "get" | "ls" | "put" | "help";
 
 const COMMANDS: readonly Command[] = ["get", "ls", "put", "help"];
 
-/** Flags that belong to one command, by parseArgs name. */
-const COMMAND_FLAGS: Record<string, { command: Command; flag: string }> = {
-  output: { command: "get", flag: "--output" },
-  force: { command: "get", flag: "--force" },
-  json: { command: "ls", flag: "--json" },
-  recursive: { command: "ls", flag: "--recursive" },
-  quiet: { command: "get", flag: "--quiet" },
-  "no-resume": { command: "get", flag: "--no-resume" },
-  sync: { command: "get", flag: "--sync" },
-  checksum: { command: "get", flag: "--checksum" },
-  delete: { command: "get", flag: "--delete" },
-  "dry-run": { command: "get", flag: "--dry-run" },
-  sha256: { command: "get", flag: "--sha256" },
+/**
+ * Flags that apply to some commands only, by parseArgs name: the commands
+ * they apply to and the flag as typed. Without a command the tool asks for a
+ * name and gets it, so the prompt counts as `get`.
+ */
+const COMMAND_FLAGS: Record<string, { commands: Command[]; flag: string }> = {
+  output: { commands: ["get"], flag: "--output" },
+  force: { commands: ["get", "put"], flag: "--force" },
+  json: { commands: ["get", "put", "ls"], flag: "--json" },
+  recursive: { commands: ["get", "put", "ls"], flag: "--recursive" },
+  quiet: { commands: ["get", "put"], flag: "--quiet" },
+  "no-resume": { commands: ["get", "put"], flag: "--no-resume" },
+  sync: { commands: ["get", "put"], flag: "--sync" },
+  checksum: { commands: ["get", "put"], flag: "--checksum" },
+  delete: { commands: ["get", "put"], flag: "--delete" },
+  "dry-run": { commands: ["get", "put"], flag: "--dry-run" },
+  sha256: { commands: ["get", "put"], flag: "--sha256" },
 };
+
+/** How many arguments each command takes, at least and at most. */
+const ARGUMENT_COUNTS: Record<Command, [number, number]> = {
+  get: [1, Infinity],
+  ls: [0, 1],
+  put: [1, 2],
+  help: [0, 1],
+};
+
+const PARSE_OPTIONS = {
+  host: { type: "string" },
+  port: { type: "string" },
+  classic: { type: "boolean" },
+  token: { type: "string" },
+  "token-file": { type: "string" },
+  tls: { type: "boolean" },
+  ca: { type: "string" },
+  "idle-timeout": { type: "string" },
+  "max-list-entries": { type: "string" },
+  help: { type: "boolean", short: "h" },
+  output: { type: "string", short: "o" },
+  force: { type: "boolean", short: "f" },
+  json: { type: "boolean" },
+  recursive: { type: "boolean", short: "r" },
+  quiet: { type: "boolean", short: "q" },
+  "no-resume": { type: "boolean" },
+  sync: { type: "boolean" },
+  checksum: { type: "boolean" },
+  delete: { type: "boolean" },
+  "dry-run": { type: "boolean" },
+  sha256: { type: "boolean" },
+} as const;
 
 /** Phrases for people, by error code. */
 const PHRASES: Record<FerryErrorCode, string> = {
@@ -294,82 +330,19 @@ interface CliOptions {
 }
 
 function parseCli(args: string[]): CliOptions {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        host: { type: "string" },
-        port: { type: "string" },
-        classic: { type: "boolean" },
-        token: { type: "string" },
-        "token-file": { type: "string" },
-        tls: { type: "boolean" },
-        ca: { type: "string" },
-        "idle-timeout": { type: "string" },
-        "max-list-entries": { type: "string" },
-        help: { type: "boolean", short: "h" },
-        output: { type: "string", short: "o" },
-        force: { type: "boolean", short: "f" },
-        json: { type: "boolean" },
-        recursive: { type: "boolean", short: "r" },
-        quiet: { type: "boolean", short: "q" },
-        "no-resume": { type: "boolean" },
-        sync: { type: "boolean" },
-        checksum: { type: "boolean" },
-        delete: { type: "boolean" },
-        "dry-run": { type: "boolean" },
-        sha256: { type: "boolean" },
-      },
-      strict: true,
-      allowPositionals: true,
-    });
-  } catch (error) {
-    const first = messageOf(error).split(". ")[0];
-    const command = COMMANDS.find((name) => args.includes(name));
-    throw usageError(lowerFirst(first), command);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = readFlags(args);
   const [name, ...rest] = positionals;
-  let command: Command | undefined;
-  if (name !== undefined) {
-    if (!(COMMANDS as string[]).includes(name)) {
-      throw usageError(`unknown command '${name}'`);
-    }
-    command = name as Command;
-  }
-  const port = values.port ?? String(DEFAULT_PORT);
-  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
-    throw usageError(
-      `invalid port '${values.port}': expected 1 to 65535`,
-      command,
-    );
-  }
-  const idle = values["idle-timeout"] ?? String(DEFAULT_IDLE_TIMEOUT_MS / 1000);
-  if (!/^\d+(\.\d+)?$/.test(idle)) {
-    throw usageError(
-      `invalid --idle-timeout '${idle}': expected seconds, 0 for none`,
-      command,
-    );
-  }
-  const listEntries = values["max-list-entries"] ??
-    String(DEFAULT_MAX_LIST_ENTRIES);
-  if (!/^\d{1,15}$/.test(listEntries) || Number(listEntries) < 1) {
-    throw new UsageError(
-      `invalid --max-list-entries '${listEntries}': expected a positive number`,
-      command,
-    );
-  }
+  const command = commandOf(name);
   const options: CliOptions = {
     hostname: values.host ?? DEFAULT_HOSTNAME,
-    port: Number(port),
+    port: portOf(values.port, command),
     classic: values.classic ?? false,
     tokenFlag: values.token,
     tokenFile: values["token-file"],
     tls: values.tls ?? false,
     ca: values.ca,
-    idleTimeoutMs: Number(idle) * 1000,
-    maxListEntries: Number(listEntries),
+    idleTimeoutMs: idleTimeoutOf(values["idle-timeout"], command),
+    maxListEntries: listEntriesOf(values["max-list-entries"], command),
     command,
     args: rest,
     output: values.output,
@@ -388,31 +361,88 @@ function parseCli(args: string[]): CliOptions {
     help: values.help ?? false,
   };
   if (options.help) return options;
-  for (const [key, { command: owner, flag }] of Object.entries(COMMAND_FLAGS)) {
+  checkFlagsApply(values, command);
+  checkCombinations(options);
+  checkArgumentCount(command, rest);
+  return options;
+}
+
+type ParsedFlags = ReturnType<typeof readFlags>;
+
+/** Runs `parseArgs`; its complaint becomes a usage error. */
+function readFlags(args: string[]) {
+  try {
+    return parseArgs({
+      args,
+      options: PARSE_OPTIONS,
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (error) {
+    const first = messageOf(error).split(". ")[0];
+    const command = COMMANDS.find((name) => args.includes(name));
+    throw usageError(lowerFirst(first), command);
+  }
+}
+
+function commandOf(name: string | undefined): Command | undefined {
+  if (name === undefined) return undefined;
+  if (!(COMMANDS as string[]).includes(name)) {
+    throw usageError(`unknown command '${name}'`);
+  }
+  return name as Command;
+}
+
+function portOf(text: string | undefined, command?: Command): number {
+  const port = text ?? String(DEFAULT_PORT);
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+    throw usageError(`invalid port '${text}': expected 1 to 65535`, command);
+  }
+  return Number(port);
+}
+
+function idleTimeoutOf(text: string | undefined, command?: Command): number {
+  const idle = text ?? String(DEFAULT_IDLE_TIMEOUT_MS / 1000);
+  if (!/^\d+(\.\d+)?$/.test(idle)) {
+    throw usageError(
+      `invalid --idle-timeout '${idle}': expected seconds, 0 for none`,
+      command,
+    );
+  }
+  return Number(idle) * 1000;
+}
+
+function listEntriesOf(text: string | undefined, command?: Command): number {
+  const entries = text ?? String(DEFAULT_MAX_LIST_ENTRIES);
+  if (!/^\d{1,15}$/.test(entries) || Number(entries) < 1) {
+    throw usageError(
+      `invalid --max-list-entries '${entries}': expected a positive number`,
+      command,
+    );
+  }
+  return Number(entries);
+}
+
+/** Refuses a flag given to a command it does not apply to. */
+function checkFlagsApply(
+  values: ParsedFlags["values"],
+  command: Command | undefined,
+): void {
+  const effective = command ?? "get";
+  for (const [key, { commands, flag }] of Object.entries(COMMAND_FLAGS)) {
     const given = (values as Record<string, unknown>)[key] !== undefined;
-    // Without a command the tool asks for a name and gets it.
-    const effective = command ?? "get";
-    const allowed = owner === effective ||
-      (key === "force" && effective === "put") ||
-      ([
-        "json",
-        "recursive",
-        "quiet",
-        "no-resume",
-        "sync",
-        "checksum",
-        "delete",
-        "dry-run",
-        "sha256",
-      ].includes(key) &&
-        (effective === "get" || effective === "put"));
-    if (given && !allowed) {
+    if (given && !commands.includes(effective)) {
       throw usageError(
         `option ${flag} does not apply to ${command ?? "the prompt"}`,
         command,
       );
     }
   }
+}
+
+/** Refuses flags that make no sense together. */
+function checkCombinations(options: CliOptions): void {
+  const { command } = options;
   const { checksum, delete: remove, dryRun } = options.syncFlags;
   if ((checksum || remove || dryRun) && !options.sync) {
     const flag = checksum ? "--checksum" : remove ? "--delete" : "--dry-run";
@@ -438,22 +468,20 @@ function parseCli(args: string[]): CliOptions {
       command,
     );
   }
-  const counts: Record<Command, [number, number]> = {
-    get: [1, Infinity],
-    ls: [0, 1],
-    put: [1, 2],
-    help: [0, 1],
-  };
-  if (command !== undefined) {
-    const [min, max] = counts[command];
-    if (rest.length < min) {
-      throw usageError(`${command}: missing argument`, command);
-    }
-    if (rest.length > max) {
-      throw usageError(`${command}: too many arguments`, command);
-    }
+}
+
+function checkArgumentCount(
+  command: Command | undefined,
+  rest: string[],
+): void {
+  if (command === undefined) return;
+  const [min, max] = ARGUMENT_COUNTS[command];
+  if (rest.length < min) {
+    throw usageError(`${command}: missing argument`, command);
   }
-  return options;
+  if (rest.length > max) {
+    throw usageError(`${command}: too many arguments`, command);
+  }
 }
 
 /** The last segment of a remote path or classic name, or "" if none. */
