@@ -7,11 +7,11 @@
  */
 
 import { untilClosed } from "./until_closed.ts";
-import { copyHashed } from "../_common/copy.ts";
-import { createHasher } from "../_common/digest.ts";
+import { type BulkBuffers, copyHashed } from "../_common/copy.ts";
+import { createHasher, type Hasher } from "../_common/digest.ts";
 import { sameVersion } from "./hash_cache.ts";
-import { resolveExistingSync } from "./path_jail.ts";
-import { openResolvedFile } from "./open_file.ts";
+import { type ResolvedPath, resolveExistingSync } from "./path_jail.ts";
+import { type OpenedFile, openResolvedFile } from "./open_file.ts";
 import {
   mtimeOf,
   type RequestState,
@@ -22,6 +22,20 @@ import { refuseTempName } from "./temp.ts";
 import { FRAMES_BYTES, sendSmallFile, SMALL_FILE_BYTES } from "./small_get.ts";
 import { FerryError } from "../errors.ts";
 import { encodeMessage, type GetMessage, writeAll } from "../protocol.ts";
+
+/** One large `GET` under way: the request and the opened file. */
+interface Sending extends OpenedFile {
+  session: Session;
+  context: ServerContext;
+  message: GetMessage;
+  state: RequestState;
+  hostPath: string;
+  /** A cached digest of this very version, if the cache holds one. */
+  cached: Uint8Array | undefined;
+  /** Hashes the bytes when nothing is cached. */
+  hash: Hasher | undefined;
+  buffers: BulkBuffers;
+}
 
 /**
  * Answers `GET`: a small file whole in one write (`_server/small_get.ts`), any
@@ -34,120 +48,197 @@ export async function handleGet(
   message: GetMessage,
   state: RequestState,
 ): Promise<void> {
-  const found = resolveExistingSync(context.realRoot, message.path);
-  refuseTempName(found.segments, message.path);
-  if (!found.info.isFile) {
-    throw new FerryError("FORBIDDEN", `Not a file: ${message.path}`);
-  }
-  if (message.offset === 0 && found.info.size <= SMALL_FILE_BYTES) {
-    // Opened once, proven inside the root, sent in one write.
-    const sent = await sendSmallFile({
-      realRoot: context.realRoot,
-      hostPath: found.hostPath,
-      wirePath: message.path,
-      conn: session.conn,
-      buffers: session.bulkBuffers(found.info.size + FRAMES_BYTES),
-      hashCache: context.hashCache,
-      algorithm: session.digest,
-    });
-    if (sent !== undefined) {
-      state.bytes = sent.bytes;
-      if (sent.cached) state.cached = true;
-      return;
-    }
+  const found = resolveFile(context, message);
+  if (
+    message.offset === 0 && found.info.size <= SMALL_FILE_BYTES &&
+    await sendSmall(session, context, message, state, found)
+  ) {
+    return;
   }
   // Opened, then proven to be the file inside the root (a folder on the
   // path may have been swapped for a link out of it since the check).
-  const { file, before, observedAt } = await openResolvedFile(
+  const opened = await openResolvedFile(
     context.realRoot,
     found.hostPath,
     message.path,
   );
   try {
-    const { size } = before;
-    const mtime = mtimeOf(before);
-    const { offset } = message;
-    if (offset > size) {
-      throw new FerryError(
-        "BAD_REQUEST",
-        `Offset ${offset} is past the end of ${message.path} (${size} bytes)`,
-      );
-    }
-    // A cached digest of this very version spares hashing: the prefix is
-    // skipped, the bytes are only copied (see `_server/hash_cache.ts`).
-    const cached = context.hashCache?.lookup(
-      found.hostPath,
-      before,
-      session.digest,
+    const sending = await startSending(session, context, message, state, {
+      ...opened,
+      hostPath: found.hostPath,
+    });
+    await skipPrefix(sending);
+    await sendBytes(sending);
+    await sendDigest(sending);
+  } finally {
+    opened.file.close();
+  }
+}
+
+/** Resolves the file a `GET` names; refuses temporaries and non-files. */
+function resolveFile(
+  context: ServerContext,
+  message: GetMessage,
+): ResolvedPath {
+  const found = resolveExistingSync(context.realRoot, message.path);
+  refuseTempName(found.segments, message.path);
+  if (!found.info.isFile) {
+    throw new FerryError("FORBIDDEN", `Not a file: ${message.path}`);
+  }
+  return found;
+}
+
+/**
+ * Sends a small file whole: opened once, proven inside the root, sent in
+ * one write. Returns `false` if it was not sent (then the large path runs).
+ */
+async function sendSmall(
+  session: Session,
+  context: ServerContext,
+  message: GetMessage,
+  state: RequestState,
+  found: ResolvedPath,
+): Promise<boolean> {
+  const sent = await sendSmallFile({
+    realRoot: context.realRoot,
+    hostPath: found.hostPath,
+    wirePath: message.path,
+    conn: session.conn,
+    buffers: session.bulkBuffers(found.info.size + FRAMES_BYTES),
+    hashCache: context.hashCache,
+    algorithm: session.digest,
+  });
+  if (sent === undefined) return false;
+  state.bytes = sent.bytes;
+  if (sent.cached) state.cached = true;
+  return true;
+}
+
+/**
+ * Checks the offset against the opened file's size and looks up a cached
+ * digest of this version (else makes a hasher).
+ */
+async function startSending(
+  session: Session,
+  context: ServerContext,
+  message: GetMessage,
+  state: RequestState,
+  opened: OpenedFile & { hostPath: string },
+): Promise<Sending> {
+  const { size } = opened.before;
+  const { offset } = message;
+  if (offset > size) {
+    throw new FerryError(
+      "BAD_REQUEST",
+      `Offset ${offset} is past the end of ${message.path} (${size} bytes)`,
     );
-    const hash = cached ? undefined : await createHasher(session.digest);
-    const buffers = session.bulkBuffers(size);
-    if (cached) {
-      state.cached = true;
-      if (offset > 0) file.seek(offset);
-    } else if (offset > 0) {
-      // Nothing is read from the client meanwhile: notice if it leaves.
-      session.watchPeer();
-      const hashed = await copyHashed(
-        untilClosed(file, session.signal),
-        undefined,
-        offset,
-        hash,
-        buffers,
-      );
-      if (hashed < offset) {
-        throw new FerryError(
-          "CHANGED",
-          `File changed while it was read: ${message.path}`,
-        );
-      }
-    }
-    await writeAll(
-      session.conn,
-      encodeMessage({ type: "data", size, offset, mtime }),
-    );
-    // From here until the last raw byte, a failure cannot be reported in
-    // band: the client counts bytes, so the connection has to close.
-    state.closeOnError = true;
-    state.silentOnError = true;
-    const sent = await copyHashed(
-      file,
-      session.conn,
-      size - offset,
+  }
+  // A cached digest of this very version spares hashing: the prefix is
+  // skipped, the bytes are only copied (see `_server/hash_cache.ts`).
+  const cached = context.hashCache?.lookup(
+    opened.hostPath,
+    opened.before,
+    session.digest,
+  );
+  const hash = cached ? undefined : await createHasher(session.digest);
+  const buffers = session.bulkBuffers(size);
+  return {
+    ...opened,
+    session,
+    context,
+    message,
+    state,
+    cached,
+    hash,
+    buffers,
+  };
+}
+
+/**
+ * Moves to `offset`: a seek when the digest is cached, else the prefix is
+ * read and hashed (the digest covers the whole file).
+ */
+async function skipPrefix(sending: Sending): Promise<void> {
+  const { session, message, state, file, hash, buffers } = sending;
+  const { offset } = message;
+  if (sending.cached) {
+    state.cached = true;
+    if (offset > 0) file.seek(offset);
+  } else if (offset > 0) {
+    // Nothing is read from the client meanwhile: notice if it leaves.
+    session.watchPeer();
+    const hashed = await copyHashed(
+      untilClosed(file, session.signal),
+      undefined,
+      offset,
       hash,
       buffers,
-      (done) => state.bytes = done,
     );
-    if (sent < size - offset) {
+    if (hashed < offset) {
       throw new FerryError(
         "CHANGED",
-        `File shrank while it was sent: ${message.path}`,
+        `File changed while it was read: ${message.path}`,
       );
     }
-    state.closeOnError = false;
-    state.silentOnError = false;
-    // Size, times and inode as before: the bytes sent are one version of
-    // the file, and a cached digest is that version's.
-    const after = await file.stat();
-    if (!sameVersion(before, after)) {
-      throw new FerryError(
-        "CHANGED",
-        `File changed while it was sent: ${message.path}`,
-      );
-    }
-    let digest = cached;
-    if (digest === undefined) {
-      digest = hash!.digest();
-      context.hashCache?.store(
-        found.hostPath,
-        before,
-        session.digest,
-        digest,
-        observedAt,
-      );
-    }
-    await writeAll(session.conn, encodeMessage({ type: "hash", digest }));
-  } finally {
-    file.close();
   }
+}
+
+/** Sends `DATA`, then the raw bytes from `offset` to the end. */
+async function sendBytes(sending: Sending): Promise<void> {
+  const { session, message, state, file, before, hash, buffers } = sending;
+  const { size } = before;
+  const { offset } = message;
+  await writeAll(
+    session.conn,
+    encodeMessage({ type: "data", size, offset, mtime: mtimeOf(before) }),
+  );
+  // From here until the last raw byte, a failure cannot be reported in
+  // band: the client counts bytes, so the connection has to close.
+  state.closeOnError = true;
+  state.silentOnError = true;
+  const sent = await copyHashed(
+    file,
+    session.conn,
+    size - offset,
+    hash,
+    buffers,
+    (done) => state.bytes = done,
+  );
+  if (sent < size - offset) {
+    throw new FerryError(
+      "CHANGED",
+      `File shrank while it was sent: ${message.path}`,
+    );
+  }
+  state.closeOnError = false;
+  state.silentOnError = false;
+}
+
+/**
+ * Sends the whole file's `HASH` if the file is still the version it was
+ * when opened (then a new digest goes to the hash cache).
+ */
+async function sendDigest(sending: Sending): Promise<void> {
+  const { session, context, message, file, before, hostPath } = sending;
+  // Size, times and inode as before: the bytes sent are one version of
+  // the file, and a cached digest is that version's.
+  const after = await file.stat();
+  if (!sameVersion(before, after)) {
+    throw new FerryError(
+      "CHANGED",
+      `File changed while it was sent: ${message.path}`,
+    );
+  }
+  let digest = sending.cached;
+  if (digest === undefined) {
+    digest = sending.hash!.digest();
+    context.hashCache?.store(
+      hostPath,
+      before,
+      session.digest,
+      digest,
+      sending.observedAt,
+    );
+  }
+  await writeAll(session.conn, encodeMessage({ type: "hash", digest }));
 }

@@ -17,6 +17,7 @@ import {
   removeOpened,
   resolveExistingSync,
   resolveTarget,
+  type UploadTarget,
 } from "./path_jail.ts";
 import { sameVersion } from "./hash_cache.ts";
 import { openResolvedFile } from "./open_file.ts";
@@ -57,6 +58,40 @@ import {
   writeAll,
 } from "../protocol.ts";
 
+/** One `PUT` request: who asked, what for, and where it goes. */
+interface PutRequest {
+  session: Session;
+  context: ServerContext;
+  message: PutMessage;
+  state: RequestState;
+  target: UploadTarget;
+}
+
+/**
+ * How far an upload got: `open` (temporary ready, nothing read yet),
+ * `receiving` (raw bytes or the `HASH` frame on their way: a cut keeps a
+ * resumable part), `received` (the client's frame read), `closed` (bytes
+ * synced and the file closed), `placed` (moved to its final name).
+ */
+type UploadPhase = "open" | "receiving" | "received" | "closed" | "placed";
+
+/** The state of one upload, in place of loose flags. */
+interface Upload {
+  /** The temporary file (or resumable part) the bytes go to. */
+  tempPath: string;
+  file: HostFile;
+  /** Bytes already in the file before the client's raw bytes. */
+  offset: number;
+  hash: Hasher;
+  /** Whether this request made the file (a resumed part may be older). */
+  created: boolean;
+  /** The part's lease across servers (resumable uploads only). */
+  lease?: UploadLease;
+  /** Gives up the part's claim and lease; `undefined` once done or if none. */
+  release?: () => Promise<void>;
+  phase: UploadPhase;
+}
+
 /**
  * Answers `PUT`: `READY offset`, the raw bytes into a temporary (or the
  * resumable part), the client's `HASH` checked, then the file moved into
@@ -68,6 +103,46 @@ export async function handlePut(
   message: PutMessage,
   state: RequestState,
 ): Promise<void> {
+  const target = await checkTarget(context, message);
+  await context.uploadParts.sweep(target.folder);
+  const put = { session, context, message, state, target };
+  // A resumable upload goes to a part named after the upload, which a cut
+  // keeps and a retry continues (see `_server/upload_part.ts`); any other to a
+  // fresh random name.
+  const upload = message.resume
+    ? await openPart(put)
+    : await openTemporary(put);
+  await prepareTemporary(put, upload);
+  // A failed write (disk full, ...) drops the temporary file and the rest
+  // of the bytes; the client hears INTERNAL after its HASH.
+  const sink = new UploadSink(upload.file, upload.tempPath);
+  const writer = new TrackedWriter(sink);
+  let keepPart = false;
+  try {
+    const claimed = await receive(put, upload, writer);
+    const digest = verify(put, upload, sink, claimed);
+    await placeVerified(put, upload, sink, digest);
+    // The lease goes before OK: a client that hears OK finds no lease left.
+    await upload.release?.();
+    upload.release = undefined;
+    await writeAll(session.conn, encodeMessage({ type: "ok" }));
+  } catch (error) {
+    keepPart = keepsPart(put, upload, sink, error);
+    throw error;
+  } finally {
+    await writer.settled();
+    await cleanUp(put, upload, keepPart);
+  }
+}
+
+/**
+ * Refuses a `PUT` the server does not take: uploads off, a temporary's
+ * name, or an existing file without overwrite; returns where it goes.
+ */
+async function checkTarget(
+  context: ServerContext,
+  message: PutMessage,
+): Promise<UploadTarget> {
   if (!context.allowUpload) {
     throw new FerryError("FORBIDDEN", "Uploads are not allowed");
   }
@@ -76,66 +151,91 @@ export async function handlePut(
   if (target.existing && !message.overwrite) {
     throw new FerryError("EXISTS", `Already exists: ${message.path}`);
   }
-  await context.uploadParts.sweep(target.folder);
-  // A resumable upload goes to a part named after the upload, which a cut
-  // keeps and a retry continues (see `_server/upload_part.ts`); any other to a
-  // fresh random name.
-  const resumable = message.resume;
-  let tempPath: string;
-  let file: HostFile;
-  let offset = 0;
-  let hash: Hasher;
-  let release: (() => Promise<void>) | undefined;
+  return target;
+}
+
+/**
+ * Opens (or creates) the resumable part of an upload, claimed by this
+ * connection and leased across servers sharing the root; what it already
+ * holds is hashed before `READY`.
+ */
+async function openPart(put: PutRequest): Promise<Upload> {
+  const { session, context, message, target } = put;
+  const tempPath = nodePath.join(
+    target.folder,
+    resumablePartName(target.hostPath, message.size, message.mtime),
+  );
+  // One connection of this server, then one server, writes the part.
+  const unclaim = await context.uploadParts.claim(
+    tempPath,
+    () => session.close(),
+  );
   let lease: UploadLease | undefined;
-  let created = true;
-  if (resumable) {
-    tempPath = nodePath.join(
-      target.folder,
-      resumablePartName(target.hostPath, message.size, message.mtime),
-    );
-    // One connection of this server, then one server, writes the part.
-    const unclaim = await context.uploadParts.claim(
+  const release = async () => {
+    await lease?.release();
+    unclaim();
+  };
+  // One kept part per target: an older one (another size or time) goes.
+  await dropParts(
+    session,
+    context,
+    context.keptParts.take(tempPath, target.hostPath),
+  );
+  try {
+    lease = await UploadLease.acquire(tempPath, {
+      ...context.lease,
+      signal: session.signal,
+      onLost: () => session.close(),
+    });
+    // The kept part is hashed before READY, while the client waits:
+    // notice if it leaves.
+    session.watchPeer();
+    const { file, offset, hash, created } = await openResumablePart(
       tempPath,
-      () => session.close(),
-    );
-    release = async () => {
-      await lease?.release();
-      unclaim();
-    };
-    // One kept part per target: an older one (another size or time) goes.
-    await dropParts(
-      session,
-      context,
-      context.keptParts.take(tempPath, target.hostPath),
-    );
-    try {
-      lease = await UploadLease.acquire(tempPath, {
-        ...context.lease,
+      message.size,
+      session.bulkBuffers(message.size),
+      {
+        algorithm: session.digest,
         signal: session.signal,
-        onLost: () => session.close(),
-      });
-      // The kept part is hashed before READY, while the client waits:
-      // notice if it leaves.
-      session.watchPeer();
-      ({ file, offset, hash, created } = await openResumablePart(
-        tempPath,
-        message.size,
-        session.bulkBuffers(message.size),
-        {
-          algorithm: session.digest,
-          signal: session.signal,
-          wirePath: message.path,
-        },
-      ));
-    } catch (error) {
-      await release();
-      throw error;
-    }
-  } else {
-    tempPath = nodePath.join(target.folder, tempName());
-    file = await createTemporary(context.realRoot, tempPath, message.path);
-    hash = await createHasher(session.digest);
+        wirePath: message.path,
+      },
+    );
+    return {
+      tempPath,
+      file,
+      offset,
+      hash,
+      created,
+      lease,
+      release,
+      phase: "open",
+    };
+  } catch (error) {
+    await release();
+    throw error;
   }
+}
+
+/** Creates the fresh temporary file of a one-shot upload. */
+async function openTemporary(put: PutRequest): Promise<Upload> {
+  const { session, context, message, target } = put;
+  const tempPath = nodePath.join(target.folder, tempName());
+  const file = await createTemporary(context.realRoot, tempPath, message.path);
+  const hash = await createHasher(session.digest);
+  return { tempPath, file, offset: 0, hash, created: true, phase: "open" };
+}
+
+/**
+ * Proves the temporary is inside the root and, for an appending `PUT`,
+ * starts it with the file now at the target. On failure what this request
+ * created goes, and the part is released.
+ */
+async function prepareTemporary(
+  put: PutRequest,
+  upload: Upload,
+): Promise<void> {
+  const { session, context, message, target } = put;
+  const { tempPath, file } = upload;
   try {
     // The folder may have been swapped for a link out of the root since
     // it was resolved: prove the file is inside before writing to it.
@@ -144,123 +244,179 @@ export async function handlePut(
       message.append && target.existing &&
       target.existing.size <= message.size
     ) {
-      offset = await copyExisting(session, context, message, file, hash);
+      upload.offset = await copyExisting(
+        session,
+        context,
+        message,
+        file,
+        upload.hash,
+      );
     }
   } catch (error) {
     // What this request created goes, wherever it landed.
-    if (created) {
+    if (upload.created) {
       const libc = strictLibc();
       if (libc === undefined) {
         await removeOpened(context.realRoot, tempPath, file);
       } else removeAt(libc, context.realRoot, tempPath, message.path);
     }
     file.close();
-    await release?.();
+    await upload.release?.();
     throw error;
   }
-  // A failed write (disk full, ...) drops the temporary file and the rest
-  // of the bytes; the client hears INTERNAL after its HASH.
-  const sink = new UploadSink(file, tempPath);
-  const writer = new TrackedWriter(sink);
-  let fileOpen = true;
-  let placed = false;
-  // Set while a cut connection would leave a resumable part worth keeping.
-  let receiving = false;
-  let keepPart = false;
-  try {
-    await writeAll(session.conn, encodeMessage({ type: "ready", offset }));
-    await session.settleWatch(); // no two reads of the connection at once
-    // The client now streams raw bytes: if anything fails before they are
-    // all read, the stream is out of step and the connection has to close.
-    state.closeOnError = true;
-    receiving = true;
-    const received = await copyHashed(
-      session.reader,
-      writer,
-      message.size - offset,
-      hash,
-      session.bulkBuffers(message.size),
-      (done) => state.bytes = done,
+}
+
+/**
+ * Sends `READY`, reads the raw bytes into the temporary, then the client's
+ * frame, which must be `HASH`; returns the digest it claims.
+ */
+async function receive(
+  put: PutRequest,
+  upload: Upload,
+  writer: TrackedWriter,
+): Promise<Uint8Array> {
+  const { session, message, state } = put;
+  const { offset } = upload;
+  await writeAll(session.conn, encodeMessage({ type: "ready", offset }));
+  await session.settleWatch(); // no two reads of the connection at once
+  // The client now streams raw bytes: if anything fails before they are
+  // all read, the stream is out of step and the connection has to close.
+  state.closeOnError = true;
+  upload.phase = "receiving";
+  const received = await copyHashed(
+    session.reader,
+    writer,
+    message.size - offset,
+    upload.hash,
+    session.bulkBuffers(message.size),
+    (done) => state.bytes = done,
+  );
+  if (received < message.size - offset) {
+    state.silentOnError = true;
+    throw new FerryError("CONNECTION", "Upload cut short");
+  }
+  const reply = await session.reader.readMessage();
+  if (reply === null) {
+    state.silentOnError = true;
+    throw new FerryError("CONNECTION", "Upload cut short before its HASH");
+  }
+  upload.phase = "received";
+  if (reply.type !== "hash") {
+    throw new FerryError("BAD_REQUEST", `Expected HASH, got ${label(reply)}`);
+  }
+  state.closeOnError = false;
+  return reply.digest;
+}
+
+/**
+ * Checks the client's digest against the bytes written (and that they all
+ * were written); returns the digest.
+ */
+function verify(
+  put: PutRequest,
+  upload: Upload,
+  sink: UploadSink,
+  claimed: Uint8Array,
+): Uint8Array {
+  const { session, message } = put;
+  if (!digestFits(session.digest, claimed)) {
+    throw new FerryError(
+      "BAD_REQUEST",
+      `HASH of ${claimed.length} bytes in a ${session.digest} session`,
     );
-    if (received < message.size - offset) {
-      state.silentOnError = true;
-      throw new FerryError("CONNECTION", "Upload cut short");
-    }
-    const reply = await session.reader.readMessage();
-    if (reply === null) {
-      state.silentOnError = true;
-      throw new FerryError("CONNECTION", "Upload cut short before its HASH");
-    }
-    receiving = false;
-    if (reply.type !== "hash") {
-      throw new FerryError("BAD_REQUEST", `Expected HASH, got ${label(reply)}`);
-    }
-    state.closeOnError = false;
-    if (!digestFits(session.digest, reply.digest)) {
-      throw new FerryError(
-        "BAD_REQUEST",
-        `HASH of ${reply.digest.length} bytes in a ${session.digest} session`,
-      );
-    }
-    sink.check();
-    const digest = hash.digest();
-    if (!equalBytes(digest, reply.digest)) {
-      throw new FerryError(
-        "INTEGRITY",
-        `Digest (${session.digest}) mismatch, upload discarded: ${message.path}`,
-      );
-    }
-    await sink.sync();
-    file.close();
-    fileOpen = false;
-    if (message.mtime !== undefined) {
-      await setMtime(context.realRoot, tempPath, message.path, message.mtime);
-    }
-    if (lease !== undefined && !await lease.held()) {
-      throw new FerryError("BUSY", "Upload taken over by another server");
-    }
-    const ours = await Deno.stat(tempPath);
-    await place(tempPath, target.hostPath, message, context.realRoot);
-    placed = true;
-    await cacheUpload(context, target.hostPath, ours, {
-      algorithm: session.digest,
-      digest,
-    });
-    // The lease goes before OK: a client that hears OK finds no lease left.
-    await release?.();
-    release = undefined;
-    await writeAll(session.conn, encodeMessage({ type: "ok" }));
-  } catch (error) {
-    // A cut (or a server shutdown) while the bytes come keeps a resumable
-    // part; a bad frame, a failed write or a failed check drops it.
-    keepPart = resumable && receiving && !sink.failed &&
-      !(error instanceof FerryError && !CUT_CODES.has(error.code));
-    throw error;
-  } finally {
-    await writer.settled();
-    if (fileOpen) file.close();
-    // A part taken over by another server is that server's to remove.
-    if (!placed && !keepPart && !lease?.lost) {
-      const libc = strictLibc();
-      if (libc === undefined) {
-        await Deno.remove(tempPath).catch(() => {
-          // Already gone: nothing to clean.
-        });
-      } else removeAt(libc, context.realRoot, tempPath, message.path);
-    }
-    await release?.();
-    if (keepPart && !lease?.lost) {
-      await dropParts(
-        session,
-        context,
-        context.keptParts.keep({
-          path: tempPath,
-          target: target.hostPath,
-          wirePath: message.path,
-          bytes: offset + state.bytes,
-        }),
-      );
-    }
+  }
+  sink.check();
+  const digest = upload.hash.digest();
+  if (!equalBytes(digest, claimed)) {
+    throw new FerryError(
+      "INTEGRITY",
+      `Digest (${session.digest}) mismatch, upload discarded: ${message.path}`,
+    );
+  }
+  return digest;
+}
+
+/**
+ * Syncs and closes the verified temporary, sets its time, checks the lease
+ * is still held, moves it into place and caches its digest.
+ */
+async function placeVerified(
+  put: PutRequest,
+  upload: Upload,
+  sink: UploadSink,
+  digest: Uint8Array,
+): Promise<void> {
+  const { session, context, message, target } = put;
+  const { tempPath } = upload;
+  await sink.sync();
+  upload.file.close();
+  upload.phase = "closed";
+  if (message.mtime !== undefined) {
+    await setMtime(context.realRoot, tempPath, message.path, message.mtime);
+  }
+  if (upload.lease !== undefined && !await upload.lease.held()) {
+    throw new FerryError("BUSY", "Upload taken over by another server");
+  }
+  const ours = await Deno.stat(tempPath);
+  await place(tempPath, target.hostPath, message, context.realRoot);
+  upload.phase = "placed";
+  await cacheUpload(context, target.hostPath, ours, {
+    algorithm: session.digest,
+    digest,
+  });
+}
+
+/**
+ * Whether a failed upload leaves a resumable part worth keeping: a cut (or
+ * a server shutdown) while the bytes come keeps it; a bad frame, a failed
+ * write or a failed check drops it.
+ */
+function keepsPart(
+  put: PutRequest,
+  upload: Upload,
+  sink: UploadSink,
+  error: unknown,
+): boolean {
+  return put.message.resume && upload.phase === "receiving" &&
+    !sink.failed &&
+    !(error instanceof FerryError && !CUT_CODES.has(error.code));
+}
+
+/**
+ * After the upload, placed or not: closes the file, removes a temporary
+ * neither placed nor kept, releases the part and books a kept one.
+ */
+async function cleanUp(
+  put: PutRequest,
+  upload: Upload,
+  keepPart: boolean,
+): Promise<void> {
+  const { session, context, message, state, target } = put;
+  const { tempPath, lease } = upload;
+  if (upload.phase !== "closed" && upload.phase !== "placed") {
+    upload.file.close();
+  }
+  // A part taken over by another server is that server's to remove.
+  if (upload.phase !== "placed" && !keepPart && !lease?.lost) {
+    const libc = strictLibc();
+    if (libc === undefined) {
+      await Deno.remove(tempPath).catch(() => {
+        // Already gone: nothing to clean.
+      });
+    } else removeAt(libc, context.realRoot, tempPath, message.path);
+  }
+  await upload.release?.();
+  if (keepPart && !lease?.lost) {
+    await dropParts(
+      session,
+      context,
+      context.keptParts.keep({
+        path: tempPath,
+        target: target.hostPath,
+        wirePath: message.path,
+        bytes: upload.offset + state.bytes,
+      }),
+    );
   }
 }
 
