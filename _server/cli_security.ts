@@ -138,7 +138,7 @@ export function startupWarnings(settings: {
     );
   } else if (settings.allowUpload) {
     lines.push(
-      "warning: DELETE acts, and resumable upload parts are created, by name: a local user who can write inside the root and swaps a folder for a link at that moment can make them act outside it",
+      "warning: resumable upload parts are created by name: a local user who can write inside the root and swaps a folder for a link at that moment can make one appear outside it",
     );
   }
   if (!isLoopback(settings.hostname) && !settings.tls) {

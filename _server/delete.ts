@@ -9,18 +9,34 @@
  * is then resolved with `Deno.realPath` and must be exactly the folder the
  * walk found, inside the root. A recursive removal uses `Deno.remove`,
  * which removes links found inside the folder without following them.
- * Someone who can write inside the root could still swap a parent folder
- * for a link between the last check and the removal; the window is the
- * same narrow one the jail's fallback check leaves (see
+ * Without strict mode, someone who can write inside the root could still
+ * swap a parent folder for a link between the last check and the removal;
+ * the window is the same narrow one the jail's fallback check leaves (see
  * `_server/path_jail.ts`).
+ *
+ * In strict mode (`_server/dir_handle.ts`: Linux with `--allow-ffi`) the
+ * parent is opened from the root one segment at a time with
+ * `openat(O_NOFOLLOW | O_DIRECTORY)` and the entry is examined with
+ * `fstatat(AT_SYMLINK_NOFOLLOW)` and removed with `unlinkat` relative to
+ * that descriptor, so no swap can redirect the removal. A recursive removal
+ * first renames the folder, relative to the same descriptor, to a fresh
+ * hidden temporary name (which no request can reach), then removes it with
+ * `Deno.remove`, which walks the folder with descriptors and never follows a
+ * link inside it.
  *
  * @module
  */
 
 import * as nodePath from "node:path";
+import {
+  AT_SYMLINK_NOFOLLOW,
+  type Libc,
+  openFolderAt,
+  strictLibc,
+} from "./dir_handle.ts";
 import { isInside } from "./path_jail.ts";
 import { printable, splitWirePath } from "../_common/wire_path.ts";
-import { TEMP_NAME } from "./temp.ts";
+import { TEMP_NAME, tempName } from "./temp.ts";
 import { FerryError } from "../errors.ts";
 
 /**
@@ -77,6 +93,10 @@ export async function deleteInside(
       `Path not allowed: ${printable(wirePath)}`,
     );
   }
+  const libc = strictLibc();
+  if (libc !== undefined) {
+    return await deleteStrict(libc, { realRoot, segments, wirePath, options });
+  }
   let folder = realRoot;
   for (const segment of segments.slice(0, -1)) {
     folder = nodePath.join(folder, segment);
@@ -109,6 +129,45 @@ export async function deleteInside(
     // A link is removed itself (unlink), whatever it points to.
     await Deno.remove(target, {
       recursive: info.isDirectory && !info.isSymlink && options.recursive,
+    });
+  } catch (error) {
+    throw fileSystemError(error, wirePath);
+  }
+}
+
+interface StrictDelete {
+  realRoot: string;
+  segments: string[];
+  wirePath: string;
+  options: DeleteOptions;
+}
+
+/** The strict-mode removal: everything relative to a walked descriptor. */
+async function deleteStrict(libc: Libc, request: StrictDelete): Promise<void> {
+  const { realRoot, segments, wirePath, options } = request;
+  const name = segments.at(-1)!;
+  const parent = segments.slice(0, -1);
+  const fd = openFolderAt(libc, realRoot, parent, wirePath);
+  let quarantine: string | undefined;
+  try {
+    const status = libc.statAt(fd, name, AT_SYMLINK_NOFOLLOW);
+    if (!status.isDirectory) {
+      libc.unlinkAt(fd, name); // a file, or a link itself
+    } else if (!options.recursive) {
+      libc.removeFolderAt(fd, name);
+    } else {
+      quarantine = tempName();
+      libc.renameAt(fd, name, fd, quarantine);
+    }
+  } catch (error) {
+    throw fileSystemError(error, wirePath);
+  } finally {
+    libc.close(fd);
+  }
+  if (quarantine === undefined) return;
+  try {
+    await Deno.remove(nodePath.join(realRoot, ...parent, quarantine), {
+      recursive: true,
     });
   } catch (error) {
     throw fileSystemError(error, wirePath);

@@ -25,6 +25,7 @@ import { printable } from "../_common/wire_path.ts";
 export const AT_SYMLINK_NOFOLLOW = 0x100;
 
 const AT_FDCWD = -100;
+const AT_REMOVEDIR = 0x200;
 const O_RDONLY = 0;
 const O_RDWR = 2;
 const O_CREAT = 0o100;
@@ -296,6 +297,19 @@ export class Libc {
   }
 
   /**
+   * `unlinkat(AT_REMOVEDIR)`: removes the empty folder `name`.
+   *
+   * @param dirFd The folder it is in.
+   * @param name The folder to remove.
+   */
+  removeFolderAt(dirFd: number, name: string): void {
+    this.#check(
+      this.#lib.symbols.unlinkat(dirFd, this.#name(name), AT_REMOVEDIR),
+      "unlinkat",
+    );
+  }
+
+  /**
    * Sets the modification time of `name` (never through a link); the
    * access time becomes now.
    *
@@ -385,6 +399,7 @@ const ERRNO: Record<number, [string, new (message: string) => Error]> = {
   17: ["EEXIST", Deno.errors.AlreadyExists],
   20: ["ENOTDIR", Deno.errors.NotADirectory],
   21: ["EISDIR", Deno.errors.IsADirectory],
+  39: ["ENOTEMPTY", Error],
   40: ["ELOOP", Deno.errors.FilesystemLoop],
 };
 

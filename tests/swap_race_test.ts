@@ -213,3 +213,62 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "serve() in strict mode removes nothing outside the root when a folder is swapped for a link during DELETE" +
+    (strict ? "" : IGNORED),
+  ignore: !strict,
+  async fn() {
+    await withServer(
+      {
+        allowUpload: true,
+        allowDelete: true,
+        files: { "d/f.txt": "inside", "d/sub/g.txt": "inside" },
+      },
+      async (t) => {
+        const outside = `${t.base}/outside`;
+        const outcomes = new Outcomes();
+        const swaps = await duringSwaps(t, async () => {
+          await Deno.mkdir(`${outside}/sub`);
+          await Deno.writeTextFile(`${outside}/sub/g.txt`, t.canary);
+          const client = await RawClient.open(t.port);
+          const bytes = new TextEncoder().encode("uploaded");
+          try {
+            for (let i = 0; i < REQUESTS; i++) {
+              outcomes.count(
+                "PUT",
+                await client.put("d/f.txt", bytes, { overwrite: true }),
+              );
+              await client.send({
+                type: "delete",
+                path: "d/f.txt",
+                recursive: false,
+              });
+              outcomes.count("DELETE", await client.next());
+              await client.send({
+                type: "delete",
+                path: "d/sub",
+                recursive: true,
+              });
+              outcomes.count("DELETE-R", await client.next());
+              await client.send({ type: "mkdir", path: "d/sub" });
+              outcomes.count("MKDIR", await client.next());
+            }
+          } finally {
+            client.close();
+          }
+        });
+        console.log(
+          `swap race: ${REQUESTS} x (PUT, DELETE, recursive DELETE, MKDIR) during ${swaps} swaps: ${outcomes}`,
+        );
+        assert.equal(await Deno.readTextFile(`${outside}/f.txt`), t.canary);
+        assert.equal(
+          await Deno.readTextFile(`${outside}/sub/g.txt`),
+          t.canary,
+        );
+        assert.ok(outcomes.refused(), String(outcomes));
+      },
+    );
+  },
+});
