@@ -28,15 +28,25 @@ import { writePartRecord } from "./resume.ts";
 import {
   checkedPath,
   hashLocal,
+  type LocalListing,
   removeInside,
   walkLocal,
 } from "./sync_local.ts";
-import { type PlanItem, planSync, type SyncEntry } from "./sync_plan.ts";
+import {
+  type PlanItem,
+  plannedBytes,
+  planSync,
+  type SyncEntry,
+} from "./sync_plan.ts";
 import {
   asSyncError as asError,
+  deleteMissing,
   isChanged,
+  plannedStatus,
   type SyncOptions,
   type SyncRecord,
+  type SyncRecorder,
+  syncRecorder,
   type SyncReport,
   SyncTally,
 } from "./sync_report.ts";
@@ -96,6 +106,18 @@ interface Fetch {
   from: number;
 }
 
+/** What every phase of one {@linkcode syncGet} shares. */
+interface GetRun {
+  client: SyncGetClient;
+  destination: string;
+  dryRun: boolean;
+  tally: SyncTally;
+  remoteOf: (name: string) => string;
+  record: SyncRecorder;
+  /** The destination opened for writing; absent in a dry run. */
+  safe?: SafeDest;
+}
+
 /**
  * Makes the local folder `destination` match the remote folder `remoteDir`.
  *
@@ -115,9 +137,69 @@ export async function syncGet(
   destination: string,
   options: SyncOptions = {},
 ): Promise<SyncReport> {
+  const run = startRun(client, remoteDir, destination, options);
+  const { top, listed, local } = await listBoth(client, remoteDir, destination);
+  const source = checkedSource(run, listed);
+  const sourceFiles = new Set(
+    source.filter((entry) => entry.kind === "file").map((entry) => entry.name),
+  );
+  // A download's own leftovers (`X.part`, `X.part.ferry`) belong to X.
+  const dest = local.entries.filter((entry) => !isPartOf(entry, sourceFiles));
+  const plan = planSync(source, dest, {
+    checksum: options.checksum,
+    delete: options.delete,
+    sourceTime: top.mtime,
+    destTime: local.mtime,
+  });
+  options.onPlanned?.(sourceFiles.size, plannedBytes(plan.items));
+  if (!run.dryRun) run.safe = await SafeDest.open(destination);
+  const fetches: Fetch[] = [];
+  for (const item of plan.items) {
+    const fetch = await prepareFetch(run, item);
+    if (fetch !== undefined) fetches.push(fetch);
+  }
+  await fetchAll(client, fetches, options, run.record);
+  const deletesSkipped = options.delete
+    ? await deleteMissing(run.tally, plan.deletes, {
+      dryRun: run.dryRun,
+      record: run.record,
+      remove: (item) => removeInside(destination, item.name, item.kind),
+    })
+    : undefined;
+  if (!run.dryRun) {
+    for (const folder of plan.folderTimes) {
+      setTime(destination, folder.name, folder.mtime);
+    }
+  }
+  return run.tally.report(run.dryRun, deletesSkipped);
+}
+
+/** The state every phase shares, with its name mapping and recorder. */
+function startRun(
+  client: SyncGetClient,
+  remoteDir: string,
+  destination: string,
+  options: SyncOptions,
+): GetRun {
   const tally = new SyncTally(options.onRecord);
-  const dryRun = options.dryRun ?? false;
-  // The server lists while the local tree is walked.
+  const prefix = remoteDir === "" ? "" : `${remoteDir}/`;
+  const remoteOf = (name: string) => prefix + name;
+  return {
+    client,
+    destination,
+    dryRun: options.dryRun ?? false,
+    tally,
+    remoteOf,
+    record: syncRecorder(tally, remoteOf),
+  };
+}
+
+/** Lists the remote tree while the local one is walked. */
+async function listBoth(
+  client: SyncGetClient,
+  remoteDir: string,
+  destination: string,
+): Promise<{ top: Entry; listed: Entry[]; local: LocalListing }> {
   const remote = (async () => {
     const top = await client.stat(remoteDir);
     if (top.kind !== "dir") {
@@ -133,147 +215,100 @@ export async function syncGet(
     await remote.catch(() => {});
     throw error;
   }
-  const { top, listed } = await remote;
-  const prefix = remoteDir === "" ? "" : `${remoteDir}/`;
-  const remoteOf = (name: string) => prefix + name;
+  return { ...await remote, local };
+}
+
+/** The listed entries whose names are safe here; the rest fail. */
+function checkedSource(run: GetRun, listed: readonly Entry[]): SyncEntry[] {
   const source: SyncEntry[] = [];
   for (const entry of listed) {
     try {
       checkTreeName(entry.name);
       source.push(entry);
     } catch (error) {
-      tally.add(failed(remoteOf(entry.name), entry.kind, error));
+      run.tally.add(failed(run.remoteOf(entry.name), entry.kind, error));
     }
   }
-  const sourceFiles = new Set(
-    source.filter((entry) => entry.kind === "file").map((entry) => entry.name),
-  );
-  // A download's own leftovers (`X.part`, `X.part.ferry`) belong to X.
-  const dest = local.entries.filter((entry) => !isPartOf(entry, sourceFiles));
-  const plan = planSync(source, dest, {
-    checksum: options.checksum,
-    delete: options.delete,
-    sourceTime: top.mtime,
-    destTime: local.mtime,
-  });
-  options.onPlanned?.(
-    sourceFiles.size,
-    plan.items.reduce(
-      (sum, item) =>
-        item.kind === "file" && item.action !== "unchanged"
-          ? sum + item.size
-          : sum,
-      0,
-    ),
-  );
-  const safe = dryRun ? undefined : await SafeDest.open(destination);
-  const fetches: Fetch[] = [];
-  const record = (
-    item: PlanItem,
-    status: SyncRecord["status"],
-    extra: Partial<SyncRecord> = {},
-  ) =>
-    tally.add({
-      name: remoteOf(item.name),
-      kind: item.kind,
-      status,
-      size: item.kind === "file" ? item.size : 0,
-      bytes: 0,
-      ...extra,
-    });
-  for (const item of plan.items) {
-    const remote = remoteOf(item.name);
-    try {
-      if (item.action === "refuse") {
-        throw new FerryError("FORBIDDEN", `Refused: ${item.reason}`);
-      }
-      if (item.action === "unchanged") {
-        record(item, "unchanged");
-        continue;
-      }
-      let action = item.action;
-      let from = 0;
-      if (action === "verify") {
-        const same = sameBytes(
-          await client.sum(remote),
-          await localDigest(client.digest, destination, item.name),
-        );
-        if (same) {
-          if (!dryRun) setTime(destination, item.name, item.mtime);
-          record(item, "unchanged");
-          continue;
-        }
-        action = "update";
-      } else if (action === "append") {
-        const length = item.destSize!;
-        const mine = await localDigest(
-          client.digest,
-          destination,
-          item.name,
-          length,
-        );
-        const theirs = await client.sum(remote, { length }).catch((error) => {
-          if (error instanceof FerryError && error.code === "BAD_REQUEST") {
-            return undefined; // the file shrank since it was listed
-          }
-          throw error;
-        });
-        if (theirs !== undefined && sameBytes(mine, theirs)) from = length;
-        else action = "update";
-      }
-      if (dryRun) {
-        const status = action === "create"
-          ? "created"
-          : action === "append"
-          ? "appended"
-          : "updated";
-        record(item, status, {
-          bytes: item.kind === "file" ? item.size - from : 0,
-        });
-        continue;
-      }
-      if (item.clear !== undefined) {
-        await removeInside(destination, item.name, item.clear);
-      }
-      const segments = item.name.split("/");
-      if (item.kind === "dir") {
-        await safe!.ensureFolder(segments);
-        record(item, item.action === "create" ? "created" : "updated");
-        continue;
-      }
-      const prepared = await safe!.prepareFile(segments);
-      fetches.push({
-        item: { ...item, action },
-        remote,
-        local: prepared,
-        from,
+  return source;
+}
+
+/**
+ * Settles one planned item before the transfer: refused, unchanged (after
+ * `SUM` if asked), recorded as a dry run, a folder made, or a file
+ * prepared and returned to fetch.
+ */
+async function prepareFetch(
+  run: GetRun,
+  item: PlanItem,
+): Promise<Fetch | undefined> {
+  const remote = run.remoteOf(item.name);
+  try {
+    if (item.action === "refuse") {
+      throw new FerryError("FORBIDDEN", `Refused: ${item.reason}`);
+    }
+    const { action, from } = item.action === "unchanged"
+      ? { action: "unchanged" as const, from: 0 }
+      : await checkedAction(run, item, remote);
+    if (action === "unchanged") {
+      run.record(item, "unchanged");
+      return undefined;
+    }
+    if (run.dryRun) {
+      run.record(item, plannedStatus(action), {
+        bytes: item.kind === "file" ? item.size - from : 0,
       });
-    } catch (error) {
-      record(item, "failed", { error: asError(error) });
+      return undefined;
     }
-  }
-  await fetchAll(client, fetches, options, record);
-  let deletesSkipped: string | undefined;
-  if (options.delete && plan.deletes.length > 0) {
-    if (tally.counts.failed > 0) {
-      deletesSkipped = `${tally.counts.failed} entries failed`;
-    } else {
-      for (const item of plan.deletes) {
-        try {
-          if (!dryRun) await removeInside(destination, item.name, item.kind);
-          record(item, "deleted");
-        } catch (error) {
-          record(item, "failed", { error: asError(error) });
-        }
-      }
+    if (item.clear !== undefined) {
+      await removeInside(run.destination, item.name, item.clear);
     }
-  }
-  if (!dryRun) {
-    for (const folder of plan.folderTimes) {
-      setTime(destination, folder.name, folder.mtime);
+    const segments = item.name.split("/");
+    if (item.kind === "dir") {
+      await run.safe!.ensureFolder(segments);
+      run.record(item, item.action === "create" ? "created" : "updated");
+      return undefined;
     }
+    const local = await run.safe!.prepareFile(segments);
+    return { item: { ...item, action }, remote, local, from };
+  } catch (error) {
+    run.record(item, "failed", { error: asError(error) });
+    return undefined;
   }
-  return tally.report(dryRun, deletesSkipped);
+}
+
+/**
+ * The action after comparing digests, and the local bytes kept: a
+ * `verify` that matches is `unchanged` (its time set), else `update`; an
+ * `append` whose local copy is a verified prefix keeps its bytes, else
+ * becomes `update`.
+ */
+async function checkedAction(
+  run: GetRun,
+  item: PlanItem,
+  remote: string,
+): Promise<{ action: PlanItem["action"]; from: number }> {
+  const { client, destination } = run;
+  if (item.action === "verify") {
+    const same = sameBytes(
+      await client.sum(remote),
+      await localDigest(client.digest, destination, item.name),
+    );
+    if (!same) return { action: "update", from: 0 };
+    if (!run.dryRun) setTime(destination, item.name, item.mtime);
+    return { action: "unchanged", from: 0 };
+  }
+  if (item.action !== "append") return { action: item.action, from: 0 };
+  const length = item.destSize!;
+  const mine = await localDigest(client.digest, destination, item.name, length);
+  const theirs = await client.sum(remote, { length }).catch((error) => {
+    if (error instanceof FerryError && error.code === "BAD_REQUEST") {
+      return undefined; // the file shrank since it was listed
+    }
+    throw error;
+  });
+  return theirs !== undefined && sameBytes(mine, theirs)
+    ? { action: "append", from: length }
+    : { action: "update", from: 0 };
 }
 
 /**
@@ -285,11 +320,7 @@ async function fetchAll(
   client: SyncGetClient,
   fetches: readonly Fetch[],
   options: SyncOptions,
-  record: (
-    item: PlanItem,
-    status: SyncRecord["status"],
-    extra?: Partial<SyncRecord>,
-  ) => void,
+  record: SyncRecorder,
 ): Promise<void> {
   const statusOf = (fetch: Fetch, result: TransferResult) =>
     fetch.item.action === "create"

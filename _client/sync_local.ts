@@ -11,12 +11,9 @@ import type { DigestAlgorithm } from "../protocol.ts";
 import * as nodePath from "node:path";
 import { copyHashed, makeBulkBuffers } from "../_common/copy.ts";
 import { messageOf } from "../_common/text.ts";
-import { segmentProblem } from "../_common/wire_path.ts";
+import { walkFolder } from "./local_walk.ts";
 import type { SyncEntry } from "./sync_plan.ts";
 import { FerryError } from "../errors.ts";
-
-/** The separator of local paths. */
-const SEP = nodePath.sep;
 
 /** Buffers for hashing one local file (one pair per call, per file). */
 const HASH_BUFFER_BYTES = 256 * 1024;
@@ -81,58 +78,20 @@ export async function walkLocal(root: string): Promise<LocalListing> {
     entries: [],
     skipped: [],
   };
-  // lstat is synchronous: microseconds each on a local disk, against tens
-  // for a hop through the thread pool, and a no-op sync is all lstat. Each
-  // folder is read asynchronously, so that the event loop turns between
-  // folders (a sync walks while the server lists).
-  const walk = async (folder: string, prefix: string) => {
-    const names: string[] = [];
-    for await (const entry of Deno.readDir(folder)) names.push(entry.name);
-    names.sort();
-    for (const name of names) {
-      const relative = prefix + name;
-      const problem = segmentProblem(name);
-      if (problem !== undefined) {
-        listing.skipped.push({
-          name: relative,
-          reason: `name not allowed (${problem})`,
-        });
-        continue;
-      }
-      const path = folder + SEP + name;
-      let info: Deno.FileInfo;
-      try {
-        info = Deno.lstatSync(path);
-      } catch {
-        continue; // vanished since the folder was read
-      }
-      const mtime = info.mtime?.getTime() ?? 0;
-      if (info.isSymlink) {
-        listing.entries.push({ name: relative, kind: "link", size: 0, mtime });
-      } else if (info.isDirectory) {
-        listing.entries.push({ name: relative, kind: "dir", size: 0, mtime });
-        try {
-          await walk(path, relative + "/");
-        } catch (error) {
-          listing.skipped.push({
-            name: relative,
-            reason: `cannot read the folder: ${messageOf(error)}`,
-          });
-        }
-      } else if (info.isFile) {
-        listing.entries.push({
-          name: relative,
-          kind: "file",
-          size: info.size,
-          mtime,
-        });
-      } else {
-        listing.entries.push({ name: relative, kind: "other", size: 0, mtime });
-      }
-    }
-  };
   try {
-    await walk(root, "");
+    await walkFolder(root, {
+      entry(name, _path, info) {
+        listing.entries.push({
+          name,
+          kind: kindOf(info),
+          size: info.isFile && !info.isSymlink ? info.size : 0,
+          mtime: info.mtime?.getTime() ?? 0,
+        });
+      },
+      skip(name, reason) {
+        listing.skipped.push({ name, reason });
+      },
+    });
   } catch (error) {
     throw new FerryError("LOCAL", `Cannot read ${root}: ${messageOf(error)}`, {
       cause: error,
@@ -201,13 +160,7 @@ export async function removeInside(
   try {
     path = checkedPath(root, name);
     const info = Deno.lstatSync(path);
-    const now = info.isSymlink
-      ? "link"
-      : info.isDirectory
-      ? "dir"
-      : info.isFile
-      ? "file"
-      : "other";
+    const now = kindOf(info);
     if (now !== kind) {
       throw new FerryError(
         "LOCAL",
@@ -223,6 +176,17 @@ export async function removeInside(
       { cause: error },
     );
   }
+}
+
+/** The kind of an entry seen by `lstat`. */
+function kindOf(info: Deno.FileInfo): SyncEntry["kind"] {
+  return info.isSymlink
+    ? "link"
+    : info.isDirectory
+    ? "dir"
+    : info.isFile
+    ? "file"
+    : "other";
 }
 
 /**

@@ -369,3 +369,27 @@ function depth(name: string): number {
   for (const char of name) if (char === "/") count++;
   return count;
 }
+
+/**
+ * The bytes a plan will move: the sizes of its files that are not
+ * unchanged (an append counted whole, as the progress total).
+ *
+ * @param items The plan's items.
+ * @returns Their bytes.
+ *
+ * @example One new file
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { plannedBytes } from "./sync_plan.ts";
+ * assert(plannedBytes([{ name: "a", kind: "file", action: "create", size: 3, mtime: 0 }]) === 3);
+ * ```
+ */
+export function plannedBytes(items: readonly PlanItem[]): number {
+  return items.reduce(
+    (sum, item) =>
+      item.kind === "file" && item.action !== "unchanged"
+        ? sum + item.size
+        : sum,
+    0,
+  );
+}

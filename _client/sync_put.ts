@@ -29,11 +29,19 @@ import type { FileOutcome } from "./session_io.ts";
 import type { TransferOptions, TransferResult } from "./types.ts";
 import { hashLocal, walkLocal } from "./sync_local.ts";
 import { RESUMABLE_MIN_BYTES } from "./sync_get.ts";
-import { type PlanItem, planSync, type SyncEntry } from "./sync_plan.ts";
+import {
+  type PlanItem,
+  plannedBytes,
+  planSync,
+  type SyncEntry,
+} from "./sync_plan.ts";
 import {
   asSyncError as asError,
+  deleteMissing,
+  plannedStatus,
   type SyncOptions,
-  type SyncRecord,
+  type SyncRecorder,
+  syncRecorder,
   type SyncReport,
   SyncTally,
 } from "./sync_report.ts";
@@ -100,6 +108,16 @@ interface Send {
   remote: string;
 }
 
+/** What every phase of one {@linkcode syncPut} shares. */
+interface PutRun {
+  client: SyncPutClient;
+  dryRun: boolean;
+  tally: SyncTally;
+  remoteOf: (name: string) => string;
+  localOf: (name: string) => string;
+  record: SyncRecorder;
+}
+
 /**
  * Makes the remote folder `remoteDir` match the local folder `localDir`.
  *
@@ -118,8 +136,71 @@ export async function syncPut(
   remoteDir: string,
   options: SyncOptions = {},
 ): Promise<SyncPutReport> {
-  const tally = new SyncTally(options.onRecord);
-  const dryRun = options.dryRun ?? false;
+  const run = startRun(client, localDir, remoteDir, options);
+  const local = await localSource(localDir);
+  const top = await remoteFolder(client, remoteDir);
+  const remote = top === undefined
+    ? []
+    : await client.list(remoteDir, { recursive: true });
+  const plan = planSync(local.source, remote, {
+    checksum: options.checksum,
+    delete: options.delete,
+    sourceTime: remoteDir === "" ? undefined : local.mtime,
+    destTime: top?.mtime,
+  });
+  options.onPlanned?.(
+    local.source.filter((entry) => entry.kind === "file").length,
+    plannedBytes(plan.items),
+  );
+  if (!run.dryRun && top === undefined && remoteDir !== "") {
+    const outcomes = await client.putMany([{ kind: "dir", remote: remoteDir }]);
+    if (outcomes[0]?.error) throw outcomes[0].error;
+  }
+  const batch: Send[] = [];
+  const appends: Send[] = [];
+  for (const item of plan.items) {
+    const send = await prepareSend(run, item);
+    if (send === undefined) continue;
+    if (send.item.action === "append") appends.push(send);
+    else batch.push(send);
+  }
+  await sendAll(client, batch, appends, options, run.record);
+  const deletesSkipped = options.delete
+    ? await deleteMissing(run.tally, keptOut(plan.deletes, local.skipped), {
+      dryRun: run.dryRun,
+      record: run.record,
+      remove: (item) =>
+        client.delete(run.remoteOf(item.name), {
+          recursive: item.kind === "dir",
+        }),
+    })
+    : undefined;
+  if (!run.dryRun && plan.folderTimes.length > 0) {
+    // Times are cosmetic: a folder whose time cannot be set does not fail
+    // the sync.
+    await client.putMany(
+      plan.folderTimes.map((folder) => ({
+        kind: "dir" as const,
+        remote: run.remoteOf(folder.name),
+        mtime: folder.mtime,
+      })),
+    );
+  }
+  return {
+    ...run.tally.report(run.dryRun, deletesSkipped),
+    skipped: local.skipped,
+  };
+}
+
+/**
+ * The local tree as a sync source: files and folders, the rest skipped
+ * (links are never followed).
+ */
+async function localSource(localDir: string): Promise<{
+  source: SyncEntry[];
+  skipped: SyncPutReport["skipped"];
+  mtime?: number;
+}> {
   const local = await walkLocal(localDir);
   if (!local.exists) throw new FerryError("LOCAL", `Not found: ${localDir}`);
   const skipped = [...local.skipped];
@@ -135,6 +216,14 @@ export async function syncPut(
       });
     }
   }
+  return { source, skipped, mtime: local.mtime };
+}
+
+/** The remote folder's entry, `undefined` if missing, refused if a file. */
+async function remoteFolder(
+  client: SyncPutClient,
+  remoteDir: string,
+): Promise<Entry | undefined> {
   let top: Entry | undefined;
   try {
     top = await client.stat(remoteDir);
@@ -146,154 +235,118 @@ export async function syncPut(
   if (top !== undefined && top.kind !== "dir") {
     throw new FerryError("EXISTS", `Not a folder on the server: ${remoteDir}`);
   }
-  const remote = top === undefined
-    ? []
-    : await client.list(remoteDir, { recursive: true });
-  const plan = planSync(source, remote, {
-    checksum: options.checksum,
-    delete: options.delete,
-    sourceTime: remoteDir === "" ? undefined : local.mtime,
-    destTime: top?.mtime,
-  });
-  // Never delete on the server what was skipped here (a link, a name the
-  // wire cannot carry): it is not missing, only not sent.
+  return top;
+}
+
+/** The state every phase shares, with its name mapping and recorder. */
+function startRun(
+  client: SyncPutClient,
+  localDir: string,
+  remoteDir: string,
+  options: SyncOptions,
+): PutRun {
+  const tally = new SyncTally(options.onRecord);
+  const prefix = remoteDir === "" ? "" : `${remoteDir}/`;
+  const remoteOf = (name: string) => name === "" ? remoteDir : prefix + name;
+  return {
+    client,
+    dryRun: options.dryRun ?? false,
+    tally,
+    remoteOf,
+    localOf: (name) => nodePath.join(localDir, ...name.split("/")),
+    record: syncRecorder(tally, remoteOf),
+  };
+}
+
+/**
+ * Never delete on the server what was skipped here (a link, a name the
+ * wire cannot carry): it is not missing, only not sent.
+ */
+function keptOut(
+  deletes: readonly PlanItem[],
+  skipped: SyncPutReport["skipped"],
+): PlanItem[] {
   const kept = new Set(skipped.map((entry) => entry.name));
-  const deletes = plan.deletes.filter((item) =>
+  return deletes.filter((item) =>
     !kept.has(item.name) &&
     ![...kept].some((name) => item.name.startsWith(name + "/"))
   );
-  options.onPlanned?.(
-    source.filter((entry) => entry.kind === "file").length,
-    plan.items.reduce(
-      (sum, item) =>
-        item.kind === "file" && item.action !== "unchanged"
-          ? sum + item.size
-          : sum,
-      0,
-    ),
-  );
-  const prefix = remoteDir === "" ? "" : `${remoteDir}/`;
-  const remoteOf = (name: string) => name === "" ? remoteDir : prefix + name;
-  const localOf = (name: string) => nodePath.join(localDir, ...name.split("/"));
-  const record = (
-    item: PlanItem,
-    status: SyncRecord["status"],
-    extra: Partial<SyncRecord> = {},
-  ) =>
-    tally.add({
-      name: remoteOf(item.name),
-      kind: item.kind,
-      status,
-      size: item.kind === "file" ? item.size : 0,
-      bytes: 0,
-      ...extra,
-    });
-  const batch: Send[] = [];
-  const appends: Send[] = [];
-  if (!dryRun && top === undefined && remoteDir !== "") {
-    await client.putMany([{ kind: "dir", remote: remoteDir }]).then(
-      (outcomes) => {
-        if (outcomes[0]?.error) throw outcomes[0].error;
-      },
-    );
-  }
-  for (const item of plan.items) {
-    const send = {
-      item,
-      local: localOf(item.name),
-      remote: remoteOf(item.name),
-    };
-    try {
-      if (item.action === "refuse") {
-        throw new FerryError("FORBIDDEN", `Refused: ${item.reason}`);
-      }
-      if (item.action === "unchanged") {
-        record(item, "unchanged");
-        continue;
-      }
-      let action = item.action;
-      if (action === "verify") {
-        const mine = await hashLocal(send.local, client.digest);
-        if (mine === undefined) throw changedLocally(send.local);
-        if (sameBytes(await client.sum(send.remote), mine)) {
-          record(item, "unchanged");
-          continue;
-        }
-        action = "update";
-      } else if (action === "append") {
-        const length = item.destSize!;
-        const mine = await hashLocal(send.local, client.digest, length);
-        const theirs = await client.sum(send.remote, { length }).catch(
-          (error) => {
-            if (error instanceof FerryError && error.code === "BAD_REQUEST") {
-              return undefined; // the remote file shrank since it was listed
-            }
-            throw error;
-          },
-        );
-        if (mine === undefined || theirs === undefined) action = "update";
-        else if (!sameBytes(mine, theirs)) action = "update";
-      }
-      if (dryRun) {
-        record(
-          item,
-          action === "create"
-            ? "created"
-            : action === "append"
-            ? "appended"
-            : "updated",
-          {
-            bytes: item.kind !== "file"
-              ? 0
-              : action === "append"
-              ? item.size - item.destSize!
-              : item.size,
-          },
-        );
-        continue;
-      }
-      if (item.clear !== undefined) {
-        await client.delete(send.remote, { recursive: item.clear === "dir" });
-      }
-      const planned = { ...send, item: { ...item, action } };
-      if (action === "append") appends.push(planned);
-      else batch.push(planned);
-    } catch (error) {
-      record(item, "failed", { error: asError(error) });
+}
+
+/**
+ * Settles one planned item before the transfer: refused, unchanged (after
+ * `SUM` if asked), recorded as a dry run, or cleared and returned to send.
+ */
+async function prepareSend(
+  run: PutRun,
+  item: PlanItem,
+): Promise<Send | undefined> {
+  const send = {
+    item,
+    local: run.localOf(item.name),
+    remote: run.remoteOf(item.name),
+  };
+  try {
+    if (item.action === "refuse") {
+      throw new FerryError("FORBIDDEN", `Refused: ${item.reason}`);
     }
-  }
-  await sendAll(client, batch, appends, options, record);
-  let deletesSkipped: string | undefined;
-  if (options.delete && deletes.length > 0) {
-    if (tally.counts.failed > 0) {
-      deletesSkipped = `${tally.counts.failed} entries failed`;
-    } else {
-      for (const item of deletes) {
-        try {
-          if (!dryRun) {
-            await client.delete(remoteOf(item.name), {
-              recursive: item.kind === "dir",
-            });
-          }
-          record(item, "deleted");
-        } catch (error) {
-          record(item, "failed", { error: asError(error) });
-        }
-      }
+    const action = item.action === "unchanged"
+      ? "unchanged"
+      : await checkedAction(run.client, send);
+    if (action === "unchanged") {
+      run.record(item, "unchanged");
+      return undefined;
     }
+    if (run.dryRun) {
+      run.record(item, plannedStatus(action), {
+        bytes: item.kind !== "file"
+          ? 0
+          : action === "append"
+          ? item.size - item.destSize!
+          : item.size,
+      });
+      return undefined;
+    }
+    if (item.clear !== undefined) {
+      await run.client.delete(send.remote, {
+        recursive: item.clear === "dir",
+      });
+    }
+    return { ...send, item: { ...item, action } };
+  } catch (error) {
+    run.record(item, "failed", { error: asError(error) });
+    return undefined;
   }
-  if (!dryRun && plan.folderTimes.length > 0) {
-    // Times are cosmetic: a folder whose time cannot be set does not fail
-    // the sync.
-    await client.putMany(
-      plan.folderTimes.map((folder) => ({
-        kind: "dir" as const,
-        remote: remoteOf(folder.name),
-        mtime: folder.mtime,
-      })),
-    );
+}
+
+/**
+ * The action after comparing digests: a `verify` that matches is
+ * `unchanged`, else `update`; an `append` whose remote copy is not a
+ * verified prefix becomes `update`.
+ */
+async function checkedAction(
+  client: SyncPutClient,
+  send: Send,
+): Promise<PlanItem["action"]> {
+  const { item } = send;
+  if (item.action === "verify") {
+    const mine = await hashLocal(send.local, client.digest);
+    if (mine === undefined) throw changedLocally(send.local);
+    return sameBytes(await client.sum(send.remote), mine)
+      ? "unchanged"
+      : "update";
   }
-  return { ...tally.report(dryRun, deletesSkipped), skipped };
+  if (item.action !== "append") return item.action;
+  const length = item.destSize!;
+  const mine = await hashLocal(send.local, client.digest, length);
+  const theirs = await client.sum(send.remote, { length }).catch((error) => {
+    if (error instanceof FerryError && error.code === "BAD_REQUEST") {
+      return undefined; // the remote file shrank since it was listed
+    }
+    throw error;
+  });
+  if (mine === undefined || theirs === undefined) return "update";
+  return sameBytes(mine, theirs) ? "append" : "update";
 }
 
 /**
@@ -309,11 +362,7 @@ async function sendAll(
   batch: readonly Send[],
   appends: readonly Send[],
   options: SyncOptions,
-  record: (
-    item: PlanItem,
-    status: SyncRecord["status"],
-    extra?: Partial<SyncRecord>,
-  ) => void,
+  record: SyncRecorder,
 ): Promise<void> {
   const done = (send: Send, result: TransferResult) =>
     record(

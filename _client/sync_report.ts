@@ -11,6 +11,7 @@ import { FerryError } from "../errors.ts";
 import { messageOf } from "../_common/text.ts";
 import { formatBytes } from "./progress.ts";
 import type { DigestAlgorithm } from "../protocol.ts";
+import type { PlanItem } from "./sync_plan.ts";
 
 /**
  * What happened to one entry: `created`, `updated`, `appended` (only the new
@@ -236,4 +237,121 @@ export function asSyncError(error: unknown): FerryError {
   return error instanceof FerryError
     ? error
     : new FerryError("LOCAL", messageOf(error), { cause: error });
+}
+
+/**
+ * Adds one record for a planned item to a tally.
+ *
+ * @example The shape
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { SyncRecorder } from "./sync_report.ts";
+ * const record: SyncRecorder = () => {};
+ * assert(typeof record === "function");
+ * ```
+ */
+export type SyncRecorder = (
+  item: PlanItem,
+  status: SyncRecord["status"],
+  extra?: Partial<SyncRecord>,
+) => void;
+
+/**
+ * A recorder that names each item as the server does (`remoteOf`), with
+ * its size and no bytes moved unless `extra` says otherwise.
+ *
+ * @param tally Where the records go.
+ * @param remoteOf The remote name of a relative name.
+ * @returns The recorder.
+ *
+ * @example Record an unchanged file
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SyncTally, syncRecorder } from "./sync_report.ts";
+ * const tally = new SyncTally();
+ * const record = syncRecorder(tally, (name) => `docs/${name}`);
+ * record({ name: "a", kind: "file", action: "unchanged", size: 3, mtime: 0 }, "unchanged");
+ * assert(tally.records[0].name === "docs/a" && tally.counts.unchanged === 1);
+ * ```
+ */
+export function syncRecorder(
+  tally: SyncTally,
+  remoteOf: (name: string) => string,
+): SyncRecorder {
+  return (item, status, extra = {}) =>
+    tally.add({
+      name: remoteOf(item.name),
+      kind: item.kind,
+      status,
+      size: item.kind === "file" ? item.size : 0,
+      bytes: 0,
+      ...extra,
+    });
+}
+
+/**
+ * The status a planned action is recorded with once done (or in a dry run).
+ *
+ * @param action The action, after any digest check.
+ * @returns `created`, `appended` or `updated`.
+ *
+ * @example An append
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { plannedStatus } from "./sync_report.ts";
+ * assert(plannedStatus("append") === "appended");
+ * ```
+ */
+export function plannedStatus(action: PlanItem["action"]): SyncStatus {
+  return action === "create"
+    ? "created"
+    : action === "append"
+    ? "appended"
+    : "updated";
+}
+
+/**
+ * `--delete`: removes the entries the source lacks, one by one, but only
+ * when nothing failed so far (a failed entry might be the reason one is
+ * missing).
+ *
+ * @param tally The run's tally (its failures so far decide).
+ * @param deletes The planned deletes.
+ * @param options `dryRun` (record only), `record`, and `remove` (one entry).
+ * @returns Why the deletes were skipped, or `undefined` if they ran.
+ *
+ * @example Skipped after a failure
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { deleteMissing, SyncTally, syncRecorder } from "./sync_report.ts";
+ * const tally = new SyncTally();
+ * const record = syncRecorder(tally, (name) => name);
+ * record({ name: "a", kind: "file", action: "create", size: 1, mtime: 0 }, "failed");
+ * const why = await deleteMissing(tally, [{ name: "b", kind: "file", action: "delete", size: 1, mtime: 0 }], {
+ *   dryRun: false, record, remove: () => Promise.resolve(),
+ * });
+ * assert(why === "1 entries failed");
+ * ```
+ */
+export async function deleteMissing(
+  tally: SyncTally,
+  deletes: readonly PlanItem[],
+  options: {
+    dryRun: boolean;
+    record: SyncRecorder;
+    remove: (item: PlanItem) => Promise<void>;
+  },
+): Promise<string | undefined> {
+  if (deletes.length === 0) return undefined;
+  const failed = tally.counts.failed;
+  if (failed > 0) return `${failed} entries failed`;
+  for (const item of deletes) {
+    try {
+      if (!options.dryRun) await options.remove(item);
+      options.record(item, "deleted");
+    } catch (error) {
+      options.record(item, "failed", { error: asSyncError(error) });
+    }
+  }
+  return undefined;
 }

@@ -15,10 +15,9 @@
  * @module
  */
 
-import * as nodePath from "node:path";
-import { lowerFirst, messageOf } from "../_common/text.ts";
-import { segmentProblem } from "../_common/wire_path.ts";
+import { lowerFirst } from "../_common/text.ts";
 import { localError } from "./local_io.ts";
+import { walkFolder } from "./local_walk.ts";
 import { printableName } from "./safe_dest.ts";
 import {
   type LocalSource,
@@ -348,53 +347,22 @@ export async function walkLocalTree(root: string): Promise<LocalTree> {
     files: [],
     skipped: [],
   };
-  async function walk(folder: string, prefix: string): Promise<void> {
-    const names: string[] = [];
-    for await (const entry of Deno.readDir(folder)) names.push(entry.name);
-    names.sort();
-    for (const name of names) {
-      const relative = prefix + name;
-      const problem = segmentProblem(name);
-      if (problem !== undefined) {
-        tree.skipped.push({
-          name: printableName(relative),
-          reason: `name not allowed (${problem})`,
-        });
-        continue;
-      }
-      const path = nodePath.join(folder, name);
-      let entry: Deno.FileInfo;
-      try {
-        entry = await Deno.lstat(path);
-      } catch {
-        continue; // vanished since it was listed
-      }
+  await walkFolder(root, {
+    entry(name, path, entry) {
       if (entry.isSymlink) {
-        tree.skipped.push({
-          name: relative,
-          reason: "symbolic link, not followed",
-        });
+        tree.skipped.push({ name, reason: "symbolic link, not followed" });
       } else if (entry.isDirectory) {
-        tree.folders.push({
-          name: relative,
-          mtime: entry.mtime?.getTime() ?? 0,
-        });
-        try {
-          await walk(path, relative + "/");
-        } catch (error) {
-          tree.skipped.push({
-            name: relative,
-            reason: `cannot read the folder: ${messageOf(error)}`,
-          });
-        }
+        tree.folders.push({ name, mtime: entry.mtime?.getTime() ?? 0 });
       } else if (entry.isFile) {
-        tree.files.push({ name: relative, local: path });
+        tree.files.push({ name, local: path });
       } else {
-        tree.skipped.push({ name: relative, reason: "not a file or folder" });
+        tree.skipped.push({ name, reason: "not a file or folder" });
       }
-    }
-  }
-  await walk(root, "");
+    },
+    skip(name, reason, badName) {
+      tree.skipped.push({ name: badName ? printableName(name) : name, reason });
+    },
+  });
   return tree;
 }
 
