@@ -22,11 +22,8 @@ import {
 import { sameVersion } from "./hash_cache.ts";
 import { openResolvedFile } from "./open_file.ts";
 import { untilClosed } from "./until_closed.ts";
-import {
-  createExclusive,
-  type HostFile,
-  openExistingPart,
-} from "./host_file.ts";
+import type { HostFile } from "./host_file.ts";
+import { createTemporary, removeAt } from "./file_in_folder.ts";
 import {
   AT_SYMLINK_NOFOLLOW,
   inFolder,
@@ -184,6 +181,8 @@ async function openPart(put: PutRequest): Promise<Upload> {
   try {
     lease = await UploadLease.acquire(tempPath, {
       ...context.lease,
+      realRoot: context.realRoot,
+      wirePath: message.path,
       signal: session.signal,
       onLost: () => session.close(),
     });
@@ -198,6 +197,7 @@ async function openPart(put: PutRequest): Promise<Upload> {
         algorithm: session.digest,
         signal: session.signal,
         wirePath: message.path,
+        realRoot: context.realRoot,
       },
     );
     return {
@@ -633,91 +633,6 @@ function movedAway(error: unknown, wirePath: string): Error {
     );
   }
   return error instanceof Error ? error : new Error(String(error));
-}
-
-/**
- * Creates an upload's temporary file. In strict mode it is made with
- * `openat(O_CREAT | O_EXCL | O_NOFOLLOW)` in its folder opened from the
- * root (so it can never be made outside), then opened by name for the
- * server's writes and kept only if that is the very file made (same
- * device and inode); else it is removed again and the request refused.
- */
-async function createTemporary(
-  realRoot: string,
-  tempPath: string,
-  wirePath: string,
-): Promise<HostFile> {
-  const libc = strictLibc();
-  if (libc === undefined) {
-    try {
-      return createExclusive(tempPath);
-    } catch (error) {
-      throw cannotCreate(wirePath, error);
-    }
-  }
-  const name = nodePath.basename(tempPath);
-  const made = inFolder(
-    libc,
-    realRoot,
-    nodePath.dirname(tempPath),
-    wirePath,
-    (fd) => {
-      try {
-        libc.close(libc.createAt(fd, name));
-        return libc.statAt(fd, name, AT_SYMLINK_NOFOLLOW);
-      } catch (error) {
-        throw cannotCreate(wirePath, error);
-      }
-    },
-  );
-  let file: HostFile | undefined;
-  try {
-    file = openExistingPart(tempPath, wirePath);
-  } catch {
-    // Not the file made: refused below.
-  }
-  if (file !== undefined) {
-    const opened = await file.stat();
-    if (opened.dev === made.dev && opened.ino === made.ino) return file;
-    file.close();
-  }
-  removeAt(libc, realRoot, tempPath, wirePath);
-  throw new FerryError(
-    "FORBIDDEN",
-    `Path changed while it was opened: ${wirePath}`,
-  );
-}
-
-function cannotCreate(wirePath: string, cause: unknown): FerryError {
-  return new FerryError(
-    "INTERNAL",
-    `Cannot create the upload's temporary file: ${wirePath}`,
-    { cause },
-  );
-}
-
-/**
- * Strict mode: removes the server's temporary `tempPath` with `unlinkat` in
- * its folder opened from the root. Errors are ignored (gone, or its folder
- * was swapped for a link: then nothing outside is touched).
- */
-function removeAt(
-  libc: Libc,
-  realRoot: string,
-  tempPath: string,
-  wirePath: string,
-): void {
-  try {
-    inFolder(
-      libc,
-      realRoot,
-      nodePath.dirname(tempPath),
-      wirePath,
-      (fd) => libc.unlinkAt(fd, nodePath.basename(tempPath)),
-    );
-  } catch {
-    // Already gone, or no longer reachable inside the root.
-  }
 }
 
 /**

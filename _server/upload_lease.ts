@@ -3,8 +3,9 @@
  * a load balancer) never write the same part at once.
  *
  * The part `.ferry-<hex>.part` has a lease `.ferry-<hex>.lease` beside it,
- * created with `O_CREAT | O_EXCL | O_NOFOLLOW` (`createExclusive` of
- * `_server/host_file.ts`): whoever creates it owns the part. It holds one line naming its owner (process id
+ * created with `O_CREAT | O_EXCL | O_NOFOLLOW` (`createInFolder` of
+ * `_server/file_in_folder.ts`, in strict mode relative to its folder opened
+ * from the root): whoever creates it owns the part. It holds one line naming its owner (process id
  * and a random token, for people), and the owner keeps the lease file open
  * and moves its modification time forward every `refreshMs` while the
  * upload runs, through the open file (never through the path, which a
@@ -32,9 +33,12 @@
  */
 
 import { futimes } from "node:fs";
+import * as nodePath from "node:path";
 import { delay } from "../_common/delay.ts";
-import { createExclusive, type HostFile } from "./host_file.ts";
+import type { HostFile } from "./host_file.ts";
+import { createInFolder, removeInFolder } from "./file_in_folder.ts";
 import { FerryError } from "../errors.ts";
+import { statInside, strictLibc } from "./dir_handle.ts";
 
 /** A lease unchanged this long belongs to a dead server: 10 s. */
 export const DEFAULT_LEASE_TIMEOUT_MS = 10_000;
@@ -61,6 +65,16 @@ export interface LeaseOptions {
   signal?: AbortSignal;
   /** Called once if the lease is found taken over while held. */
   onLost?: () => void;
+  /**
+   * The served folder (resolved with `Deno.realPath`): in strict mode the
+   * lease is created and removed in its folder opened from the root
+   * (`_server/file_in_folder.ts`).
+   *
+   * @default {the part's folder}
+   */
+  realRoot?: string;
+  /** The upload's path, for messages. @default {""} */
+  wirePath?: string;
 }
 
 /**
@@ -82,18 +96,22 @@ export class UploadLease {
   #lost = false;
   #refreshing: Promise<void> = Promise.resolve();
   #onLost: (() => void) | undefined;
+  #realRoot: string;
+  #wirePath: string;
 
   private constructor(
     path: string,
     file: HostFile,
     ino: number | null,
     refreshMs: number,
-    onLost: (() => void) | undefined,
+    options: LeaseOptions & { realRoot: string; wirePath: string },
   ) {
     this.path = path;
     this.#file = file;
     this.#ino = ino;
-    this.#onLost = onLost;
+    this.#onLost = options.onLost;
+    this.#realRoot = options.realRoot;
+    this.#wirePath = options.wirePath;
     this.#timer = setInterval(() => {
       this.#refreshing = this.#refresh();
     }, refreshMs);
@@ -117,6 +135,11 @@ export class UploadLease {
     const maxWaitMs = options.maxWaitMs ?? DEFAULT_LEASE_WAIT_MS;
     const signal = options.signal ?? new AbortController().signal;
     const path = leasePathOf(partPath);
+    const where = {
+      ...options,
+      realRoot: options.realRoot ?? nodePath.dirname(path),
+      wirePath: options.wirePath ?? "",
+    };
     const started = performance.now();
     const pollMs = Math.max(5, Math.min(250, timeoutMs / 10));
     let seen: { key: string; since: number } | undefined;
@@ -124,7 +147,7 @@ export class UploadLease {
       if (signal.aborted) {
         throw new FerryError("CONNECTION", "Connection closed while waiting");
       }
-      const file = createNew(path);
+      const file = await createNew(path, where);
       if (file !== undefined) {
         try {
           await file.write(
@@ -138,11 +161,11 @@ export class UploadLease {
             file,
             ino,
             Math.max(1, timeoutMs / 5),
-            options.onLost,
+            where,
           );
         } catch (error) {
           file.close();
-          await Deno.remove(path).catch(() => {});
+          await removeInFolder(where.realRoot, path, where.wirePath);
           throw error;
         }
       }
@@ -154,7 +177,7 @@ export class UploadLease {
           seen = { key, since: now };
         } else if (now - seen.since >= timeoutMs) {
           // Unchanged for the whole timeout: its owner is gone.
-          await Deno.remove(path).catch(() => {});
+          await removeInFolder(where.realRoot, path, where.wirePath);
           seen = undefined;
           continue;
         }
@@ -181,9 +204,28 @@ export class UploadLease {
    */
   async held(): Promise<boolean> {
     if (this.#lost) return false;
-    const info = await Deno.lstat(this.path).catch(() => undefined);
-    if (info === undefined || info.ino !== this.#ino) this.#lose();
+    if (await this.#ours() === false) this.#lose();
     return !this.#lost;
+  }
+
+  /**
+   * Whether the entry at the path is this lease's file; `undefined` when
+   * strict mode cannot reach its folder from the root right now (swapped
+   * for a link): not taken for a loss, and nothing is removed.
+   */
+  async #ours(): Promise<boolean | undefined> {
+    const libc = strictLibc();
+    if (libc === undefined) {
+      const info = await Deno.lstat(this.path).catch(() => undefined);
+      return info !== undefined && info.ino === this.#ino;
+    }
+    try {
+      return statInside(libc, this.#realRoot, this.path, this.#wirePath)
+        .ino === this.#ino;
+    } catch (error) {
+      if (error instanceof FerryError) return undefined;
+      return false;
+    }
   }
 
   /** Stops refreshing and removes the lease, if it is still this one. */
@@ -191,7 +233,10 @@ export class UploadLease {
     clearInterval(this.#timer);
     await this.#refreshing;
     try {
-      if (await this.held()) await Deno.remove(this.path);
+      // Its owner is done with it: a lease found lost here closes nothing.
+      if (!this.#lost && await this.#ours()) {
+        await removeInFolder(this.#realRoot, this.path, this.#wirePath);
+      }
     } catch {
       // Gone already: nothing to release.
     } finally {
@@ -222,9 +267,12 @@ export class UploadLease {
 }
 
 /** Creates `path` exclusively; undefined if something is there. */
-function createNew(path: string): HostFile | undefined {
+async function createNew(
+  path: string,
+  where: { realRoot: string; wirePath: string },
+): Promise<HostFile | undefined> {
   try {
-    return createExclusive(path);
+    return await createInFolder(where.realRoot, path, where.wirePath);
   } catch (error) {
     if ((error as { code?: unknown }).code === "EEXIST") return undefined;
     throw error;

@@ -25,11 +25,8 @@ import { untilClosed } from "./until_closed.ts";
 import { tempNameOf } from "./temp.ts";
 import { FerryError } from "../errors.ts";
 import { printable } from "../_common/wire_path.ts";
-import {
-  createExclusive,
-  type HostFile,
-  openExistingPart,
-} from "./host_file.ts";
+import type { HostFile } from "./host_file.ts";
+import { createInFolder, openExistingInFolder } from "./file_in_folder.ts";
 import type { ByteWriter, DigestAlgorithm } from "../protocol.ts";
 
 /** Age, in milliseconds, after which an untouched part is removed: 24 h. */
@@ -90,14 +87,17 @@ export interface OpenPart {
  * one is opened without following and without blocking, and used only if
  * it is a regular file with one link whose directory entry is that very
  * file (`_server/host_file.ts`); it is emptied through its descriptor,
- * never by name.
+ * never by name. Given `realRoot`, in strict mode the part is created and
+ * checked in its folder opened from the root (`_server/file_in_folder.ts`),
+ * so a folder swapped for a link cannot make it land outside.
  *
  * @param path Host path of the part.
  * @param size Size of the whole upload.
  * @param buffers Bulk buffers for hashing.
  * @param options `algorithm`, the session's digest algorithm; `signal`,
  * aborted when the connection closes (hashing stops there); `wirePath`, the
- * upload's path for messages.
+ * upload's path for messages; `realRoot`, the served folder (resolved),
+ * for strict mode.
  * @returns The open part.
  * @throws {FerryError} `FORBIDDEN` if something other than a plain file
  * sits at the part's name.
@@ -110,22 +110,25 @@ export async function openResumablePart(
     algorithm: DigestAlgorithm;
     signal?: AbortSignal;
     wirePath?: string;
+    realRoot?: string;
   },
 ): Promise<OpenPart> {
   const { algorithm } = options;
   const signal = options.signal ?? new AbortController().signal;
   const wirePath = options.wirePath ?? "";
+  // Without a root (tests of this module), by name from the part's folder.
+  const realRoot = options.realRoot ?? nodePath.dirname(path);
   let created = false;
-  let file = openExistingPart(path, wirePath);
+  let file = await openExistingInFolder(realRoot, path, wirePath);
   if (file === undefined) {
     try {
-      file = createExclusive(path);
+      file = await createInFolder(realRoot, path, wirePath);
       created = true;
     } catch (error) {
       // Taken between the two calls, or a dangling link (which Deno,
       // short of `-A`, resolves before opening): check it as above.
       if ((error as { code?: unknown }).code !== "EEXIST") throw error;
-      file = openExistingPart(path, wirePath);
+      file = await openExistingInFolder(realRoot, path, wirePath);
       if (file === undefined) {
         throw new FerryError(
           "FORBIDDEN",

@@ -1,7 +1,7 @@
 /**
  * Strict mode (`_server/dir_handle.ts`) against a local user who swaps a
- * folder inside the root for a symbolic link out of it while MKDIR and PUT
- * requests run: a separate swapper process renames `root/d` and a link
+ * folder inside the root for a symbolic link out of it while MKDIR, PUT
+ * (plain and resumable) and LIST/STAT requests run: a separate swapper process renames `root/d` and a link
  * `root/d.evil` -> `outside` back and forth; nothing may appear or change
  * outside the root, and no outside name or size may be listed.
  *
@@ -89,13 +89,30 @@ async function duringSwaps(
   return swaps;
 }
 
+/** Asserts that `base/outside` holds only what {@linkcode duringSwaps} put there. */
+async function assertNothingOutside(t: TestServer): Promise<void> {
+  const outside = `${t.base}/outside`;
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(outside)) names.push(entry.name);
+  assert.deepEqual(
+    names.sort(),
+    ["f.txt", "outside-only.txt"],
+    `something was made outside: ${names}`,
+  );
+  assert.equal(await Deno.readTextFile(`${outside}/f.txt`), t.canary);
+}
+
 /** Counts outcomes such as `PUT ok` or `MKDIR FORBIDDEN`. */
 class Outcomes {
   #counts = new Map<string, number>();
 
   count(request: string, reply: Message | null): void {
     const what = `${request} ${
-      reply?.type === "error" ? reply.code : reply?.type
+      reply === null
+        ? "closed"
+        : reply.type === "error"
+        ? reply.code
+        : reply.type
     }`;
     this.#counts.set(what, (this.#counts.get(what) ?? 0) + 1);
   }
@@ -147,16 +164,7 @@ Deno.test({
         console.log(
           `swap race: ${REQUESTS} MKDIR + ${REQUESTS} PUT during ${swaps} swaps: ${outcomes}`,
         );
-        const names: string[] = [];
-        for await (const entry of Deno.readDir(outside)) {
-          names.push(entry.name);
-        }
-        assert.deepEqual(
-          names.sort(),
-          ["f.txt", "outside-only.txt"],
-          "something was made outside",
-        );
-        assert.equal(await Deno.readTextFile(`${outside}/f.txt`), t.canary);
+        await assertNothingOutside(t);
         const canaryAfter = await Deno.stat(`${outside}/f.txt`);
         assert.equal(canaryAfter.ino, canaryBefore?.ino);
         assert.equal(
@@ -164,6 +172,47 @@ Deno.test({
           canaryBefore?.mtime?.getTime(),
         );
         // The race really ran: some requests met the link and were refused.
+        assert.ok(outcomes.refused(), String(outcomes));
+      },
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "serve() in strict mode makes no part or lease outside the root when a folder is swapped for a link during resumable PUTs" +
+    (strict ? "" : IGNORED),
+  ignore: !strict,
+  async fn() {
+    await withServer(
+      { allowUpload: true, files: { "d/f.txt": "inside" } },
+      async (t) => {
+        const outcomes = new Outcomes();
+        const swaps = await duringSwaps(t, async () => {
+          let client = await RawClient.open(t.port);
+          try {
+            const bytes = new TextEncoder().encode("uploaded");
+            for (let i = 0; i < REQUESTS; i++) {
+              // A new part name each time (the name hashes path, size, time).
+              const put = await client.put(`d/r${i}`, bytes, {
+                resume: true,
+                mtime: Date.UTC(2001, 0, 1) + i,
+              }).catch(() => null);
+              outcomes.count("PUT", put);
+              if (put === null) {
+                // The server closed the connection: go on with a new one.
+                client.close();
+                client = await RawClient.open(t.port);
+              }
+            }
+          } finally {
+            client.close();
+          }
+        });
+        console.log(
+          `swap race: ${REQUESTS} resumable PUT during ${swaps} swaps: ${outcomes}`,
+        );
+        await assertNothingOutside(t);
         assert.ok(outcomes.refused(), String(outcomes));
       },
     );

@@ -31,7 +31,8 @@ import {
   resolveExisting,
   resolveTarget,
 } from "../path_jail.ts";
-import { createExclusive, type HostFile } from "../host_file.ts";
+import type { HostFile } from "../host_file.ts";
+import { createTemporary } from "../file_in_folder.ts";
 import type { ServerContext } from "../context.ts";
 import { cacheUpload, place } from "../put.ts";
 import { refuseTempName, tempName } from "../temp.ts";
@@ -73,23 +74,17 @@ class Upload {
     this.#realRoot = context.realRoot;
   }
 
-  /** A fresh temporary in `folder`, proven inside the root. */
+  /**
+   * A fresh temporary in `folder` (strict mode: made in the folder opened
+   * from the root, `_server/file_in_folder.ts`), proven inside the root.
+   */
   static async create(
     context: ServerContext,
     folder: string,
     wirePath: string,
   ): Promise<Upload> {
     const tempPath = nodePath.join(folder, tempName());
-    let file: HostFile;
-    try {
-      file = createExclusive(tempPath);
-    } catch (error) {
-      throw new FerryError(
-        "INTERNAL",
-        `Cannot create the upload's temporary file: ${wirePath}`,
-        { cause: error },
-      );
-    }
+    const file = await createTemporary(context.realRoot, tempPath, wirePath);
     const upload = new Upload(tempPath, file, context);
     try {
       await checkOpened(context.realRoot, tempPath, wirePath, file);

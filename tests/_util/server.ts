@@ -292,14 +292,19 @@ export class RawClient {
   async put(
     path: string,
     bytes: Uint8Array,
-    options: { overwrite?: boolean; mtime?: number; hash?: Uint8Array } = {},
+    options: {
+      overwrite?: boolean;
+      mtime?: number;
+      hash?: Uint8Array;
+      resume?: boolean;
+    } = {},
   ): Promise<Message | null> {
     await this.send({
       type: "put",
       path,
       size: bytes.length,
       overwrite: options.overwrite ?? false,
-      resume: false,
+      resume: options.resume ?? false,
       mtime: options.mtime,
     });
     const ready = await this.next();
