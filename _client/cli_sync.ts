@@ -10,7 +10,11 @@
 
 import * as nodePath from "node:path";
 import { EXIT_FAILED, EXIT_OK } from "../_common/exit.ts";
-import { lastSegment, type TransferCli } from "./cli_transfer.ts";
+import {
+  lastSegment,
+  type TransferCli,
+  treeDestination,
+} from "./cli_transfer.ts";
 import { syncJsonLine } from "./json_output.ts";
 import { printableName } from "./safe_dest.ts";
 import { syncGet } from "./sync_get.ts";
@@ -118,12 +122,7 @@ export async function runSyncGet(
   remoteDir: string,
   flags: SyncFlags,
 ): Promise<number> {
-  const wire = remoteDir.replace(/^\/+|\/+$/g, "");
-  if (cli.output === "-") cli.usage("get -r cannot write to stdout");
-  const destination = cli.output ?? lastSegment(wire);
-  if (destination === "") {
-    cli.usage(`cannot name a folder after '${remoteDir}'; use -o DEST`);
-  }
+  const { wire, destination } = treeDestination(cli, remoteDir);
   const failures: SyncRecord[] = [];
   let report: SyncReport;
   try {

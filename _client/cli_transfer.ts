@@ -90,6 +90,27 @@ export function lastSegment(path: string): string {
 }
 
 /**
+ * The wire path of `get -r REMOTE` and the local folder it goes to (`-o`,
+ * else REMOTE's last segment); a usage error when neither names one.
+ *
+ * @param cli The command line.
+ * @param remoteDir The remote folder as typed.
+ * @returns The wire path and the local destination.
+ */
+export function treeDestination(
+  cli: TransferCli,
+  remoteDir: string,
+): { wire: string; destination: string } {
+  const wire = remoteDir.replace(/^\/+|\/+$/g, "");
+  if (cli.output === "-") cli.usage("get -r cannot write to stdout");
+  const destination = cli.output ?? lastSegment(wire);
+  if (destination === "") {
+    cli.usage(`cannot name a folder after '${remoteDir}'; use -o DEST`);
+  }
+  return { wire, destination };
+}
+
+/**
  * Per-outcome bookkeeping: progress, JSON lines, failures for the summary.
  */
 function tracker(cli: TransferCli, command: "get" | "put") {
@@ -164,12 +185,7 @@ export async function runGetTree(
   cli: TransferCli,
   remoteDir: string,
 ): Promise<number> {
-  const wire = remoteDir.replace(/^\/+|\/+$/g, "");
-  if (cli.output === "-") cli.usage("get -r cannot write to stdout");
-  const destination = cli.output ?? lastSegment(wire);
-  if (destination === "") {
-    cli.usage(`cannot name a folder after '${remoteDir}'; use -o DEST`);
-  }
+  const { wire, destination } = treeDestination(cli, remoteDir);
   const track = tracker(cli, "get");
   const start = performance.now();
   let report;
