@@ -293,7 +293,6 @@
  * @module
  */
 
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { FerryError } from "./errors.ts";
 
 export { FerryError, type FerryErrorCode } from "./errors.ts";
@@ -1692,6 +1691,11 @@ export function decodeFrame(
  * secret over the server nonce, the chosen version (`u16`), and the exact
  * bytes of the client's and the server's `HELLO` frames.
  *
+ * It uses the Web Crypto API (`crypto.subtle`), which Deno, Node (19 and
+ * later) and Bun all provide as a global, hence the promise: importing
+ * `node:crypto` instead cost every process that imports this module tens
+ * of milliseconds at start, whether it authenticates or not.
+ *
  * @param secret The shared secret (a string is taken as UTF-8).
  * @param serverNonce The nonce of the server's `HELLO`.
  * @param version The protocol version the server chose.
@@ -1708,29 +1712,51 @@ export function decodeFrame(
  *   type: "hello", minVersion: 1, maxVersion: 1, flags: 0, nonce: new Uint8Array(32),
  * });
  * const serverHello = encodeMessage({ type: "hello", minVersion: 1, maxVersion: 1, flags: 1, nonce });
- * const mac = authMac("s3cret", nonce, 1, clientHello, serverHello);
- * assert(macEquals(mac, authMac("s3cret", nonce, 1, clientHello, serverHello)));
+ * const mac = await authMac("s3cret", nonce, 1, clientHello, serverHello);
+ * assert(macEquals(mac, await authMac("s3cret", nonce, 1, clientHello, serverHello)));
  * ```
  */
-export function authMac(
+export async function authMac(
   secret: string | Uint8Array,
   serverNonce: Uint8Array,
   version: number,
   clientHello: Uint8Array,
   serverHello: Uint8Array,
-): Uint8Array {
+): Promise<Uint8Array> {
   checkUint(version, 16, "version");
-  const versionBytes = new Uint8Array([version >> 8, version & 0xff]);
-  const hmac = createHmac("sha256", secret);
-  hmac.update(serverNonce);
-  hmac.update(versionBytes);
-  hmac.update(clientHello);
-  hmac.update(serverHello);
-  return new Uint8Array(hmac.digest());
+  const secretBytes = typeof secret === "string"
+    ? encoder.encode(secret)
+    : new Uint8Array(secret); // a copy: Web Crypto takes no shared buffer
+  const key = await crypto.subtle.importKey(
+    "raw",
+    // HMAC pads a short key with zero bytes, so an empty secret is the same
+    // key as one zero byte; Web Crypto refuses a zero-length key.
+    secretBytes.length === 0 ? new Uint8Array(1) : secretBytes,
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const message = new Uint8Array(
+    serverNonce.length + 2 + clientHello.length + serverHello.length,
+  );
+  let offset = 0;
+  for (
+    const part of [
+      serverNonce,
+      new Uint8Array([version >> 8, version & 0xff]),
+      clientHello,
+      serverHello,
+    ]
+  ) {
+    message.set(part, offset);
+    offset += part.length;
+  }
+  return new Uint8Array(await crypto.subtle.sign("HMAC", key, message));
 }
 
 /**
- * Compares two macs or digests in constant time.
+ * Compares two macs or digests in constant time: the time depends on the
+ * length, never on where the first difference is.
  *
  * @param a One value.
  * @param b The other value.
@@ -1745,7 +1771,10 @@ export function authMac(
  * ```
  */
 export function macEquals(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a[i] ^ b[i];
+  return difference === 0;
 }
 
 /**

@@ -848,7 +848,10 @@ async function handshake(
     if (options.token === undefined || options.token === "") {
       throw new FerryError("UNAUTHORIZED", MISSING_TOKEN_MESSAGE);
     }
-    await writeAll(conn, authFrame(options.token, clientHello, hello, version));
+    await writeAll(
+      conn,
+      await authFrame(options.token, clientHello, hello, version),
+    );
     await expectReply(reader, "ok", {
       closed: "during authentication",
       expected: "OK after AUTH",

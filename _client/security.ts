@@ -139,7 +139,7 @@ function firstLine(error: unknown): string {
  * @param clientHello The client's `HELLO` frame as sent, header included.
  * @param serverHello The server's `HELLO`, decoded.
  * @param version The version the server chose.
- * @returns The `AUTH` frame bytes.
+ * @returns A promise of the `AUTH` frame bytes.
  *
  * @example Answer a challenge
  * ```ts
@@ -149,19 +149,19 @@ function firstLine(error: unknown): string {
  * const clientHello = encodeMessage({
  *   type: "hello", minVersion: 1, maxVersion: 1, flags: 0, nonce: new Uint8Array(32),
  * });
- * const frame = authFrame("s3cret", clientHello, {
+ * const frame = await authFrame("s3cret", clientHello, {
  *   type: "hello", minVersion: 1, maxVersion: 1, flags: 1, nonce: new Uint8Array(32),
  * }, 1);
  * assert(frame.length === 5 + 32);
  * ```
  */
-export function authFrame(
+export async function authFrame(
   token: string,
   clientHello: Uint8Array,
   serverHello: HelloMessage,
   version: number,
-): Uint8Array {
-  const mac = authMac(
+): Promise<Uint8Array> {
+  const mac = await authMac(
     token,
     serverHello.nonce,
     version,

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
+import type { createHash, Hash } from "node:crypto";
 import type { IHasher } from "hash-wasm";
 import { DIGEST_BYTES, type DigestAlgorithm } from "../protocol.ts";
 
@@ -28,6 +28,19 @@ let xxh3Factory: Promise<() => Promise<IHasher>> | undefined;
 function loadXxh3(): Promise<() => Promise<IHasher>> {
   return xxh3Factory ??= import("hash-wasm").then((module) =>
     module.createXXHash128
+  );
+}
+
+/**
+ * `node:crypto`'s `createHash`, loaded on first use: importing `node:crypto`
+ * costs a process about 35 ms at start (Deno's Node compatibility layer and
+ * its crypto bindings), which only SHA-256 sessions need.
+ */
+let nodeCreateHash: Promise<typeof createHash> | undefined;
+
+function loadCreateHash(): Promise<typeof createHash> {
+  return nodeCreateHash ??= import("node:crypto").then((module) =>
+    module.createHash
   );
 }
 
@@ -78,7 +91,11 @@ class Xxh3Hasher implements Hasher {
 
 class Sha256Hasher implements Hasher {
   readonly algorithm = "sha256" as const;
-  #hash: Hash | undefined = createHash("sha256");
+  #hash: Hash | undefined;
+
+  constructor(hash: Hash) {
+    this.#hash = hash;
+  }
 
   update(chunk: Uint8Array): void {
     if (this.#hash === undefined) throw new Error("Hasher already finished");
@@ -97,7 +114,8 @@ class Sha256Hasher implements Hasher {
 /**
  * Starts a digest of `algorithm`. Resolves at once when a pooled XXH3
  * instance is free (the first one loads `hash-wasm` and compiles the
- * WebAssembly module).
+ * WebAssembly module) or SHA-256 was used before (the first one loads
+ * `node:crypto`).
  *
  * @param algorithm The session's algorithm.
  * @returns A fresh hasher.
@@ -122,7 +140,7 @@ export async function createHasher(
         freeEngines.pop() ?? await (await loadXxh3())(),
       );
     case "sha256":
-      return new Sha256Hasher();
+      return new Sha256Hasher((await loadCreateHash())("sha256"));
     default:
       throw new TypeError(`Unknown digest algorithm: ${algorithm}`);
   }

@@ -367,7 +367,7 @@ export async function verifyAuth(
   if (reply === null) return "UNAUTHORIZED"; // left without trying
   let good = false;
   if (reply?.type === "auth") {
-    const expected = authMac(
+    const expected = await authMac(
       challenge.token,
       challenge.serverNonce,
       challenge.version,

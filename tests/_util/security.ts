@@ -230,7 +230,7 @@ export async function rawAuth(
   assert.deepEqual((await client.expect("digests")).algorithms, ["sha256"]);
   assert.equal(hello.flags & HELLO_AUTH_REQUIRED, HELLO_AUTH_REQUIRED);
   assert.equal(hello.nonce.length, 32);
-  const mac = authMac(
+  const mac = await authMac(
     secret,
     hello.nonce,
     hello.maxVersion,
