@@ -21,9 +21,49 @@ export const BULK_BUFFER_BYTES: number = 1024 * 1024;
  */
 export type BulkBuffers = [Uint8Array, Uint8Array];
 
+/**
+ * How far past the start of its own allocation every bulk buffer begins.
+ *
+ * A large `ArrayBuffer` starts on a page boundary, and so does every page
+ * of the page cache and of the kernel's socket buffers. On AMD Zen CPUs
+ * the kernel's `rep movsb` copy (each `read`, `recv`, `write` and `send`)
+ * runs 3-4x slower when its source and destination sit at the same offset
+ * in their pages (4K aliasing): measured on this project's machine, 1 MiB
+ * reads from tmpfs at 1.5 GB/s into a page-aligned buffer and at 5.4 GB/s
+ * into the same buffer moved by 64 bytes, and a loopback socket at 1.2
+ * against 3.3 GB/s. Half a page keeps the distance far from zero whatever
+ * the other side's offset. Other CPUs lose nothing by it.
+ */
+export const BULK_BUFFER_SKEW: number = 2048;
+
+/**
+ * A buffer for bulk data: `size` bytes starting {@linkcode BULK_BUFFER_SKEW}
+ * bytes into a fresh `ArrayBuffer`, so that kernel copies into and out of
+ * it run at full speed (see there). Every buffer that file or socket bytes
+ * go through in bulk comes from here.
+ *
+ * @param size Its length in bytes.
+ * @returns A zero-filled buffer of `size` bytes.
+ *
+ * @example A 1 MiB buffer off the page boundary
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BULK_BUFFER_SKEW, bulkBuffer } from "./copy.ts";
+ *
+ * const buffer = bulkBuffer(1024 * 1024);
+ * assert.equal(buffer.length, 1024 * 1024);
+ * assert.equal(buffer.byteOffset, BULK_BUFFER_SKEW);
+ * ```
+ */
+export function bulkBuffer(size: number): Uint8Array {
+  if (size === 0) return new Uint8Array(0);
+  const backing = new ArrayBuffer(size + BULK_BUFFER_SKEW);
+  return new Uint8Array(backing, BULK_BUFFER_SKEW, size);
+}
+
 /** Makes a pair of bulk buffers of `size` bytes each. */
 export function makeBulkBuffers(size: number = BULK_BUFFER_BYTES): BulkBuffers {
-  return [new Uint8Array(size), new Uint8Array(size)];
+  return [bulkBuffer(size), bulkBuffer(size)];
 }
 
 /**

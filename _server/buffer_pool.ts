@@ -27,7 +27,11 @@
  * @module
  */
 
-import { BULK_BUFFER_BYTES, type BulkBuffers } from "../_common/copy.ts";
+import {
+  BULK_BUFFER_BYTES,
+  bulkBuffer,
+  type BulkBuffers,
+} from "../_common/copy.ts";
 
 /** Smallest buffer handed out: 64 KiB. */
 export const MIN_BUFFER_BYTES: number = 64 * 1024;
@@ -172,7 +176,7 @@ export class BulkBufferPool {
 
   #buffer(size: number): Uint8Array {
     const reused = this.#free.get(size)?.pop();
-    if (reused === undefined) return new Uint8Array(size);
+    if (reused === undefined) return bulkBuffer(size);
     this.#freeBytes -= size;
     return reused;
   }

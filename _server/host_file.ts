@@ -35,6 +35,7 @@ import {
 } from "node:fs";
 import { FerryError } from "../errors.ts";
 import { printable } from "../_common/wire_path.ts";
+import { strictLibc } from "./dir_handle.ts";
 
 /** Read-only, never blocking on a FIFO, never a controlling terminal. */
 export const READ_FLAGS: number = fsConstants.O_RDONLY |
@@ -68,6 +69,8 @@ export class HostFile {
   #fd: number;
   #position = 0;
   #closed = false;
+  /** A read on the blocking pool: the descriptor outlives it. */
+  #reading: Promise<number> | undefined;
 
   /**
    * Wraps a descriptor the caller opened (and no longer closes itself).
@@ -89,8 +92,26 @@ export class HostFile {
    * @param p Where to put the bytes.
    * @returns How many bytes were read, `null` at the end of the file.
    */
-  read(p: Uint8Array): Promise<number | null> {
-    return new Promise((resolve, reject) => {
+  async read(p: Uint8Array): Promise<number | null> {
+    const libc = strictLibc();
+    if (libc !== undefined && p.length > 0) {
+      // The fast path where `--allow-ffi` is granted; a failure is read
+      // again through node:fs below, which reports its errno.
+      const reading = libc.pread(
+        this.#fd,
+        p as Uint8Array<ArrayBuffer>,
+        this.#position,
+      );
+      this.#reading = reading;
+      const n = await reading;
+      this.#reading = undefined;
+      if (n === 0) return null;
+      if (n > 0) {
+        this.#position += n;
+        return n;
+      }
+    }
+    return await new Promise((resolve, reject) => {
       read(this.#fd, p, 0, p.length, this.#position, (error, n) => {
         if (error) return reject(error);
         if (n === 0 && p.length > 0) return resolve(null);
@@ -166,7 +187,11 @@ export class HostFile {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    closeSync(this.#fd);
+    const fd = this.#fd;
+    // A read still running on another thread must never see the number
+    // reused by the next open: close once it is over.
+    if (this.#reading === undefined) closeSync(fd);
+    else this.#reading.finally(() => closeSync(fd)).catch(() => {});
   }
 }
 
