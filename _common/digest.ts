@@ -1,7 +1,10 @@
 /**
  * Digests of file contents in the session's algorithm (see `protocol.ts`,
- * "Digests"): XXH3-128 from `hash-wasm` (WebAssembly), SHA-256 from
- * `node:crypto`, behind one small {@linkcode Hasher} interface.
+ * "Digests"): XXH3-128 from the system's `libxxhash` where `--allow-ffi`
+ * lets us load it (`native_xxh3.ts`, twice as fast) and from `hash-wasm`
+ * (WebAssembly) everywhere else, SHA-256 from `node:crypto`, behind one
+ * small {@linkcode Hasher} interface. Both XXH3 implementations give the
+ * same digests (tested byte for byte), so peers never need to agree on one.
  *
  * A hasher reads the caller's buffer where it is: `update` takes a view of
  * a reused bulk buffer and allocates nothing per chunk. (XXH3's WebAssembly
@@ -17,6 +20,7 @@
 import type { createHash, Hash } from "node:crypto";
 import type { IHasher } from "hash-wasm";
 import { DIGEST_BYTES, type DigestAlgorithm } from "../protocol.ts";
+import { nativeXxh3, type NativeXxh3State } from "./native_xxh3.ts";
 
 /**
  * `hash-wasm`'s XXH3-128 factory, loaded on first use: the package (270 KB
@@ -89,6 +93,24 @@ class Xxh3Hasher implements Hasher {
   }
 }
 
+/** XXH3-128 in native code (see `native_xxh3.ts`): the same digests. */
+class NativeXxh3Hasher implements Hasher {
+  readonly algorithm = "xxh3-128" as const;
+  #state: NativeXxh3State;
+
+  constructor(state: NativeXxh3State) {
+    this.#state = state;
+  }
+
+  update(chunk: Uint8Array): void {
+    this.#state.update(chunk);
+  }
+
+  digest(): Uint8Array {
+    return this.#state.digest();
+  }
+}
+
 class Sha256Hasher implements Hasher {
   readonly algorithm = "sha256" as const;
   #hash: Hash | undefined;
@@ -135,10 +157,15 @@ export async function createHasher(
   algorithm: DigestAlgorithm,
 ): Promise<Hasher> {
   switch (algorithm) {
-    case "xxh3-128":
+    case "xxh3-128": {
+      // The system's libxxhash where --allow-ffi lets us load it (twice
+      // as fast); hash-wasm everywhere else.
+      const native = nativeXxh3();
+      if (native !== undefined) return new NativeXxh3Hasher(native.start());
       return new Xxh3Hasher(
         freeEngines.pop() ?? await (await loadXxh3())(),
       );
+    }
     case "sha256":
       return new Sha256Hasher((await loadCreateHash())("sha256"));
     default:

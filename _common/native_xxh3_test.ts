@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { createXXHash128 } from "hash-wasm";
+import { nativeXxh3 } from "./native_xxh3.ts";
+
+const native = nativeXxh3();
+const why = native
+  ? ""
+  : " (ignored: libxxhash or --allow-ffi is missing here)";
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+Deno.test({
+  name:
+    `nativeXxh3() gives hash-wasm's XXH3-128 for any length and chunking${why}`,
+  ignore: native === undefined,
+  async fn() {
+    const wasm = await createXXHash128();
+    const bytes = new Uint8Array(3 * 1024 * 1024 + 77);
+    for (let i = 0; i < bytes.length; i += 65536) {
+      crypto.getRandomValues(bytes.subarray(i, i + 65536));
+    }
+    // Lengths around XXH3's internal boundaries (16, 128, 240, stripes,
+    // blocks of 1024) and chunk cuts that split them.
+    const lengths = [0, 1, 3, 16, 17, 128, 129, 240, 241, 1024, 1025, 65536];
+    lengths.push(bytes.length, 1024 * 1024 + 5);
+    for (const length of lengths) {
+      for (const chunk of [1, 7, 4096, 1024 * 1024]) {
+        const state = native!.start();
+        wasm.init();
+        for (let at = 0; at < length; at += chunk) {
+          const piece = bytes.subarray(at, Math.min(length, at + chunk));
+          state.update(piece);
+          wasm.update(piece);
+          if (chunk === 1 && at > 300) {
+            state.update(bytes.subarray(at + 1, length));
+            wasm.update(bytes.subarray(at + 1, length));
+            break;
+          }
+        }
+        assert.equal(
+          hex(state.digest()),
+          wasm.digest("hex"),
+          `length ${length}, chunks of ${chunk}`,
+        );
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: `nativeXxh3() states refuse use after digest()${why}`,
+  ignore: native === undefined,
+  fn() {
+    const state = native!.start();
+    state.digest();
+    assert.throws(() => state.update(new Uint8Array(1)), /finished/);
+    assert.throws(() => state.digest(), /finished/);
+  },
+});
