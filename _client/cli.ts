@@ -1,7 +1,8 @@
 /**
  * The command line of `client.ts`: argument parsing, usage texts, phrases
  * for people and output formatting (`ls`, `get`, `put`; the many-file and
- * folder commands are in `_client/cli_transfer.ts`). Only this module prints.
+ * folder commands are in `_client/cli_transfer.ts` and `_client/cli_sync.ts`,
+ * imported when such a command runs). Only this module prints.
  *
  * @module
  */
@@ -21,15 +22,9 @@ import {
 } from "../_common/defaults.ts";
 import { lowerFirst, messageOf } from "../_common/text.ts";
 import { classicGet } from "./classic.ts";
-import {
-  runGetMany,
-  runGetTree,
-  runPutTree,
-  type TransferCli,
-  writeStderr,
-} from "./cli_transfer.ts";
+import type { TransferCli } from "./cli_transfer.ts";
 import { jsonLine } from "./json_output.ts";
-import { runSyncGet, runSyncPut, type SyncFlags } from "./cli_sync.ts";
+import type { SyncFlags } from "./cli_sync.ts";
 import { ProgressLine } from "./progress.ts";
 import {
   EXIT_OK,
@@ -727,6 +722,13 @@ function withCommand(options: CliOptions): CommandLine {
   return { ...options, command: "get", args: [answer.trim()] };
 }
 
+/** Writes text to stderr synchronously (for the progress line). */
+function writeStderr(text: string): void {
+  const bytes = new TextEncoder().encode(text);
+  let at = 0;
+  while (at < bytes.length) at += Deno.stderr.writeSync(bytes.subarray(at));
+}
+
 /** What a command's failure is about, for its message. */
 interface Subject {
   /** `get NAME`, `put LOCAL`, `ls`. */
@@ -801,10 +803,14 @@ async function runManyFiles(
     describe: (error, name, where) => describeFailure(error, name, where),
   };
   if (line.sync) {
+    const { runSyncGet, runSyncPut } = await import("./cli_sync.ts");
     return command === "put"
       ? await runSyncPut(transferCli, args[0], args[1], line.syncFlags)
       : await runSyncGet(transferCli, args[0], line.syncFlags);
   }
+  const { runGetMany, runGetTree, runPutTree } = await import(
+    "./cli_transfer.ts"
+  );
   if (command === "put") return await runPutTree(transferCli, args[0], args[1]);
   return line.recursive
     ? await runGetTree(transferCli, args[0])

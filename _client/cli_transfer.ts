@@ -68,17 +68,6 @@ export interface TransferCli {
 }
 
 /**
- * Writes text to stderr synchronously (for the progress line).
- *
- * @param text What to write.
- */
-export function writeStderr(text: string): void {
-  const bytes = new TextEncoder().encode(text);
-  let at = 0;
-  while (at < bytes.length) at += Deno.stderr.writeSync(bytes.subarray(at));
-}
-
-/**
  * Last segment of a path, or "" when there is none to name a file.
  *
  * @param path A remote or local path.

@@ -4,6 +4,10 @@
  * {@linkcode FerryClient}, whose methods run one request at a time.
  * `client.ts` re-exports both.
  *
+ * The code of uploads, many-file pipelines and sync is imported when such a
+ * request first runs, so that a process that only lists or downloads (or
+ * prints its help) does not load it, nor `node:path`, at start.
+ *
  * @module
  */
 
@@ -27,18 +31,9 @@ import { IdleWatch, WatchedReader } from "./idle_watch.ts";
 import { openReceiver, type Receiver } from "./receiver.ts";
 import { getFile } from "./receive.ts";
 import { removePartRecord, resumableGet } from "./resume.ts";
-import { putFile } from "./send_file.ts";
 import type { FileOutcome, SessionIo } from "./session_io.ts";
-import {
-  type GetManyItem,
-  type GetManyOptions,
-  pipelineGet,
-} from "./tree_get.ts";
-import {
-  pipelinePut,
-  type PutManyItem,
-  type PutManyOptions,
-} from "./tree_put.ts";
+import type { GetManyItem, GetManyOptions } from "./tree_get.ts";
+import type { PutManyItem, PutManyOptions } from "./tree_put.ts";
 import {
   authFrame,
   dialTls,
@@ -47,8 +42,7 @@ import {
   wantsTls,
 } from "./security.ts";
 import { serverError, transportError } from "./errors.ts";
-import { syncGet } from "./sync_get.ts";
-import { syncPut, type SyncPutReport } from "./sync_put.ts";
+import type { SyncPutReport } from "./sync_put.ts";
 import type { SyncOptions, SyncReport } from "./sync_report.ts";
 import { FerryError } from "../errors.ts";
 import {
@@ -357,9 +351,14 @@ export class FerryClient {
     remotePath: string,
     options: TransferOptions = {},
   ): Promise<TransferResult> {
-    return this.#run(() =>
-      putFile(this.#io(), { local: localPath, remote: remotePath }, options)
-    );
+    return this.#run(async () => {
+      const { putFile } = await import("./send_file.ts");
+      return await putFile(
+        this.#io(),
+        { local: localPath, remote: remotePath },
+        options,
+      );
+    });
   }
 
   /**
@@ -480,12 +479,13 @@ export class FerryClient {
    * console.log(report.counts.updated, report.counts.unchanged, report.bytes);
    * ```
    */
-  syncGet(
+  async syncGet(
     remoteDir: string,
     destination: string,
     options: SyncOptions = {},
   ): Promise<SyncReport> {
-    return syncGet(this, remoteDir, destination, options);
+    const { syncGet } = await import("./sync_get.ts");
+    return await syncGet(this, remoteDir, destination, options);
   }
 
   /**
@@ -511,12 +511,13 @@ export class FerryClient {
    * console.log(`${report.counts.updated} updated, ${report.bytes} bytes sent`);
    * ```
    */
-  syncPut(
+  async syncPut(
     localDir: string,
     remoteDir: string,
     options: SyncOptions = {},
   ): Promise<SyncPutReport> {
-    return syncPut(this, localDir, remoteDir, options);
+    const { syncPut } = await import("./sync_put.ts");
+    return await syncPut(this, localDir, remoteDir, options);
   }
 
   /** The server's address, `host:port` (kept in resume records). */
@@ -549,7 +550,10 @@ export class FerryClient {
     items: readonly GetManyItem[],
     options: GetManyOptions = {},
   ): Promise<FileOutcome[]> {
-    return this.#run(() => pipelineGet(this.#io(), items, options));
+    return this.#run(async () => {
+      const { pipelineGet } = await import("./tree_get.ts");
+      return await pipelineGet(this.#io(), items, options);
+    });
   }
 
   /**
@@ -578,7 +582,10 @@ export class FerryClient {
     items: readonly PutManyItem[],
     options: PutManyOptions = {},
   ): Promise<FileOutcome[]> {
-    return this.#run(() => pipelinePut(this.#io(), items, options));
+    return this.#run(async () => {
+      const { pipelinePut } = await import("./tree_put.ts");
+      return await pipelinePut(this.#io(), items, options);
+    });
   }
 
   /** The session as the pipelines see it. */
