@@ -1879,6 +1879,20 @@ export class FrameReader {
     return this.#end - this.#start;
   }
 
+  /**
+   * Whether a whole frame is buffered: the next {@linkcode readMessage}
+   * returns (or fails) without reading the source.
+   */
+  get frameBuffered(): boolean {
+    const have = this.buffered;
+    if (have < FRAME_HEADER_BYTES) return false;
+    const length = new DataView(
+      this.#buffer.buffer,
+      this.#buffer.byteOffset + this.#start,
+    ).getUint32(1);
+    return have >= FRAME_HEADER_BYTES + length;
+  }
+
   /** Reads more bytes into the buffer; returns false at end of stream. */
   async #fill(minimum: number): Promise<boolean> {
     if (this.#buffer.length - this.#start < minimum) {

@@ -16,6 +16,9 @@ import type { ServerLimits } from "./limits.ts";
 import type { UploadParts } from "./upload_part.ts";
 import type { KeptParts } from "./kept_parts.ts";
 import { addressKey } from "./address_key.ts";
+import { batchedConn, ReplyBatch } from "./reply_batch.ts";
+import type { HeldFolder } from "./held_folder.ts";
+import type { Libc } from "./dir_handle.ts";
 import {
   DEFAULT_DIGEST,
   type DigestAlgorithm,
@@ -59,6 +62,11 @@ export interface ServerContext {
 export class Session implements ClassicSession {
   readonly conn: Deno.Conn;
   readonly reader: FrameReader;
+  /**
+   * Replies held back while the client's next request is already buffered
+   * (`_server/reply_batch.ts`); every write to `conn` sends them first.
+   */
+  readonly replies: ReplyBatch;
   /** The client's address, as logged: `host:port`. */
   peer: string;
   /**
@@ -76,6 +84,12 @@ export class Session implements ClassicSession {
   requests = 0;
   /** The digest algorithm agreed in the handshake, for every `HASH`. */
   digest: DigestAlgorithm = DEFAULT_DIGEST;
+  /**
+   * The folder the small `GET`s' fast path holds open (strict mode with
+   * `/proc`), `null` where that path is not available; set by the first
+   * `GET`, closed when the connection ends or goes idle.
+   */
+  heldFolder: { libc: Libc; folder: HeldFolder } | null | undefined;
   #busy = false;
   #peerWatch: Promise<void> | undefined;
   #stopping = false;
@@ -90,8 +104,10 @@ export class Session implements ClassicSession {
     maxFrameBytes: number = MAX_FRAME_BYTES,
   ) {
     this.#pool = pool;
-    this.conn = trackIO(conn, this.activity);
-    this.reader = new FrameReader(this.conn, { maxFrameBytes });
+    const tracked = trackIO(conn, this.activity);
+    this.replies = new ReplyBatch(tracked);
+    this.conn = batchedConn(tracked, this.replies);
+    this.reader = new FrameReader(tracked, { maxFrameBytes });
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.peer = formatAddress(addr);
     this.peerHost = addr.hostname;

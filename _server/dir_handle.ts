@@ -31,6 +31,8 @@ const O_RDWR = 2;
 const O_CREAT = 0o100;
 const O_EXCL = 0o200;
 const O_NONBLOCK = 0o4000;
+const O_NOCTTY = 0o400;
+const AT_EMPTY_PATH = 0x1000;
 const O_CLOEXEC = 0o2000000;
 const UTIME_NOW = (1 << 30) - 1;
 
@@ -101,6 +103,13 @@ const SYMBOLS = {
     parameters: ["i32", "buffer", "usize", "i64"],
     result: "isize",
     nonblocking: true,
+  },
+  // Small reads (a whole small file), on the calling thread: a hop through
+  // the pool costs more than the copy.
+  preadNow: {
+    name: "pread",
+    parameters: ["i32", "buffer", "usize", "i64"],
+    result: "isize",
   },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
@@ -215,6 +224,83 @@ export class Libc {
       ),
       "openat",
     );
+  }
+
+  /**
+   * Opens the file `name` inside `dirFd` for reading, refusing a link
+   * (`O_NOFOLLOW`) and never blocking (`O_NONBLOCK | O_NOCTTY`: a FIFO or
+   * a device swapped in opens at once and takes over nothing; the caller
+   * refuses what is not a regular file).
+   *
+   * @param dirFd The folder.
+   * @param name The file's name.
+   * @returns Its descriptor, read-only; close it with {@linkcode Libc.close}.
+   */
+  openFileAt(dirFd: number, name: string): number {
+    return this.#check(
+      this.#lib.symbols.openat(
+        dirFd,
+        this.#name(name),
+        O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | this.#layout.O_NOFOLLOW,
+        0,
+      ),
+      "openat",
+    );
+  }
+
+  /** Bytes of a `struct stat`, the size of {@linkcode Libc.statFd}'s buffer. */
+  get statBytes(): number {
+    return this.#layout.statBytes;
+  }
+
+  /**
+   * `fstat` of an open descriptor into a reused buffer.
+   *
+   * @param fd The descriptor.
+   * @param into At least {@linkcode Libc.statBytes} bytes; holds the raw
+   * status after the call (for {@linkcode Libc.sameVersion}).
+   * @returns Its status.
+   */
+  statFd(fd: number, into: Uint8Array<ArrayBuffer>): EntryStatus {
+    this.#check(
+      this.#lib.symbols.fstatat(fd, EMPTY_NAME, into, AT_EMPTY_PATH),
+      "fstat",
+    );
+    return this.#status(into);
+  }
+
+  /**
+   * Whether two raw statuses from {@linkcode Libc.statFd} describe the same
+   * version of a file: device, inode, size, and modification and change
+   * times to the nanosecond.
+   *
+   * @param a One status buffer.
+   * @param b The other.
+   * @returns Whether nothing tells them apart.
+   */
+  sameVersion(a: Uint8Array, b: Uint8Array): boolean {
+    const layout = this.#layout;
+    return sameRange(a, b, 0, 8) && sameRange(a, b, layout.ino, 8) &&
+      sameRange(a, b, layout.size, 8) &&
+      sameRange(a, b, layout.mtimeSec, 32); // mtime and ctime, with nsec
+  }
+
+  /**
+   * `pread`: reads into `into` from `position`.
+   *
+   * @param fd The descriptor.
+   * @param into Where the bytes go.
+   * @param position Offset in the file.
+   * @returns The bytes read (0 at the end).
+   */
+  readAt(fd: number, into: Uint8Array, position: number): number {
+    const n = this.#lib.symbols.preadNow(
+      fd,
+      into as Uint8Array<ArrayBuffer>,
+      BigInt(into.length),
+      BigInt(position),
+    );
+    return this.#check(Number(n), "pread");
   }
 
   /**
@@ -352,13 +438,17 @@ export class Libc {
    * @returns Its status.
    */
   statAt(dirFd: number, name: string, flags: number): EntryStatus {
-    const layout = this.#layout;
-    const buffer = new Uint8Array(layout.statBytes);
+    const buffer = new Uint8Array(this.#layout.statBytes);
     this.#check(
       this.#lib.symbols.fstatat(dirFd, this.#name(name), buffer, flags),
       "fstatat",
     );
-    const view = new DataView(buffer.buffer);
+    return this.#status(buffer);
+  }
+
+  #status(buffer: Uint8Array<ArrayBuffer>): EntryStatus {
+    const layout = this.#layout;
+    const view = new DataView(buffer.buffer, buffer.byteOffset);
     const mode = view.getUint32(layout.mode, true);
     const type = mode & 0o170000;
     return {
@@ -425,6 +515,19 @@ export class Libc {
       : new Deno.UnsafePointerView(pointer).getInt32();
     throw errnoError(errno, call);
   }
+}
+
+/** The empty name of `fstatat(fd, "", AT_EMPTY_PATH)`. */
+const EMPTY_NAME = new Uint8Array(1);
+
+function sameRange(
+  a: Uint8Array,
+  b: Uint8Array,
+  start: number,
+  length: number,
+): boolean {
+  for (let i = start; i < start + length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 const ERRNO: Record<number, [string, new (message: string) => Error]> = {

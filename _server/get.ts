@@ -19,7 +19,15 @@ import {
   type Session,
 } from "./context.ts";
 import { refuseTempName } from "./temp.ts";
-import { FRAMES_BYTES, sendSmallFile, SMALL_FILE_BYTES } from "./small_get.ts";
+import {
+  FRAMES_BYTES,
+  sendSmallFile,
+  sendSmallHeld,
+  SMALL_FILE_BYTES,
+} from "./small_get.ts";
+import { strictLibc } from "./dir_handle.ts";
+import { HeldFolder } from "./held_folder.ts";
+import { kernelNamesUsable } from "./path_jail.ts";
 import { FerryError } from "../errors.ts";
 import { encodeMessage, type GetMessage, writeAll } from "../protocol.ts";
 
@@ -48,6 +56,11 @@ export async function handleGet(
   message: GetMessage,
   state: RequestState,
 ): Promise<void> {
+  if (
+    message.offset === 0 && await sendHeld(session, context, message, state)
+  ) {
+    return;
+  }
   const found = resolveFile(context, message);
   if (
     message.offset === 0 && found.info.size <= SMALL_FILE_BYTES &&
@@ -89,6 +102,38 @@ function resolveFile(
 }
 
 /**
+ * Sends a small file whole by the strict-mode fast path
+ * (`sendSmallHeld`); `false` if that path does not apply (no strict mode,
+ * or not a plain small file: then the path by name runs).
+ */
+async function sendHeld(
+  session: Session,
+  context: ServerContext,
+  message: GetMessage,
+  state: RequestState,
+): Promise<boolean> {
+  if (session.heldFolder === undefined) {
+    const libc = strictLibc();
+    session.heldFolder = libc && kernelNamesUsable(context.realRoot)
+      ? { libc, folder: new HeldFolder(libc, context.realRoot) }
+      : null;
+  }
+  if (session.heldFolder === null) return false;
+  const sent = await sendSmallHeld({
+    libc: session.heldFolder.libc,
+    held: session.heldFolder.folder,
+    realRoot: context.realRoot,
+    wirePath: message.path,
+    conn: session.replies.held,
+    buffers: (bytes) => session.bulkBuffers(bytes),
+    algorithm: session.digest,
+  });
+  if (sent === undefined) return false;
+  state.bytes = sent;
+  return true;
+}
+
+/**
  * Sends a small file whole: opened once, proven inside the root, sent in
  * one write. Returns `false` if it was not sent (then the large path runs).
  */
@@ -103,7 +148,8 @@ async function sendSmall(
     realRoot: context.realRoot,
     hostPath: found.hostPath,
     wirePath: message.path,
-    conn: session.conn,
+    // Held back while the client has more requests pipelined.
+    conn: session.replies.held,
     buffers: session.bulkBuffers(found.info.size + FRAMES_BYTES),
     hashCache: context.hashCache,
     algorithm: session.digest,

@@ -454,8 +454,23 @@ export async function removeOpened(
   }
 }
 
-/** The kernel's name of `fd`, or `undefined` where `/proc` cannot say. */
-function kernelName(realRoot: string, fd: number): string | undefined {
+/**
+ * The kernel's name of the descriptor `fd` (any descriptor of this
+ * process, such as one libc opened), or `undefined` where `/proc` cannot
+ * say (see {@linkcode kernelNamesUsable}) or the file was unlinked.
+ *
+ * @param realRoot The served folder, for the `/proc` probe.
+ * @param fd The descriptor.
+ * @returns Its real path now, or `undefined`.
+ *
+ * @example Name a descriptor
+ * ```ts ignore
+ * import { openSync } from "node:fs";
+ * import { kernelName } from "./path_jail.ts";
+ * console.log(kernelName(Deno.realPathSync("."), 0));
+ * ```
+ */
+export function kernelName(realRoot: string, fd: number): string | undefined {
   if (!procFdUsableSync(realRoot)) return undefined;
   try {
     const name = Deno.readLinkSync(`/proc/self/fd/${fd}`);
@@ -571,6 +586,24 @@ export function openProvenSync(
     closeSync(fd);
     throw error;
   }
+}
+
+/**
+ * Whether `/proc/self/fd` reports the paths of descriptors under this root
+ * faithfully, and can be read and stat'ed (Linux, and Deno grants it with
+ * `--allow-all` only). Probed once per root.
+ *
+ * @param realRoot The served folder, already resolved with `Deno.realPath`.
+ * @returns Whether {@linkcode kernelName} can prove where a file is.
+ *
+ * @example Ask once
+ * ```ts
+ * import { kernelNamesUsable } from "./path_jail.ts";
+ * console.log(kernelNamesUsable(Deno.realPathSync(".")));
+ * ```
+ */
+export function kernelNamesUsable(realRoot: string): boolean {
+  return procFdUsableSync(realRoot);
 }
 
 /**

@@ -104,6 +104,7 @@ export async function handleConnection(
     if (agreed) await serveRequests(session, context);
   } finally {
     stopDeadline();
+    session.heldFolder?.folder.close();
     session.close();
     // A classic session's copy may have failed with a write in flight.
     session.releaseBuffers(false);
@@ -236,6 +237,14 @@ async function serveRequests(
     let message: Message | null;
     try {
       await session.settleWatch();
+      // Replies held back go out before the server waits for the client
+      // (which may be waiting for them); the batch's memory goes back
+      // when nothing more is pipelined.
+      if (!session.reader.frameBuffered) {
+        const idle = session.reader.buffered === 0;
+        await session.replies.flush(idle);
+        if (idle) session.heldFolder?.folder.close();
+      }
       message = await session.reader.readMessage();
     } catch (error) {
       if (error instanceof FerryError && isWireErrorCode(error.code)) {
@@ -336,6 +345,7 @@ async function serveRequests(
     session.busy = false;
   }
   await session.settleWatch();
+  await session.replies.flush(true).catch(() => {}); // gone: nothing to send
   await lingerClose(session.conn, session.reader); // the server is stopping
 }
 

@@ -1,0 +1,144 @@
+/**
+ * Replies to pipelined requests gathered into large writes: a client that
+ * sends many `GET`s of small files at once would otherwise get one socket
+ * write (and read, on its side) per file, which costs more than the file's
+ * bytes. A {@linkcode ReplyBatch} holds whole replies the request loop
+ * queued while the next request was already buffered, up to
+ * {@linkcode REPLY_BATCH_BYTES}; anything written to the connection
+ * otherwise goes out after them, so replies keep their order, and the
+ * request loop flushes before it waits for the peer.
+ *
+ * @module
+ */
+
+import { bulkBuffer } from "../_common/copy.ts";
+import { type ByteWriter, writeAll } from "../protocol.ts";
+
+/** Most reply bytes held back: 64 KiB (a reply larger goes out at once). */
+export const REPLY_BATCH_BYTES = 64 * 1024;
+
+/**
+ * Whole replies held back, then written in one write.
+ *
+ * @example Two replies, one write
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ReplyBatch } from "./reply_batch.ts";
+ * const writes: number[] = [];
+ * const batch = new ReplyBatch({
+ *   write: (p: Uint8Array) => Promise.resolve(writes.push(p.length) && p.length),
+ * });
+ * await batch.queue(new Uint8Array(10));
+ * await batch.queue(new Uint8Array(20));
+ * await batch.flush();
+ * assert.deepEqual(writes, [30]);
+ * ```
+ */
+export class ReplyBatch {
+  #sink: ByteWriter;
+  #buffer: Uint8Array | undefined;
+  #length = 0;
+
+  /**
+   * Holds replies for `sink`.
+   *
+   * @param sink The connection.
+   */
+  constructor(sink: ByteWriter) {
+    this.#sink = sink;
+  }
+
+  /**
+   * A writer that holds whole replies back ({@linkcode ReplyBatch.queue}):
+   * each write must be one or more whole frames.
+   */
+  readonly held: ByteWriter = {
+    write: async (p: Uint8Array): Promise<number> => {
+      await this.queue(p);
+      return p.length;
+    },
+  };
+
+  /** Bytes held back. */
+  get pending(): number {
+    return this.#length;
+  }
+
+  /**
+   * Copies a whole reply behind the ones held (the caller may reuse
+   * `bytes` at once); writes what is held first when it would not fit, and
+   * a reply larger than the batch directly.
+   *
+   * @param bytes One or more whole frames.
+   * @returns Once held or written.
+   */
+  async queue(bytes: Uint8Array): Promise<void> {
+    if (this.#length + bytes.length > REPLY_BATCH_BYTES) await this.flush();
+    if (bytes.length > REPLY_BATCH_BYTES) {
+      await writeAll(this.#sink, bytes);
+      return;
+    }
+    this.#buffer ??= bulkBuffer(REPLY_BATCH_BYTES); // off the page boundary
+    this.#buffer.set(bytes, this.#length);
+    this.#length += bytes.length;
+  }
+
+  /**
+   * Writes what is held.
+   *
+   * @param release Also drop the buffer (the peer has nothing more
+   * pipelined: memory goes back until the next batch).
+   * @returns Once written.
+   */
+  async flush(release = false): Promise<void> {
+    const length = this.#length;
+    if (length > 0) {
+      // Nothing is held once the write starts, whether it succeeds or not.
+      this.#length = 0;
+      await writeAll(this.#sink, this.#buffer!.subarray(0, length));
+    }
+    if (release) this.#buffer = undefined;
+  }
+
+  /**
+   * Writes `p` after what is held (a write of anything but a held reply).
+   *
+   * @param p The bytes.
+   * @returns The bytes of `p` written.
+   */
+  async write(p: Uint8Array): Promise<number> {
+    await this.flush();
+    return await this.#sink.write(p);
+  }
+}
+
+/**
+ * `conn` with every write going through `batch` (held replies first); the
+ * rest of the connection as it is.
+ *
+ * @param conn The connection `batch` writes to.
+ * @param batch The replies held for it.
+ * @returns The connection to use for everything else.
+ *
+ * @example Wrap a connection
+ * ```ts ignore
+ * import { batchedConn, ReplyBatch } from "./reply_batch.ts";
+ * declare const conn: Deno.Conn;
+ * const batch = new ReplyBatch(conn);
+ * const out = batchedConn(conn, batch);
+ * await out.write(new Uint8Array(1)); // after whatever batch held
+ * ```
+ */
+export function batchedConn<C extends Deno.Conn>(
+  conn: C,
+  batch: ReplyBatch,
+): C {
+  const write = (p: Uint8Array): Promise<number> => batch.write(p);
+  return new Proxy(conn, {
+    get(target, key) {
+      if (key === "write") return write;
+      const value = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}

@@ -1,0 +1,232 @@
+/**
+ * The small `GET`s' strict-mode fast path (`_server/small_get.ts`,
+ * `sendSmallHeld`: a folder held open across requests, `openat` with
+ * `O_NOFOLLOW`, the kernel's name of the file as the proof) and the reply
+ * batching of pipelined requests (`_server/reply_batch.ts`). That path
+ * needs `/proc/self/fd`, which Deno grants a program only with `-A`, so the
+ * server runs as a child process here (`server.ts` under `deno run -A`).
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { strictLibc } from "../_server/dir_handle.ts";
+import { RawClient, sha256 } from "./_util/server.ts";
+import {
+  concat,
+  SERVER_SCRIPT,
+  spawnScript,
+  withTempDir,
+} from "./_util/util.ts";
+import { encodeMessage, type Message } from "../protocol.ts";
+
+const LINUX_STRICT = Deno.build.os === "linux" && strictLibc() !== undefined;
+const IGNORED = " (ignored: needs Linux and --allow-ffi)";
+
+/**
+ * A test of the strict path (ignored, with the reason in its name, where
+ * it cannot run), with a temporary folder and `root` inside it.
+ */
+function strictTest(
+  name: string,
+  fn: (root: string, dir: string) => Promise<void>,
+): void {
+  Deno.test({
+    name: `${name}${LINUX_STRICT ? "" : IGNORED}`,
+    ignore: !LINUX_STRICT,
+    async fn() {
+      await withTempDir((dir) => fn(`${dir}/root`, dir));
+    },
+  });
+}
+
+/** Runs `server.ts -A` on `root` (port 0) while `fn` runs. */
+async function withChildServer(
+  root: string,
+  fn: (port: number) => Promise<void>,
+): Promise<void> {
+  const server = await spawnScript(SERVER_SCRIPT, [
+    "--root",
+    root,
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--quiet",
+  ]);
+  try {
+    const port = Number(/tcp:\/\/127\.0\.0\.1:(\d+)/.exec(server.head)?.[1]);
+    assert.ok(port > 0, server.head);
+    await fn(port);
+  } finally {
+    server.child.kill("SIGTERM");
+    await server.finish();
+  }
+}
+
+/** One reply to a `GET`: the bytes, or the error code. */
+async function reply(client: RawClient): Promise<string> {
+  const message: Message | null = await client.next();
+  if (message?.type === "error") return `error ${message.code}`;
+  assert.equal(message?.type, "data", JSON.stringify(message));
+  if (message?.type !== "data") throw new Error("unreachable");
+  const bytes = await client.readRaw(message.size);
+  const hash = await client.expect("hash");
+  assert.deepEqual(new Uint8Array(hash.digest), sha256(bytes));
+  return new TextDecoder().decode(bytes);
+}
+
+/** Sends `GET`s for `paths` in one go, then reads their replies in order. */
+async function pipelined(
+  client: RawClient,
+  paths: string[],
+): Promise<string[]> {
+  for (const path of paths) {
+    await client.send({ type: "get", path, offset: 0 });
+  }
+  const replies: string[] = [];
+  for (const _ of paths) replies.push(await reply(client));
+  return replies;
+}
+
+strictTest(
+  "server.ts answers pipelined small, large, missing and linked GETs in order",
+  async (root) => {
+    await Deno.mkdir(`${root}/a/b`, { recursive: true });
+    await Deno.mkdir(`${root}/c`);
+    const big = "x".repeat(200_000); // past the small path and the batch
+    const files: Record<string, string> = {
+      "a/b/1.txt": "one",
+      "a/b/2.txt": "two",
+      "a/3.txt": "three",
+      "c/big.txt": big,
+      "c/4.txt": "four",
+      "a/.ferry-0123456789abcdef.part": "an upload's temporary",
+    };
+    for (const [name, text] of Object.entries(files)) {
+      await Deno.writeTextFile(`${root}/${name}`, text);
+    }
+    // Links inside the root are served through them, as by name.
+    await Deno.symlink(`${root}/a/b`, `${root}/linked`);
+    await Deno.symlink(`${root}/c/4.txt`, `${root}/a/b/4.link`);
+    await withChildServer(root, async (port) => {
+      const client = await RawClient.open(port);
+      try {
+        const paths = [
+          "a/b/1.txt",
+          "a/b/missing.txt",
+          "a/b/2.txt",
+          "c/big.txt",
+          "a/b/1.txt",
+          "linked/2.txt",
+          "a/b/4.link",
+          "a/b",
+          "a/3.txt",
+          "a/.ferry-0123456789abcdef.part",
+          "c/4.txt",
+        ];
+        const expected = [
+          "one",
+          "error NOT_FOUND",
+          "two",
+          big,
+          "one",
+          "two",
+          "four",
+          "error FORBIDDEN",
+          "three",
+          "error FORBIDDEN",
+          "four",
+        ];
+        for (let round = 0; round < 3; round++) {
+          assert.deepEqual(await pipelined(client, paths), expected);
+        }
+      } finally {
+        client.close();
+      }
+    });
+  },
+);
+
+strictTest(
+  "server.ts serves the file now at the path, not one in a folder renamed away since the last GET",
+  async (root) => {
+    await Deno.mkdir(`${root}/d`, { recursive: true });
+    await Deno.writeTextFile(`${root}/d/f.txt`, "old");
+    // Larger than what the sockets buffer: the server is still sending
+    // it when the folder is replaced, with the third GET read already.
+    const big = new Uint8Array(32 * 1024 * 1024).fill(7);
+    await Deno.writeFile(`${root}/d/big.bin`, big);
+    await withChildServer(root, async (port) => {
+      const client = await RawClient.open(port);
+      try {
+        const get = (path: string) =>
+          encodeMessage({ type: "get", path, offset: 0 });
+        await client.sendBytes(
+          concat([get("d/f.txt"), get("d/big.bin"), get("d/f.txt")]),
+        );
+        assert.equal(await reply(client), "old");
+        await Deno.rename(`${root}/d`, `${root}/d.old`);
+        await Deno.mkdir(`${root}/d`);
+        await Deno.writeTextFile(`${root}/d/f.txt`, "new");
+        assert.equal((await reply(client)).length, big.length);
+        assert.equal(await reply(client), "new");
+      } finally {
+        client.close();
+      }
+    });
+  },
+);
+
+strictTest(
+  "server.ts never sends a file from outside the root to pipelined GETs while a folder is swapped for a link",
+  async (root, dir) => {
+    const canary = `canary-${crypto.randomUUID()}`;
+    await Deno.mkdir(`${root}/d`, { recursive: true });
+    await Deno.mkdir(`${dir}/outside`);
+    await Deno.writeTextFile(`${root}/d/f.txt`, "inside");
+    await Deno.writeTextFile(`${dir}/outside/f.txt`, canary);
+    await Deno.symlink(`${dir}/outside`, `${root}/d.evil`);
+    await withChildServer(root, async (port) => {
+      let done = false;
+      let swaps = 0;
+      const swapper = (async () => {
+        while (!done) {
+          await Deno.rename(`${root}/d`, `${root}/d.real`);
+          await Deno.rename(`${root}/d.evil`, `${root}/d`);
+          await Deno.rename(`${root}/d`, `${root}/d.evil`);
+          await Deno.rename(`${root}/d.real`, `${root}/d`);
+          swaps++;
+        }
+      })();
+      const outcomes = new Map<string, number>();
+      const client = await RawClient.open(port, true);
+      try {
+        for (let i = 0; i < 100; i++) {
+          const batch = await pipelined(client, new Array(8).fill("d/f.txt"));
+          for (const outcome of batch) {
+            assert.notEqual(outcome, canary, "canary sent");
+            assert.ok(
+              ["inside", "error NOT_FOUND", "error FORBIDDEN"].includes(
+                outcome,
+              ),
+              outcome,
+            );
+            outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+          }
+        }
+      } finally {
+        done = true;
+        await swapper;
+        client.close();
+      }
+      assert.ok(!client.transcript.includes(canary), "canary leaked");
+      assert.ok(swaps > 0);
+      // The race really ran: some requests met the link and were refused.
+      assert.ok(
+        (outcomes.get("error FORBIDDEN") ?? 0) > 0,
+        [...outcomes].join(),
+      );
+    });
+  },
+);
