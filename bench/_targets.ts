@@ -95,10 +95,14 @@ async function timed(
   return result.seconds;
 }
 
-function ferryArgs(port: number, command: string[]): string[] {
+function ferryArgs(
+  port: number,
+  command: string[],
+  permissions: string[] = ["-A"],
+): string[] {
   return [
     "run",
-    "-A",
+    ...permissions,
     `${REPO_DIR}/client.ts`,
     "--host",
     "127.0.0.1",
@@ -183,6 +187,19 @@ async function bigFile(
       "ferry, cache hit, → /dev/null": () =>
         timed(...toNull(getArgs([], "-")(warm.port)), "ferry get"),
       "ferry, cache miss, → /dev/null": () => fresh(getArgs([], "-"), "null"),
+      // The client as the README's narrow install runs it: no
+      // --allow-ffi, so XXH3 from hash-wasm instead of libxxhash.
+      "ferry without --allow-ffi (hash-wasm), cache hit, → /dev/null": () =>
+        timed(
+          ...toNull(
+            ferryArgs(warm.port, ["get", name, "-o", "-", "-f", "-q"], [
+              "--allow-net=127.0.0.1",
+              "--allow-read",
+              "--allow-write",
+            ]),
+          ),
+          "ferry get (no ffi)",
+        ),
       "ferry --sha256, cache hit, → /dev/null": () =>
         timed(
           ...toNull(getArgs(["--sha256"], "-")(warm.port)),
