@@ -8,7 +8,7 @@
  */
 
 import { escapeControls, escapeLines, safeJson } from "../_common/escape.ts";
-import { parseArgs } from "node:util";
+import { parseFlags } from "./flags.ts";
 import type {
   ConnectOptions,
   TransferOptions,
@@ -213,7 +213,7 @@ type Command = "get" | "ls" | "put" | "help";
 const COMMANDS: readonly Command[] = ["get", "ls", "put", "help"];
 
 /**
- * Flags that apply to some commands only, by parseArgs name: the commands
+ * Flags that apply to some commands only, by long name: the commands
  * they apply to and the flag as typed. Without a command the tool asks for a
  * name and gets it, so the prompt counts as `get`.
  */
@@ -364,15 +364,14 @@ function parseCli(args: string[]): CliOptions {
 
 type ParsedFlags = ReturnType<typeof readFlags>;
 
-/** Runs `parseArgs`; its complaint becomes a usage error. */
+/**
+ * Parses the flags (`parseFlags`, the same syntax and messages as
+ * `node:util`'s `parseArgs` without loading Node compatibility at start);
+ * its complaint becomes a usage error.
+ */
 function readFlags(args: string[]) {
   try {
-    return parseArgs({
-      args,
-      options: PARSE_OPTIONS,
-      strict: true,
-      allowPositionals: true,
-    });
+    return parseFlags(args, PARSE_OPTIONS);
   } catch (error) {
     const first = messageOf(error).split(". ")[0];
     const command = COMMANDS.find((name) => args.includes(name));
