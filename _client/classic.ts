@@ -38,12 +38,10 @@
  */
 
 import { safeJson } from "../_common/escape.ts";
-import { copyHashed, makeBulkBuffers } from "../_common/copy.ts";
-import { createHasher } from "../_common/digest.ts";
 import type { ConnectOptions, TransferResult } from "./types.ts";
 import { dial } from "./dial.ts";
 import { messageOf } from "../_common/text.ts";
-import { openReceiver, type Receiver } from "./receiver.ts";
+import type { Receiver } from "./receiver.ts";
 import { toHex } from "../_common/bytes.ts";
 import { FerryError } from "../errors.ts";
 import { type ByteReader, type ByteWriter, writeAll } from "../protocol.ts";
@@ -202,6 +200,7 @@ export async function classicGet(
   }
   const timeoutMs = options.timeoutMs ?? CLASSIC_TIMEOUT_MS;
   const start = performance.now();
+  const { openReceiver } = await import("./receiver.ts");
   const receiver = await openReceiver(destination, options.overwrite ?? false);
   let committed = false;
   let conn: Deno.TcpConn | undefined;
@@ -346,6 +345,8 @@ async function receive(
   size: number,
   onProgress: ((done: number, total: number) => void) | undefined,
 ): Promise<string> {
+  const [{ createHasher }, { copyHashed, makeBulkBuffers }] = await Promise
+    .all([import("../_common/digest.ts"), import("../_common/copy.ts")]);
   const hash = await createHasher("sha256");
   let received: number;
   try {

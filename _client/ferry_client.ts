@@ -4,9 +4,10 @@
  * {@linkcode FerryClient}, whose methods run one request at a time.
  * `client.ts` re-exports both.
  *
- * The code of uploads, many-file pipelines and sync is imported when such a
- * request first runs, so that a process that only lists or downloads (or
- * prints its help) does not load it, nor `node:path`, at start.
+ * The code of downloads, uploads, many-file pipelines and sync is imported
+ * when such a request first runs, so that a process loads at start only
+ * what every request needs (the handshake, framing and errors): `ls` or
+ * `--help` never evaluate the file and digest code.
  *
  * @module
  */
@@ -28,9 +29,7 @@ import { dial, guardConn } from "./dial.ts";
 import { formatAddress, messageOf } from "../_common/text.ts";
 import { handled } from "./handled.ts";
 import { IdleWatch, WatchedReader } from "./idle_watch.ts";
-import { openReceiver, type Receiver } from "./receiver.ts";
-import { getFile } from "./receive.ts";
-import { removePartRecord, resumableGet } from "./resume.ts";
+import type { Receiver } from "./receiver.ts";
 import type { FileOutcome, SessionIo } from "./session_io.ts";
 import type { GetManyItem, GetManyOptions } from "./tree_get.ts";
 import type { PutManyItem, PutManyOptions } from "./tree_put.ts";
@@ -50,6 +49,7 @@ import {
   type ByteWriter,
   DEFAULT_DIGEST,
   DIGEST_ALGORITHMS,
+  DIGEST_BYTES,
   type DigestAlgorithm,
   encodeMessage,
   type Entry,
@@ -59,7 +59,6 @@ import {
   PROTOCOL_VERSION,
   writeAll,
 } from "../protocol.ts";
-import { digestFits } from "../_common/digest.ts";
 
 /**
  * How long {@linkcode connect} waits for the server's `HELLO`, in
@@ -297,6 +296,7 @@ export class FerryClient {
   ): Promise<TransferResult> {
     return this.#run(async () => {
       if (typeof destination === "string" && (options.resume ?? true)) {
+        const { resumableGet } = await import("./resume.ts");
         return await resumableGet(this.#io(), {
           server: this.server,
           path,
@@ -304,6 +304,13 @@ export class FerryClient {
         }, options);
       }
       const since = performance.now();
+      const [{ openReceiver }, { getFile }, { removePartRecord }] =
+        await Promise
+          .all([
+            import("./receiver.ts"),
+            import("./receive.ts"),
+            import("./resume.ts"),
+          ]);
       let receiver: Receiver;
       try {
         receiver = await openReceiver(destination, options.overwrite ?? false);
@@ -413,7 +420,7 @@ export class FerryClient {
     return this.#run(async () => {
       await this.#send({ type: "sum", path, length: options.length });
       const reply = await this.#expect("hash");
-      if (!digestFits(this.digest, reply.digest)) {
+      if (reply.digest.length !== DIGEST_BYTES[this.digest]) {
         throw new FerryError(
           "PROTOCOL",
           `HASH of ${reply.digest.length} bytes in a ${this.digest} session`,
