@@ -1880,6 +1880,31 @@ export class FrameReader {
   }
 
   /**
+   * The bytes received and not yet consumed, without reading: a view that
+   * holds until the next read or {@linkcode FrameReader.skip}.
+   *
+   * @returns The buffered bytes (possibly none).
+   */
+  bufferedBytes(): Uint8Array {
+    return this.#buffer.subarray(this.#start, this.#end);
+  }
+
+  /**
+   * Consumes `n` buffered bytes (frames and raw bytes decoded from
+   * {@linkcode FrameReader.bufferedBytes}).
+   *
+   * @param n At most {@linkcode FrameReader.buffered} bytes.
+   * @throws {RangeError} If fewer are buffered.
+   */
+  skip(n: number): void {
+    if (!(n >= 0 && n <= this.buffered)) {
+      throw new RangeError(`Cannot skip ${n} of ${this.buffered} bytes`);
+    }
+    this.#start += n;
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+  }
+
+  /**
    * Whether a whole frame is buffered: the next {@linkcode readMessage}
    * returns (or fails) without reading the source.
    */

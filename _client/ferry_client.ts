@@ -540,7 +540,7 @@ export class FerryClient {
    * the rest with `CONNECTION`. No other call runs in between.
    *
    * @param items Remote paths and local file paths.
-   * @param options `window` (default 32), `overwrite`, callbacks.
+   * @param options `window` (default 128), `overwrite`, callbacks.
    * @returns One outcome per item, in order: `result` or `error`.
    *
    * @example Download three files
@@ -619,6 +619,8 @@ export class FerryClient {
       },
       expect: (...types) => this.#expect(...types),
       source: this.#source,
+      buffered: () => this.#reader.bufferedBytes(),
+      consume: (n) => this.#reader.skip(n),
       sink: this.#sink,
       digest: this.digest,
       buffers: () => this.#bulkBuffers(),

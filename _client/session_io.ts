@@ -44,6 +44,13 @@ export interface SessionIo {
   ): Promise<Extract<Message, { type: T }>>;
   /** Raw bytes from the server (after `DATA`). */
   readonly source: ByteReader;
+  /**
+   * The bytes received from the server and not yet read, without reading
+   * (frames and raw bytes; a view valid until the next read or `consume`).
+   */
+  buffered?(): Uint8Array;
+  /** Consumes `n` of the {@linkcode SessionIo.buffered} bytes. */
+  consume?(n: number): void;
   /** Raw bytes to the server (after `READY`). */
   readonly sink: ByteWriter;
   /** The digest algorithm agreed in the handshake, for every `HASH`. */

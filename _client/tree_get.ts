@@ -15,6 +15,7 @@
 
 import * as nodePath from "node:path";
 import { receiveFile } from "./receive.ts";
+import { receiveBuffered } from "./receive_buffered.ts";
 import { openReceiver, type Receiver } from "./receiver.ts";
 import { checkTreeName, looseName, SafeDest } from "./safe_dest.ts";
 import {
@@ -24,7 +25,12 @@ import {
   windowOf,
 } from "./session_io.ts";
 import { FerryError } from "../errors.ts";
-import { encodeMessage, type Entry, type Message } from "../protocol.ts";
+import {
+  encodeMessage,
+  type Entry,
+  MAX_PATH_BYTES,
+  type Message,
+} from "../protocol.ts";
 
 /**
  * One file of {@linkcode pipelineGet}.
@@ -59,7 +65,7 @@ export interface GetManyOptions {
   /**
    * Most requests sent ahead of their replies.
    *
-   * @default {32}
+   * @default {128}
    */
   window?: number;
   /**
@@ -75,6 +81,14 @@ export interface GetManyOptions {
   /** Called once per item, in order, when it succeeded or failed. */
   onFile?: (outcome: FileOutcome) => void;
 }
+
+/**
+ * Requests a download keeps ahead of its replies by default: requests go
+ * out half a window at a time, so 64 GETs share a write, and the server
+ * answers as many small files in one (`_server/reply_batch.ts`); each
+ * request in flight holds its open `DEST.part`.
+ */
+const GET_WINDOW = 128;
 
 /**
  * Items {@linkcode getTree} made for paths it has just found free (see
@@ -96,8 +110,8 @@ interface InFlight {
  * `DEST.part`, resolved and folded loosely (as a case-insensitive file
  * system might take them for one).
  */
-function localNames(destination: string): string[] {
-  const name = looseName(nodePath.resolve(destination));
+function localNames(cwd: string, destination: string): string[] {
+  const name = looseName(nodePath.resolve(cwd, destination));
   return [name, `${name}.part`];
 }
 
@@ -136,13 +150,16 @@ class GetPipeline {
   // land on the other's part.
   #claimed = new Map<string, number>();
   #opened = new Set<string>();
+  // Relative destinations are resolved against the working folder read
+  // once (nodePath.resolve alone asks the system for it on every call).
+  #cwd = Deno.cwd();
 
   constructor(
     io: SessionIo,
     items: readonly GetManyItem[],
     options: GetManyOptions,
   ) {
-    this.#window = windowOf(options.window);
+    this.#window = windowOf(options.window ?? GET_WINDOW);
     this.#io = io;
     this.#items = items;
     this.#options = options;
@@ -187,7 +204,7 @@ class GetPipeline {
     while (
       this.#next < this.#items.length && this.#inFlight.length < this.#window
     ) {
-      const names = localNames(this.#items[this.#next].destination);
+      const names = localNames(this.#cwd, this.#items[this.#next].destination);
       if (names.some((name) => this.#claimed.has(name))) {
         if (this.#inFlight.length > 0) break; // wait until those are done
       }
@@ -213,7 +230,9 @@ class GetPipeline {
           `Cannot save ${item.destination}: its temporary name ${item.destination}.part is a file this download saved`,
         );
       }
-      encodeMessage(message); // a path too long fails here, not mid-batch
+      // A path too long fails here, not mid-batch (a UTF-16 unit is at
+      // most 3 bytes of UTF-8: most paths need no encoding to tell).
+      if (item.path.length * 3 > MAX_PATH_BYTES) encodeMessage(message);
       receiver = await openReceiver(
         item.destination,
         this.#options.overwrite ?? false,
@@ -244,12 +263,15 @@ class GetPipeline {
     const item = this.#items[head.index];
     const onProgress = this.#options.onProgress;
     try {
-      const result = await receiveFile(this.#io, head.receiver, {
+      const options = {
         path: item.path,
-        onStart: (size) => this.#options.onStart?.(item.path, size),
+        onStart: (size: number) => this.#options.onStart?.(item.path, size),
         onProgress: onProgress &&
-          ((done, total) => onProgress(item.path, done, total)),
-      });
+          ((done: number, total: number) => onProgress(item.path, done, total)),
+      };
+      // A small file's whole reply is often in memory already.
+      const result = await receiveBuffered(this.#io, head.receiver, options) ??
+        await receiveFile(this.#io, head.receiver, options);
       this.#done(head);
       this.#report(head.index, {
         path: item.path,

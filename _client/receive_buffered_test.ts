@@ -1,0 +1,131 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { receiveBuffered } from "./receive_buffered.ts";
+import type { Receiver } from "./receiver.ts";
+import type { SessionIo } from "./session_io.ts";
+import { FerryError } from "../errors.ts";
+import { encodeMessage, FrameReader } from "../protocol.ts";
+
+const content = new TextEncoder().encode("hello, buffered reply\n");
+
+function sha256(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(bytes).digest());
+}
+
+/** DATA, the bytes and HASH (of `digestOf` the bytes) as the server sends them. */
+function reply(digest: Uint8Array = sha256(content)): Uint8Array {
+  const data = encodeMessage({
+    type: "data",
+    size: content.length,
+    offset: 0,
+    mtime: 1_700_000_000_000,
+  });
+  const hash = encodeMessage({ type: "hash", digest });
+  const bytes = new Uint8Array(data.length + content.length + hash.length);
+  bytes.set(data);
+  bytes.set(content, data.length);
+  bytes.set(hash, data.length + content.length);
+  return bytes;
+}
+
+/** A session whose received bytes are `received`, all buffered. */
+async function sessionWith(received: Uint8Array): Promise<{
+  io: SessionIo;
+  reader: FrameReader;
+}> {
+  let given = false;
+  const reader = new FrameReader({
+    read(p: Uint8Array): Promise<number | null> {
+      if (given) return Promise.resolve(null);
+      given = true;
+      p.set(received);
+      return Promise.resolve(received.length);
+    },
+  });
+  await reader.peek();
+  const kept = new WeakSet<object>();
+  const io: SessionIo = {
+    send: () => Promise.resolve(),
+    expect: () => Promise.reject(new Error("not used")),
+    source: reader,
+    sink: { write: (p) => Promise.resolve(p.length) },
+    digest: "sha256",
+    buffers: () => [new Uint8Array(64), new Uint8Array(64)],
+    recoverable: (error) => typeof error === "object" && kept.has(error!),
+    keep: (error) => {
+      kept.add(error as object);
+      return error;
+    },
+    close: () => {},
+    buffered: () => reader.bufferedBytes(),
+    consume: (n) => reader.skip(n),
+  };
+  return { io, reader };
+}
+
+/** A receiver that records what happens to it. */
+function recorder(failWrite = false): Receiver & { log: string[] } {
+  const log: string[] = [];
+  return {
+    log,
+    writer: {
+      write(p: Uint8Array): Promise<number> {
+        if (failWrite) {
+          return Promise.reject(new FerryError("LOCAL", "Disk full"));
+        }
+        log.push(`write ${new TextDecoder().decode(p)}`);
+        return Promise.resolve(p.length);
+      },
+    },
+    commit(mtime?: number): Promise<void> {
+      log.push(`commit ${mtime}`);
+      return Promise.resolve();
+    },
+    discard(): Promise<void> {
+      log.push("discard");
+      return Promise.resolve();
+    },
+  };
+}
+
+Deno.test("receiveBuffered() takes a wholly buffered reply, checks its digest and commits", async () => {
+  const next = encodeMessage({ type: "ok" });
+  const all = new Uint8Array([...reply(), ...next]);
+  const { io, reader } = await sessionWith(all);
+  const receiver = recorder();
+  const result = await receiveBuffered(io, receiver, { path: "a.txt" });
+  assert.equal(result?.bytes, content.length);
+  assert.deepEqual(receiver.log, [
+    `write ${new TextDecoder().decode(content)}`,
+    "commit 1700000000000",
+  ]);
+  assert.equal(reader.buffered, next.length); // the next frame is left
+  assert.equal((await reader.readMessage())?.type, "ok");
+});
+
+Deno.test("receiveBuffered() leaves a reply with a wrong digest, or a partial one, to receiveFile", async () => {
+  const wrong = reply(new Uint8Array(32));
+  for (const received of [wrong, reply().subarray(0, reply().length - 1)]) {
+    const { io, reader } = await sessionWith(received);
+    const receiver = recorder();
+    assert.equal(
+      await receiveBuffered(io, receiver, { path: "a.txt" }),
+      undefined,
+    );
+    assert.deepEqual(receiver.log, []);
+    assert.equal(reader.buffered, received.length); // nothing consumed
+  }
+});
+
+Deno.test("receiveBuffered() consumes the reply when the local write fails, and the error is recoverable", async () => {
+  const { io, reader } = await sessionWith(reply());
+  const receiver = recorder(true);
+  const error = await receiveBuffered(io, receiver, { path: "a.txt" }).then(
+    () => undefined,
+    (error) => error,
+  );
+  assert.ok(error instanceof FerryError && error.code === "LOCAL");
+  assert.ok(io.recoverable(error));
+  assert.deepEqual(receiver.log, ["discard"]);
+  assert.equal(reader.buffered, 0);
+});
