@@ -15,7 +15,7 @@ import { UploadParts } from "./upload_part.ts";
 import { DEFAULT_LEASE_TIMEOUT_MS } from "./upload_lease.ts";
 import { KeptParts } from "./kept_parts.ts";
 import { FerryError } from "../errors.ts";
-import { type HttpFace, startHttpFace } from "./http/listen.ts";
+import type { HttpFace } from "./http/listen.ts";
 
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -67,6 +67,12 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
       `HTTP port must be an integer from 0 to 65535: ${http.port}`,
     );
   }
+  // The HTTP face, and the npm media-type table it serves files with, is
+  // loaded only when asked for (its import is most of a server's start-up
+  // CPU), and before listening, so that no connection waits on it.
+  const httpFace = http === undefined
+    ? undefined
+    : await import("./http/listen.ts");
   const listener: Deno.Listener = options.cert !== undefined &&
       options.key !== undefined
     ? Deno.listenTls({
@@ -77,13 +83,13 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
       key: options.key,
     })
     : Deno.listen({ hostname, port, transport: "tcp" });
-  if (http === undefined) {
+  if (http === undefined || httpFace === undefined) {
     return new Server(listener, context, { signal: options.signal });
   }
   const stop = new AbortController();
   let face;
   try {
-    face = startHttpFace(context, {
+    face = httpFace.startHttpFace(context, {
       hostname: http.hostname ?? hostname,
       port: http.port,
       cert: options.cert,
