@@ -60,7 +60,10 @@
  * Entry kinds: `1` file, `2` folder. Times (`mtime`) are signed milliseconds
  * since the Unix epoch. `PUT` flags: bit 0 overwrite, bit 1 resume, bit 2
  * `mtime` is set (otherwise it is 0 and ignored), bit 3 append (not
- * together with resume). `SUM` without the prefix flag has `length` 0.
+ * together with resume), bit 4 eager (not together with resume or append,
+ * `size` at most {@linkcode MAX_EAGER_PUT_BYTES}). `HELLO` flags: bit 0
+ * authentication required, bit 1 the server takes eager `PUT`s (both only
+ * from a server). `SUM` without the prefix flag has `length` 0.
  *
  * ## Paths
  *
@@ -106,7 +109,8 @@
  *    algorithm in the client's list that it supports; if there is none it
  *    answers `ERROR UNSUPPORTED_VERSION` naming both lists and closes.
  *    Otherwise it answers `HELLO` with `min = max = ` that version, flags
- *    (bit 0: authentication required) and its own 32-byte nonce, followed
+ *    (bit 0: authentication required; bit 1: eager `PUT`s taken) and its
+ *    own 32-byte nonce, followed
  *    by `DIGESTS` naming exactly the one algorithm chosen. A client that does
  *    not speak the server's chosen version, or did not offer the chosen
  *    algorithm, reports `UNSUPPORTED_VERSION` and closes.
@@ -167,6 +171,18 @@
  *      hash, and a cut resumable upload keeps what arrived. A server that
  *      does not resume answers 0. On `ERROR INTEGRITY` the kept bytes are
  *      gone too: the next attempt starts at 0.
+ *    - `PUT` with the eager flag (only to a server whose `HELLO` set flag
+ *      bit 1; `size` at most {@linkcode MAX_EAGER_PUT_BYTES}, else
+ *      `BAD_REQUEST` and the connection closes): the client sends the
+ *      `size` raw bytes and the `HASH` right after the `PUT`, without
+ *      waiting; there is no `READY`. The server reads them all, then
+ *      answers `OK` (verified and moved into place) or `ERROR`, refusals
+ *      included (`EXISTS`, `FORBIDDEN`, `TOO_LARGE`, ...: the bytes are
+ *      read and dropped, and the connection stays usable). A client
+ *      uploading many small files sends one eager `PUT` after another
+ *      without waiting for their replies, which come in order. A server
+ *      may answer a run of eager `PUT`s whose bytes have all arrived
+ *      together, once they are all on disk.
  *    - `MKDIR path flags mtime` → `OK`: the folder exists, created with any
  *      missing parents (each inside the root); a folder already there is
  *      fine. With flag bit 0 its modification time is then set to `mtime`
@@ -503,6 +519,33 @@ export function chooseDigest(
 export const HELLO_AUTH_REQUIRED = 1;
 
 /**
+ * `HELLO` flag set by a server that takes eager `PUT`s (see the module
+ * doc): a client may then send a small file's bytes without waiting for
+ * `READY`.
+ *
+ * @example Test the flag
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { HELLO_EAGER_PUT } from "./protocol.ts";
+ * assert((3 & HELLO_EAGER_PUT) !== 0);
+ * ```
+ */
+export const HELLO_EAGER_PUT = 2;
+
+/**
+ * Largest `size` of an eager `PUT`: 1 MiB. A server reads (and drops) at
+ * most this much for an eager upload it refuses.
+ *
+ * @example Decide whether a file may go eagerly
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MAX_EAGER_PUT_BYTES } from "./protocol.ts";
+ * assert(4096 <= MAX_EAGER_PUT_BYTES);
+ * ```
+ */
+export const MAX_EAGER_PUT_BYTES: number = 1024 * 1024;
+
+/**
  * Frame type numbers, by message name.
  *
  * @example Look up a type byte
@@ -739,6 +782,11 @@ export interface PutMessage {
    * module doc); not together with `resume`.
    */
   append?: boolean;
+  /**
+   * The bytes and `HASH` follow at once, without `READY` (see the module
+   * doc); not together with `resume` or `append`.
+   */
+  eager?: boolean;
   /** Modification time to give the file, milliseconds; absent to leave it. */
   mtime?: number;
 }
@@ -995,6 +1043,22 @@ const PUT_OVERWRITE = 1;
 const PUT_RESUME = 2;
 const PUT_HAS_MTIME = 4;
 const PUT_APPEND = 8;
+const PUT_EAGER = 16;
+
+/** Refuses an eager `PUT` that resumes, appends or is too big. */
+function checkEager(
+  size: number,
+  flags: { resume: boolean; append?: boolean },
+): void {
+  if (flags.resume || flags.append) {
+    throw new RangeError("An eager PUT cannot resume or append");
+  }
+  if (size > MAX_EAGER_PUT_BYTES) {
+    throw new RangeError(
+      `An eager PUT carries at most ${MAX_EAGER_PUT_BYTES} bytes, not ${size}`,
+    );
+  }
+}
 const DELETE_RECURSIVE = 1;
 const SUM_PREFIX = 1;
 const LIST_RECURSIVE = 1;
@@ -1118,9 +1182,10 @@ function payloadFields(message: Message): Field[] {
       if (message.append && message.resume) {
         throw new RangeError("A PUT cannot both append and resume");
       }
+      if (message.eager) checkEager(message.size, message);
       const flags = (message.overwrite ? PUT_OVERWRITE : 0) |
         (message.resume ? PUT_RESUME : 0) | (hasMtime ? PUT_HAS_MTIME : 0) |
-        (message.append ? PUT_APPEND : 0);
+        (message.append ? PUT_APPEND : 0) | (message.eager ? PUT_EAGER : 0);
       fields.push(
         ["u64", message.size],
         ["u8", flags],
@@ -1494,7 +1559,10 @@ function decodePayload(type: Message["type"], payload: Uint8Array): Message {
     case "put": {
       const size = cursor.u64("size");
       const flags = cursor.u8("flags");
-      if (flags & ~(PUT_OVERWRITE | PUT_RESUME | PUT_HAS_MTIME | PUT_APPEND)) {
+      if (
+        flags &
+        ~(PUT_OVERWRITE | PUT_RESUME | PUT_HAS_MTIME | PUT_APPEND | PUT_EAGER)
+      ) {
         throw new FerryError("BAD_REQUEST", `Unknown PUT flags: ${flags}`);
       }
       if ((flags & PUT_APPEND) && (flags & PUT_RESUME)) {
@@ -1514,6 +1582,14 @@ function decodePayload(type: Message["type"], payload: Uint8Array): Message {
       };
       if (flags & PUT_HAS_MTIME) put.mtime = mtime;
       if (flags & PUT_APPEND) put.append = true;
+      if (flags & PUT_EAGER) {
+        try {
+          checkEager(size, put);
+        } catch (error) {
+          throw new FerryError("BAD_REQUEST", (error as Error).message);
+        }
+        put.eager = true;
+      }
       message = put;
       break;
     }

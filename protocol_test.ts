@@ -14,6 +14,7 @@ import {
   MAGIC,
   MAX_DIGEST_BYTES,
   MAX_DIGESTS,
+  MAX_EAGER_PUT_BYTES,
   MAX_FRAME_BYTES,
   MAX_NONCE_BYTES,
   MAX_PATH_BYTES,
@@ -1253,6 +1254,39 @@ Deno.test("decodeFrame() refuses unknown MKDIR flags and ignores an unflagged mt
   assert.throws(() => decodeFrame(truncated), ferryError("BAD_REQUEST"));
 });
 
+Deno.test("encodeMessage() and decodeFrame() carry an eager PUT of at most MAX_EAGER_PUT_BYTES that neither resumes nor appends", () => {
+  const eager = {
+    type: "put",
+    path: "a.bin",
+    size: MAX_EAGER_PUT_BYTES,
+    overwrite: false,
+    resume: false,
+    eager: true,
+  } as const;
+  const bytes = encodeMessage(eager);
+  assert.equal(bytes[5 + 8], 0x10, "flag bit 4");
+  assert.deepEqual(decodeFrame(bytes)?.message, eager);
+  for (
+    const bad of [
+      { ...eager, size: MAX_EAGER_PUT_BYTES + 1 },
+      { ...eager, resume: true },
+      { ...eager, append: true, overwrite: true },
+    ]
+  ) {
+    assert.throws(() => encodeMessage(bad), RangeError);
+    const flags = 0x10 | (bad.resume ? 2 : 0) |
+      ("append" in bad ? 8 | 1 : 0);
+    const put = frame(
+      FRAME_TYPES.put,
+      u64(BigInt(bad.size)),
+      new Uint8Array([flags]),
+      i64(0n),
+      str16(new Uint8Array(0)),
+    );
+    assert.throws(() => decodeFrame(put), ferryError("BAD_REQUEST"));
+  }
+});
+
 Deno.test("decodeFrame() refuses unknown LIST and PUT flags", () => {
   const empty = str16(new Uint8Array(0));
   for (const flags of [2, 4, 0x80, 0xff]) {
@@ -1263,7 +1297,7 @@ Deno.test("decodeFrame() refuses unknown LIST and PUT flags", () => {
       `LIST ${flags}`,
     );
   }
-  for (const flags of [0x10, 0x80, 0xff]) {
+  for (const flags of [0x20, 0x80, 0xff]) {
     const put = frame(
       FRAME_TYPES.put,
       u64(0n),

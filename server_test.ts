@@ -3,6 +3,7 @@ import {
   encodeMessage,
   type Entry,
   FRAME_HEADER_BYTES,
+  HELLO_EAGER_PUT,
   MAX_FRAME_BYTES,
 } from "./protocol.ts";
 import { FerryError } from "./errors.ts";
@@ -38,14 +39,14 @@ async function list(
   }
 }
 
-Deno.test("serve() answers HELLO with version 2, no flags and a 32-byte nonce", async () => {
+Deno.test("serve() answers HELLO with version 2, only the eager-PUT flag and a 32-byte nonce", async () => {
   await withServer({}, async ({ port }) => {
     const client = await RawClient.connect(port);
     try {
       const hello = await client.hello(1, 3);
       assert.equal(hello.minVersion, 2);
       assert.equal(hello.maxVersion, 2);
-      assert.equal(hello.flags, 0);
+      assert.equal(hello.flags, HELLO_EAGER_PUT);
       assert.equal(hello.nonce.length, 32);
       assert.ok(hello.nonce.some((byte) => byte !== 0));
     } finally {

@@ -55,6 +55,7 @@ import {
   type Entry,
   FrameReader,
   HELLO_AUTH_REQUIRED,
+  HELLO_EAGER_PUT,
   type Message,
   PROTOCOL_VERSION,
   writeAll,
@@ -112,6 +113,7 @@ export class FerryClient {
   #sink: ByteWriter;
   #onAbort: () => void;
   #watch: IdleWatch;
+  #eagerPut: boolean;
 
   /**
    * Wraps a connection whose handshake is done; most code calls
@@ -121,7 +123,9 @@ export class FerryClient {
    * @param version The negotiated protocol version.
    * @param options `reader`: the frame reader used for the handshake (it may
    * hold buffered bytes); `digest`: the algorithm the handshake agreed on
-   * (default `"xxh3-128"`); `signal`: aborting it closes the client;
+   * (default `"xxh3-128"`); `eagerPut`: the server takes eager `PUT`s
+   * (its `HELLO` said so; default false); `signal`: aborting it closes the
+   * client;
    * `idleTimeoutMs`: see {@linkcode ConnectOptions.idleTimeoutMs} (default
    * 60000).
    */
@@ -131,6 +135,7 @@ export class FerryClient {
     options: {
       reader?: FrameReader;
       digest?: DigestAlgorithm;
+      eagerPut?: boolean;
       signal?: AbortSignal;
       idleTimeoutMs?: number;
       maxListEntries?: number;
@@ -142,6 +147,7 @@ export class FerryClient {
     this.#maxListBytes = options.maxListBytes ?? DEFAULT_MAX_LIST_BYTES;
     this.version = version;
     this.digest = options.digest ?? DEFAULT_DIGEST;
+    this.#eagerPut = options.eagerPut ?? false;
     // A reader from connect() reads through the watch it carries.
     const watch = options.reader instanceof WatchedReader
       ? options.reader.watch
@@ -623,6 +629,7 @@ export class FerryClient {
       consume: (n) => this.#reader.skip(n),
       sink: this.#sink,
       digest: this.digest,
+      eagerPut: this.#eagerPut,
       buffers: () => this.#bulkBuffers(),
       recoverable: (error) =>
         typeof error === "object" && error !== null &&
@@ -782,7 +789,7 @@ export async function connect(
   const signal = options.signal;
   const guard = guardConn(conn, HANDSHAKE_TIMEOUT_MS, signal);
   try {
-    const { version, digest } = await handshake(conn, reader, {
+    const { version, digest, eagerPut } = await handshake(conn, reader, {
       ...options,
       address,
     });
@@ -790,6 +797,7 @@ export async function connect(
       reader,
       signal,
       digest,
+      eagerPut,
       maxListEntries: options.maxListEntries,
       maxListBytes: options.maxListBytes,
     });
@@ -809,7 +817,7 @@ async function handshake(
   conn: Deno.Conn,
   reader: FrameReader,
   options: ConnectOptions & { address: string },
-): Promise<{ version: number; digest: DigestAlgorithm }> {
+): Promise<{ version: number; digest: DigestAlgorithm; eagerPut: boolean }> {
   const { address } = options;
   const offered = options.digest === undefined
     ? DIGEST_ALGORITHMS
@@ -873,7 +881,11 @@ async function handshake(
       expected: "OK after AUTH",
     });
   }
-  return { version, digest };
+  return {
+    version,
+    digest,
+    eagerPut: (hello.flags & HELLO_EAGER_PUT) !== 0,
+  };
 }
 
 /**

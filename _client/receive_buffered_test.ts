@@ -50,6 +50,7 @@ async function sessionWith(received: Uint8Array): Promise<{
     source: reader,
     sink: { write: (p) => Promise.resolve(p.length) },
     digest: "sha256",
+    eagerPut: false,
     buffers: () => [new Uint8Array(64), new Uint8Array(64)],
     recoverable: (error) => typeof error === "object" && kept.has(error!),
     keep: (error) => {

@@ -15,7 +15,10 @@
  * digest is altered: the server gets no `HASH`, so it keeps no file (a
  * resumable upload keeps its part, named after the old size and time, which
  * no later upload of the changed file continues). Other files of a
- * pipelined upload then fail with `CONNECTION`.
+ * pipelined upload then fail with `CONNECTION`. (A small file of a
+ * pipelined upload to a server that takes eager `PUT`s is read whole before
+ * any byte is sent: if it changed meanwhile it fails alone with `CHANGED`
+ * and nothing of it is sent; see `_client/tree_put.ts`.)
  *
  * An upload sends the resume flag; the server answers `READY offset` with
  * the length of its part of this very upload (see `_server/upload_part.ts`).

@@ -55,6 +55,8 @@ export interface SessionIo {
   readonly sink: ByteWriter;
   /** The digest algorithm agreed in the handshake, for every `HASH`. */
   readonly digest: DigestAlgorithm;
+  /** Whether the server takes eager `PUT`s (see `protocol.ts`). */
+  readonly eagerPut: boolean;
   /** The session's reused bulk buffers. */
   buffers(): BulkBuffers;
   /** Whether the frames are still in step with the server after `error`. */

@@ -2,15 +2,24 @@
  * Pipelined uploads: many `MKDIR`s and `PUT`s on one connection, and the
  * upload of a local folder tree built on them.
  *
- * `MKDIR`s are sent up to a window ahead of their replies. A `PUT` must wait
- * for its `READY` before its bytes go out, so uploads overlap one step: the
- * next file's `PUT` leaves right after the previous file's `HASH`, before
- * that file's `OK` has come back, which saves a round trip per file.
+ * To a server that takes eager `PUT`s (its `HELLO` says so, see
+ * `protocol.ts`), a file of at most {@linkcode EAGER_FILE_BYTES} is read
+ * whole, hashed and sent as `PUT`, bytes and `HASH` at once, without
+ * waiting for anything; `MKDIR`s and such uploads are gathered in the
+ * session's bulk buffer and leave in large writes, up to
+ * {@linkcode EAGER_WINDOW} requests ahead of their replies. Such a file is
+ * read before any of it is sent, so one that changes while it is read (its
+ * size or time differ after the read) fails alone with `CHANGED`, and
+ * nothing of it is sent.
  *
- * Every file is sent by `sendFile` (`_client/send_file.ts`), as a single
+ * A larger file (or any file, to an older server) waits for its `READY`
+ * before its bytes go out: the requests before it are answered first, and
+ * the next request leaves right after its `HASH`, before its `OK` has come
+ * back. It is sent by `sendFile` (`_client/send_file.ts`), as a single
  * upload is: a file that changes while it is sent fails with `CHANGED` and
  * ends the session (nothing padded), and the files after it fail with
- * `CONNECTION`.
+ * `CONNECTION`. Without eager `PUT`s, `MKDIR`s are sent up to `window`
+ * ahead of their replies.
  *
  * @module
  */
@@ -33,7 +42,28 @@ import {
 } from "./session_io.ts";
 import { transferResult } from "./types.ts";
 import { FerryError } from "../errors.ts";
-import { encodeMessage, type Message } from "../protocol.ts";
+import { digestOf } from "../_common/digest.ts";
+import {
+  encodeMessage,
+  MAX_EAGER_PUT_BYTES,
+  type Message,
+  writeAll,
+} from "../protocol.ts";
+
+/**
+ * Largest file sent as an eager `PUT` (when the server takes them): 256
+ * KiB. Larger files wait for `READY`, which costs one round trip each.
+ */
+export const EAGER_FILE_BYTES: number = Math.min(
+  256 * 1024,
+  MAX_EAGER_PUT_BYTES,
+);
+
+/** Most requests sent ahead of their replies when `PUT`s are eager. */
+export const EAGER_WINDOW = 256;
+
+/** Room the frames around an eager file take at most: `PUT` and `HASH`. */
+const EAGER_FRAMES_BYTES = 5 + 8 + 1 + 8 + 2 + 4096 + 5 + 64;
 
 /**
  * One step of {@linkcode pipelinePut}: make a folder (and set its time), or
@@ -109,8 +139,9 @@ interface Pending {
 }
 
 /**
- * The state of one {@linkcode pipelinePut}: the outcomes so far and the
- * `MKDIR`s and the last file whose replies are still to be read.
+ * The state of one {@linkcode pipelinePut}: the outcomes so far, the
+ * requests gathered but not yet written, and those whose replies are still
+ * to be read.
  */
 class PutPipeline {
   #io: SessionIo;
@@ -119,17 +150,22 @@ class PutPipeline {
   #window: number;
   #outcomes: FileOutcome[];
   #pending: Pending[] = [];
+  /** Requests gathered for one write (eager sessions only). */
+  #out: Uint8Array | undefined;
+  #outLength = 0;
 
   constructor(
     io: SessionIo,
     items: readonly PutManyItem[],
     options: PutManyOptions,
   ) {
-    this.#window = windowOf(options.window);
+    const window = windowOf(options.window);
+    this.#window = io.eagerPut ? Math.max(window, EAGER_WINDOW) : window;
     this.#io = io;
     this.#items = items;
     this.#options = options;
     this.#outcomes = new Array(items.length);
+    if (io.eagerPut) this.#out = io.buffers()[0];
   }
 
   /** Sends every item; a broken session fails the ones not yet answered. */
@@ -138,7 +174,7 @@ class PutPipeline {
       for (let index = 0; index < this.#items.length; index++) {
         const item = this.#items[index];
         if (item.kind === "dir") await this.#mkdir(index, item);
-        else await this.#put(index, item);
+        else if (!await this.#eager(index, item)) await this.#put(index, item);
       }
       await this.#drain(0);
     } catch (error) {
@@ -153,29 +189,106 @@ class PutPipeline {
     return this.#outcomes;
   }
 
-  /** Sends a `MKDIR`, keeping at most a window of them unanswered. */
+  /** Sends a `MKDIR`, keeping at most a window of requests unanswered. */
   async #mkdir(
     index: number,
     item: Extract<PutManyItem, { kind: "dir" }>,
   ): Promise<void> {
-    const message: Message = {
-      type: "mkdir",
-      path: item.remote,
-      mtime: item.mtime,
-    };
+    let frame: Uint8Array;
     try {
-      encodeMessage(message);
+      frame = encodeMessage({
+        type: "mkdir",
+        path: item.remote,
+        mtime: item.mtime,
+      });
     } catch (error) {
       this.#report(index, this.#failure(index, error));
       return;
     }
-    await this.#io.send([message]);
+    await this.#room(frame.length);
+    if (this.#out === undefined) await writeAll(this.#io.sink, frame);
+    else this.#append(frame);
     this.#pending.push({
       index,
       read: () =>
         this.#expectOk(index, () => ({ path: item.remote, kind: "dir" })),
     });
-    await this.#drain(this.#window - 1);
+    await this.#keepWindow();
+  }
+
+  /**
+   * Sends a small file as an eager `PUT`: read whole into the gathered
+   * requests, then its `HASH`. Returns false, having sent nothing, when the
+   * session or the file's size does not allow it.
+   */
+  async #eager(
+    index: number,
+    item: Extract<PutManyItem, { kind: "file" }>,
+  ): Promise<boolean> {
+    const out = this.#out;
+    if (out === undefined) return false;
+    const since = performance.now();
+    let file: Deno.FsFile;
+    try {
+      file = openLocal(item.local);
+    } catch (error) {
+      this.#report(index, this.#failure(index, error));
+      return true;
+    }
+    try {
+      let size: number;
+      let mtime: number | undefined;
+      let put: Uint8Array;
+      try {
+        const info = statLocal(file, item.local);
+        size = info.size;
+        mtime = info.mtime?.getTime();
+        if (size > EAGER_FILE_BYTES || size + EAGER_FRAMES_BYTES > out.length) {
+          return false;
+        }
+        put = encodeMessage({
+          type: "put",
+          path: item.remote,
+          size,
+          overwrite: this.#options.overwrite ?? false,
+          resume: false,
+          eager: true,
+          mtime,
+        });
+      } catch (error) {
+        this.#report(index, this.#failure(index, error));
+        return true;
+      }
+      // A failed write here is the session's, not this file's.
+      await this.#room(put.length + size + EAGER_FRAMES_BYTES);
+      const at = this.#outLength + put.length;
+      const bytes = out.subarray(at, at + size);
+      let digest: Uint8Array;
+      try {
+        readWhole(file, bytes, item.local);
+        const after = statLocal(file, item.local);
+        if (after.size !== size || after.mtime?.getTime() !== mtime) {
+          throw new FerryError(
+            "CHANGED",
+            `Local file changed while it was read: ${item.local}`,
+          );
+        }
+        this.#options.onStart?.(item.remote, size);
+        digest = await digestOf(this.#io.digest, bytes);
+      } catch (error) {
+        this.#report(index, this.#failure(index, error));
+        return true;
+      }
+      this.#append(put);
+      this.#outLength += size;
+      this.#append(encodeMessage({ type: "hash", digest }));
+      this.#options.onProgress?.(item.remote, size, size);
+      this.#expectFile(index, item, { size, digest, since });
+    } finally {
+      file.close();
+    }
+    await this.#keepWindow();
+    return true;
   }
 
   /**
@@ -192,6 +305,7 @@ class PutPipeline {
     const io = this.#io;
     using source = opened.source;
     // The previous file's OK is still on its way while this PUT travels.
+    await this.#flush();
     await io.send([opened.request]);
     await this.#drain(0);
     const since = performance.now();
@@ -204,21 +318,7 @@ class PutPipeline {
         onProgress: onProgress &&
           ((done, total) => onProgress(item.remote, done, total)),
       });
-      const { size } = source;
-      this.#pending.push({
-        index,
-        read: () =>
-          this.#expectOk(index, () => ({
-            path: item.remote,
-            kind: "file",
-            local: item.local,
-            result: transferResult(item.remote, size, {
-              algorithm: this.#io.digest,
-              digest,
-              start: since,
-            }),
-          })),
-      });
+      this.#expectFile(index, item, { size: source.size, digest, since });
     } catch (error) {
       this.#report(index, this.#failure(index, error));
       if (!io.recoverable(error)) throw error;
@@ -246,8 +346,68 @@ class PutPipeline {
     }
   }
 
-  /** Reads the replies of all but the last `limit` pending requests. */
+  /** Notes that a file's `OK` is to be read; it then succeeds. */
+  #expectFile(
+    index: number,
+    item: Extract<PutManyItem, { kind: "file" }>,
+    sent: { size: number; digest: Uint8Array; since: number },
+  ): void {
+    this.#pending.push({
+      index,
+      read: () =>
+        this.#expectOk(index, () => ({
+          path: item.remote,
+          kind: "file",
+          local: item.local,
+          result: transferResult(item.remote, sent.size, {
+            algorithm: this.#io.digest,
+            digest: sent.digest,
+            start: sent.since,
+          }),
+        })),
+    });
+  }
+
+  /** Appends a frame to the gathered requests (room was made). */
+  #append(frame: Uint8Array): void {
+    this.#out!.set(frame, this.#outLength);
+    this.#outLength += frame.length;
+  }
+
+  /** Writes the gathered requests first if `bytes` more would not fit. */
+  async #room(bytes: number): Promise<void> {
+    const out = this.#out;
+    if (out !== undefined && this.#outLength + bytes > out.length) {
+      await this.#flush();
+    }
+  }
+
+  /** Writes the gathered requests. */
+  async #flush(): Promise<void> {
+    if (this.#outLength === 0) return;
+    const bytes = this.#out!.subarray(0, this.#outLength);
+    this.#outLength = 0;
+    await writeAll(this.#io.sink, bytes);
+  }
+
+  /**
+   * Keeps the requests unanswered within the window: without eager `PUT`s
+   * one reply is read per request past it; with them, half the window is
+   * read at once, so that requests and replies flow in large writes.
+   */
+  async #keepWindow(): Promise<void> {
+    if (this.#out === undefined) await this.#drain(this.#window - 1);
+    else if (this.#pending.length >= this.#window) {
+      await this.#drain(this.#window >> 1);
+    }
+  }
+
+  /**
+   * Writes what is gathered, then reads the replies of all but the last
+   * `limit` pending requests.
+   */
   async #drain(limit: number): Promise<void> {
+    if (this.#pending.length > limit) await this.#flush();
     while (this.#pending.length > limit) {
       await this.#pending[0].read();
       this.#pending.shift();
@@ -285,6 +445,54 @@ class PutPipeline {
   }
 }
 
+/** Opens a local file to read it whole; errors are `LOCAL`. */
+function openLocal(path: string): Deno.FsFile {
+  try {
+    return Deno.openSync(path, { read: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new FerryError("LOCAL", `Local file not found: ${path}`);
+    }
+    throw localError("open", path, error);
+  }
+}
+
+/** The status of an open local file, which must be a regular file. */
+function statLocal(file: Deno.FsFile, path: string): Deno.FileInfo {
+  let info: Deno.FileInfo;
+  try {
+    info = file.statSync();
+  } catch (error) {
+    throw localError("open", path, error);
+  }
+  if (!info.isFile) throw new FerryError("LOCAL", `Not a file: ${path}`);
+  return info;
+}
+
+/**
+ * Fills `bytes` from the start of `file`.
+ *
+ * @throws {FerryError} `CHANGED` if the file ends first, `LOCAL` if it
+ * cannot be read.
+ */
+function readWhole(file: Deno.FsFile, bytes: Uint8Array, path: string): void {
+  for (let at = 0; at < bytes.length;) {
+    let n: number | null;
+    try {
+      n = file.readSync(bytes.subarray(at));
+    } catch (error) {
+      throw localError("read", path, error);
+    }
+    if (n === null) {
+      throw new FerryError(
+        "CHANGED",
+        `Local file changed while it was read: ${path}`,
+      );
+    }
+    at += n;
+  }
+}
+
 /**
  * The error for the items a broken session leaves unanswered: the
  * session's own failure, or `CONNECTION` when one file's failure
@@ -316,8 +524,8 @@ export interface LocalTree {
   mtime: number;
   /** Folders, relative `/`-separated names, each before its contents. */
   folders: { name: string; mtime: number }[];
-  /** Regular files, relative names and local paths. */
-  files: { name: string; local: string }[];
+  /** Regular files, relative names, local paths and sizes (at the walk). */
+  files: { name: string; local: string; size: number }[];
   /** What was left out, and why (symbolic links are never followed). */
   skipped: { name: string; reason: string }[];
 }
@@ -354,7 +562,7 @@ export async function walkLocalTree(root: string): Promise<LocalTree> {
       } else if (entry.isDirectory) {
         tree.folders.push({ name, mtime: entry.mtime?.getTime() ?? 0 });
       } else if (entry.isFile) {
-        tree.files.push({ name, local: path });
+        tree.files.push({ name, local: path, size: entry.size });
       } else {
         tree.skipped.push({ name, reason: "not a file or folder" });
       }
@@ -453,7 +661,7 @@ export async function putTree(
   let bytes = 0;
   for (const file of tree.files) {
     items.push({ kind: "file", local: file.local, remote: prefix + file.name });
-    bytes += (await Deno.lstat(file.local).catch(() => undefined))?.size ?? 0;
+    bytes += file.size;
   }
   const reported = items.length;
   for (const folder of tree.folders.toReversed()) {

@@ -35,6 +35,9 @@ const O_NOCTTY = 0o400;
 const AT_EMPTY_PATH = 0x1000;
 const O_CLOEXEC = 0o2000000;
 const UTIME_NOW = (1 << 30) - 1;
+const RENAME_NOREPLACE = 1;
+const ENOENT = 2;
+const EINTR = 4;
 
 /** Per-architecture flag values and `struct stat` offsets. */
 interface ArchLayout {
@@ -47,6 +50,7 @@ interface ArchLayout {
   nlinkBytes: 4 | 8;
   size: number;
   mtimeSec: number;
+  ctimeSec: number;
 }
 
 const LAYOUTS: Partial<Record<string, ArchLayout>> = {
@@ -60,6 +64,7 @@ const LAYOUTS: Partial<Record<string, ArchLayout>> = {
     mode: 24,
     size: 48,
     mtimeSec: 88,
+    ctimeSec: 104,
   },
   aarch64: {
     O_DIRECTORY: 0o40000,
@@ -71,6 +76,7 @@ const LAYOUTS: Partial<Record<string, ArchLayout>> = {
     nlinkBytes: 4,
     size: 48,
     mtimeSec: 88,
+    ctimeSec: 104,
   },
 };
 
@@ -111,6 +117,16 @@ const SYMBOLS = {
     parameters: ["i32", "buffer", "usize", "i64"],
     result: "isize",
   },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  futimens: { parameters: ["i32", "buffer"], result: "i32" },
+  // glibc 2.28 and later; without it, linkat and unlinkat do the same.
+  renameat2: {
+    parameters: ["i32", "buffer", "i32", "buffer", "u32"],
+    result: "i32",
+    optional: true,
+  },
+  // Runs on a thread of its own: it waits for the disk.
+  syncfs: { parameters: ["i32"], result: "i32", nonblocking: true },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
@@ -121,7 +137,7 @@ const SYMBOLS = {
  * ```ts
  * import type { EntryStatus } from "./dir_handle.ts";
  * const status: EntryStatus = {
- *   dev: 1, ino: 2, mode: 0o100644, nlink: 1, size: 0, mtime: 0,
+ *   dev: 1, ino: 2, mode: 0o100644, nlink: 1, size: 0, mtime: 0, ctime: 0,
  *   isFile: true, isDirectory: false, isSymlink: false,
  * };
  * console.log(status.size);
@@ -140,6 +156,8 @@ export interface EntryStatus {
   size: number;
   /** Modification time, milliseconds since the epoch. */
   mtime: number;
+  /** Status change time, milliseconds since the epoch. */
+  ctime: number;
   /** A regular file. */
   isFile: boolean;
   /** A folder. */
@@ -405,6 +423,86 @@ export class Libc {
   }
 
   /**
+   * `renameat2(RENAME_NOREPLACE)` within one folder: moves `from` to `to`
+   * only if no `to` exists (else `AlreadyExists`), in one atomic step.
+   * Where the kernel, file system or libc lacks it, `linkat` then
+   * `unlinkat` do the same in two.
+   *
+   * @param dirFd The folder.
+   * @param from The name to move.
+   * @param to The new name, which must not exist.
+   */
+  renameNoReplaceAt(dirFd: number, from: string, to: string): void {
+    const renameat2 = this.#lib.symbols.renameat2;
+    if (renameat2 !== null) {
+      const result = renameat2(
+        dirFd,
+        this.#name(from),
+        dirFd,
+        this.#name(to),
+        RENAME_NOREPLACE,
+      );
+      if (result >= 0) return;
+      const errno = this.#errno();
+      // EINVAL: not supported by this file system; ENOSYS: nor the kernel.
+      if (errno !== 22 && errno !== 38) throw errnoError(errno, "renameat2");
+    }
+    this.linkAt(dirFd, from, dirFd, to);
+    this.unlinkAt(dirFd, from);
+  }
+
+  /**
+   * Writes all of `bytes` to the descriptor `fd` (one `write`, or more if
+   * the kernel takes less).
+   *
+   * @param fd An open file.
+   * @param bytes The bytes.
+   */
+  writeAll(fd: number, bytes: Uint8Array<ArrayBuffer>): void {
+    let at = 0;
+    while (at < bytes.length) {
+      const rest = at === 0 ? bytes : bytes.subarray(at);
+      const n = Number(
+        this.#lib.symbols.write(fd, rest, BigInt(rest.length)),
+      );
+      if (n >= 0) {
+        at += n;
+        continue;
+      }
+      const errno = this.#errno();
+      if (errno !== EINTR) throw errnoError(errno, "write");
+    }
+  }
+
+  /**
+   * Sets the modification time of the open file `fd`; the access time
+   * becomes now.
+   *
+   * @param fd An open file.
+   * @param mtime Milliseconds since the epoch.
+   */
+  setMtime(fd: number, mtime: number): void {
+    this.#check(this.#lib.symbols.futimens(fd, timesOf(mtime)), "futimens");
+  }
+
+  /**
+   * `syncfs`: writes every file of the file system that holds `fd` to
+   * disk, and waits for it (on a thread of its own: the event loop goes
+   * on).
+   *
+   * @param fd Any descriptor on that file system.
+   * @returns Once the data is on disk.
+   * @throws {Error} If the kernel reports a write error.
+   */
+  async syncFileSystem(fd: number): Promise<void> {
+    const result = await this.#lib.symbols.syncfs(fd);
+    // errno belongs to the thread that made the call: no detail here.
+    if (result < 0) {
+      throw Object.assign(new Error("syncfs failed"), { code: "EIO" });
+    }
+  }
+
+  /**
    * Sets the modification time of `name` (never through a link); the
    * access time becomes now.
    *
@@ -413,16 +511,11 @@ export class Libc {
    * @param mtime Milliseconds since the epoch.
    */
   setMtimeAt(dirFd: number, name: string, mtime: number): void {
-    const times = new BigInt64Array(4);
-    times[1] = BigInt(UTIME_NOW);
-    const seconds = Math.floor(mtime / 1000);
-    times[2] = BigInt(seconds);
-    times[3] = BigInt(Math.round((mtime - seconds * 1000) * 1e6));
     this.#check(
       this.#lib.symbols.utimensat(
         dirFd,
         this.#name(name),
-        times,
+        timesOf(mtime),
         AT_SYMLINK_NOFOLLOW,
       ),
       "utimensat",
@@ -459,8 +552,8 @@ export class Libc {
         ? Number(view.getBigUint64(layout.nlink, true))
         : view.getUint32(layout.nlink, true),
       size: Number(view.getBigInt64(layout.size, true)),
-      mtime: Number(view.getBigInt64(layout.mtimeSec, true)) * 1000 +
-        Math.floor(Number(view.getBigInt64(layout.mtimeSec + 8, true)) / 1e6),
+      mtime: millisecondsAt(view, layout.mtimeSec),
+      ctime: millisecondsAt(view, layout.ctimeSec),
       isFile: type === 0o100000,
       isDirectory: type === 0o040000,
       isSymlink: type === 0o120000,
@@ -494,6 +587,35 @@ export class Libc {
   }
 
   /**
+   * `fstatat`, for a name that may well be missing: `undefined` then,
+   * without the cost of an exception.
+   *
+   * @param dirFd The folder.
+   * @param name The entry.
+   * @param flags `0`, or {@linkcode AT_SYMLINK_NOFOLLOW} to see a link.
+   * @returns Its status, or `undefined` if nothing has that name.
+   */
+  statAtIfAny(
+    dirFd: number,
+    name: string,
+    flags: number,
+  ): EntryStatus | undefined {
+    const buffer = new Uint8Array(this.#layout.statBytes);
+    const result = this.#lib.symbols.fstatat(
+      dirFd,
+      this.#name(name),
+      buffer,
+      flags,
+    );
+    if (result < 0) {
+      const errno = this.#errno();
+      if (errno === ENOENT) return undefined;
+      throw errnoError(errno, "fstatat");
+    }
+    return this.#status(buffer);
+  }
+
+  /**
    * Closes a descriptor (errors ignored).
    *
    * @param fd The descriptor.
@@ -509,11 +631,14 @@ export class Libc {
 
   #check(result: number, call: string): number {
     if (result >= 0) return result;
+    throw errnoError(this.#errno(), call);
+  }
+
+  #errno(): number {
     const pointer = this.#lib.symbols.__errno_location();
-    const errno = pointer === null
+    return pointer === null
       ? 0
       : new Deno.UnsafePointerView(pointer).getInt32();
-    throw errnoError(errno, call);
   }
 }
 
@@ -530,6 +655,22 @@ function sameRange(
   return true;
 }
 
+/** The `struct timespec[2]` of `utimensat`: access now, `mtime` given. */
+function timesOf(mtime: number): BigInt64Array<ArrayBuffer> {
+  const times = new BigInt64Array(4);
+  times[1] = BigInt(UTIME_NOW);
+  const seconds = Math.floor(mtime / 1000);
+  times[2] = BigInt(seconds);
+  times[3] = BigInt(Math.round((mtime - seconds * 1000) * 1e6));
+  return times;
+}
+
+/** A `struct timespec` at `offset` of a `struct stat`, in milliseconds. */
+function millisecondsAt(view: DataView, offset: number): number {
+  return Number(view.getBigInt64(offset, true)) * 1000 +
+    Math.floor(Number(view.getBigInt64(offset + 8, true)) / 1e6);
+}
+
 const ERRNO: Record<number, [string, new (message: string) => Error]> = {
   1: ["EPERM", Deno.errors.PermissionDenied],
   2: ["ENOENT", Deno.errors.NotFound],
@@ -537,6 +678,9 @@ const ERRNO: Record<number, [string, new (message: string) => Error]> = {
   17: ["EEXIST", Deno.errors.AlreadyExists],
   20: ["ENOTDIR", Deno.errors.NotADirectory],
   21: ["EISDIR", Deno.errors.IsADirectory],
+  22: ["EINVAL", Error],
+  27: ["EFBIG", Error],
+  28: ["ENOSPC", Error],
   39: ["ENOTEMPTY", Error],
   40: ["ELOOP", Deno.errors.FilesystemLoop],
 };

@@ -22,6 +22,7 @@ import {
 import { sameVersion } from "./hash_cache.ts";
 import { openResolvedFile } from "./open_file.ts";
 import { untilClosed } from "./until_closed.ts";
+import { checkRequestLimits } from "./limits.ts";
 import type { HostFile } from "./host_file.ts";
 import { createTemporary, removeAt } from "./file_in_folder.ts";
 import {
@@ -100,16 +101,23 @@ export async function handlePut(
   message: PutMessage,
   state: RequestState,
 ): Promise<void> {
-  const target = await checkTarget(context, message);
-  await context.uploadParts.sweep(target.folder);
-  const put = { session, context, message, state, target };
-  // A resumable upload goes to a part named after the upload, which a cut
-  // keeps and a retry continues (see `_server/upload_part.ts`); any other to a
-  // fresh random name.
-  const upload = message.resume
-    ? await openPart(put)
-    : await openTemporary(put);
-  await prepareTemporary(put, upload);
+  let put: PutRequest;
+  let upload: Upload;
+  try {
+    if (message.eager) checkRequestLimits(message, context.limits);
+    const target = await checkTarget(context, message);
+    await context.uploadParts.sweep(target.folder);
+    put = { session, context, message, state, target };
+    // A resumable upload goes to a part named after the upload, which a cut
+    // keeps and a retry continues (see `_server/upload_part.ts`); any other
+    // to a fresh random name.
+    upload = message.resume ? await openPart(put) : await openTemporary(put);
+    await prepareTemporary(put, upload);
+  } catch (error) {
+    // An eager upload's bytes are on their way: read past them first.
+    if (message.eager) await dropEager(session, message, state);
+    throw error;
+  }
   // A failed write (disk full, ...) drops the temporary file and the rest
   // of the bytes; the client hears INTERNAL after its HASH.
   const sink = new UploadSink(upload.file, upload.tempPath);
@@ -277,7 +285,9 @@ async function receive(
 ): Promise<Uint8Array> {
   const { session, message, state } = put;
   const { offset } = upload;
-  await writeAll(session.conn, encodeMessage({ type: "ready", offset }));
+  if (!message.eager) {
+    await writeAll(session.conn, encodeMessage({ type: "ready", offset }));
+  }
   await session.settleWatch(); // no two reads of the connection at once
   // The client now streams raw bytes: if anything fails before they are
   // all read, the stream is out of step and the connection has to close.
@@ -486,6 +496,38 @@ async function copyExisting(
   } finally {
     source.close();
   }
+}
+
+/**
+ * Reads and drops the bytes and `HASH` of a refused eager `PUT` (at most
+ * `MAX_EAGER_PUT_BYTES`), so that the stream stays in step.
+ */
+async function dropEager(
+  session: Session,
+  message: PutMessage,
+  state: RequestState,
+): Promise<void> {
+  state.closeOnError = true;
+  const buffer = session.bulkBuffers(message.size)[0];
+  for (let left = message.size; left > 0;) {
+    const n = await session.reader.read(
+      buffer.subarray(0, Math.min(left, buffer.length)),
+    );
+    if (n === null) {
+      state.silentOnError = true;
+      throw new FerryError("CONNECTION", "Upload cut short");
+    }
+    left -= n;
+  }
+  const reply = await session.reader.readMessage();
+  if (reply === null) {
+    state.silentOnError = true;
+    throw new FerryError("CONNECTION", "Upload cut short before its HASH");
+  }
+  if (reply.type !== "hash") {
+    throw new FerryError("BAD_REQUEST", `Expected HASH, got ${label(reply)}`);
+  }
+  state.closeOnError = false;
 }
 
 /** Error codes of a connection that ended early (rather than misbehaved). */

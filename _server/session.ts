@@ -25,6 +25,8 @@ import { handlePut } from "./put.ts";
 import { deleteInside } from "./delete.ts";
 import { handleSum } from "./sum.ts";
 import { TEMP_NAME } from "./temp.ts";
+import { EagerRun } from "./eager_put.ts";
+import { strictLibc } from "./dir_handle.ts";
 import { FerryError, type FerryErrorCode, isWireErrorCode } from "../errors.ts";
 import {
   chooseDigest,
@@ -32,6 +34,7 @@ import {
   encodeMessage,
   FRAME_TYPES,
   HELLO_AUTH_REQUIRED,
+  HELLO_EAGER_PUT,
   type Message,
   PROTOCOL_VERSION,
   writeAll,
@@ -184,7 +187,7 @@ async function handshake(
     type: "hello",
     minVersion: PROTOCOL_VERSION,
     maxVersion: PROTOCOL_VERSION,
-    flags: context.auth ? HELLO_AUTH_REQUIRED : 0,
+    flags: (context.auth ? HELLO_AUTH_REQUIRED : 0) | HELLO_EAGER_PUT,
     nonce,
   });
   const chosen = encodeMessage({ type: "digests", algorithms: [digest] });
@@ -228,19 +231,46 @@ async function handshake(
   return false;
 }
 
-/** Answers requests one after another until the peer leaves or the server stops. */
+/**
+ * Answers requests one after another until the peer leaves or the server
+ * stops. In strict mode, eager `PUT`s are taken in runs
+ * (`_server/eager_put.ts`): a run is placed and answered before any other
+ * request, before the loop waits for the client, and when it is full.
+ */
 async function serveRequests(
   session: Session,
   context: ServerContext,
+): Promise<void> {
+  const libc = strictLibc();
+  const run = libc === undefined ? undefined : new EagerRun(libc);
+  try {
+    await serveLoop(session, context, run);
+  } finally {
+    if (run !== undefined) {
+      // Uploads that arrived whole are placed, and answered if the peer
+      // is still there.
+      await run.place(session, context);
+      await session.replies.flush(true).catch(() => {});
+    }
+  }
+}
+
+async function serveLoop(
+  session: Session,
+  context: ServerContext,
+  run: EagerRun | undefined,
 ): Promise<void> {
   while (!session.stopping) {
     let message: Message | null;
     try {
       await session.settleWatch();
       // Replies held back go out before the server waits for the client
-      // (which may be waiting for them); the batch's memory goes back
-      // when nothing more is pipelined.
+      // (which may be waiting for them): a run of eager PUTs is placed and
+      // answered first. The batch's memory goes back when nothing more is
+      // pipelined.
       if (!session.reader.frameBuffered) {
+        await run?.place(session, context);
+        session.busy = false;
         const idle = session.reader.buffered === 0;
         await session.replies.flush(idle);
         if (idle) session.heldFolder?.folder.close();
@@ -248,6 +278,7 @@ async function serveRequests(
       message = await session.reader.readMessage();
     } catch (error) {
       if (error instanceof FerryError && isWireErrorCode(error.code)) {
+        await run?.place(session, context);
         emit(context, {
           protocol: "ferry",
           request: "INVALID",
@@ -273,7 +304,17 @@ async function serveRequests(
     };
     let result: "ok" | FerryErrorCode = "ok";
     try {
-      checkRequestLimits(message, context.limits);
+      // An eager PUT joins the run; its reply and log come when it is placed.
+      if (run !== undefined && message.type === "put" && message.eager) {
+        await run.receive(session, context, message, state);
+        if (run.full) await run.place(session, context);
+        continue;
+      }
+      await run?.place(session, context);
+      // An eager PUT's limits are checked once its bytes are read past.
+      if (message.type !== "put" || !message.eager) {
+        checkRequestLimits(message, context.limits);
+      }
       switch (message.type) {
         case "list":
           await handleList(session, context, message);
@@ -319,6 +360,7 @@ async function serveRequests(
     } catch (error) {
       const wire = toWireError(error, session);
       result = wire.code;
+      await run?.place(session, context);
       if (!state.silentOnError && isWireErrorCode(wire.code)) {
         if (!await sendError(session, wire.code, wire.message)) {
           state.closeOnError = true;
@@ -345,6 +387,7 @@ async function serveRequests(
     session.busy = false;
   }
   await session.settleWatch();
+  await run?.place(session, context);
   await session.replies.flush(true).catch(() => {}); // gone: nothing to send
   await lingerClose(session.conn, session.reader); // the server is stopping
 }

@@ -3,7 +3,8 @@
  * and pipelined alike: that file fails with `CHANGED` before its `HASH`,
  * nothing is padded, no digest is altered, the server keeps nothing and the
  * session closes (later files of a pipelined upload fail with
- * `CONNECTION`).
+ * `CONNECTION`). (Small files sent as eager `PUT`s are read whole first:
+ * a change fails only that file, before anything is sent.)
  */
 
 import assert from "node:assert/strict";

@@ -131,7 +131,7 @@ class Outcomes {
 
 Deno.test({
   name:
-    "serve() in strict mode makes nothing outside the root when a folder is swapped for a link during MKDIR and PUT" +
+    "serve() in strict mode makes nothing outside the root when a folder is swapped for a link during MKDIR, PUT and runs of eager PUTs" +
     (strict ? "" : IGNORED),
   ignore: !strict,
   async fn() {
@@ -157,12 +157,27 @@ Deno.test({
               );
               outcomes.count("PUT", put);
             }
+            // Runs of 10 eager PUTs: a run's folder is held across swaps.
+            for (let i = 0; i < REQUESTS; i += 10) {
+              const uploads = [];
+              for (let j = i; j < i + 10; j++) {
+                uploads.push({
+                  path: j % 2 === 0 ? "d/f.txt" : `d/eager${j}`,
+                  bytes,
+                  overwrite: j % 2 === 0,
+                  mtime,
+                });
+              }
+              for (const reply of await client.eagerPuts(uploads)) {
+                outcomes.count("EAGER", reply);
+              }
+            }
           } finally {
             client.close();
           }
         });
         console.log(
-          `swap race: ${REQUESTS} MKDIR + ${REQUESTS} PUT during ${swaps} swaps: ${outcomes}`,
+          `swap race: ${REQUESTS} MKDIR + ${REQUESTS} PUT + ${REQUESTS} eager PUT during ${swaps} swaps: ${outcomes}`,
         );
         await assertNothingOutside(t);
         const canaryAfter = await Deno.stat(`${outside}/f.txt`);

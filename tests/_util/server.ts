@@ -22,7 +22,7 @@ import {
   type ServeOptions,
   type ServerLogEvent,
 } from "../../server.ts";
-import { xorshift32 } from "./util.ts";
+import { concat, xorshift32 } from "./util.ts";
 
 /** A running server over a temporary folder. */
 export interface TestServer {
@@ -313,6 +313,44 @@ export class RawClient {
     await writeAll(this.conn, bytes);
     await this.send({ type: "hash", digest: options.hash ?? sha256(bytes) });
     return await this.next();
+  }
+
+  /**
+   * Sends eager PUTs (bytes and HASH at once, no READY), all in one write,
+   * then reads one reply per upload.
+   */
+  async eagerPuts(
+    uploads: {
+      path: string;
+      bytes: Uint8Array;
+      overwrite?: boolean;
+      mtime?: number;
+      hash?: Uint8Array;
+    }[],
+  ): Promise<(Message | null)[]> {
+    const frames: Uint8Array[] = [];
+    for (const upload of uploads) {
+      frames.push(
+        encodeMessage({
+          type: "put",
+          path: upload.path,
+          size: upload.bytes.length,
+          overwrite: upload.overwrite ?? false,
+          resume: false,
+          eager: true,
+          mtime: upload.mtime,
+        }),
+        upload.bytes,
+        encodeMessage({
+          type: "hash",
+          digest: upload.hash ?? sha256(upload.bytes),
+        }),
+      );
+    }
+    await writeAll(this.conn, concat(frames));
+    const replies: (Message | null)[] = [];
+    for (let i = 0; i < uploads.length; i++) replies.push(await this.next());
+    return replies;
   }
 
   /** Closes the connection (idempotent). */
