@@ -1329,10 +1329,14 @@ export function encodeMessage(message: Message): Uint8Array {
         view.setUint32(at, field[1]);
         break;
       case "u64":
-        view.setBigUint64(at, BigInt(field[1]));
-        break;
       case "i64":
-        view.setBigInt64(at, BigInt(field[1]));
+        if (!Number.isSafeInteger(field[1])) {
+          throw new RangeError(`Not a safe integer: ${field[1]}`);
+        }
+        // Two 32-bit halves (the value is a safe integer, checked before):
+        // exact, and no BigInt allocated per field.
+        view.setInt32(at, Math.floor(field[1] / TWO_32));
+        view.setUint32(at + 4, field[1] >>> 0);
         break;
       case "bytes":
         bytes.set(field[1], at);
@@ -1383,6 +1387,10 @@ export function entryBytes(entry: Entry): number {
   return ENTRY_FIXED_BYTES + encoder.encode(entry.name).length;
 }
 
+const TWO_32 = 2 ** 32;
+/** The largest high half of a safe integer: 2^53 - 1 = (2^21 - 1) * 2^32 + (2^32 - 1). */
+const SAFE_HIGH = 2 ** 21 - 1;
+
 /** Bounds-checked cursor over one payload. */
 class PayloadCursor {
   #view: DataView;
@@ -1419,27 +1427,32 @@ class PayloadCursor {
     return value;
   }
 
+  // 64-bit fields are read as two 32-bit halves: no BigInt per field, and
+  // a high half past 21 bits is out of the safe range at once.
   u64(what: string): number {
     this.#need(8, what);
-    const value = this.#view.getBigUint64(this.#at);
+    const high = this.#view.getUint32(this.#at);
+    const low = this.#view.getUint32(this.#at + 4);
     this.#at += 8;
-    if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
+    if (high > SAFE_HIGH) {
       throw new FerryError("BAD_REQUEST", `Number out of range: ${what}`);
     }
-    return Number(value);
+    return high * TWO_32 + low;
   }
 
   i64(what: string): number {
     this.#need(8, what);
-    const value = this.#view.getBigInt64(this.#at);
+    const high = this.#view.getInt32(this.#at);
+    const low = this.#view.getUint32(this.#at + 4);
     this.#at += 8;
+    // -2^53 itself (high -2^21, low 0) is one below the safe range.
     if (
-      value > BigInt(Number.MAX_SAFE_INTEGER) ||
-      value < BigInt(Number.MIN_SAFE_INTEGER)
+      high > SAFE_HIGH || high < -SAFE_HIGH - 1 ||
+      (high === -SAFE_HIGH - 1 && low === 0)
     ) {
       throw new FerryError("BAD_REQUEST", `Number out of range: ${what}`);
     }
-    return Number(value);
+    return high * TWO_32 + low;
   }
 
   bytes(n: number, what: string): Uint8Array {

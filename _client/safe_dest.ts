@@ -269,8 +269,13 @@ export class SafeDest {
  * lstat call.
  */
 export function looseName(name: string): string {
+  // Printable ASCII folds to its lower case (NFKC leaves it alone): most
+  // names, without the cost of normalization.
+  if (PRINTABLE_ASCII.test(name)) return name.toLowerCase();
   return name.normalize("NFKC").toUpperCase().toLowerCase();
 }
+
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 
 async function lstatOrUndefined(
   path: string,

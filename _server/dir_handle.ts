@@ -545,13 +545,13 @@ export class Libc {
     const mode = view.getUint32(layout.mode, true);
     const type = mode & 0o170000;
     return {
-      dev: Number(view.getBigUint64(0, true)),
-      ino: Number(view.getBigUint64(layout.ino, true)),
+      dev: int64At(view, 0, false),
+      ino: int64At(view, layout.ino, false),
       mode,
       nlink: layout.nlinkBytes === 8
-        ? Number(view.getBigUint64(layout.nlink, true))
+        ? int64At(view, layout.nlink, false)
         : view.getUint32(layout.nlink, true),
-      size: Number(view.getBigInt64(layout.size, true)),
+      size: int64At(view, layout.size, true),
       mtime: millisecondsAt(view, layout.mtimeSec),
       ctime: millisecondsAt(view, layout.ctimeSec),
       isFile: type === 0o100000,
@@ -642,6 +642,17 @@ export class Libc {
   }
 }
 
+/**
+ * A little-endian 64-bit field as a number, from its two halves (no BigInt
+ * per field; exact up to 2^53, as `Number(BigInt)` was).
+ */
+function int64At(view: DataView, offset: number, signed: boolean): number {
+  const high = signed
+    ? view.getInt32(offset + 4, true)
+    : view.getUint32(offset + 4, true);
+  return high * 2 ** 32 + view.getUint32(offset, true);
+}
+
 /** The empty name of `fstatat(fd, "", AT_EMPTY_PATH)`. */
 const EMPTY_NAME = new Uint8Array(1);
 
@@ -667,8 +678,8 @@ function timesOf(mtime: number): BigInt64Array<ArrayBuffer> {
 
 /** A `struct timespec` at `offset` of a `struct stat`, in milliseconds. */
 function millisecondsAt(view: DataView, offset: number): number {
-  return Number(view.getBigInt64(offset, true)) * 1000 +
-    Math.floor(Number(view.getBigInt64(offset + 8, true)) / 1e6);
+  return int64At(view, offset, true) * 1000 +
+    Math.floor(int64At(view, offset + 8, true) / 1e6);
 }
 
 const ERRNO: Record<number, [string, new (message: string) => Error]> = {
