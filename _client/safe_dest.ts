@@ -93,6 +93,8 @@ export class SafeDest {
   readonly root: string;
   /** Folders (relative, `/`-joined) already checked or created. */
   #known = new Set<string>([""]);
+  /** The local paths of the folders {@linkcode ensureFolder} has made sure of. */
+  #checked = new Map<string, string>();
   /** Names in a folder (relative, `/`-joined), loosely folded, read once. */
   #listings = new Map<string, Set<string>>();
   /** Files {@linkcode prepareFile} found no trace of (not even `.part`). */
@@ -152,6 +154,10 @@ export class SafeDest {
    * cannot be created.
    */
   async ensureFolder(segments: readonly string[]): Promise<string> {
+    // A tree names each folder again for each of its files.
+    const whole = segments.join("/");
+    const checked = this.#checked.get(whole);
+    if (checked !== undefined) return checked;
     for (let i = 1; i <= segments.length; i++) {
       const relative = segments.slice(0, i).join("/");
       if (this.#known.has(relative)) continue;
@@ -182,7 +188,9 @@ export class SafeDest {
       }
       this.#known.add(relative);
     }
-    return this.localPath(segments);
+    const path = this.localPath(segments);
+    this.#checked.set(whole, path);
+    return path;
   }
 
   /**
@@ -197,18 +205,21 @@ export class SafeDest {
    * cannot be created.
    */
   async prepareFile(segments: readonly string[]): Promise<string> {
-    const folder = await this.ensureFolder(segments.slice(0, -1));
+    const parent = segments.slice(0, -1);
+    const folder = await this.ensureFolder(parent);
     const path = this.localPath(segments);
+    const name = segments[segments.length - 1];
     // One listing per folder spares the two lstat calls per file that fail
     // with NotFound (a thrown error costs far more than the call): a name
     // the listing does not hold, even folded loosely (as a case- or
     // normalization-insensitive file system might match it), is absent; any
     // other is checked with lstat as before. The listing is read while the
     // tree is prepared, before any file is opened, as the lstat calls were.
-    const listing = this.#listing(segments.slice(0, -1).join("/"), folder);
+    const listing = this.#listing(parent.join("/"), folder);
     let absent = true;
-    for (const candidate of [path, `${path}.part`]) {
-      const listed = listing.has(looseName(nodePath.basename(candidate)));
+    for (const suffix of ["", ".part"]) {
+      const candidate = path + suffix;
+      const listed = listing.has(looseName(name + suffix));
       absent &&= !listed;
       const info = listed ? await lstatOrUndefined(candidate) : undefined;
       if (info?.isSymlink) {
