@@ -1069,6 +1069,35 @@ const ENTRY_FIXED_BYTES = 1 + 8 + 8 + 2;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * Strings of at most this many characters are encoded and decoded in
+ * JavaScript when they are ASCII: `TextEncoder`/`TextDecoder` are calls
+ * into the runtime, a few microseconds each, and a tree of small files
+ * makes two or three per file.
+ */
+const ASCII_FAST_CHARS = 256;
+
+/** The bytes of `text` if it is short and ASCII, else `undefined`. */
+function asciiBytes(text: string): Uint8Array | undefined {
+  if (text.length > ASCII_FAST_CHARS) return undefined;
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 0x80) return undefined;
+    bytes[i] = code;
+  }
+  return bytes;
+}
+
+/** The text of `bytes` if they are few and ASCII, else `undefined`. */
+function asciiText(bytes: Uint8Array): string | undefined {
+  if (bytes.length > ASCII_FAST_CHARS) return undefined;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] >= 0x80) return undefined;
+  }
+  return String.fromCharCode.apply(null, bytes as unknown as number[]);
+}
 const TYPE_NAMES: ReadonlyMap<number, Message["type"]> = new Map(
   Object.entries(FRAME_TYPES).map(([name, type]) => [
     type,
@@ -1090,7 +1119,7 @@ function checkInt64(value: number, what: string): void {
 }
 
 function utf8(text: string, maxBytes: number, what: string): Uint8Array {
-  const bytes = encoder.encode(text);
+  const bytes = asciiBytes(text) ?? encoder.encode(text);
   if (bytes.length > maxBytes) {
     throw new RangeError(`${what} is longer than ${maxBytes} bytes`);
   }
@@ -1466,6 +1495,8 @@ class PayloadCursor {
     this.#need(n, what);
     const value = this.#bytes.subarray(this.#at, this.#at + n);
     this.#at += n;
+    const ascii = asciiText(value);
+    if (ascii !== undefined) return ascii;
     try {
       return decoder.decode(value);
     } catch {

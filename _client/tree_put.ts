@@ -82,7 +82,18 @@ const EAGER_FRAMES_BYTES = 5 + 8 + 1 + 8 + 2 + 4096 + 5 + 64;
  */
 export type PutManyItem =
   | { kind: "dir"; remote: string; mtime?: number }
-  | { kind: "file"; local: string; remote: string };
+  | {
+    kind: "file";
+    local: string;
+    remote: string;
+    /**
+     * Size and time as a walk of the local tree saw them: a small file
+     * then needs no status before it is read (only one after, which must
+     * match, else it goes by the streaming path).
+     */
+    size?: number;
+    mtime?: number;
+  };
 
 /**
  * Options of {@linkcode pipelinePut} (and `FerryClient.putMany`).
@@ -153,6 +164,8 @@ class PutPipeline {
   /** Requests gathered for one write (eager sessions only). */
   #out: Uint8Array | undefined;
   #outLength = 0;
+  /** When the gathered requests began: the start of their transfers. */
+  #clock = performance.now();
 
   constructor(
     io: SessionIo,
@@ -227,7 +240,9 @@ class PutPipeline {
   ): Promise<boolean> {
     const out = this.#out;
     if (out === undefined) return false;
-    const since = performance.now();
+    const seen = item.size !== undefined && item.mtime !== undefined;
+    if (seen && !this.#eagerSize(item.size!)) return false;
+    const since = this.#clock;
     let file: Deno.FsFile;
     try {
       file = openLocal(item.local);
@@ -240,11 +255,14 @@ class PutPipeline {
       let mtime: number | undefined;
       let put: Uint8Array;
       try {
-        const info = statLocal(file, item.local);
-        size = info.size;
-        mtime = info.mtime?.getTime();
-        if (size > EAGER_FILE_BYTES || size + EAGER_FRAMES_BYTES > out.length) {
-          return false;
+        if (seen) {
+          size = item.size!;
+          mtime = item.mtime;
+        } else {
+          const info = statLocal(file, item.local);
+          size = info.size;
+          mtime = info.mtime?.getTime();
+          if (!this.#eagerSize(size)) return false;
         }
         put = encodeMessage({
           type: "put",
@@ -265,9 +283,11 @@ class PutPipeline {
       const bytes = out.subarray(at, at + size);
       let digest: Uint8Array;
       try {
-        readWhole(file, bytes, item.local);
+        const whole = readWhole(file, bytes, item.local);
         const after = statLocal(file, item.local);
-        if (after.size !== size || after.mtime?.getTime() !== mtime) {
+        if (!whole || after.size !== size || after.mtime?.getTime() !== mtime) {
+          // Changed since the walk: the streaming path sends it as it is.
+          if (seen) return false;
           throw new FerryError(
             "CHANGED",
             `Local file changed while it was read: ${item.local}`,
@@ -368,6 +388,12 @@ class PutPipeline {
     });
   }
 
+  /** Whether a file of `size` bytes goes as an eager `PUT`. */
+  #eagerSize(size: number): boolean {
+    return size <= EAGER_FILE_BYTES &&
+      size + EAGER_FRAMES_BYTES <= this.#out!.length;
+  }
+
   /** Appends a frame to the gathered requests (room was made). */
   #append(frame: Uint8Array): void {
     this.#out!.set(frame, this.#outLength);
@@ -384,6 +410,7 @@ class PutPipeline {
 
   /** Writes the gathered requests. */
   async #flush(): Promise<void> {
+    this.#clock = performance.now();
     if (this.#outLength === 0) return;
     const bytes = this.#out!.subarray(0, this.#outLength);
     this.#outLength = 0;
@@ -470,12 +497,15 @@ function statLocal(file: Deno.FsFile, path: string): Deno.FileInfo {
 }
 
 /**
- * Fills `bytes` from the start of `file`.
+ * Fills `bytes` from the start of `file`; false if the file ends first.
  *
- * @throws {FerryError} `CHANGED` if the file ends first, `LOCAL` if it
- * cannot be read.
+ * @throws {FerryError} `LOCAL` if it cannot be read.
  */
-function readWhole(file: Deno.FsFile, bytes: Uint8Array, path: string): void {
+function readWhole(
+  file: Deno.FsFile,
+  bytes: Uint8Array,
+  path: string,
+): boolean {
   for (let at = 0; at < bytes.length;) {
     let n: number | null;
     try {
@@ -483,14 +513,10 @@ function readWhole(file: Deno.FsFile, bytes: Uint8Array, path: string): void {
     } catch (error) {
       throw localError("read", path, error);
     }
-    if (n === null) {
-      throw new FerryError(
-        "CHANGED",
-        `Local file changed while it was read: ${path}`,
-      );
-    }
+    if (n === null) return false;
     at += n;
   }
+  return true;
 }
 
 /**
@@ -524,8 +550,8 @@ export interface LocalTree {
   mtime: number;
   /** Folders, relative `/`-separated names, each before its contents. */
   folders: { name: string; mtime: number }[];
-  /** Regular files, relative names, local paths and sizes (at the walk). */
-  files: { name: string; local: string; size: number }[];
+  /** Regular files: relative names, local paths, sizes and times (ms). */
+  files: { name: string; local: string; size: number; mtime?: number }[];
   /** What was left out, and why (symbolic links are never followed). */
   skipped: { name: string; reason: string }[];
 }
@@ -562,7 +588,12 @@ export async function walkLocalTree(root: string): Promise<LocalTree> {
       } else if (entry.isDirectory) {
         tree.folders.push({ name, mtime: entry.mtime?.getTime() ?? 0 });
       } else if (entry.isFile) {
-        tree.files.push({ name, local: path, size: entry.size });
+        tree.files.push({
+          name,
+          local: path,
+          size: entry.size,
+          mtime: entry.mtime?.getTime(),
+        });
       } else {
         tree.skipped.push({ name, reason: "not a file or folder" });
       }
@@ -660,7 +691,13 @@ export async function putTree(
   }
   let bytes = 0;
   for (const file of tree.files) {
-    items.push({ kind: "file", local: file.local, remote: prefix + file.name });
+    items.push({
+      kind: "file",
+      local: file.local,
+      remote: prefix + file.name,
+      size: file.size,
+      mtime: file.mtime,
+    });
     bytes += file.size;
   }
   const reported = items.length;

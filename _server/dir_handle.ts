@@ -36,6 +36,8 @@ const AT_EMPTY_PATH = 0x1000;
 const O_CLOEXEC = 0o2000000;
 const UTIME_NOW = (1 << 30) - 1;
 const RENAME_NOREPLACE = 1;
+/** Room for a name (and its NUL) in the reused name buffers. */
+const NAME_BUFFER_BYTES = 256;
 const ENOENT = 2;
 const EINTR = 4;
 
@@ -194,6 +196,10 @@ export class Libc {
   #lib: Deno.DynamicLibrary<typeof SYMBOLS>;
   #layout: ArchLayout;
   #encoder = new TextEncoder();
+  #names = [
+    new Uint8Array(NAME_BUFFER_BYTES),
+    new Uint8Array(NAME_BUFFER_BYTES),
+  ] as const;
 
   /**
    * Wraps an opened libc.
@@ -369,7 +375,7 @@ export class Libc {
         fromFd,
         this.#name(from),
         toFd,
-        this.#name(to),
+        this.#name(to, 1),
       ),
       "renameat",
     );
@@ -389,7 +395,7 @@ export class Libc {
         fromFd,
         this.#name(from),
         toFd,
-        this.#name(to),
+        this.#name(to, 1),
         0,
       ),
       "linkat",
@@ -439,7 +445,7 @@ export class Libc {
         dirFd,
         this.#name(from),
         dirFd,
-        this.#name(to),
+        this.#name(to, 1),
         RENAME_NOREPLACE,
       );
       if (result >= 0) return;
@@ -624,7 +630,26 @@ export class Libc {
     this.#lib.symbols.close(fd);
   }
 
-  #name(name: string): Uint8Array<ArrayBuffer> {
+  /**
+   * `name` as a C string. A short ASCII name is written into one of two
+   * reused buffers (`slot`: the second name of `renameat`/`linkat`), read
+   * by the call that follows at once: no allocation and no call into the
+   * runtime's encoder.
+   */
+  #name(name: string, slot: 0 | 1 = 0): Uint8Array<ArrayBuffer> {
+    if (name.length < NAME_BUFFER_BYTES) {
+      const out = this.#names[slot];
+      let i = 0;
+      for (; i < name.length; i++) {
+        const code = name.charCodeAt(i);
+        if (code >= 0x80 || code === 0) break;
+        out[i] = code;
+      }
+      if (i === name.length) {
+        out[i] = 0;
+        return out;
+      }
+    }
     if (name.includes("\0")) throw new TypeError("NUL in a file name");
     return this.#encoder.encode(`${name}\0`) as Uint8Array<ArrayBuffer>;
   }
@@ -666,14 +691,27 @@ function sameRange(
   return true;
 }
 
-/** The `struct timespec[2]` of `utimensat`: access now, `mtime` given. */
-function timesOf(mtime: number): BigInt64Array<ArrayBuffer> {
-  const times = new BigInt64Array(4);
-  times[1] = BigInt(UTIME_NOW);
+/** The reused `struct timespec[2]` of {@linkcode timesOf}, as 32-bit words. */
+const TIMES = new Int32Array(8);
+
+/**
+ * The `struct timespec[2]` of `utimensat`: access now, `mtime` given
+ * (little-endian 64-bit fields written as 32-bit halves, without BigInt).
+ * Reused: the call that takes it reads it at once.
+ */
+function timesOf(mtime: number): Int32Array<ArrayBuffer> {
   const seconds = Math.floor(mtime / 1000);
-  times[2] = BigInt(seconds);
-  times[3] = BigInt(Math.round((mtime - seconds * 1000) * 1e6));
-  return times;
+  setInt64(0, 0);
+  setInt64(1, UTIME_NOW);
+  setInt64(2, seconds);
+  setInt64(3, Math.round((mtime - seconds * 1000) * 1e6));
+  return TIMES;
+}
+
+function setInt64(index: number, value: number): void {
+  const high = Math.floor(value / 0x1_0000_0000);
+  TIMES[2 * index] = (value - high * 0x1_0000_0000) | 0;
+  TIMES[2 * index + 1] = high;
 }
 
 /** A `struct timespec` at `offset` of a `struct stat`, in milliseconds. */

@@ -124,11 +124,12 @@ export class EagerRun {
     context: ServerContext,
     message: PutMessage,
     state: RequestState,
+    since: { time: Date; started: number },
   ): Promise<void> {
     const entry: Entry = {
       message,
-      time: new Date(),
-      started: performance.now(),
+      time: since.time,
+      started: since.started,
     };
     let fd = -1;
     let hash: Hasher | undefined;
@@ -241,7 +242,12 @@ export class EagerRun {
     refuseTempName(segments, message.path);
     const folder = this.#folder(context, segments.slice(0, -1), message.path);
     const libc = this.#libc;
-    const existing = libc.statAtIfAny(folder.fd, name, AT_SYMLINK_NOFOLLOW);
+    // Without overwrite, renameat2(RENAME_NOREPLACE) refuses any name
+    // taken (EXISTS), atomically: no lookup before. To overwrite, only a
+    // regular file may be replaced.
+    const existing = message.overwrite
+      ? libc.statAtIfAny(folder.fd, name, AT_SYMLINK_NOFOLLOW)
+      : undefined;
     if (existing?.isSymlink) {
       throw new FerryError(
         "FORBIDDEN",
@@ -253,9 +259,6 @@ export class EagerRun {
         "FORBIDDEN",
         `Target is not a file: ${printable(message.path)}`,
       );
-    }
-    if (existing && !message.overwrite) {
-      throw new FerryError("EXISTS", `Already exists: ${message.path}`);
     }
     let temp = this.#tempName();
     let fd: number;
@@ -298,8 +301,25 @@ export class EagerRun {
     hash: Hasher | undefined,
   ): Promise<void> {
     const size = entry.message.size;
-    const buffer = session.bulkBuffers(size)[0];
+    const reader = session.reader;
     let writing = fd >= 0;
+    const take = (chunk: Uint8Array<ArrayBuffer>): void => {
+      hash?.update(chunk);
+      if (!writing) return;
+      try {
+        this.#libc.writeAll(fd, chunk);
+      } catch (error) {
+        writing = false;
+        entry.writeError = error;
+      }
+    };
+    if (reader.buffered >= size) {
+      // Arrived whole (the usual case): written from the read buffer.
+      take(reader.bufferedBytes().subarray(0, size) as Uint8Array<ArrayBuffer>);
+      reader.skip(size);
+      return;
+    }
+    const buffer = session.bulkBuffers(size)[0];
     try {
       for (let left = size; left > 0;) {
         const n = await session.reader.read(
@@ -308,16 +328,7 @@ export class EagerRun {
         if (n === null) {
           throw new FerryError("CONNECTION", "Upload cut short");
         }
-        const chunk = buffer.subarray(0, n) as Uint8Array<ArrayBuffer>;
-        hash?.update(chunk);
-        if (writing) {
-          try {
-            this.#libc.writeAll(fd, chunk);
-          } catch (error) {
-            writing = false;
-            entry.writeError = error;
-          }
-        }
+        take(buffer.subarray(0, n) as Uint8Array<ArrayBuffer>);
         left -= n;
       }
     } finally {

@@ -306,7 +306,10 @@ async function serveLoop(
     try {
       // An eager PUT joins the run; its reply and log come when it is placed.
       if (run !== undefined && message.type === "put" && message.eager) {
-        await run.receive(session, context, message, state);
+        await run.receive(session, context, message, state, {
+          time,
+          started,
+        });
         if (run.full) await run.place(session, context);
         continue;
       }
