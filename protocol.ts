@@ -1310,6 +1310,103 @@ function payloadFields(message: Message): Field[] {
 
 const FIELD_BYTES = { u8: 1, u16: 2, u32: 4, u64: 8, i64: 8 } as const;
 
+/** Bytes of a whole `DATA` frame: the header and three 64-bit fields. */
+export const DATA_FRAME_BYTES: number = FRAME_HEADER_BYTES + 24;
+
+/**
+ * Writes the `DATA` frame of `message` into `target` at `at`, byte for
+ * byte as {@linkcode encodeMessage} makes it, without allocating a frame
+ * (a server builds a small file's whole reply in one buffer).
+ *
+ * @param target Where to write.
+ * @param at Offset in `target`.
+ * @param message The `DATA` message.
+ * @returns The bytes written, {@linkcode DATA_FRAME_BYTES}.
+ * @throws {RangeError} As {@linkcode encodeMessage}, or if `target` is too
+ * short.
+ *
+ * @example The same bytes as encodeMessage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeMessage, writeDataFrame } from "./protocol.ts";
+ * const message = { type: "data", size: 3, offset: 0, mtime: -1 } as const;
+ * const target = new Uint8Array(40);
+ * const n = writeDataFrame(target, 2, message);
+ * assert.deepEqual(target.subarray(2, 2 + n), encodeMessage(message));
+ * ```
+ */
+export function writeDataFrame(
+  target: Uint8Array,
+  at: number,
+  message: DataMessage,
+): number {
+  const { size, offset, mtime } = message;
+  checkUint(size, 64, "Size");
+  checkUint(offset, 64, "Offset");
+  checkInt64(mtime, "mtime");
+  if (offset > size) throw new RangeError("Offset must not exceed size");
+  if (at < 0 || at + DATA_FRAME_BYTES > target.length) {
+    throw new RangeError("Target too short for a DATA frame");
+  }
+  const view = new DataView(
+    target.buffer,
+    target.byteOffset + at,
+    DATA_FRAME_BYTES,
+  );
+  view.setUint8(0, FRAME_TYPES.data);
+  view.setUint32(1, 24);
+  writeInt64(view, FRAME_HEADER_BYTES, size);
+  writeInt64(view, FRAME_HEADER_BYTES + 8, offset);
+  writeInt64(view, FRAME_HEADER_BYTES + 16, mtime);
+  return DATA_FRAME_BYTES;
+}
+
+/**
+ * Writes the `HASH` frame of `digest` into `target` at `at`, byte for byte
+ * as {@linkcode encodeMessage} makes it, without allocating a frame.
+ *
+ * @param target Where to write.
+ * @param at Offset in `target`.
+ * @param digest The digest (1 to {@linkcode MAX_DIGEST_BYTES} bytes).
+ * @returns The bytes written.
+ * @throws {RangeError} For a digest of another length, or if `target` is
+ * too short.
+ *
+ * @example The same bytes as encodeMessage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeMessage, writeHashFrame } from "./protocol.ts";
+ * const digest = new Uint8Array(16).fill(7);
+ * const target = new Uint8Array(32);
+ * const n = writeHashFrame(target, 0, digest);
+ * assert.deepEqual(target.subarray(0, n), encodeMessage({ type: "hash", digest }));
+ * ```
+ */
+export function writeHashFrame(
+  target: Uint8Array,
+  at: number,
+  digest: Uint8Array,
+): number {
+  if (digest.length < 1 || digest.length > MAX_DIGEST_BYTES) {
+    throw new RangeError(`Digest must be 1 to ${MAX_DIGEST_BYTES} bytes`);
+  }
+  const length = FRAME_HEADER_BYTES + digest.length;
+  if (at < 0 || at + length > target.length) {
+    throw new RangeError("Target too short for a HASH frame");
+  }
+  const view = new DataView(target.buffer, target.byteOffset + at, length);
+  view.setUint8(0, FRAME_TYPES.hash);
+  view.setUint32(1, digest.length);
+  target.set(digest, at + FRAME_HEADER_BYTES);
+  return length;
+}
+
+/** A safe integer as a big-endian 64-bit field (two 32-bit halves). */
+function writeInt64(view: DataView, at: number, value: number): void {
+  view.setInt32(at, Math.floor(value / TWO_32));
+  view.setUint32(at + 4, value >>> 0);
+}
+
 /**
  * Encodes one message as a complete frame (header and payload).
  *
@@ -1362,10 +1459,8 @@ export function encodeMessage(message: Message): Uint8Array {
         if (!Number.isSafeInteger(field[1])) {
           throw new RangeError(`Not a safe integer: ${field[1]}`);
         }
-        // Two 32-bit halves (the value is a safe integer, checked before):
-        // exact, and no BigInt allocated per field.
-        view.setInt32(at, Math.floor(field[1] / TWO_32));
-        view.setUint32(at + 4, field[1] >>> 0);
+        // Two 32-bit halves: exact, and no BigInt allocated per field.
+        writeInt64(view, at, field[1]);
         break;
       case "bytes":
         bytes.set(field[1], at);

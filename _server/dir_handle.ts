@@ -112,6 +112,7 @@ const SYMBOLS = {
     result: "isize",
     nonblocking: true,
   },
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   // Small reads (a whole small file), on the calling thread: a hop through
   // the pool costs more than the copy.
   preadNow: {
@@ -271,6 +272,32 @@ export class Libc {
       "openat",
     );
   }
+
+  /**
+   * The kernel's name of the descriptor `fd` (`readlink` of
+   * `/proc/self/fd/N`), as bytes, into a reused buffer.
+   *
+   * @param fd The descriptor.
+   * @param into Where the name goes.
+   * @returns Its length, or -1 if it cannot be read or does not fit.
+   */
+  kernelNameOf(fd: number, into: Uint8Array<ArrayBuffer>): number {
+    const path = this.#procPath;
+    let at = PROC_FD.length;
+    for (const digit of String(fd)) path[at++] = digit.charCodeAt(0);
+    path[at] = 0;
+    const n = Number(
+      this.#lib.symbols.readlink(path, into, BigInt(into.length)),
+    );
+    return n < 0 || n >= into.length ? -1 : n;
+  }
+
+  /** `/proc/self/fd/` and room for a number and NUL. */
+  #procPath: Uint8Array<ArrayBuffer> = (() => {
+    const path = new Uint8Array(PROC_FD.length + 16);
+    path.set(PROC_FD);
+    return path;
+  })();
 
   /** Bytes of a `struct stat`, the size of {@linkcode Libc.statFd}'s buffer. */
   get statBytes(): number {
@@ -677,6 +704,8 @@ function int64At(view: DataView, offset: number, signed: boolean): number {
     : view.getUint32(offset + 4, true);
   return high * 2 ** 32 + view.getUint32(offset, true);
 }
+
+const PROC_FD = new TextEncoder().encode("/proc/self/fd/");
 
 /** The empty name of `fstatat(fd, "", AT_EMPTY_PATH)`. */
 const EMPTY_NAME = new Uint8Array(1);

@@ -5,13 +5,16 @@
  * folder is walked from the root once for all of them (with
  * `openat(O_NOFOLLOW | O_DIRECTORY)` per segment, `openFolderAt`) instead
  * of once per file. What is opened in it is still proven afterwards by the
- * kernel's name of the file's own descriptor, so a folder renamed since it
- * was opened only costs a walk again.
+ * kernel's name of the file's own descriptor ({@linkcode HeldFolder.names}),
+ * so a folder renamed since it was opened only costs a walk again.
  *
  * @module
  */
 
 import { type Libc, openFolderAt } from "./dir_handle.ts";
+import { MAX_PATH_BYTES } from "../protocol.ts";
+
+const ENCODER = new TextEncoder();
 
 /**
  * The descriptor of the folder of the last small `GET`, held open until
@@ -44,6 +47,11 @@ export class HeldFolder {
   #realRoot: string;
   #key: string | undefined;
   #fd = -1;
+  /** The root and `/` as bytes, then room for a wire path. */
+  #expected: Uint8Array;
+  #prefix: number;
+  /** A kernel name read back (one byte more, to see a longer one). */
+  #actual: Uint8Array<ArrayBuffer>;
 
   /**
    * Holds folders below `realRoot`.
@@ -54,6 +62,11 @@ export class HeldFolder {
   constructor(libc: Libc, realRoot: string) {
     this.#libc = libc;
     this.#realRoot = realRoot;
+    const prefix = ENCODER.encode(realRoot === "/" ? "/" : `${realRoot}/`);
+    this.#prefix = prefix.length;
+    this.#expected = new Uint8Array(prefix.length + MAX_PATH_BYTES);
+    this.#expected.set(prefix);
+    this.#actual = new Uint8Array(this.#expected.length + 1);
   }
 
   /**
@@ -75,6 +88,31 @@ export class HeldFolder {
     this.#fd = openFolderAt(this.#libc, this.#realRoot, folder, wirePath);
     this.#key = key;
     return this.#fd;
+  }
+
+  /**
+   * Whether the kernel's name of the descriptor `fd` (`/proc/self/fd`) is
+   * exactly the root joined with `wirePath`: the file opened is the one at
+   * that path now, inside the root. Compared as bytes in reused buffers.
+   *
+   * @param fd A descriptor opened in a held folder.
+   * @param wirePath The request's checked path.
+   * @returns Whether the name is that path.
+   */
+  names(fd: number, wirePath: string): boolean {
+    const expected = this.#expected;
+    const { read, written } = ENCODER.encodeInto(
+      wirePath,
+      expected.subarray(this.#prefix),
+    );
+    if (read !== wirePath.length) return false;
+    const length = this.#prefix + written;
+    const actual = this.#actual;
+    if (this.#libc.kernelNameOf(fd, actual) !== length) return false;
+    for (let i = 0; i < length; i++) {
+      if (actual[i] !== expected[i]) return false;
+    }
+    return true;
   }
 
   /** Closes the held descriptor, if any. */

@@ -454,23 +454,8 @@ export async function removeOpened(
   }
 }
 
-/**
- * The kernel's name of the descriptor `fd` (any descriptor of this
- * process, such as one libc opened), or `undefined` where `/proc` cannot
- * say (see {@linkcode kernelNamesUsable}) or the file was unlinked.
- *
- * @param realRoot The served folder, for the `/proc` probe.
- * @param fd The descriptor.
- * @returns Its real path now, or `undefined`.
- *
- * @example Name a descriptor
- * ```ts ignore
- * import { openSync } from "node:fs";
- * import { kernelName } from "./path_jail.ts";
- * console.log(kernelName(Deno.realPathSync("."), 0));
- * ```
- */
-export function kernelName(realRoot: string, fd: number): string | undefined {
+/** The kernel's name of `fd`, or `undefined` where `/proc` cannot say. */
+function kernelName(realRoot: string, fd: number): string | undefined {
   if (!procFdUsableSync(realRoot)) return undefined;
   try {
     const name = Deno.readLinkSync(`/proc/self/fd/${fd}`);

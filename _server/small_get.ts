@@ -29,14 +29,17 @@ import type { Libc } from "./dir_handle.ts";
 import { sameVersion } from "./hash_cache.ts";
 import type { HashCache } from "./hash_cache.ts";
 import type { HeldFolder } from "./held_folder.ts";
-import { kernelName, openProvenSync } from "./path_jail.ts";
+import { openProvenSync } from "./path_jail.ts";
 import { refuseTempName } from "./temp.ts";
 import { FerryError } from "../errors.ts";
 import {
+  DATA_FRAME_BYTES,
   type DigestAlgorithm,
   encodeMessage,
   MAX_DIGEST_BYTES,
   writeAll,
+  writeDataFrame,
+  writeHashFrame,
 } from "../protocol.ts";
 import type { ByteWriter } from "../protocol.ts";
 
@@ -208,9 +211,7 @@ export async function sendSmallHeld(
   let buffer: Uint8Array;
   let body: Uint8Array;
   try {
-    const root = get.realRoot;
-    const expected = root === "/" ? `/${wirePath}` : `${root}/${wirePath}`;
-    if (kernelName(root, fd) !== expected) {
+    if (!get.held.names(fd, wirePath)) {
       get.held.close(); // renamed, or reached otherwise: walk again
       return undefined;
     }
@@ -225,17 +226,16 @@ export async function sendSmallHeld(
     if (size > SMALL_FILE_BYTES) return undefined;
     buffer = get.buffers(size + FRAMES_BYTES)[0];
     if (size + FRAMES_BYTES > buffer.length) return undefined;
-    const data = encodeMessage({
+    const data = writeDataFrame(buffer, 0, {
       type: "data",
       size,
       offset: 0,
       mtime: before.mtime,
     });
-    buffer.set(data, 0);
-    body = buffer.subarray(data.length, data.length + size);
+    body = buffer.subarray(data, data + size);
     let read = 0;
     while (read < size) {
-      const n = libc.readAt(fd, body.subarray(read), read);
+      const n = libc.readAt(fd, read === 0 ? body : body.subarray(read), read);
       if (n === 0) break;
       read += n;
     }
@@ -250,9 +250,8 @@ export async function sendSmallHeld(
     libc.close(fd);
   }
   const digest = await digestOf(get.algorithm, body);
-  const hash = encodeMessage({ type: "hash", digest });
-  const end = body.byteOffset - buffer.byteOffset + body.length;
-  buffer.set(hash, end);
-  await writeAll(get.conn, buffer.subarray(0, end + hash.length));
+  const end = DATA_FRAME_BYTES + body.length;
+  const hash = writeHashFrame(buffer, end, digest);
+  await writeAll(get.conn, buffer.subarray(0, end + hash));
   return body.length;
 }
