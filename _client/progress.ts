@@ -141,7 +141,7 @@ export class ProgressLine {
    * @param total Its size.
    */
   update(name: string, done: number, total: number): void {
-    this.#name = escapeControls(name);
+    this.#name = name; // escaped when drawn: most updates are not
     this.#fileDone = done;
     this.#fileTotal = total;
     this.#draw();
@@ -183,7 +183,7 @@ export class ProgressLine {
       tail += `  ${this.#files.done}/${this.#files.total} files`;
     }
     const room = this.#columns - 1 - tail.length;
-    let name = this.#name;
+    let name = escapeControls(this.#name);
     if (room < 8) return (name + tail).slice(0, Math.max(0, this.#columns - 1));
     if (name.length > room) name = "…" + name.slice(name.length - room + 1);
     return name + tail;
