@@ -192,6 +192,10 @@ export async function digestOf(
   algorithm: DigestAlgorithm,
   bytes: Uint8Array,
 ): Promise<Uint8Array> {
+  if (algorithm === "xxh3-128") {
+    const native = nativeXxh3();
+    if (native !== undefined) return native.hash(bytes);
+  }
   const hasher = await createHasher(algorithm);
   hasher.update(bytes);
   return hasher.digest();

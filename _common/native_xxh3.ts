@@ -28,6 +28,13 @@ const SYMBOLS = {
     parameters: ["pointer"],
     result: { struct: ["u64", "u64"] },
   },
+  // One whole buffer at once (no state): what a small file needs. The
+  // length is a u32 here (no BigInt per call); longer buffers stream.
+  XXH3_128bits: {
+    parameters: ["buffer", "u32"],
+    result: { struct: ["u64", "u64"] },
+    optional: true,
+  },
 } as const;
 
 const LIBRARY_NAMES: Partial<Record<typeof Deno.build.os, string[]>> = {
@@ -85,6 +92,13 @@ export interface NativeXxh3 {
    * @returns The state.
    */
   start(): NativeXxh3State;
+  /**
+   * The canonical digest of one whole buffer, in one call.
+   *
+   * @param bytes The bytes (read in place).
+   * @returns The digest.
+   */
+  hash(bytes: Uint8Array): Uint8Array;
 }
 
 type Library = Deno.DynamicLibrary<typeof SYMBOLS>;
@@ -140,6 +154,21 @@ class Loaded implements NativeXxh3 {
 
   constructor(lib: Library) {
     this.#lib = lib;
+  }
+
+  hash(bytes: Uint8Array): Uint8Array {
+    const once = this.#lib.symbols.XXH3_128bits;
+    if (once === null || bytes.length > 0xffff_ffff) {
+      const state = this.start();
+      state.update(bytes);
+      return state.digest();
+    }
+    // { low64, high64 } little-endian; canonical is high64 then low64, both
+    // big-endian: the 16 bytes reversed.
+    const raw = once(bytes as Uint8Array<ArrayBuffer>, bytes.length);
+    const out = new Uint8Array(16);
+    for (let i = 0; i < 16; i++) out[i] = raw[15 - i];
+    return out;
   }
 
   start(): NativeXxh3State {

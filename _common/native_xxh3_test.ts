@@ -50,6 +50,24 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    `nativeXxh3().hash() gives hash-wasm's XXH3-128 of a whole buffer${why}`,
+  ignore: native === undefined,
+  async fn() {
+    const wasm = await createXXHash128();
+    const bytes = new Uint8Array(65536 + 3);
+    crypto.getRandomValues(bytes.subarray(0, 65536));
+    bytes.set([1, 2, 3], 65536);
+    for (const length of [0, 1, 16, 17, 240, 241, 1024, 4096, 65539]) {
+      const piece = bytes.subarray(0, length);
+      wasm.init();
+      wasm.update(piece);
+      assert.equal(hex(native!.hash(piece)), wasm.digest("hex"), `${length}`);
+    }
+  },
+});
+
+Deno.test({
   name: `nativeXxh3() states refuse use after digest()${why}`,
   ignore: native === undefined,
   fn() {

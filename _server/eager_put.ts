@@ -28,7 +28,7 @@
  */
 
 import * as nodePath from "node:path";
-import { createHasher, digestFits, type Hasher } from "../_common/digest.ts";
+import { createHasher, digestFits, digestOf } from "../_common/digest.ts";
 import { printable, splitWirePath } from "../_common/wire_path.ts";
 import {
   AT_SYMLINK_NOFOLLOW,
@@ -132,16 +132,14 @@ export class EagerRun {
       started: since.started,
     };
     let fd = -1;
-    let hash: Hasher | undefined;
     try {
       fd = this.#open(context, entry);
-      hash = await createHasher(session.digest);
     } catch (error) {
       entry.error = refusal(error, message.path);
     }
     state.closeOnError = true;
     try {
-      await this.#copy(session, entry, fd, hash);
+      const digest = await this.#copy(session, entry, fd);
       state.bytes = message.size;
       const reply = await session.reader.readMessage();
       if (reply === null) {
@@ -155,8 +153,8 @@ export class EagerRun {
         );
       }
       state.closeOnError = false;
-      if (entry.error === undefined && hash !== undefined) {
-        const checked = check(session, entry, hash, reply.digest);
+      if (entry.error === undefined && digest !== undefined) {
+        const checked = check(session, entry, digest, reply.digest);
         if (checked instanceof FerryError) entry.error = checked;
         else {
           entry.digest = checked;
@@ -291,20 +289,19 @@ export class EagerRun {
   }
 
   /**
-   * Reads the upload's raw bytes into the temporary `fd` (none if it is -1)
-   * and `hash`; a failed write is noted and the rest dropped.
+   * Reads the upload's raw bytes into the temporary `fd` (none if it is -1:
+   * a refusal); a failed write is noted and the rest dropped. Returns the
+   * digest of the bytes, unless refused.
    */
   async #copy(
     session: Session,
     entry: Entry,
     fd: number,
-    hash: Hasher | undefined,
-  ): Promise<void> {
+  ): Promise<Uint8Array | undefined> {
     const size = entry.message.size;
     const reader = session.reader;
     let writing = fd >= 0;
     const take = (chunk: Uint8Array<ArrayBuffer>): void => {
-      hash?.update(chunk);
       if (!writing) return;
       try {
         this.#libc.writeAll(fd, chunk);
@@ -314,11 +311,19 @@ export class EagerRun {
       }
     };
     if (reader.buffered >= size) {
-      // Arrived whole (the usual case): written from the read buffer.
-      take(reader.bufferedBytes().subarray(0, size) as Uint8Array<ArrayBuffer>);
+      // Arrived whole (the usual case): written and hashed in one piece
+      // from the read buffer.
+      const bytes = reader.bufferedBytes().subarray(0, size) as Uint8Array<
+        ArrayBuffer
+      >;
+      take(bytes);
+      const digest = fd >= 0
+        ? await digestOf(session.digest, bytes)
+        : undefined;
       reader.skip(size);
-      return;
+      return digest;
     }
+    const hash = fd >= 0 ? await createHasher(session.digest) : undefined;
     const buffer = session.bulkBuffers(size)[0];
     try {
       for (let left = size; left > 0;) {
@@ -328,12 +333,15 @@ export class EagerRun {
         if (n === null) {
           throw new FerryError("CONNECTION", "Upload cut short");
         }
-        take(buffer.subarray(0, n) as Uint8Array<ArrayBuffer>);
+        const chunk = buffer.subarray(0, n) as Uint8Array<ArrayBuffer>;
+        hash?.update(chunk);
+        take(chunk);
         left -= n;
       }
     } finally {
       session.releaseBuffers(true);
     }
+    return hash?.digest();
   }
 
   /** Sets the temporary's time; notes its identity if it may be cached. */
@@ -494,7 +502,7 @@ function refusal(error: unknown, wirePath: string): FerryError {
 function check(
   session: Session,
   entry: Entry,
-  hash: Hasher,
+  digest: Uint8Array,
   claimed: Uint8Array,
 ): Uint8Array | FerryError {
   if (!digestFits(session.digest, claimed)) {
@@ -504,7 +512,6 @@ function check(
     );
   }
   if ("writeError" in entry) return writeFailed(entry.writeError);
-  const digest = hash.digest();
   if (digest.length !== claimed.length) return mismatch(session, entry.message);
   for (let i = 0; i < digest.length; i++) {
     if (digest[i] !== claimed[i]) return mismatch(session, entry.message);
