@@ -1508,7 +1508,28 @@ export function entriesFrameBytes(entries: readonly Entry[]): number {
  * ```
  */
 export function entryBytes(entry: Entry): number {
-  return ENTRY_FIXED_BYTES + encoder.encode(entry.name).length;
+  return ENTRY_FIXED_BYTES + utf8Length(entry.name);
+}
+
+/**
+ * The length of `text` in UTF-8 as `TextEncoder` writes it (a lone
+ * surrogate becomes U+FFFD, 3 bytes), without encoding it.
+ */
+function utf8Length(text: string): number {
+  let length = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) continue;
+    if (code < 0x800) length += 1;
+    else if (
+      code >= 0xd800 && code <= 0xdbff && i + 1 < text.length &&
+      (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00
+    ) {
+      length += 2; // a pair: 2 units, 4 bytes
+      i++;
+    } else length += 2;
+  }
+  return length;
 }
 
 const TWO_32 = 2 ** 32;

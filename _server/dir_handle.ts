@@ -197,6 +197,7 @@ export class Libc {
   #lib: Deno.DynamicLibrary<typeof SYMBOLS>;
   #layout: ArchLayout;
   #encoder = new TextEncoder();
+  #statBuffer: Uint8Array<ArrayBuffer> | undefined;
   #names = [
     new Uint8Array(NAME_BUFFER_BYTES),
     new Uint8Array(NAME_BUFFER_BYTES),
@@ -564,7 +565,8 @@ export class Libc {
    * @returns Its status.
    */
   statAt(dirFd: number, name: string, flags: number): EntryStatus {
-    const buffer = new Uint8Array(this.#layout.statBytes);
+    // Read at once into the one buffer (a listing stats every name).
+    const buffer = this.#statBuffer ??= new Uint8Array(this.#layout.statBytes);
     this.#check(
       this.#lib.symbols.fstatat(dirFd, this.#name(name), buffer, flags),
       "fstatat",

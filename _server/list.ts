@@ -162,8 +162,13 @@ export async function handleList(
     }
     const child = frame.children[frame.next++];
     const name = frame.prefix + child.entry.name;
-    if (encoder.encode(name).length > MAX_PATH_BYTES) {
-      continue; // too long a name to put on the wire
+    // Too long a name to put on the wire (a UTF-16 unit is at most 3 bytes
+    // of UTF-8: most names need no encoding to tell).
+    if (
+      name.length * 3 > MAX_PATH_BYTES &&
+      encoder.encode(name).length > MAX_PATH_BYTES
+    ) {
+      continue;
     }
     await add({ ...child.entry, name });
     if (!message.recursive || child.entry.kind !== "dir") continue;
@@ -248,8 +253,11 @@ async function readChildrenAt(
   }
   const children: Child[] = [];
   inFolder(libc, realRoot, folder, "", (fd) => {
+    // `folder` is a real path and each name one checked segment: joined
+    // as they are (this runs on Linux only).
+    const prefix = folder.endsWith("/") ? folder : `${folder}/`;
     for (const name of names) {
-      let hostPath = nodePath.join(folder, name);
+      let hostPath = prefix + name;
       try {
         let status = libc.statAt(fd, name, AT_SYMLINK_NOFOLLOW);
         const link = status.isSymlink;
