@@ -43,6 +43,7 @@ import {
 import { transferResult } from "./types.ts";
 import { FerryError } from "../errors.ts";
 import { digestOf } from "../_common/digest.ts";
+import { nativeRead } from "./native_read.ts";
 import {
   encodeMessage,
   MAX_EAGER_PUT_BYTES,
@@ -232,7 +233,8 @@ class PutPipeline {
   /**
    * Sends a small file as an eager `PUT`: read whole into the gathered
    * requests, then its `HASH`. Returns false, having sent nothing, when the
-   * session or the file's size does not allow it.
+   * session or the file's size does not allow it, or when the file changed
+   * since the walk saw it (the streaming path then sends it as it is).
    */
   async #eager(
     index: number,
@@ -240,34 +242,33 @@ class PutPipeline {
   ): Promise<boolean> {
     const out = this.#out;
     if (out === undefined) return false;
-    const seen = item.size !== undefined && item.mtime !== undefined;
-    if (seen && !this.#eagerSize(item.size!)) return false;
-    const since = this.#clock;
-    let file: Deno.FsFile;
-    try {
-      file = openLocal(item.local);
-    } catch (error) {
-      this.#report(index, this.#failure(index, error));
-      return true;
-    }
+    let file: Deno.FsFile | undefined;
     try {
       let size: number;
       let mtime: number | undefined;
+      const native = item.size !== undefined && item.mtime !== undefined
+        ? nativeRead()
+        : undefined;
+      if (item.size !== undefined && item.mtime !== undefined) {
+        size = item.size;
+        mtime = item.mtime;
+        if (!this.#eagerSize(size)) return false;
+      }
       let put: Uint8Array;
       try {
-        if (seen) {
-          size = item.size!;
-          mtime = item.mtime;
-        } else {
-          const info = statLocal(file, item.local);
-          size = info.size;
-          mtime = info.mtime?.getTime();
-          if (!this.#eagerSize(size)) return false;
+        if (native === undefined) {
+          file = openLocal(item.local);
+          if (item.size === undefined || item.mtime === undefined) {
+            const info = statLocal(file, item.local);
+            size = info.size;
+            mtime = info.mtime?.getTime();
+            if (!this.#eagerSize(size)) return false;
+          }
         }
         put = encodeMessage({
           type: "put",
           path: item.remote,
-          size,
+          size: size!,
           overwrite: this.#options.overwrite ?? false,
           resume: false,
           eager: true,
@@ -278,34 +279,51 @@ class PutPipeline {
         return true;
       }
       // A failed write here is the session's, not this file's.
-      await this.#room(put.length + size + EAGER_FRAMES_BYTES);
+      await this.#room(put.length + size! + EAGER_FRAMES_BYTES);
       const at = this.#outLength + put.length;
-      const bytes = out.subarray(at, at + size);
+      const bytes = out.subarray(at, at + size!);
       let digest: Uint8Array;
       try {
-        const whole = readWhole(file, bytes, item.local);
-        const after = statLocal(file, item.local);
-        if (!whole || after.size !== size || after.mtime?.getTime() !== mtime) {
-          // Changed since the walk: the streaming path sends it as it is.
-          if (seen) return false;
-          throw new FerryError(
-            "CHANGED",
-            `Local file changed while it was read: ${item.local}`,
-          );
+        if (native !== undefined) {
+          const got = native.readWhole(item.local, bytes);
+          // Changed since the walk, or anything odd: the usual path.
+          if (
+            got === undefined || got.read !== size! || got.size !== size! ||
+            got.mtime !== mtime
+          ) {
+            return false;
+          }
+        } else {
+          const whole = readWhole(file!, bytes, item.local);
+          const after = statLocal(file!, item.local);
+          if (
+            !whole || after.size !== size! || after.mtime?.getTime() !== mtime
+          ) {
+            // Changed since the walk: the streaming path sends it as it is.
+            if (item.size !== undefined) return false;
+            throw new FerryError(
+              "CHANGED",
+              `Local file changed while it was read: ${item.local}`,
+            );
+          }
         }
-        this.#options.onStart?.(item.remote, size);
+        this.#options.onStart?.(item.remote, size!);
         digest = await digestOf(this.#io.digest, bytes);
       } catch (error) {
         this.#report(index, this.#failure(index, error));
         return true;
       }
       this.#append(put);
-      this.#outLength += size;
+      this.#outLength += size!;
       this.#append(encodeMessage({ type: "hash", digest }));
-      this.#options.onProgress?.(item.remote, size, size);
-      this.#expectFile(index, item, { size, digest, since });
+      this.#options.onProgress?.(item.remote, size!, size!);
+      this.#expectFile(index, item, {
+        size: size!,
+        digest,
+        since: this.#clock,
+      });
     } finally {
-      file.close();
+      file?.close();
     }
     await this.#keepWindow();
     return true;

@@ -1,0 +1,203 @@
+/**
+ * Reading a small local file whole with four libc calls (`open`, `read`,
+ * `fstatat(AT_EMPTY_PATH)`, `close`) through `Deno.dlopen`, when the
+ * client was granted `--allow-ffi` and an unrestricted `--allow-read` (libc
+ * does not ask Deno's permissions) on Linux (x86-64 or arm64). A tree of
+ * thousands of small files reads each one this way: `Deno.openSync`,
+ * `readSync`, `statSync` and `close` cost about twice as much (a resource,
+ * a `Deno.FileInfo` with its dates, a call into the runtime each).
+ *
+ * It only ever reads: nothing here creates, changes or follows anything
+ * the `Deno` calls would not (the path is opened as `Deno.openSync` would,
+ * non-blocking so that a FIFO met instead of a file cannot hang the
+ * client). Any failure is the caller's cue to take the `Deno` path, which
+ * reports it in its usual words.
+ *
+ * @module
+ */
+
+const O_RDONLY = 0;
+const O_NOCTTY = 0o400;
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+const AT_EMPTY_PATH = 0x1000;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+
+/** `struct stat` offsets of the fields read here, per architecture. */
+const LAYOUTS: Partial<
+  Record<string, { bytes: number; mode: number; size: number; mtime: number }>
+> = {
+  x86_64: { bytes: 144, mode: 24, size: 48, mtime: 88 },
+  aarch64: { bytes: 128, mode: 16, size: 48, mtime: 88 },
+};
+
+const SYMBOLS = {
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  fstatat: {
+    parameters: ["i32", "buffer", "buffer", "i32"],
+    result: "i32",
+  },
+  close: { parameters: ["i32"], result: "i32" },
+} as const;
+
+/** What {@linkcode NativeRead.readWhole} found. */
+export interface WholeRead {
+  /** Bytes read into the buffer (at most its length). */
+  read: number;
+  /** The file's size after the read (`fstat`). */
+  size: number;
+  /** Its modification time then, milliseconds. */
+  mtime: number;
+}
+
+/**
+ * Reads small local files in few calls.
+ *
+ * @example Read a file whole
+ * ```ts
+ * import { nativeRead } from "./native_read.ts";
+ * const reader = nativeRead();
+ * if (reader) {
+ *   const path = await Deno.makeTempFile({ prefix: "ferry_test_" });
+ *   try {
+ *     await Deno.writeTextFile(path, "abc");
+ *     const got = reader.readWhole(path, new Uint8Array(3));
+ *     console.log(got?.read, got?.size);
+ *   } finally {
+ *     await Deno.remove(path);
+ *   }
+ * }
+ * ```
+ */
+export interface NativeRead {
+  /**
+   * Opens `path`, reads up to `into.length` bytes into `into` from its
+   * start, `fstat`s and closes it.
+   *
+   * @param path The local file.
+   * @param into Where its bytes go.
+   * @returns What was read, or `undefined` if anything failed or it is not
+   * a regular file (the caller takes the usual path, which says why).
+   */
+  readWhole(path: string, into: Uint8Array): WholeRead | undefined;
+}
+
+class Loaded implements NativeRead {
+  #lib: Deno.DynamicLibrary<typeof SYMBOLS>;
+  #layout: { bytes: number; mode: number; size: number; mtime: number };
+  #stat: Uint8Array<ArrayBuffer>;
+  #view: DataView;
+  #name = new Uint8Array(4097);
+  #encoder = new TextEncoder();
+  #empty = new Uint8Array(1);
+
+  constructor(
+    lib: Deno.DynamicLibrary<typeof SYMBOLS>,
+    layout: { bytes: number; mode: number; size: number; mtime: number },
+  ) {
+    this.#lib = lib;
+    this.#layout = layout;
+    this.#stat = new Uint8Array(layout.bytes);
+    this.#view = new DataView(this.#stat.buffer);
+  }
+
+  readWhole(path: string, into: Uint8Array): WholeRead | undefined {
+    const name = this.#cString(path);
+    if (name === undefined) return undefined;
+    const symbols = this.#lib.symbols;
+    const fd = symbols.open(
+      name,
+      O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC,
+      0,
+    );
+    if (fd < 0) return undefined;
+    try {
+      let read = 0;
+      while (read < into.length) {
+        const rest = (read === 0 ? into : into.subarray(read)) as Uint8Array<
+          ArrayBuffer
+        >;
+        const n = Number(symbols.read(fd, rest, BigInt(rest.length)));
+        if (n < 0) return undefined;
+        if (n === 0) break;
+        read += n;
+      }
+      if (symbols.fstatat(fd, this.#empty, this.#stat, AT_EMPTY_PATH) < 0) {
+        return undefined;
+      }
+      const layout = this.#layout;
+      const view = this.#view;
+      if ((view.getUint32(layout.mode, true) & S_IFMT) !== S_IFREG) {
+        return undefined;
+      }
+      return {
+        read,
+        size: int64At(view, layout.size),
+        mtime: int64At(view, layout.mtime) * 1000 +
+          Math.floor(int64At(view, layout.mtime + 8) / 1e6),
+      };
+    } finally {
+      symbols.close(fd);
+    }
+  }
+
+  /** `path` as a C string, or `undefined` if it holds a NUL. */
+  #cString(path: string): Uint8Array<ArrayBuffer> | undefined {
+    if (path.includes("\0")) return undefined;
+    const name = this.#name;
+    if (path.length < name.length) {
+      let i = 0;
+      for (; i < path.length; i++) {
+        const code = path.charCodeAt(i);
+        if (code >= 0x80) break;
+        name[i] = code;
+      }
+      if (i === path.length) {
+        name[i] = 0;
+        return name;
+      }
+    }
+    return this.#encoder.encode(`${path}\0`) as Uint8Array<ArrayBuffer>;
+  }
+}
+
+/** A little-endian signed 64-bit field (a safe integer here), no BigInt. */
+function int64At(view: DataView, offset: number): number {
+  return view.getInt32(offset + 4, true) * 0x1_0000_0000 +
+    view.getUint32(offset, true);
+}
+
+let loaded: Loaded | null | undefined;
+
+/**
+ * The reader when `--allow-ffi` is granted on Linux (x86-64, arm64) and
+ * libc loads, else `undefined`. Loaded once.
+ *
+ * @returns The reader, or `undefined`.
+ *
+ * @example Ask whether it is there
+ * ```ts
+ * import { nativeRead } from "./native_read.ts";
+ * console.log(nativeRead() ? "libc" : "Deno calls");
+ * ```
+ */
+export function nativeRead(): NativeRead | undefined {
+  if (loaded !== undefined) return loaded ?? undefined;
+  loaded = null;
+  const layout = LAYOUTS[Deno.build.arch];
+  if (Deno.build.os !== "linux" || layout === undefined) return undefined;
+  // libc does not ask Deno: only a client that may read anything uses it.
+  for (const name of ["ffi", "read"] as const) {
+    if (Deno.permissions.querySync({ name }).state !== "granted") {
+      return undefined;
+    }
+  }
+  try {
+    loaded = new Loaded(Deno.dlopen("libc.so.6", SYMBOLS), layout);
+  } catch {
+    return undefined;
+  }
+  return loaded;
+}

@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { nativeRead } from "./native_read.ts";
+
+const reader = nativeRead();
+const why = reader
+  ? ""
+  : " (ignored: needs --allow-ffi and --allow-read on Linux)";
+
+Deno.test({
+  name:
+    `nativeRead() reads a file whole with its size and time, and gives up on anything else${why}`,
+  ignore: reader === undefined,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "ferry_test_" });
+    try {
+      const path = `${dir}/a.bin`;
+      await Deno.writeFile(path, new Uint8Array([1, 2, 3, 4, 5]));
+      await Deno.utime(
+        path,
+        new Date(),
+        new Date(Date.UTC(2001, 0, 2, 3, 4, 5, 678)),
+      );
+      const into = new Uint8Array(5);
+      assert.deepEqual(reader!.readWhole(path, into), {
+        read: 5,
+        size: 5,
+        mtime: Date.UTC(2001, 0, 2, 3, 4, 5, 678),
+      });
+      assert.deepEqual(into, new Uint8Array([1, 2, 3, 4, 5]));
+      // A shorter buffer: what fits, and the real size to compare.
+      assert.deepEqual(reader!.readWhole(path, new Uint8Array(2))?.size, 5);
+      // Not there, a folder, a FIFO (opened without blocking): undefined.
+      assert.equal(reader!.readWhole(`${dir}/missing`, into), undefined);
+      assert.equal(reader!.readWhole(dir, into), undefined);
+      const fifo = await new Deno.Command("mkfifo", { args: [`${dir}/fifo`] })
+        .output();
+      if (fifo.success) {
+        assert.equal(reader!.readWhole(`${dir}/fifo`, into), undefined);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
