@@ -8,7 +8,12 @@
  * - server internals and client internals never import each other, and
  *   `_common/` imports neither;
  * - `protocol.ts` imports only `errors.ts` and calls no `Deno.*` API (so Node
- *   and Bun can use it).
+ *   and Bun can use it);
+ * - what a process evaluates at start (the static imports, not `import()`
+ *   nor `import type`) stays cheap: from `client.ts`, no `node:` module and
+ *   no npm package (either makes Deno set up its Node compatibility layer,
+ *   10 to 50 ms, before `--help` prints anything); from `server.ts`, no npm
+ *   package. Load them with `import()` where they are used.
  *
  * It reads the module graph with `deno info --json` from the published entry
  * points, the CLIs and the bench, like std's
@@ -24,6 +29,28 @@
 
 /** One module's local imports: repository-relative paths. */
 export type ImportGraph = Map<string, string[]>;
+
+/**
+ * What each module imports statically for its code (no `import()`, no
+ * `import type`): repository-relative paths, and `node:` and `npm:`
+ * specifiers as they are.
+ */
+export type StartupGraph = Map<string, string[]>;
+
+/** Specifiers an entry point may not load at start, and why. */
+const STARTUP_RULES: { root: string; forbidden: RegExp; why: string }[] = [
+  {
+    root: "client.ts",
+    forbidden: /^(node|npm):/,
+    why:
+      "every client command, --help included, would set up Node compatibility",
+  },
+  {
+    root: "server.ts",
+    forbidden: /^npm:/,
+    why: "every server start would load the package",
+  },
+];
 
 const ENTRY_POINTS = ["mod.ts", "server.ts", "client.ts", "protocol.ts"];
 const OTHER_ROOTS = ["bench/bench.ts", "_tools/check_imports.ts"];
@@ -63,6 +90,51 @@ export function findProblems(
   }
   for (const cycle of findCycles(graph)) {
     problems.push(`import cycle: ${[...cycle, cycle[0]].join(" -> ")}`);
+  }
+  return problems;
+}
+
+/**
+ * Finds the `node:` modules and npm packages an entry point loads at start,
+ * against {@linkcode STARTUP_RULES}.
+ *
+ * @param graph Static code imports of each module.
+ * @returns One line per problem, with the chain of imports that loads it.
+ *
+ * @example node:util loaded at start by the client
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { findStartupProblems } from "./check_imports.ts";
+ * const graph = new Map([["client.ts", ["_client/cli.ts"]], ["_client/cli.ts", ["node:util"]]]);
+ * assert.equal(findStartupProblems(graph).length, 1);
+ * ```
+ */
+export function findStartupProblems(graph: StartupGraph): string[] {
+  const problems: string[] = [];
+  for (const { root, forbidden, why } of STARTUP_RULES) {
+    if (!graph.has(root)) continue;
+    const via = new Map<string, string | undefined>([[root, undefined]]);
+    const queue = [root];
+    while (queue.length > 0) {
+      const module = queue.shift()!;
+      for (const target of graph.get(module) ?? []) {
+        if (via.has(target)) continue;
+        via.set(target, module);
+        if (forbidden.test(target)) {
+          const chain = [target];
+          for (let at = via.get(target); at !== undefined; at = via.get(at)) {
+            chain.unshift(at);
+          }
+          problems.push(
+            `${root} loads ${target} at start (${
+              chain.join(" -> ")
+            }): ${why}; import it with import() where it is used`,
+          );
+        } else {
+          queue.push(target);
+        }
+      }
+    }
   }
   return problems;
 }
@@ -140,6 +212,7 @@ interface DenoInfo {
     dependencies?: {
       code?: { specifier?: string };
       type?: { specifier?: string };
+      isDynamic?: boolean;
     }[];
   }[];
 }
@@ -149,11 +222,14 @@ interface DenoInfo {
  *
  * @param rootDir The repository folder, as a `file:` URL ending in `/`.
  * @param roots Repository-relative paths to start from.
+ * @param startup Filled, when given, with the static code imports of each
+ * local module (see {@linkcode StartupGraph}).
  * @returns The graph of local modules, by repository-relative path.
  */
 export async function readGraph(
   rootDir: URL,
   roots: string[],
+  startup?: StartupGraph,
 ): Promise<ImportGraph> {
   const graph: ImportGraph = new Map();
   const local = (specifier: string | undefined) =>
@@ -172,13 +248,19 @@ export async function readGraph(
       const from = local(module.specifier);
       if (from === undefined || graph.has(from)) continue;
       const targets = new Set<string>();
+      const atStart = new Set<string>();
       for (const dependency of module.dependencies ?? []) {
         for (const to of [dependency.code, dependency.type]) {
           const path = local(to?.specifier);
           if (path !== undefined) targets.add(path);
         }
+        const code = dependency.code?.specifier;
+        if (code !== undefined && !dependency.isDynamic) {
+          atStart.add(local(code) ?? code);
+        }
       }
       graph.set(from, [...targets].sort());
+      startup?.set(from, [...atStart].sort());
     }
   }
   return graph;
@@ -186,11 +268,19 @@ export async function readGraph(
 
 if (import.meta.main) {
   const rootDir = new URL("../", import.meta.url);
-  const graph = await readGraph(rootDir, [...ENTRY_POINTS, ...OTHER_ROOTS]);
+  const startup: StartupGraph = new Map();
+  const graph = await readGraph(
+    rootDir,
+    [...ENTRY_POINTS, ...OTHER_ROOTS],
+    startup,
+  );
   const sources = new Map([
     ["protocol.ts", await Deno.readTextFile(new URL("protocol.ts", rootDir))],
   ]);
-  const problems = findProblems(graph, sources);
+  const problems = [
+    ...findProblems(graph, sources),
+    ...findStartupProblems(startup),
+  ];
   for (const problem of problems) console.error(`check_imports: ${problem}`);
   if (problems.length > 0) {
     Deno.exitCode = 1;

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { findProblems, readGraph } from "./check_imports.ts";
+import {
+  findProblems,
+  findStartupProblems,
+  readGraph,
+  type StartupGraph,
+} from "./check_imports.ts";
 
 Deno.test("findProblems() names an import cycle and every forbidden import", () => {
   const graph = new Map([
@@ -44,4 +49,39 @@ Deno.test("readGraph() reads this repository's graph, which keeps the rules", as
   assert(graph.get("server.ts")?.includes("_server/serve.ts"));
   assert(graph.get("client.ts")?.includes("_client/ferry_client.ts"));
   assert.deepEqual(findProblems(graph), []);
+});
+
+Deno.test("findStartupProblems() names node: and npm: modules loaded at start, with the chain", () => {
+  const graph: StartupGraph = new Map([
+    ["client.ts", ["_client/cli.ts", "_client/ferry_client.ts"]],
+    ["_client/cli.ts", ["node:util"]],
+    ["_client/ferry_client.ts", ["_common/digest.ts"]],
+    ["_common/digest.ts", ["npm:hash-wasm@4.13.0"]],
+    ["server.ts", ["_server/serve.ts"]],
+    ["_server/serve.ts", ["node:path", "npm:mime-types@3.0.2"]],
+  ]);
+  assert.deepEqual(
+    findStartupProblems(graph).map((line) => line.split(": ")[0]),
+    [
+      "client.ts loads node:util at start (client.ts -> _client/cli.ts -> node:util)",
+      "client.ts loads npm:hash-wasm@4.13.0 at start (client.ts -> _client/ferry_client.ts -> _common/digest.ts -> npm:hash-wasm@4.13.0)",
+      "server.ts loads npm:mime-types@3.0.2 at start (server.ts -> _server/serve.ts -> npm:mime-types@3.0.2)",
+    ],
+  );
+});
+
+Deno.test("readGraph() leaves import() and import type out of the start-up graph, which keeps the rules", async () => {
+  const rootDir = new URL("../", import.meta.url);
+  const startup: StartupGraph = new Map();
+  await readGraph(rootDir, ["server.ts", "client.ts"], startup);
+  // ferry_client.ts imports tree_get.ts with import() and its types with
+  // import type; digest.ts imports node:crypto and hash-wasm with import().
+  assert(startup.get("client.ts")?.includes("_client/cli.ts"));
+  const ferryClient = startup.get("_client/ferry_client.ts") ?? [];
+  assert(ferryClient.includes("protocol.ts"));
+  assert(!ferryClient.includes("_client/tree_get.ts"));
+  const digest = startup.get("_common/digest.ts") ?? [];
+  assert(digest.includes("protocol.ts"));
+  assert(!digest.some((to) => to.startsWith("node:") || to.startsWith("npm:")));
+  assert.deepEqual(findStartupProblems(startup), []);
 });
