@@ -12,9 +12,15 @@
  */
 export function toHex(bytes: Uint8Array): string {
   let hex = "";
-  for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
+  for (let i = 0; i < bytes.length; i++) hex += HEX[bytes[i]];
   return hex;
 }
+
+/** The two hex digits of each byte (a tree's every file has a digest). */
+const HEX: readonly string[] = Array.from(
+  { length: 256 },
+  (_, byte) => byte.toString(16).padStart(2, "0"),
+);
 
 /**
  * Compares two digests.
