@@ -47,10 +47,15 @@ export interface WalkVisitor {
  *
  * lstat is synchronous: microseconds each on a local disk, against tens for
  * a hop through the thread pool. Each folder is read asynchronously, so that
- * the event loop turns between folders (a sync walks while the server lists).
+ * the event loop turns between folders (a sync walks while the server lists),
+ * unless `blocking` is set: then synchronously too (`put -r` walks before
+ * it sends anything; a hop per folder cost it ~40 ms of 1,000 files in 111
+ * folders on a loaded machine).
  *
  * @param root The local folder.
  * @param visitor Told of each entry and each skip.
+ * @param options `blocking`: read folders with synchronous calls (default
+ * false).
  * @returns A promise that settles when the walk is done.
  * @throws {Error} Whatever reading `root` itself throws (sub-folders that
  * cannot be read are skipped instead).
@@ -67,10 +72,15 @@ export interface WalkVisitor {
 export async function walkFolder(
   root: string,
   visitor: WalkVisitor,
+  options: { blocking?: boolean } = {},
 ): Promise<void> {
   async function walk(folder: string, prefix: string): Promise<void> {
     const names: string[] = [];
-    for await (const entry of Deno.readDir(folder)) names.push(entry.name);
+    if (options.blocking) {
+      for (const entry of Deno.readDirSync(folder)) names.push(entry.name);
+    } else {
+      for await (const entry of Deno.readDir(folder)) names.push(entry.name);
+    }
     names.sort();
     for (const name of names) {
       const relative = prefix + name;

@@ -63,6 +63,12 @@ export const EAGER_FILE_BYTES: number = Math.min(
 /** Most requests sent ahead of their replies when `PUT`s are eager. */
 export const EAGER_WINDOW = 256;
 
+/**
+ * Gathered requests are written once they reach 64 KiB: large writes, and
+ * the server is never left idle while the client reads more files.
+ */
+const EAGER_FLUSH_BYTES = 64 * 1024;
+
 /** Room the frames around an eager file take at most: `PUT` and `HASH`. */
 const EAGER_FRAMES_BYTES = 5 + 8 + 1 + 8 + 2 + 4096 + 5 + 64;
 
@@ -325,6 +331,8 @@ class PutPipeline {
     } finally {
       file?.close();
     }
+    // The server starts on what is gathered while the next files are read.
+    if (this.#outLength >= EAGER_FLUSH_BYTES) await this.#flush();
     await this.#keepWindow();
     return true;
   }
@@ -619,7 +627,7 @@ export async function walkLocalTree(root: string): Promise<LocalTree> {
     skip(name, reason, badName) {
       tree.skipped.push({ name: badName ? printableName(name) : name, reason });
     },
-  });
+  }, { blocking: true });
   return tree;
 }
 
