@@ -190,7 +190,10 @@ export class EagerRun {
    */
   async place(session: Session, context: ServerContext): Promise<void> {
     const entries = this.#entries;
-    if (entries.length === 0) return;
+    if (entries.length === 0) {
+      this.#closeFolders(); // walked for an upload the stream lost
+      return;
+    }
     this.#entries = [];
     try {
       await this.#sync(entries);

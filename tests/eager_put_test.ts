@@ -221,3 +221,48 @@ Deno.test("serve() keeps the eager PUTs of a run that arrived whole and nothing 
     assert.deepEqual(await treeNames(t.root), ["a.txt"]);
   });
 });
+
+Deno.test({
+  name:
+    "serve() closes the folders it walked for an eager PUT whose connection is cut mid-way" +
+    (Deno.build.os === "linux" ? "" : " (ignored: counts /proc/PID/fd)"),
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    await withServer(
+      { allowUpload: true, files: { "d/e/x": "x" } },
+      async (t) => {
+        // Descriptors of this process open on the root or the folder
+        // (Deno reads /proc/self only under -A: ls reads it here).
+        const open = async () => {
+          const { stdout } = await new Deno.Command("ls", {
+            args: ["-l", `/proc/${Deno.pid}/fd`],
+          }).output();
+          return new TextDecoder().decode(stdout).split("\n").filter((line) =>
+            line.endsWith(` -> ${t.root}`) ||
+            line.endsWith(` -> ${t.root}/d`) ||
+            line.endsWith(` -> ${t.root}/d/e`)
+          ).length;
+        };
+        const cut = async () => {
+          const client = await RawClient.open(t.port);
+          await client.send({
+            type: "put",
+            path: "d/e/cut.bin",
+            size: 100,
+            overwrite: false,
+            resume: false,
+            eager: true,
+          });
+          await client.sendBytes(new Uint8Array(10));
+          client.close();
+          await t.waitForLog((event) =>
+            event.path === "d/e/cut.bin" && event.result !== "ok"
+          );
+        };
+        for (let i = 0; i < 5; i++) await cut();
+        assert.equal(await open(), 0);
+        assert.deepEqual(await treeNames(t.root), ["d", "d/e", "d/e/x"]);
+      },
+    );
+  },
+});
