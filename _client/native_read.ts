@@ -16,21 +16,19 @@
  * @module
  */
 
-const O_RDONLY = 0;
-const O_NOCTTY = 0o400;
-const O_NONBLOCK = 0o4000;
-const O_CLOEXEC = 0o2000000;
-const AT_EMPTY_PATH = 0x1000;
-const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
-
-/** `struct stat` offsets of the fields read here, per architecture. */
-const LAYOUTS: Partial<
-  Record<string, { bytes: number; mode: number; size: number; mtime: number }>
-> = {
-  x86_64: { bytes: 144, mode: 24, size: 48, mtime: 88 },
-  aarch64: { bytes: 128, mode: 16, size: 48, mtime: 88 },
-};
+import {
+  AT_EMPTY_PATH,
+  int64At,
+  type LinuxLayout,
+  linuxLayout,
+  millisecondsAt,
+  O_CLOEXEC,
+  O_NOCTTY,
+  O_NONBLOCK,
+  O_RDONLY,
+  S_IFMT,
+  S_IFREG,
+} from "../_common/linux_abi.ts";
 
 const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
@@ -86,7 +84,7 @@ export interface NativeRead {
 
 class Loaded implements NativeRead {
   #lib: Deno.DynamicLibrary<typeof SYMBOLS>;
-  #layout: { bytes: number; mode: number; size: number; mtime: number };
+  #layout: LinuxLayout;
   #stat: Uint8Array<ArrayBuffer>;
   #view: DataView;
   #name = new Uint8Array(4097);
@@ -95,11 +93,11 @@ class Loaded implements NativeRead {
 
   constructor(
     lib: Deno.DynamicLibrary<typeof SYMBOLS>,
-    layout: { bytes: number; mode: number; size: number; mtime: number },
+    layout: LinuxLayout,
   ) {
     this.#lib = lib;
     this.#layout = layout;
-    this.#stat = new Uint8Array(layout.bytes);
+    this.#stat = new Uint8Array(layout.statBytes);
     this.#view = new DataView(this.#stat.buffer);
   }
 
@@ -134,9 +132,8 @@ class Loaded implements NativeRead {
       }
       return {
         read,
-        size: int64At(view, layout.size),
-        mtime: int64At(view, layout.mtime) * 1000 +
-          Math.floor(int64At(view, layout.mtime + 8) / 1e6),
+        size: int64At(view, layout.size, true),
+        mtime: millisecondsAt(view, layout.mtimeSec),
       };
     } finally {
       symbols.close(fd);
@@ -163,12 +160,6 @@ class Loaded implements NativeRead {
   }
 }
 
-/** A little-endian signed 64-bit field (a safe integer here), no BigInt. */
-function int64At(view: DataView, offset: number): number {
-  return view.getInt32(offset + 4, true) * 0x1_0000_0000 +
-    view.getUint32(offset, true);
-}
-
 let loaded: Loaded | null | undefined;
 
 /**
@@ -186,8 +177,8 @@ let loaded: Loaded | null | undefined;
 export function nativeRead(): NativeRead | undefined {
   if (loaded !== undefined) return loaded ?? undefined;
   loaded = null;
-  const layout = LAYOUTS[Deno.build.arch];
-  if (Deno.build.os !== "linux" || layout === undefined) return undefined;
+  const layout = linuxLayout();
+  if (layout === undefined) return undefined;
   // libc does not ask Deno: only a client that may read anything uses it.
   for (const name of ["ffi", "read"] as const) {
     if (Deno.permissions.querySync({ name }).state !== "granted") {

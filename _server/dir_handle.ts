@@ -19,6 +19,23 @@
 
 import * as nodePath from "node:path";
 import { FerryError } from "../errors.ts";
+import {
+  AT_EMPTY_PATH,
+  int64At,
+  type LinuxLayout,
+  linuxLayout,
+  millisecondsAt,
+  O_CLOEXEC,
+  O_CREAT,
+  O_EXCL,
+  O_NOCTTY,
+  O_NONBLOCK,
+  O_RDONLY,
+  O_RDWR,
+  S_IFDIR,
+  S_IFMT,
+  S_IFREG,
+} from "../_common/linux_abi.ts";
 import { printable } from "../_common/wire_path.ts";
 
 /** `AT_SYMLINK_NOFOLLOW`: act on a link itself, never on its target. */
@@ -26,61 +43,12 @@ export const AT_SYMLINK_NOFOLLOW = 0x100;
 
 const AT_FDCWD = -100;
 const AT_REMOVEDIR = 0x200;
-const O_RDONLY = 0;
-const O_RDWR = 2;
-const O_CREAT = 0o100;
-const O_EXCL = 0o200;
-const O_NONBLOCK = 0o4000;
-const O_NOCTTY = 0o400;
-const AT_EMPTY_PATH = 0x1000;
-const O_CLOEXEC = 0o2000000;
 const UTIME_NOW = (1 << 30) - 1;
 const RENAME_NOREPLACE = 1;
 /** Room for a name (and its NUL) in the reused name buffers. */
 const NAME_BUFFER_BYTES = 256;
 const ENOENT = 2;
 const EINTR = 4;
-
-/** Per-architecture flag values and `struct stat` offsets. */
-interface ArchLayout {
-  O_DIRECTORY: number;
-  O_NOFOLLOW: number;
-  statBytes: number;
-  ino: number;
-  mode: number;
-  nlink: number;
-  nlinkBytes: 4 | 8;
-  size: number;
-  mtimeSec: number;
-  ctimeSec: number;
-}
-
-const LAYOUTS: Partial<Record<string, ArchLayout>> = {
-  x86_64: {
-    O_DIRECTORY: 0o200000,
-    O_NOFOLLOW: 0o400000,
-    statBytes: 144,
-    ino: 8,
-    nlink: 16,
-    nlinkBytes: 8,
-    mode: 24,
-    size: 48,
-    mtimeSec: 88,
-    ctimeSec: 104,
-  },
-  aarch64: {
-    O_DIRECTORY: 0o40000,
-    O_NOFOLLOW: 0o100000,
-    statBytes: 128,
-    ino: 8,
-    mode: 16,
-    nlink: 20,
-    nlinkBytes: 4,
-    size: 48,
-    mtimeSec: 88,
-    ctimeSec: 104,
-  },
-};
 
 const SYMBOLS = {
   openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
@@ -195,7 +163,7 @@ export interface EntryStatus {
  */
 export class Libc {
   #lib: Deno.DynamicLibrary<typeof SYMBOLS>;
-  #layout: ArchLayout;
+  #layout: LinuxLayout;
   #encoder = new TextEncoder();
   #statBuffer: Uint8Array<ArrayBuffer> | undefined;
   #names = [
@@ -209,7 +177,7 @@ export class Libc {
    * @param lib The library, opened with {@linkcode SYMBOLS}.
    * @param layout This architecture's constants.
    */
-  constructor(lib: Deno.DynamicLibrary<typeof SYMBOLS>, layout: ArchLayout) {
+  constructor(lib: Deno.DynamicLibrary<typeof SYMBOLS>, layout: LinuxLayout) {
     this.#lib = lib;
     this.#layout = layout;
   }
@@ -578,7 +546,7 @@ export class Libc {
     const layout = this.#layout;
     const view = new DataView(buffer.buffer, buffer.byteOffset);
     const mode = view.getUint32(layout.mode, true);
-    const type = mode & 0o170000;
+    const type = mode & S_IFMT;
     return {
       dev: int64At(view, 0, false),
       ino: int64At(view, layout.ino, false),
@@ -589,8 +557,8 @@ export class Libc {
       size: int64At(view, layout.size, true),
       mtime: millisecondsAt(view, layout.mtimeSec),
       ctime: millisecondsAt(view, layout.ctimeSec),
-      isFile: type === 0o100000,
-      isDirectory: type === 0o040000,
+      isFile: type === S_IFREG,
+      isDirectory: type === S_IFDIR,
       isSymlink: type === 0o120000,
     };
   }
@@ -696,17 +664,6 @@ export class Libc {
   }
 }
 
-/**
- * A little-endian 64-bit field as a number, from its two halves (no BigInt
- * per field; exact up to 2^53, as `Number(BigInt)` was).
- */
-function int64At(view: DataView, offset: number, signed: boolean): number {
-  const high = signed
-    ? view.getInt32(offset + 4, true)
-    : view.getUint32(offset + 4, true);
-  return high * 2 ** 32 + view.getUint32(offset, true);
-}
-
 const PROC_FD = new TextEncoder().encode("/proc/self/fd/");
 
 /** The empty name of `fstatat(fd, "", AT_EMPTY_PATH)`. */
@@ -743,12 +700,6 @@ function setInt64(index: number, value: number): void {
   const high = Math.floor(value / 0x1_0000_0000);
   TIMES[2 * index] = (value - high * 0x1_0000_0000) | 0;
   TIMES[2 * index + 1] = high;
-}
-
-/** A `struct timespec` at `offset` of a `struct stat`, in milliseconds. */
-function millisecondsAt(view: DataView, offset: number): number {
-  return int64At(view, offset, true) * 1000 +
-    Math.floor(int64At(view, offset + 8, true) / 1e6);
 }
 
 const ERRNO: Record<number, [string, new (message: string) => Error]> = {
@@ -791,8 +742,8 @@ let loaded: Libc | null | undefined;
 export function strictLibc(): Libc | undefined {
   if (loaded !== undefined) return loaded ?? undefined;
   loaded = null;
-  const layout = LAYOUTS[Deno.build.arch];
-  if (Deno.build.os !== "linux" || layout === undefined) return undefined;
+  const layout = linuxLayout();
+  if (layout === undefined) return undefined;
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
     return undefined;
   }
