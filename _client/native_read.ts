@@ -29,6 +29,7 @@ import {
   S_IFMT,
   S_IFREG,
 } from "../_common/linux_abi.ts";
+import { openLibrary } from "../_common/ffi.ts";
 
 const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
@@ -180,15 +181,8 @@ export function nativeRead(): NativeRead | undefined {
   const layout = linuxLayout();
   if (layout === undefined) return undefined;
   // libc does not ask Deno: only a client that may read anything uses it.
-  for (const name of ["ffi", "read"] as const) {
-    if (Deno.permissions.querySync({ name }).state !== "granted") {
-      return undefined;
-    }
-  }
-  try {
-    loaded = new Loaded(Deno.dlopen("libc.so.6", SYMBOLS), layout);
-  } catch {
-    return undefined;
-  }
+  const lib = openLibrary(["libc.so.6"], SYMBOLS, ["ffi", "read"]);
+  if (lib === undefined) return undefined;
+  loaded = new Loaded(lib, layout);
   return loaded;
 }

@@ -15,6 +15,8 @@
  * @module
  */
 
+import { openLibrary } from "./ffi.ts";
+
 const SYMBOLS = {
   XXH3_createState: { parameters: [], result: "pointer" },
   XXH3_freeState: { parameters: ["pointer"], result: "i32" },
@@ -200,16 +202,8 @@ export function nativeXxh3(): NativeXxh3 | undefined {
   loaded = null;
   const names = LIBRARY_NAMES[Deno.build.os];
   if (names === undefined) return undefined;
-  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-    return undefined;
-  }
-  for (const name of names) {
-    try {
-      loaded = new Loaded(Deno.dlopen(name, SYMBOLS));
-      return loaded;
-    } catch {
-      // not installed under this name, or without the XXH3 symbols
-    }
-  }
-  return undefined;
+  const lib = openLibrary(names, SYMBOLS);
+  if (lib === undefined) return undefined;
+  loaded = new Loaded(lib);
+  return loaded;
 }

@@ -36,6 +36,7 @@ import {
   S_IFMT,
   S_IFREG,
 } from "../_common/linux_abi.ts";
+import { openLibrary } from "../_common/ffi.ts";
 import { printable } from "../_common/wire_path.ts";
 
 /** `AT_SYMLINK_NOFOLLOW`: act on a link itself, never on its target. */
@@ -744,14 +745,9 @@ export function strictLibc(): Libc | undefined {
   loaded = null;
   const layout = linuxLayout();
   if (layout === undefined) return undefined;
-  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-    return undefined;
-  }
-  try {
-    loaded = new Libc(Deno.dlopen("libc.so.6", SYMBOLS), layout);
-  } catch {
-    return undefined;
-  }
+  const lib = openLibrary(["libc.so.6"], SYMBOLS);
+  if (lib === undefined) return undefined;
+  loaded = new Libc(lib, layout);
   return loaded;
 }
 
