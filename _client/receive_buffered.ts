@@ -15,7 +15,7 @@
  */
 
 import { sameBytes } from "../_common/bytes.ts";
-import { createHasher, digestFits } from "../_common/digest.ts";
+import { digestFits, digestOf } from "../_common/digest.ts";
 import type { ReceiveFileOptions } from "./receive.ts";
 import type { Receiver } from "./receiver.ts";
 import type { SessionIo } from "./session_io.ts";
@@ -53,9 +53,7 @@ export async function receiveBuffered(
   const hash = frameAt(view, end);
   if (hash?.message.type !== "hash") return undefined;
   const body = view.subarray(data.size, end);
-  const hasher = await createHasher(io.digest);
-  hasher.update(body);
-  const digest = hasher.digest();
+  const digest = await digestOf(io.digest, body);
   if (
     !digestFits(io.digest, hash.message.digest) ||
     !sameBytes(hash.message.digest, digest)
