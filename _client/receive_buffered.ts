@@ -65,11 +65,17 @@ export async function receiveBuffered(
   // nothing reads the connection until this returns.
   io.consume(end + hash.size);
   try {
-    await receiver.start?.(data.message);
-    options.onStart?.(size);
-    await writeAll(receiver.writer, body);
-    options.onProgress?.(size, size);
-    await receiver.commit(mtime);
+    if (receiver.saveWhole !== undefined) {
+      options.onStart?.(size);
+      receiver.saveWhole(body, mtime);
+      options.onProgress?.(size, size);
+    } else {
+      await receiver.start?.(data.message);
+      options.onStart?.(size);
+      await writeAll(receiver.writer, body);
+      options.onProgress?.(size, size);
+      await receiver.commit(mtime);
+    }
   } catch (error) {
     await receiver.discard();
     throw io.keep(error);

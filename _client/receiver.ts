@@ -12,6 +12,27 @@ import { messageOf } from "../_common/text.ts";
 import { FerryError } from "../errors.ts";
 import type { ByteWriter, DataMessage } from "../protocol.ts";
 import { handled } from "./handled.ts";
+import {
+  type HeldFolders,
+  type NativePart,
+  type NativeWrite,
+  notAFolder,
+} from "./native_write.ts";
+
+/**
+ * Where a tree download saves a file with libc (`./native_write.ts`): its
+ * folder among the folders held open, and its name there.
+ */
+export interface NativeTarget {
+  /** The libc binding. */
+  native: NativeWrite;
+  /** The destination's folders held open. */
+  folders: HeldFolders;
+  /** The file's folder, as segments under the destination. */
+  folder: readonly string[];
+  /** The file's name in it. */
+  name: string;
+}
 
 /**
  * The local end of a download: a writer for the bytes, then either
@@ -35,10 +56,35 @@ export interface Receiver {
   /** Finishes a verified download (rename into place, set the mtime). */
   commit(mtime?: number): Promise<void>;
   /**
+   * Writes a whole verified file at once and commits it, synchronously
+   * (a reply already in memory, `./receive_buffered.ts`); where absent,
+   * the caller writes through {@linkcode Receiver.writer} and commits.
+   * On failure the caller discards.
+   */
+  saveWhole?(bytes: Uint8Array, mtime: number): void;
+  /**
    * Abandons a download; keeps `DEST.part` only when `keepPart` is set (the
    * session broke after `DATA`: a later download may continue from it).
    */
   discard(keepPart?: boolean): Promise<void>;
+}
+
+/** Options of {@linkcode openReceiver}. */
+export interface OpenReceiverOptions {
+  /**
+   * The caller has just found nothing at the file path (a tree download
+   * lists each folder once, `SafeDest`), so the path is not looked at
+   * again (a failed `lstat` costs tens of microseconds, most of it the
+   * thrown error).
+   *
+   * @default {false}
+   */
+  checked?: boolean;
+  /**
+   * With `checked`: create the part with libc in its folder held open
+   * (`./native_write.ts`); the `Deno` path is taken where that fails.
+   */
+  native?: NativeTarget;
 }
 
 /**
@@ -52,18 +98,18 @@ export interface Receiver {
  *
  * @param destination A local file path, a writer or a stream.
  * @param overwrite Whether an existing file may be replaced.
- * @param options `checked`: the caller has just found nothing at the file
- * path (a tree download lists each folder once, `SafeDest`), so the path is
- * not looked at again (a failed `lstat` costs tens of microseconds, most of
- * it the thrown error).
+ * @param options `checked` (nothing is at the path), `native` (save with
+ * libc).
  * @returns The receiver.
  * @throws {FerryError} `EXISTS` if the file exists and `overwrite` is not
- * set, `LOCAL` if it is a folder or `DEST.part` cannot be created.
+ * set, `LOCAL` if it is a folder or `DEST.part` cannot be created,
+ * `FORBIDDEN` if a folder on the way to a `native` target is a symbolic
+ * link.
  */
 export function openReceiver(
   destination: string | ByteWriter | WritableStream<Uint8Array>,
   overwrite: boolean,
-  options: { checked?: boolean } = {},
+  options: OpenReceiverOptions = {},
 ): Promise<Receiver> {
   try {
     return Promise.resolve(openReceiverNow(destination, overwrite, options));
@@ -76,7 +122,7 @@ export function openReceiver(
 function openReceiverNow(
   destination: string | ByteWriter | WritableStream<Uint8Array>,
   overwrite: boolean,
-  options: { checked?: boolean },
+  options: OpenReceiverOptions,
 ): Receiver {
   if (destination instanceof WritableStream) {
     return streamReceiver(destination);
@@ -88,6 +134,10 @@ function openReceiverNow(
   // pool, which is most of the cost of a tree of small files. Large chunks
   // are written asynchronously, so hashing overlaps the write.
   if (!options.checked) refuseDestinationSync(destination, overwrite);
+  else if (options.native !== undefined) {
+    const receiver = nativeReceiver(destination, options.native);
+    if (receiver !== undefined) return receiver;
+  }
   const part = `${destination}.part`;
   let file: Deno.FsFile;
   try {
@@ -107,6 +157,97 @@ function openReceiverNow(
     );
   }
   return partReceiver(file, { part, destination });
+}
+
+/**
+ * The part created with libc in its folder held open; `undefined` where
+ * it could not be created (the `Deno` path then tries and says why).
+ */
+function nativeReceiver(
+  destination: string,
+  target: NativeTarget,
+): Receiver | undefined {
+  const { native, folders, folder } = target;
+  const fd = folders.acquire(folder);
+  if (fd < 0) {
+    if (notAFolder(fd)) {
+      throw new FerryError(
+        "FORBIDDEN",
+        `Refused to write through a symbolic link: a folder on the way to ${destination} is not a real folder`,
+      );
+    }
+    return undefined;
+  }
+  let part: NativePart | undefined;
+  try {
+    part = native.createPart(fd, target.name);
+  } finally {
+    if (part === undefined) folders.release(folder);
+  }
+  if (part === undefined) return undefined;
+  const made = part;
+  let held = true;
+  function release(): void {
+    if (held) {
+      held = false;
+      folders.release(folder);
+    }
+  }
+  function commitNow(mtime: number | undefined): void {
+    try {
+      native.commitPart(made, mtime);
+    } catch (error) {
+      throw new FerryError(
+        "LOCAL",
+        `Cannot move ${destination}.part to ${destination}: ${
+          messageOf(error)
+        }`,
+        { cause: error },
+      );
+    } finally {
+      release();
+    }
+  }
+  function writeNow(p: Uint8Array): void {
+    try {
+      native.writeAll(made, p);
+    } catch (error) {
+      throw new FerryError(
+        "LOCAL",
+        `Cannot write ${destination}.part: ${messageOf(error)}`,
+        { cause: error },
+      );
+    }
+  }
+  return {
+    writer: {
+      write(p: Uint8Array): Promise<number> {
+        try {
+          writeNow(p);
+          return Promise.resolve(p.length);
+        } catch (error) {
+          return handled(Promise.reject(error));
+        }
+      },
+    },
+    commit(mtime?: number): Promise<void> {
+      try {
+        commitNow(mtime);
+        return Promise.resolve();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
+    saveWhole(bytes: Uint8Array, mtime: number): void {
+      writeNow(bytes);
+      commitNow(mtime);
+    },
+    discard(keepPart = false): Promise<void> {
+      native.dropPart(made, keepPart);
+      release();
+      return Promise.resolve();
+    },
+  };
 }
 
 /** A caller's writer: the bytes as they come, nothing to commit. */

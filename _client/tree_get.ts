@@ -16,7 +16,8 @@
 import * as nodePath from "node:path";
 import { receiveFile } from "./receive.ts";
 import { receiveBuffered } from "./receive_buffered.ts";
-import { openReceiver, type Receiver } from "./receiver.ts";
+import { type NativeTarget, openReceiver, type Receiver } from "./receiver.ts";
+import { HeldFolders, nativeWrite } from "./native_write.ts";
 import { checkTreeName, looseName, SafeDest } from "./safe_dest.ts";
 import {
   asFerryError,
@@ -96,6 +97,19 @@ const GET_WINDOW = 128;
  * file.
  */
 const checkedItems = new WeakSet<GetManyItem>();
+
+/**
+ * Where {@linkcode getTree} saves a checked item with libc, when it may
+ * (`./native_write.ts`).
+ */
+const nativeItems = new WeakMap<GetManyItem, NativeTarget>();
+
+/**
+ * Largest listed size saved with libc: its writes are synchronous, as the
+ * `Deno` path's writes of at most 64 KiB are (larger files are written
+ * asynchronously, so that hashing overlaps the write).
+ */
+const NATIVE_MAX_BYTES = 64 * 1024;
 
 /** A request sent, waiting for its reply. */
 interface InFlight {
@@ -233,13 +247,12 @@ class GetPipeline {
       // A path too long fails here, not mid-batch (a UTF-16 unit is at
       // most 3 bytes of UTF-8: most paths need no encoding to tell).
       if (item.path.length * 3 > MAX_PATH_BYTES) encodeMessage(message);
+      // A name seen free is not free once a file was saved there.
+      const checked = checkedItems.has(item) && !this.#opened.has(names[0]);
       receiver = await openReceiver(
         item.destination,
         this.#options.overwrite ?? false,
-        {
-          // A name seen free is not free once a file was saved there.
-          checked: checkedItems.has(item) && !this.#opened.has(names[0]),
-        },
+        { checked, native: checked ? nativeItems.get(item) : undefined },
       );
     } catch (error) {
       this.#fail(index, error);
@@ -406,6 +419,37 @@ export async function getTree(
   }
   const entries = await client.list(remoteDir, { recursive: true });
   const dest = await SafeDest.open(destination);
+  const native = nativeWrite();
+  const folders = native && new HeldFolders(native, destination);
+  try {
+    return await getEntries(client, {
+      remoteDir,
+      top,
+      entries,
+      dest,
+      held: folders,
+      options,
+    });
+  } finally {
+    folders?.close();
+  }
+}
+
+/** {@linkcode getTree} once the listing is read. */
+async function getEntries(
+  client: TreeGetClient,
+  tree: {
+    remoteDir: string;
+    top: Entry;
+    entries: Entry[];
+    dest: SafeDest;
+    held: HeldFolders | undefined;
+    options: GetTreeOptions;
+  },
+): Promise<TreeReport> {
+  const { remoteDir, top, entries, dest, held, options } = tree;
+  const native = nativeWrite();
+  const destination = dest.root;
   const prefix = remoteDir === "" ? "" : `${remoteDir}/`;
   const outcomes: FileOutcome[] = [];
   const report = (outcome: FileOutcome) => {
@@ -426,7 +470,17 @@ export async function getTree(
       } else {
         const local = await dest.prepareFile(segments);
         const item = { path: remote, destination: local };
-        if (dest.wasAbsent(local)) checkedItems.add(item);
+        if (dest.wasAbsent(local)) {
+          checkedItems.add(item);
+          if (held && native && entry.size <= NATIVE_MAX_BYTES) {
+            nativeItems.set(item, {
+              native,
+              folders: held,
+              folder: segments.slice(0, -1),
+              name: segments[segments.length - 1],
+            });
+          }
+        }
         items.push(item);
         bytes += entry.size;
       }

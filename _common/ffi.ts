@@ -4,7 +4,9 @@
  * name in turn, and `undefined` where none loads, so that every caller
  * falls back to its plain-Deno path. Used by the server's strict mode
  * (`_server/dir_handle.ts`), the client's small-file reads
- * (`_client/native_read.ts`) and native XXH3 (`native_xxh3.ts`).
+ * (`_client/native_read.ts`) and writes (`_client/native_write.ts`) and
+ * native XXH3 (`native_xxh3.ts`). Also the C strings they pass
+ * ({@linkcode cString}).
  *
  * @module
  */
@@ -16,7 +18,8 @@
  * @param names Library names to try, in order (e.g. `libc.so.6`).
  * @param symbols The symbols to bind.
  * @param permissions Permissions that must be granted (`ffi` always is
- * needed; add `read` for a binding that reads files behind Deno's back).
+ * needed; add `read` for a binding that reads files behind Deno's back,
+ * `write` for one that writes them).
  * @returns The library, or `undefined` (no permission, no library, or a
  * symbol missing).
  *
@@ -33,7 +36,7 @@
 export function openLibrary<S extends Deno.ForeignLibraryInterface>(
   names: readonly string[],
   symbols: S,
-  permissions: readonly ("ffi" | "read")[] = ["ffi"],
+  permissions: readonly ("ffi" | "read" | "write")[] = ["ffi"],
 ): Deno.DynamicLibrary<S> | undefined {
   for (const name of permissions) {
     if (Deno.permissions.querySync({ name }).state !== "granted") {
@@ -48,4 +51,44 @@ export function openLibrary<S extends Deno.ForeignLibraryInterface>(
     }
   }
   return undefined;
+}
+
+/**
+ * `text` as a C string: written into `buffer` when it is ASCII and fits
+ * (no allocation, the common case of a file name), else encoded anew;
+ * `undefined` if it holds a NUL (no C string can say it).
+ *
+ * @param text The string.
+ * @param buffer A reused buffer (overwritten).
+ * @param encoder A reused encoder.
+ * @returns The NUL-terminated bytes (`buffer` itself, or a new array).
+ *
+ * @example Name a file
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cString } from "./ffi.ts";
+ * const buffer = new Uint8Array(16);
+ * assert.equal(cString("a.txt", buffer, new TextEncoder())?.[5], 0);
+ * assert.equal(cString("a\0b", buffer, new TextEncoder()), undefined);
+ * ```
+ */
+export function cString(
+  text: string,
+  buffer: Uint8Array,
+  encoder: TextEncoder,
+): Uint8Array<ArrayBuffer> | undefined {
+  if (text.includes("\0")) return undefined;
+  if (text.length < buffer.length) {
+    let i = 0;
+    for (; i < text.length; i++) {
+      const code = text.charCodeAt(i);
+      if (code >= 0x80) break;
+      buffer[i] = code;
+    }
+    if (i === text.length) {
+      buffer[i] = 0;
+      return buffer as Uint8Array<ArrayBuffer>;
+    }
+  }
+  return encoder.encode(`${text}\0`) as Uint8Array<ArrayBuffer>;
 }

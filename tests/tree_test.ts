@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { connect } from "../client.ts";
 import { runClient } from "./_util/client.ts";
+import { CLIENT_SCRIPT } from "./_util/util.ts";
 import { withServer } from "./_util/server.ts";
 import { getTree } from "../_client/tree_get.ts";
 import { putTree } from "../_client/tree_put.ts";
@@ -241,6 +242,46 @@ Deno.test("client.ts get -r copies 1,000 files over one connection", async () =>
       await Deno.readFile(`${base}/copy/d7/f517.bin`),
       files["many/d7/f517.bin"],
     );
+  });
+});
+
+Deno.test("client.ts get -r saves the same tree with libc (-A) as with Deno calls only (no --allow-ffi)", async () => {
+  await withServer({}, async ({ port, root, base }) => {
+    await makeTree(`${root}/tree`);
+    const before = await snapshot(`${root}/tree`);
+    const copies: Record<string, string[]> = {
+      native: ["-A"],
+      deno: ["--allow-net=127.0.0.1", "--allow-read", "--allow-write"],
+    };
+    for (const [name, permissions] of Object.entries(copies)) {
+      const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          ...permissions,
+          CLIENT_SCRIPT,
+          "--port",
+          String(port),
+          "get",
+          "-r",
+          "tree",
+          "-o",
+          `${base}/${name}`,
+          "-q",
+        ],
+        stdout: "null",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).output();
+      assert.equal(new TextDecoder().decode(stderr), "");
+      assert.equal(code, 0);
+      assert.deepEqual(await snapshot(`${base}/${name}`), before, name);
+    }
+    for (const file of ["top.txt", "a/b/c/deep.bin", "a/ünïcødé 日本/ß.txt"]) {
+      assert.deepEqual(
+        await Deno.readFile(`${base}/native/${file}`),
+        await Deno.readFile(`${base}/deno/${file}`),
+      );
+    }
   });
 });
 
