@@ -70,7 +70,11 @@ export type {
 } from "./_client/types.ts";
 export type { ByteWriter, Entry } from "./protocol.ts";
 export type { FileOutcome } from "./_client/session_io.ts";
-export type { GetManyItem, GetManyOptions } from "./_client/tree_get.ts";
+export type {
+  GetListedOptions,
+  GetManyItem,
+  GetManyOptions,
+} from "./_client/tree_get.ts";
 export type { PutManyItem, PutManyOptions } from "./_client/tree_put.ts";
 export type {
   SyncOptions,

@@ -37,6 +37,7 @@ export {
   type ConnectOptions,
   FerryClient,
   type FileOutcome,
+  type GetListedOptions,
   type GetManyItem,
   type GetManyOptions,
   type PutManyItem,

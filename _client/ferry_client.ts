@@ -31,7 +31,11 @@ import { handled } from "./handled.ts";
 import { IdleWatch, WatchedReader } from "./idle_watch.ts";
 import type { Receiver } from "./receiver.ts";
 import type { FileOutcome, SessionIo } from "./session_io.ts";
-import type { GetManyItem, GetManyOptions } from "./tree_get.ts";
+import type {
+  GetListedOptions,
+  GetManyItem,
+  GetManyOptions,
+} from "./tree_get.ts";
 import type { PutManyItem, PutManyOptions } from "./tree_put.ts";
 import {
   authFrame,
@@ -205,40 +209,48 @@ export class FerryClient {
    */
   list(path = "", options: { recursive?: boolean } = {}): Promise<Entry[]> {
     return this.#run(async () => {
-      await this.#send({
-        type: "list",
-        path,
-        recursive: options.recursive ?? false,
-      });
       const entries: Entry[] = [];
-      let bytes = 0;
-      while (true) {
-        const message = await this.#expect("entries", "end");
-        if (message.type === "end") {
-          if (message.count !== entries.length) {
-            throw new FerryError(
-              "PROTOCOL",
-              `END counts ${message.count} entries, ${entries.length} were sent`,
-            );
-          }
-          return entries;
+      for await (const batch of this.#listing(path, options.recursive)) {
+        for (const entry of batch) entries.push(entry);
+      }
+      return entries;
+    });
+  }
+
+  /**
+   * Sends `LIST` and yields the entries of each `ENTRIES` frame as it
+   * arrives, within the client's limits; ends after `END`.
+   */
+  async *#listing(
+    path: string,
+    recursive = false,
+  ): AsyncGenerator<readonly Entry[]> {
+    await this.#send({ type: "list", path, recursive });
+    let count = 0;
+    let bytes = 0;
+    while (true) {
+      const message = await this.#expect("entries", "end");
+      if (message.type === "end") {
+        if (message.count !== count) {
+          throw new FerryError(
+            "PROTOCOL",
+            `END counts ${message.count} entries, ${count} were sent`,
+          );
         }
-        for (const entry of message.entries) {
-          bytes += entry.name.length;
-          if (
-            entries.length >= this.#maxListEntries ||
-            bytes > this.#maxListBytes
-          ) {
-            // The rest of the listing is still coming: the session closes.
-            throw new FerryError(
-              "TOO_LARGE",
-              `Listing is over the client's limit of ${this.#maxListEntries} entries or ${this.#maxListBytes} bytes of names`,
-            );
-          }
-          entries.push(entry);
+        return;
+      }
+      for (const entry of message.entries) {
+        bytes += entry.name.length;
+        if (++count > this.#maxListEntries || bytes > this.#maxListBytes) {
+          // The rest of the listing is still coming: the session closes.
+          throw new FerryError(
+            "TOO_LARGE",
+            `Listing is over the client's limit of ${this.#maxListEntries} entries or ${this.#maxListBytes} bytes of names`,
+          );
         }
       }
-    });
+      yield message.entries;
+    }
   }
 
   /**
@@ -566,6 +578,50 @@ export class FerryClient {
     return this.#run(async () => {
       const { pipelineGet } = await import("./tree_get.ts");
       return await pipelineGet(this.#io(), items, options);
+    });
+  }
+
+  /**
+   * Lists `path` recursively and downloads files of it while the listing
+   * still arrives, over this one connection: `plan` is given each batch of
+   * entries as it comes and returns the files to get (in order), and up to
+   * `window` `GET`s leave before the listing has ended (the server answers
+   * them after its `END`). Each file is received as by
+   * {@linkcode FerryClient.getMany}. No other call runs in between.
+   *
+   * @param path Folder on the server; `""` is the root.
+   * @param plan Turns listed entries into files to get (and reports what
+   * it refuses itself).
+   * @param options `window` (default 128), `overwrite`, callbacks,
+   * `onListed` once the listing has ended.
+   * @returns One outcome per file planned, in order: `result` or `error`.
+   * @throws {FerryError} What `list` throws (`NOT_FOUND`, `TOO_LARGE`, ...),
+   * or what `plan` throws; the session closes if `GET`s were sent by then.
+   *
+   * @example Get every file of a folder into the current folder
+   * ```ts ignore
+   * import { connect } from "../client.ts";
+   * await using client = await connect();
+   * const outcomes = await client.getListed("docs", (entries) =>
+   *   Promise.resolve(
+   *     entries.filter((entry) => entry.kind === "file" && !entry.name.includes("/"))
+   *       .map((entry) => ({ path: `docs/${entry.name}`, destination: entry.name })),
+   *   ));
+   * console.log(outcomes.length);
+   * ```
+   */
+  getListed(
+    path: string,
+    plan: (entries: readonly Entry[]) => Promise<GetManyItem[]>,
+    options: GetListedOptions = {},
+  ): Promise<FileOutcome[]> {
+    return this.#run(async () => {
+      const { pipelineListed } = await import("./tree_get.ts");
+      return await pipelineListed(
+        this.#io(),
+        { listing: this.#listing(path, true), plan },
+        options,
+      );
     });
   }
 

@@ -147,6 +147,62 @@ export async function pipelineGet(
 }
 
 /**
+ * Options of {@linkcode pipelineListed} (and `FerryClient.getListed`).
+ *
+ * @example Count the files once the listing is in
+ * ```ts
+ * import type { GetListedOptions } from "./tree_get.ts";
+ * const options: GetListedOptions = { onListed: () => console.log("listed") };
+ * options.onListed?.();
+ * ```
+ */
+export interface GetListedOptions extends GetManyOptions {
+  /** Called once the whole listing has arrived and been planned. */
+  onListed?: () => void;
+}
+
+/**
+ * A listing that {@linkcode pipelineListed} downloads from as it arrives.
+ */
+export interface ListedSource {
+  /** The entries of each `ENTRIES` frame (`LIST` is sent on the first call). */
+  listing: AsyncIterator<readonly Entry[]>;
+  /** Turns entries into files to get, in order. */
+  plan: (entries: readonly Entry[]) => Promise<GetManyItem[]>;
+}
+
+/**
+ * Downloads the files `source.plan` picks from a listing while it still
+ * arrives: each batch of entries is planned as it comes and the first
+ * window of `GET`s leaves at once (the server answers them after the
+ * listing's `END`), so the client's preparation overlaps the server's walk
+ * and no round trip separates the listing from the first file.
+ *
+ * @param io The session, from inside the client's request queue.
+ * @param source The listing and the plan.
+ * @param options Window, overwrite, callbacks.
+ * @returns One outcome per file planned, in order.
+ * @throws {FerryError} What the listing or the plan throws; the session is
+ * closed if `GET`s were sent by then.
+ */
+export async function pipelineListed(
+  io: SessionIo,
+  source: ListedSource,
+  options: GetListedOptions = {},
+): Promise<FileOutcome[]> {
+  const items: GetManyItem[] = [];
+  const pipeline = new GetPipeline(io, items, options);
+  await pipeline.list(async () => {
+    const next = await source.listing.next();
+    if (next.done) return false;
+    for (const item of await source.plan(next.value)) items.push(item);
+    return true;
+  });
+  options.onListed?.();
+  return await pipeline.run();
+}
+
+/**
  * The state of one {@linkcode pipelineGet}: the outcomes so far, the
  * requests in flight, and the local names they write.
  */
@@ -178,6 +234,28 @@ class GetPipeline {
     this.#items = items;
     this.#options = options;
     this.#outcomes = new Array(items.length);
+  }
+
+  /**
+   * Reads a listing to its end with `more` (which adds the items of one
+   * frame, false at the end), sending the first window of `GET`s as soon
+   * as there are items: their replies come after the listing.
+   */
+  async list(more: () => Promise<boolean>): Promise<void> {
+    try {
+      while (await more()) {
+        const batch = await this.#refill();
+        if (batch.length > 0) await this.#io.send(batch);
+      }
+    } catch (error) {
+      if (this.#inFlight.length > 0) {
+        // Replies are owed to GETs sent: the session cannot go on.
+        for (const { receiver } of this.#inFlight) await receiver.discard();
+        this.#inFlight.length = 0;
+        this.#io.close();
+      }
+      throw error;
+    }
   }
 
   /** Requests and receives every item; a broken session fails the rest. */
@@ -337,19 +415,18 @@ function connectionLost(): FerryError {
  * ```ts
  * import assert from "node:assert/strict";
  * import type { TreeGetClient } from "./tree_get.ts";
- * const methods: (keyof TreeGetClient)[] = ["stat", "list", "getMany"];
- * assert(methods.length === 3);
+ * const methods: (keyof TreeGetClient)[] = ["stat", "getListed"];
+ * assert(methods.length === 2);
  * ```
  */
 export interface TreeGetClient {
   /** `STAT`. */
   stat(path: string): Promise<Entry>;
-  /** `LIST`, recursive. */
-  list(path: string, options: { recursive?: boolean }): Promise<Entry[]>;
-  /** Pipelined `GET`s. */
-  getMany(
-    items: readonly GetManyItem[],
-    options?: GetManyOptions,
+  /** A recursive `LIST` with the `GET`s of its files pipelined behind it. */
+  getListed(
+    path: string,
+    plan: (entries: readonly Entry[]) => Promise<GetManyItem[]>,
+    options?: GetListedOptions,
   ): Promise<FileOutcome[]>;
 }
 
@@ -365,7 +442,10 @@ export interface TreeGetClient {
  * ```
  */
 export interface GetTreeOptions extends GetManyOptions {
-  /** Called once with the listing, before any file is requested. */
+  /**
+   * Called once with the listing's totals, when it has all arrived (the
+   * first files may be requested before: their replies come after it).
+   */
   onListed?: (files: number, bytes: number) => void;
 }
 
@@ -417,39 +497,9 @@ export async function getTree(
   if (top.kind !== "dir") {
     throw new FerryError("NOT_FOUND", `Not a folder: ${remoteDir}`);
   }
-  const entries = await client.list(remoteDir, { recursive: true });
   const dest = await SafeDest.open(destination);
   const native = nativeWrite();
-  const folders = native && new HeldFolders(native, destination);
-  try {
-    return await getEntries(client, {
-      remoteDir,
-      top,
-      entries,
-      dest,
-      held: folders,
-      options,
-    });
-  } finally {
-    folders?.close();
-  }
-}
-
-/** {@linkcode getTree} once the listing is read. */
-async function getEntries(
-  client: TreeGetClient,
-  tree: {
-    remoteDir: string;
-    top: Entry;
-    entries: Entry[];
-    dest: SafeDest;
-    held: HeldFolders | undefined;
-    options: GetTreeOptions;
-  },
-): Promise<TreeReport> {
-  const { remoteDir, top, entries, dest, held, options } = tree;
-  const native = nativeWrite();
-  const destination = dest.root;
+  const held = native && new HeldFolders(native, destination);
   const prefix = remoteDir === "" ? "" : `${remoteDir}/`;
   const outcomes: FileOutcome[] = [];
   const report = (outcome: FileOutcome) => {
@@ -457,24 +507,28 @@ async function getEntries(
     options.onFile?.(outcome);
   };
   const folders: { local: string; mtime: number }[] = [];
-  const items: GetManyItem[] = [];
+  let files = 0;
   let bytes = 0;
-  for (const entry of entries) {
-    const remote = prefix + entry.name;
-    try {
-      const segments = checkTreeName(entry.name);
-      if (entry.kind === "dir") {
-        const local = await dest.ensureFolder(segments);
-        folders.push({ local, mtime: entry.mtime });
-        report({ path: remote, kind: "dir", local });
-      } else {
+  // Each batch of the listing is checked and prepared as it arrives.
+  async function plan(entries: readonly Entry[]): Promise<GetManyItem[]> {
+    const items: GetManyItem[] = [];
+    for (const entry of entries) {
+      const remote = prefix + entry.name;
+      try {
+        const segments = checkTreeName(entry.name);
+        if (entry.kind === "dir") {
+          const local = await dest.ensureFolder(segments);
+          folders.push({ local, mtime: entry.mtime });
+          report({ path: remote, kind: "dir", local });
+          continue;
+        }
         const local = await dest.prepareFile(segments);
         const item = { path: remote, destination: local };
         if (dest.wasAbsent(local)) {
           checkedItems.add(item);
-          if (held && native && entry.size <= NATIVE_MAX_BYTES) {
+          if (held && entry.size <= NATIVE_MAX_BYTES) {
             nativeItems.set(item, {
-              native,
+              native: native!,
               folders: held,
               folder: segments.slice(0, -1),
               name: segments[segments.length - 1],
@@ -482,14 +536,23 @@ async function getEntries(
           }
         }
         items.push(item);
+        files++;
         bytes += entry.size;
+      } catch (error) {
+        report({ path: remote, kind: entry.kind, error: asFerryError(error) });
       }
-    } catch (error) {
-      report({ path: remote, kind: entry.kind, error: asFerryError(error) });
     }
+    return items;
   }
-  options.onListed?.(items.length, bytes);
-  await client.getMany(items, { ...options, onFile: report });
+  try {
+    await client.getListed(remoteDir, plan, {
+      ...options,
+      onFile: report,
+      onListed: () => options.onListed?.(files, bytes),
+    });
+  } finally {
+    held?.close();
+  }
   // Deepest first, so that setting a folder's time is the last change in
   // it; the destination itself takes the remote folder's time last.
   folders.reverse().push({ local: destination, mtime: top.mtime });

@@ -35,6 +35,14 @@ import {
 
 const encoder = new TextEncoder();
 
+/**
+ * Payload bytes of an `ENTRIES` frame before it is sent (about 1,000
+ * entries): a long listing goes out while the tree is still walked, so
+ * that a client can prepare and request its first files meanwhile (a
+ * whole frame, up to `MAX_FRAME_BYTES`, would hold 20,000 entries).
+ */
+const LIST_FRAME_BYTES = Math.min(32 * 1024, MAX_FRAME_BYTES);
+
 /** The entry of a served file or folder; undefined for anything else. */
 function toEntry(name: string, info: Deno.FileInfo): Entry | undefined {
   if (info.isFile) {
@@ -139,7 +147,9 @@ export async function handleList(
       );
     }
     const size = entryBytes(entry);
-    if (batchBytes + size > FRAME_HEADER_BYTES + MAX_FRAME_BYTES) await flush();
+    if (batchBytes + size > FRAME_HEADER_BYTES + LIST_FRAME_BYTES) {
+      await flush();
+    }
     batch.push(entry);
     batchBytes += size;
     count++;

@@ -16,6 +16,8 @@ import {
   writeAll,
 } from "../protocol.ts";
 import { acceptHandshake } from "./_util/server.ts";
+import { getTree } from "../_client/tree_get.ts";
+import { digestOf } from "../_common/digest.ts";
 import { within } from "./_util/faults.ts";
 import { CLIENT_SCRIPT, exists, runScript, withTempDir } from "./_util/util.ts";
 
@@ -153,6 +155,59 @@ Deno.test("FerryClient list() refuses an endless listing past maxListEntries wit
     } finally {
       client.close();
     }
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("getTree() sends its first GETs while the listing is still arriving", async () => {
+  // This server ends its listing only once a GET has arrived: a client
+  // that waited for the END before requesting files would wait forever.
+  const bytes = new TextEncoder().encode("early");
+  const server = startHostileServer(async (request, conn) => {
+    if (request.type === "stat") {
+      await writeAll(
+        conn,
+        encodeMessage({
+          type: "info",
+          entry: { name: "t", kind: "dir", size: 0, mtime: 0 },
+        }),
+      );
+    } else if (request.type === "list") {
+      await writeAll(
+        conn,
+        encodeMessage({
+          type: "entries",
+          entries: [{ name: "a.txt", kind: "file", size: 5, mtime: 0 }],
+        }),
+      );
+    } else if (request.type === "get" && request.path === "t/a.txt") {
+      await writeAll(conn, encodeMessage({ type: "end", count: 1 }));
+      await writeAll(
+        conn,
+        encodeMessage({ type: "data", size: 5, offset: 0, mtime: 0 }),
+      );
+      await writeAll(conn, bytes);
+      await writeAll(
+        conn,
+        encodeMessage({
+          type: "hash",
+          digest: await digestOf("xxh3-128", bytes),
+        }),
+      );
+    }
+  });
+  try {
+    await withTempDir(async (dir) => {
+      await using client = await connect({ port: server.port });
+      const report = await within(
+        getTree(client, "t", `${dir}/copy`),
+        10_000,
+        "getTree() from a server that waits for a GET before END",
+      );
+      assert.equal(report.failed, 0);
+      assert.equal(await Deno.readTextFile(`${dir}/copy/a.txt`), "early");
+    });
   } finally {
     await server.close();
   }

@@ -285,6 +285,26 @@ Deno.test("client.ts get -r saves the same tree with libc (-A) as with Deno call
   });
 });
 
+Deno.test("FerryClient.getListed() plans a long listing batch by batch as the server walks it", async () => {
+  const files: Record<string, string> = {};
+  // Long names: a 32 KiB frame holds about 150 of them.
+  for (let i = 0; i < 400; i++) files[`big/${"n".repeat(200)}${i}`] = "";
+  await withServer({ files }, async ({ port }) => {
+    await using client = await connect({ port });
+    const batches: number[] = [];
+    let listed = 0;
+    const outcomes = await client.getListed("big", (entries) => {
+      batches.push(entries.length);
+      return Promise.resolve([]);
+    }, { onListed: () => listed++ });
+    assert.deepEqual(outcomes, []);
+    assert.equal(listed, 1);
+    assert.equal(batches.reduce((a, b) => a + b, 0), 400);
+    // The server sends a frame every 32 KiB, not one frame of all.
+    assert.ok(batches.length >= 2, `batches: ${batches}`);
+  });
+});
+
 Deno.test("client.ts get -r goes on when a file disappears between LIST and GET, then exits 1 with a summary", async () => {
   const files: Record<string, string> = {};
   for (let i = 0; i < 20; i++) {
