@@ -443,6 +443,35 @@ Deno.test("serve() resumes a download from an offset and hashes the whole file",
   });
 });
 
+Deno.test("serve() sends a file again from its cached digest, whole and from offsets, byte-exact", async () => {
+  // With --allow-ffi on Linux a cached file goes out by sendfile
+  // (`_server/zero_copy.ts`): the bytes never pass through the server.
+  const content = testBytes(5 * 1024 * 1024 + 3, 11);
+  await withServer({ allowUpload: true }, async (t) => {
+    const client = await RawClient.open(t.port);
+    try {
+      // An upload with an older mtime leaves its digest in the cache (a
+      // file just written would be too recent to be trusted).
+      const mtime = Date.now() - 60_000;
+      assert.equal((await client.put("f.bin", content, { mtime }))?.type, "ok");
+      for (const offset of [0, 3 * 1024 * 1024 + 1, content.length]) {
+        const got = await client.get("f.bin", offset);
+        assert.deepEqual(got.bytes, content.subarray(offset));
+        assert.deepEqual(
+          (got.trailer as { digest: Uint8Array }).digest,
+          sha256(content),
+        );
+      }
+      const isGet = (e: { request: string }) => e.request === "GET";
+      await t.waitForLog(() => t.logs.filter(isGet).length === 3);
+      const gets = t.logs.filter(isGet);
+      assert.deepEqual(gets.map((e) => e.cached === true), [true, true, true]);
+    } finally {
+      client.close();
+    }
+  });
+});
+
 Deno.test("serve() refuses an offset past the end with BAD_REQUEST and keeps the connection", async () => {
   await withServer({ files: { "f.txt": "abc" } }, async ({ port }) => {
     const client = await RawClient.open(port);

@@ -19,6 +19,7 @@ import { addressKey } from "./address_key.ts";
 import { batchedConn, ReplyBatch } from "./reply_batch.ts";
 import type { HeldFolder } from "./held_folder.ts";
 import type { Libc } from "./dir_handle.ts";
+import { ZeroCopySocket } from "./zero_copy.ts";
 import {
   DEFAULT_DIGEST,
   type DigestAlgorithm,
@@ -97,6 +98,9 @@ export class Session implements ClassicSession {
   #timedOut = false;
   #buffers: BulkBuffers | undefined;
   #pool: BulkBufferPool;
+  /** The connection as accepted, for {@linkcode Session.zeroCopy}. */
+  #accepted: Deno.Conn;
+  #zeroCopy: ZeroCopySocket | null | undefined;
 
   constructor(
     conn: Deno.Conn,
@@ -104,6 +108,7 @@ export class Session implements ClassicSession {
     maxFrameBytes: number = MAX_FRAME_BYTES,
   ) {
     this.#pool = pool;
+    this.#accepted = conn;
     const tracked = trackIO(conn, this.activity);
     this.replies = new ReplyBatch(tracked);
     this.conn = batchedConn(tracked, this.replies);
@@ -180,6 +185,19 @@ export class Session implements ClassicSession {
     if (buffers !== undefined) this.#pool.give(buffers, reusable);
   }
 
+  /**
+   * The connection's socket for `sendfile` (`_server/zero_copy.ts`), found
+   * by the first call; `undefined` where it cannot be used (TLS, no
+   * `--allow-ffi`) or once the session has closed.
+   */
+  zeroCopy(): ZeroCopySocket | undefined {
+    if (this.#closed.signal.aborted) return undefined;
+    if (this.#zeroCopy === undefined) {
+      this.#zeroCopy = ZeroCopySocket.of(this.#accepted) ?? null;
+    }
+    return this.#zeroCopy ?? undefined;
+  }
+
   deadline(ms: number): () => void {
     const id = setTimeout(() => {
       this.#timedOut = true;
@@ -215,6 +233,7 @@ export class Session implements ClassicSession {
   close(): void {
     if (this.#closed.signal.aborted) return;
     this.#closed.abort();
+    this.#zeroCopy?.close();
     try {
       this.conn.close();
     } catch {

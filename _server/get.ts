@@ -42,7 +42,8 @@ interface Sending extends OpenedFile {
   cached: Uint8Array | undefined;
   /** Hashes the bytes when nothing is cached. */
   hash: Hasher | undefined;
-  buffers: BulkBuffers;
+  /** The request's bulk buffers, taken from the pool when first needed. */
+  buffers: () => BulkBuffers;
 }
 
 /**
@@ -187,7 +188,9 @@ async function startSending(
     session.digest,
   );
   const hash = cached ? undefined : await createHasher(session.digest);
-  const buffers = session.bulkBuffers(size);
+  // Not taken before they are needed: a cached file sent with `sendfile`
+  // needs none.
+  const buffers = () => session.bulkBuffers(size);
   return {
     ...opened,
     session,
@@ -218,7 +221,7 @@ async function skipPrefix(sending: Sending): Promise<void> {
       undefined,
       offset,
       hash,
-      buffers,
+      buffers(),
     );
     if (hashed < offset) {
       throw new FerryError(
@@ -242,14 +245,26 @@ async function sendBytes(sending: Sending): Promise<void> {
   // band: the client counts bytes, so the connection has to close.
   state.closeOnError = true;
   state.silentOnError = true;
-  const sent = await copyHashed(
-    file,
-    session.conn,
-    size - offset,
-    hash,
-    buffers,
-    (done) => state.bytes = done,
-  );
+  // With a cached digest the bytes need not pass through this process:
+  // `sendfile` hands the page cache's pages to the socket (half the CPU
+  // time of reading and writing them). Without one they are read to be
+  // hashed, and sending the pages just read measured no better than
+  // writing the buffer (see `_server/zero_copy.ts`).
+  const socket = sending.cached ? session.zeroCopy() : undefined;
+  const sent = socket
+    ? await socket.sendFile(file.fd, offset, size - offset, {
+      signal: session.signal,
+      activity: session.activity,
+      onProgress: (done) => state.bytes = done,
+    })
+    : await copyHashed(
+      file,
+      session.conn,
+      size - offset,
+      hash,
+      buffers(),
+      (done) => state.bytes = done,
+    );
   if (sent < size - offset) {
     throw new FerryError(
       "CHANGED",
