@@ -315,6 +315,25 @@ function roundNumbers(_key: string, value: unknown): unknown {
     : value;
 }
 
+/**
+ * Why the "→ /dev/null" rows could not be trusted, if they could not: on
+ * this project's machine `/dev/null` was once found replaced by a regular
+ * file, and every row that "discarded" its bytes wrote them to memory.
+ */
+function nullDeviceProblem(): string | undefined {
+  try {
+    const info = Deno.statSync("/dev/null");
+    if (info.isCharDevice !== false) return undefined;
+    return "/dev/null is not a character device (a regular file?): every " +
+      "row to /dev/null would measure writes to memory. Restore it first, " +
+      "as root: rm /dev/null && mknod -m 666 /dev/null c 1 3";
+  } catch (error) {
+    return `cannot stat /dev/null: ${
+      error instanceof Error ? error.message : error
+    }`;
+  }
+}
+
 async function main(): Promise<void> {
   let values;
   try {
@@ -344,6 +363,11 @@ async function main(): Promise<void> {
     console.error(`bench: --runs must be a positive whole number`);
     console.error(USAGE);
     Deno.exit(2);
+  }
+  const broken = nullDeviceProblem();
+  if (broken) {
+    console.error(`bench: ${broken}`);
+    Deno.exit(1);
   }
   const only = new Set(values.only.split(",").map((s) => s.trim()));
   const started = performance.now();
