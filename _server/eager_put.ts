@@ -4,38 +4,27 @@
  * one's `PUT`, bytes and `HASH` without waiting, and the server takes them
  * in runs.
  *
- * Each upload is received at once into a fresh temporary made with
- * `openat(O_CREAT | O_EXCL | O_NOFOLLOW)` in its folder, walked from the
- * root with `O_NOFOLLOW` once per run and held open for the run; the bytes
- * are written and its time set through the new descriptor, and the digest
- * checked. Nothing is named twice and nothing is proven after the fact: the
- * kernel holds the descriptors, so a folder swapped for a link cannot
- * redirect any of it. Every call is a synchronous libc call of a
- * microsecond or two on a warm cache, where the streaming path
- * (`_server/put.ts`) makes about thirty hops through Deno's blocking-call
- * thread pool per file.
- *
- * The run ends when the next request is not an eager `PUT`, or not wholly
- * arrived (the server would wait for the client), or when it holds
- * {@linkcode MAX_RUN} uploads. Then one `syncfs` per file system (on a
- * thread of its own) puts every temporary of the run on disk, each is moved
- * into place (`renameat2(RENAME_NOREPLACE)`, or `renameat` to overwrite)
- * and the replies go in one write, in request order. A file therefore
- * appears whole or not at all, as with the streaming path's `fdatasync`
- * per file, with one disk flush per run instead of one per file.
+ * The connection's thread checks each upload (path, limits), copies its
+ * bytes into the run's buffer and checks its digest; nothing touches the
+ * file system there. The run ends when the next request is not an eager
+ * `PUT`, or not wholly arrived (the server would wait for the client), or
+ * when it holds {@linkcode MAX_RUN} uploads or {@linkcode RUN_BYTES}
+ * bytes. Then it is placed (`_server/eager_place.ts`: each file written
+ * into a fresh temporary through folders held open from the root, one
+ * `syncfs` per file system for the run, each temporary moved into place,
+ * so a file appears whole or not at all) by the server's placing worker
+ * (`_server/eager_placer.ts`) while this thread receives the next run: at
+ * most one run per connection is being placed and one received. The
+ * replies of a run go out in request order once it is placed, before any
+ * other request of the connection is answered.
  *
  * @module
  */
 
 import * as nodePath from "node:path";
 import { createHasher, digestFits, digestOf } from "../_common/digest.ts";
-import { printable, splitWirePath } from "../_common/wire_path.ts";
-import {
-  AT_SYMLINK_NOFOLLOW,
-  type EntryStatus,
-  type Libc,
-  walkError,
-} from "./dir_handle.ts";
+import { splitWirePath } from "../_common/wire_path.ts";
+import type { EntryStatus } from "./dir_handle.ts";
 import {
   emit,
   type RequestState,
@@ -44,9 +33,10 @@ import {
 } from "./context.ts";
 import { checkRequestLimits } from "./limits.ts";
 import { RACY_MARGIN_MS } from "./hash_cache.ts";
-import { refuseTempName, tempNameOf } from "./temp.ts";
+import { refuseTempName } from "./temp.ts";
 import { SMALL_FILE_BYTES } from "./small_get.ts";
-import { toHex } from "../_common/bytes.ts";
+import type { PlaceJob, PlaceOutcome } from "./eager_place.ts";
+import type { EagerPlacer } from "./eager_placer.ts";
 import { FerryError } from "../errors.ts";
 import {
   type DigestAlgorithm,
@@ -57,52 +47,52 @@ import {
 /** Most uploads held in one run before they are synced and placed. */
 export const MAX_RUN = 64;
 
-/** A folder of the run, walked from the root and held open. */
-interface Folder {
-  fd: number;
-  dev: number;
-}
+/**
+ * Most bytes of uploads held in one run: 1 MiB (`MAX_EAGER_PUT_BYTES`, so
+ * any eager upload fits a run of its own). A connection holds at most two
+ * such buffers: the run it receives and the one being placed.
+ */
+export const RUN_BYTES = 1024 * 1024;
+
+/** The run buffer's first size; it doubles as uploads need, to RUN_BYTES. */
+const FIRST_RUN_BYTES = 64 * 1024;
 
 /** One eager `PUT` of the run: received and checked, or refused. */
 interface Entry {
   message: PutMessage;
   time: Date;
   started: number;
-  /** Why it is refused; set before or after placing. */
+  /** Why it is refused, if it is. */
   error?: FerryError;
-  /** Where its temporary is, while it waits for the sync. */
-  folder?: Folder;
-  temp?: string;
-  name?: string;
-  /** The temporary's status, when its digest may be cached. */
-  identity?: EntryStatus;
-  /** Its digest, once checked, and the session's algorithm. */
+  /** What the placer does with it, once its digest checked out. */
+  job?: PlaceJob;
+  /** Its digest and the session's algorithm (for the hash cache). */
   digest?: Uint8Array;
   algorithm?: DigestAlgorithm;
-  /** The first failed write to the temporary. */
-  writeError?: unknown;
 }
 
 /**
- * The eager `PUT`s of one connection not yet answered, and the folders
- * they are in.
+ * The eager `PUT`s of one connection not yet answered: the run being
+ * received, and the run being placed.
  */
 export class EagerRun {
-  #libc: Libc;
+  #placer: EagerPlacer;
   #entries: Entry[] = [];
-  #folders = new Map<string, Folder>();
-  #root: number | undefined;
-  /** Temporaries are named after the connection and a count. */
-  #tempBase = randomBase();
-  #temps = 0;
+  /** The bytes of the run being received, and how much of it is used. */
+  #buffer: Uint8Array<ArrayBuffer> | undefined;
+  #used = 0;
+  /** The buffer the last placed run gave back, for the next. */
+  #spare: ArrayBuffer | undefined;
+  /** The run being placed: settles once its replies are queued. */
+  #placing: Promise<void> | undefined;
 
   /**
    * A run with nothing in it.
    *
-   * @param libc The strict-mode binding.
+   * @param placer Where runs are placed.
    */
-  constructor(libc: Libc) {
-    this.#libc = libc;
+  constructor(placer: EagerPlacer) {
+    this.#placer = placer;
   }
 
   /** Whether the run is full: it must be placed before the next upload. */
@@ -110,8 +100,13 @@ export class EagerRun {
     return this.#entries.length >= MAX_RUN;
   }
 
+  /** Whether a run is being placed (its replies are not queued yet). */
+  get placing(): boolean {
+    return this.#placing !== undefined;
+  }
+
   /**
-   * Receives one eager `PUT`: its bytes into a new temporary (or nowhere,
+   * Receives one eager `PUT`: its bytes into the run's buffer (or nowhere,
    * if it is refused) and its `HASH`, which is checked. Refusals are kept
    * for the reply, in order.
    *
@@ -131,380 +126,268 @@ export class EagerRun {
       time: since.time,
       started: since.started,
     };
-    let fd = -1;
+    let job: PlaceJob | undefined;
     try {
-      fd = this.#open(context, entry);
+      job = checkUpload(context, message);
     } catch (error) {
-      entry.error = refusal(error, message.path);
+      entry.error = error instanceof FerryError
+        ? error
+        : new FerryError("INTERNAL", "Internal server error", { cause: error });
+    }
+    if (job !== undefined && this.#used + message.size > RUN_BYTES) {
+      await this.post(session, context); // room for it in a fresh run
     }
     state.closeOnError = true;
-    try {
-      const digest = await this.#copy(session, entry, fd);
-      state.bytes = message.size;
-      const reply = await session.reader.readMessage();
-      if (reply === null) {
-        state.silentOnError = true;
-        throw new FerryError("CONNECTION", "Upload cut short before its HASH");
-      }
-      if (reply.type !== "hash") {
-        throw new FerryError(
-          "BAD_REQUEST",
-          `Expected HASH, got ${reply.type.toUpperCase()}`,
-        );
-      }
-      state.closeOnError = false;
-      if (entry.error === undefined && digest !== undefined) {
-        const checked = check(session, entry, digest, reply.digest);
-        if (checked instanceof FerryError) entry.error = checked;
-        else {
-          entry.digest = checked;
-          entry.algorithm = session.digest;
-        }
-      }
-      if (entry.error === undefined) {
-        try {
-          this.#finish(context, entry, fd);
-        } catch (error) {
-          entry.error = refusal(error, message.path);
-        }
-      }
-    } catch (error) {
-      // The stream is lost: this upload's temporary goes too.
-      entry.error ??= refusal(error, message.path);
-      throw error;
-    } finally {
-      if (fd >= 0) {
-        this.#libc.close(fd);
-        if (entry.error !== undefined) this.#removeTemp(entry);
-      }
-      if (!state.closeOnError) this.#entries.push(entry);
+    const digest = await this.#copy(session, message.size, job);
+    state.bytes = message.size;
+    const reply = await session.reader.readMessage();
+    if (reply === null) {
+      state.silentOnError = true;
+      throw new FerryError("CONNECTION", "Upload cut short before its HASH");
     }
+    if (reply.type !== "hash") {
+      throw new FerryError(
+        "BAD_REQUEST",
+        `Expected HASH, got ${reply.type.toUpperCase()}`,
+      );
+    }
+    state.closeOnError = false;
+    if (job !== undefined && digest !== undefined) {
+      const checked = check(session, message, digest, reply.digest);
+      if (checked instanceof FerryError) entry.error = checked;
+      else {
+        entry.digest = checked;
+        entry.algorithm = session.digest;
+        job.offset = this.#used;
+        this.#used += job.size;
+        job.identity = context.hashCache !== undefined &&
+          job.size > SMALL_FILE_BYTES && job.mtime !== undefined &&
+          Date.now() - job.mtime >= RACY_MARGIN_MS;
+        entry.job = job;
+      }
+    }
+    this.#entries.push(entry);
   }
 
   /**
-   * Ends the run: syncs the temporaries, moves them into place and queues
-   * every reply of the run with the session's held replies (written in
-   * large writes before the session waits for the client). Never throws; a
-   * failed write of the replies is the connection's (the next read finds
-   * it closed).
+   * Ends the run being received: once the run before it is placed (and its
+   * replies queued), hands it to the placer and returns without waiting.
+   * When it is placed, its replies are queued with the session's held
+   * replies (and written at once if nothing more is buffered to read).
    */
-  async place(session: Session, context: ServerContext): Promise<void> {
+  async post(session: Session, context: ServerContext): Promise<void> {
+    if (this.#entries.length === 0) return;
+    await this.#placing;
     const entries = this.#entries;
-    if (entries.length === 0) {
-      this.#closeFolders(); // walked for an upload the stream lost
+    this.#entries = [];
+    const jobs: PlaceJob[] = [];
+    for (const entry of entries) if (entry.job) jobs.push(entry.job);
+    if (jobs.length === 0) {
+      await this.#answer(session, context, entries, []);
       return;
     }
-    this.#entries = [];
-    try {
-      await this.#sync(entries);
-      for (const entry of entries) {
-        if (entry.error === undefined) this.#move(context, entry);
-        emit(context, {
-          protocol: "ferry",
-          request: "PUT",
-          path: entry.message.path,
-          bytes: entry.error === undefined ? entry.message.size : 0,
-          result: entry.error?.code ?? "ok",
-          peer: session.peer,
-          time: entry.time,
-          started: entry.started,
-        });
-        // Held with the session's other replies, written before it waits.
-        await session.replies.queue(
-          entry.error === undefined ? OK_FRAME : encodeMessage({
-            type: "error",
-            code: entry.error.code,
-            message: entry.error.message.slice(0, 1000),
-          }),
-        ).catch(() => {
+    const buffer = this.#buffer!.buffer;
+    this.#buffer = undefined;
+    this.#used = 0;
+    const placed = this.#placer.place(context.realRoot, jobs, buffer);
+    this.#placing = (async () => {
+      const { outcomes, buffer } = await placed;
+      if (buffer.byteLength > 0) this.#spare = buffer;
+      await this.#answer(session, context, entries, outcomes);
+      // The loop may be waiting for the client, which waits for these.
+      if (!session.reader.frameBuffered) {
+        await session.replies.flush().catch(() => {
           // The peer left: the next read of the connection ends the session.
         });
       }
-    } finally {
-      this.#closeFolders();
-    }
+    })().finally(() => this.#placing = undefined);
   }
 
   /**
-   * Checks an upload's target and creates its temporary; returns the open
-   * temporary.
+   * Places what was received and waits until every run's replies are
+   * queued. Never throws.
+   *
+   * @param release Also drop the run buffers (nothing more is pipelined).
    */
-  #open(context: ServerContext, entry: Entry): number {
-    const { message } = entry;
-    if (!context.allowUpload) {
-      throw new FerryError("FORBIDDEN", "Uploads are not allowed");
+  async settle(
+    session: Session,
+    context: ServerContext,
+    release = false,
+  ): Promise<void> {
+    await this.post(session, context);
+    await this.#placing;
+    if (release) {
+      this.#spare = undefined;
+      if (this.#used === 0) this.#buffer = undefined;
     }
-    checkRequestLimits(message, context.limits);
-    const segments = splitWirePath(message.path);
-    const name = segments.at(-1);
-    if (name === undefined) {
-      throw new FerryError("FORBIDDEN", "Cannot write the root folder");
-    }
-    refuseTempName(segments, message.path);
-    const folder = this.#folder(context, segments.slice(0, -1), message.path);
-    const libc = this.#libc;
-    // Without overwrite, renameat2(RENAME_NOREPLACE) refuses any name
-    // taken (EXISTS), atomically: no lookup before. To overwrite, only a
-    // regular file may be replaced.
-    const existing = message.overwrite
-      ? libc.statAtIfAny(folder.fd, name, AT_SYMLINK_NOFOLLOW)
-      : undefined;
-    if (existing?.isSymlink) {
-      throw new FerryError(
-        "FORBIDDEN",
-        `Target is a symbolic link: ${printable(message.path)}`,
-      );
-    }
-    if (existing && !existing.isFile) {
-      throw new FerryError(
-        "FORBIDDEN",
-        `Target is not a file: ${printable(message.path)}`,
-      );
-    }
-    let temp = this.#tempName();
-    let fd: number;
-    try {
-      try {
-        fd = libc.createAt(folder.fd, temp);
-      } catch (error) {
-        // Someone guessed the next name: start a fresh random series.
-        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-        this.#tempBase = randomBase();
-        temp = this.#tempName();
-        fd = libc.createAt(folder.fd, temp);
-      }
-    } catch (error) {
-      throw new FerryError(
-        "INTERNAL",
-        `Cannot create the upload's temporary file: ${printable(message.path)}`,
-        { cause: error },
-      );
-    }
-    entry.folder = folder;
-    entry.temp = temp;
-    entry.name = name;
-    return fd;
   }
 
-  /** A fresh temporary's name: `.ferry-<random><count>.part`. */
-  #tempName(): string {
-    return tempNameOf(`${this.#tempBase}${(this.#temps++).toString(16)}`);
+  /** Emits each entry's log event and queues its reply, in order. */
+  async #answer(
+    session: Session,
+    context: ServerContext,
+    entries: Entry[],
+    outcomes: PlaceOutcome[],
+  ): Promise<void> {
+    let next = 0;
+    for (const entry of entries) {
+      let error = entry.error;
+      if (entry.job !== undefined) {
+        const outcome = outcomes[next++];
+        if (outcome?.code !== undefined) {
+          error = new FerryError(outcome.code, outcome.message ?? "");
+        } else if (outcome?.placed !== undefined) {
+          remember(context, entry, outcome.placed);
+        }
+      }
+      emit(context, {
+        protocol: "ferry",
+        request: "PUT",
+        path: entry.message.path,
+        bytes: error === undefined ? entry.message.size : 0,
+        result: error?.code ?? "ok",
+        peer: session.peer,
+        time: entry.time,
+        started: entry.started,
+      });
+      // Held with the session's other replies, written before it waits.
+      await session.replies.queue(
+        error === undefined ? OK_FRAME : encodeMessage({
+          type: "error",
+          code: error.code,
+          message: error.message.slice(0, 1000),
+        }),
+      ).catch(() => {
+        // The peer left: the next read of the connection ends the session.
+      });
+    }
   }
 
   /**
-   * Reads the upload's raw bytes into the temporary `fd` (none if it is -1:
-   * a refusal); a failed write is noted and the rest dropped. Returns the
-   * digest of the bytes, unless refused.
+   * Reads the upload's `size` raw bytes: into the run's buffer for `job`, or
+   * dropped for a refusal (no `job`). Returns their digest, unless
+   * refused.
    */
   async #copy(
     session: Session,
-    entry: Entry,
-    fd: number,
+    size: number,
+    job: PlaceJob | undefined,
   ): Promise<Uint8Array | undefined> {
-    const size = entry.message.size;
     const reader = session.reader;
-    let writing = fd >= 0;
-    const take = (chunk: Uint8Array<ArrayBuffer>): void => {
-      if (!writing) return;
+    if (job === undefined) {
+      // Refused: read past the bytes.
+      const buffer = session.bulkBuffers(size)[0];
       try {
-        this.#libc.writeAll(fd, chunk);
-      } catch (error) {
-        writing = false;
-        entry.writeError = error;
+        for (let left = size; left > 0;) {
+          const n = await reader.read(
+            buffer.subarray(0, Math.min(left, buffer.length)),
+          );
+          if (n === null) {
+            throw new FerryError("CONNECTION", "Upload cut short");
+          }
+          left -= n;
+        }
+      } finally {
+        session.releaseBuffers(true);
       }
-    };
+      return undefined;
+    }
+    const into = this.#room(size);
     if (reader.buffered >= size) {
-      // Arrived whole (the usual case): written and hashed in one piece
+      // Arrived whole (the usual case): copied and hashed in one piece
       // from the read buffer.
-      const bytes = reader.bufferedBytes().subarray(0, size) as Uint8Array<
-        ArrayBuffer
-      >;
-      take(bytes);
-      const digest = fd >= 0
-        ? await digestOf(session.digest, bytes)
-        : undefined;
+      const bytes = reader.bufferedBytes().subarray(0, size);
+      into.set(bytes);
+      const digest = await digestOf(session.digest, bytes);
       reader.skip(size);
       return digest;
     }
-    const hash = fd >= 0 ? await createHasher(session.digest) : undefined;
-    const buffer = session.bulkBuffers(size)[0];
-    try {
-      for (let left = size; left > 0;) {
-        const n = await session.reader.read(
-          buffer.subarray(0, Math.min(left, buffer.length)),
-        );
-        if (n === null) {
-          throw new FerryError("CONNECTION", "Upload cut short");
-        }
-        const chunk = buffer.subarray(0, n) as Uint8Array<ArrayBuffer>;
-        hash?.update(chunk);
-        take(chunk);
-        left -= n;
-      }
-    } finally {
-      session.releaseBuffers(true);
+    const hash = await createHasher(session.digest);
+    for (let at = 0; at < size;) {
+      const n = await reader.read(into.subarray(at));
+      if (n === null) throw new FerryError("CONNECTION", "Upload cut short");
+      hash.update(into.subarray(at, at + n));
+      at += n;
     }
-    return hash?.digest();
-  }
-
-  /** Sets the temporary's time; notes its identity if it may be cached. */
-  #finish(context: ServerContext, entry: Entry, fd: number): void {
-    const { message } = entry;
-    const libc = this.#libc;
-    if (message.mtime !== undefined) libc.setMtime(fd, message.mtime);
-    // A small file is hashed again faster than its digest is remembered.
-    if (
-      context.hashCache !== undefined && message.size > SMALL_FILE_BYTES &&
-      message.mtime !== undefined &&
-      Date.now() - message.mtime >= RACY_MARGIN_MS
-    ) {
-      entry.identity = libc.statAt(
-        entry.folder!.fd,
-        entry.temp!,
-        AT_SYMLINK_NOFOLLOW,
-      );
-    }
-  }
-
-  /** One `syncfs` per file system of the run's temporaries. */
-  async #sync(entries: Entry[]): Promise<void> {
-    const done = new Set<number>();
-    for (const entry of entries) {
-      const folder = entry.folder;
-      if (entry.error !== undefined || folder === undefined) continue;
-      if (done.has(folder.dev)) continue;
-      done.add(folder.dev);
-      try {
-        await this.#libc.syncFileSystem(folder.fd);
-      } catch (error) {
-        for (const other of entries) {
-          if (other.error === undefined && other.folder?.dev === folder.dev) {
-            other.error = writeFailed(error);
-            this.#removeTemp(other);
-          }
-        }
-      }
-    }
-  }
-
-  /** Moves a synced temporary to its name; a failure refuses the upload. */
-  #move(context: ServerContext, entry: Entry): void {
-    const { message } = entry;
-    const libc = this.#libc;
-    const fd = entry.folder!.fd;
-    try {
-      if (message.overwrite) libc.renameAt(fd, entry.temp!, fd, entry.name!);
-      else libc.renameNoReplaceAt(fd, entry.temp!, entry.name!);
-    } catch (error) {
-      entry.error = error instanceof Deno.errors.AlreadyExists
-        ? new FerryError("EXISTS", `Already exists: ${message.path}`)
-        : error instanceof Deno.errors.IsADirectory
-        ? new FerryError("FORBIDDEN", `Target is a folder: ${message.path}`)
-        : new FerryError("INTERNAL", "Internal server error", {
-          cause: error,
-        });
-      this.#removeTemp(entry);
-      return;
-    }
-    const ours = entry.identity;
-    const cache = context.hashCache;
-    if (ours === undefined || cache === undefined) return;
-    // The digest is remembered only if the file at its name is still ours
-    // (its change time moved with the rename: the placed status is stored).
-    let placed: EntryStatus;
-    try {
-      placed = libc.statAt(fd, entry.name!, AT_SYMLINK_NOFOLLOW);
-    } catch {
-      return; // gone already: nothing to remember
-    }
-    if (placed.ino !== ours.ino || placed.dev !== ours.dev) return;
-    cache.store(
-      nodePath.join(context.realRoot, ...splitWirePath(message.path)),
-      fileInfoOf(placed),
-      entry.algorithm!,
-      entry.digest!,
-      Date.now(),
-      { upload: true },
-    );
-  }
-
-  /** Removes an entry's temporary (errors ignored: it may be gone). */
-  #removeTemp(entry: Entry): void {
-    if (entry.folder === undefined || entry.temp === undefined) return;
-    try {
-      this.#libc.unlinkAt(entry.folder.fd, entry.temp);
-    } catch {
-      // Gone already.
-    }
-    entry.temp = undefined;
+    return hash.digest();
   }
 
   /**
-   * The folder `segments` below the root, walked once per run with
-   * `O_NOFOLLOW` from the root's descriptor and held until the run ends.
+   * Where the next `size` bytes of the run go (the run's buffer grows,
+   * doubling, up to {@linkcode RUN_BYTES}).
    */
-  #folder(
-    context: ServerContext,
-    segments: string[],
-    wirePath: string,
-  ): Folder {
-    const key = segments.join("/");
-    const held = this.#folders.get(key);
-    if (held !== undefined) return held;
-    const libc = this.#libc;
-    try {
-      this.#root ??= libc.openFolder(context.realRoot);
-      let fd = this.#root;
-      for (const segment of segments) {
-        const next = libc.openFolderAt(fd, segment);
-        if (fd !== this.#root) libc.close(fd);
-        fd = next;
-      }
-      if (fd === this.#root) fd = libc.openFolderAt(fd, ".");
-      let folder: Folder;
-      try {
-        folder = { fd, dev: libc.statAt(fd, ".", 0).dev };
-      } catch (error) {
-        libc.close(fd);
-        throw error;
-      }
-      this.#folders.set(key, folder);
-      return folder;
-    } catch (error) {
-      throw walkError(error, wirePath);
+  #room(size: number): Uint8Array<ArrayBuffer> {
+    const need = this.#used + size;
+    let buffer = this.#buffer;
+    if (buffer === undefined || buffer.length < need) {
+      let length = Math.max(buffer?.length ?? 0, FIRST_RUN_BYTES);
+      while (length < need) length *= 2;
+      length = Math.min(length, RUN_BYTES);
+      const spare = this.#spare;
+      this.#spare = undefined;
+      const grown = spare !== undefined && spare.byteLength >= length
+        ? new Uint8Array(spare)
+        : new Uint8Array(length);
+      if (buffer !== undefined) grown.set(buffer.subarray(0, this.#used));
+      this.#buffer = buffer = grown;
     }
+    return buffer.subarray(this.#used, need);
   }
+}
 
-  #closeFolders(): void {
-    for (const folder of this.#folders.values()) this.#libc.close(folder.fd);
-    this.#folders.clear();
-    if (this.#root !== undefined) this.#libc.close(this.#root);
-    this.#root = undefined;
+/**
+ * Checks an eager upload's target by the lexical rules and limits; returns
+ * what the placer needs.
+ */
+function checkUpload(context: ServerContext, message: PutMessage): PlaceJob {
+  if (!context.allowUpload) {
+    throw new FerryError("FORBIDDEN", "Uploads are not allowed");
   }
+  checkRequestLimits(message, context.limits);
+  const segments = splitWirePath(message.path);
+  const name = segments.pop();
+  if (name === undefined) {
+    throw new FerryError("FORBIDDEN", "Cannot write the root folder");
+  }
+  refuseTempName([name], message.path);
+  return {
+    path: message.path,
+    folder: segments,
+    name,
+    offset: 0,
+    size: message.size,
+    mtime: message.mtime,
+    overwrite: message.overwrite,
+    identity: false,
+  };
+}
+
+/** Remembers the digest of a placed upload that is still ours. */
+function remember(
+  context: ServerContext,
+  entry: Entry,
+  placed: EntryStatus,
+): void {
+  const job = entry.job!;
+  context.hashCache?.store(
+    nodePath.join(context.realRoot, ...job.folder, job.name),
+    fileInfoOf(placed),
+    entry.algorithm!,
+    entry.digest!,
+    Date.now(),
+    { upload: true },
+  );
 }
 
 const OK_FRAME = encodeMessage({ type: "ok" });
 
-/** 16 random hex digits. */
-function randomBase(): string {
-  return toHex(crypto.getRandomValues(new Uint8Array(8)));
-}
-
-/** The refusal an error before the bytes becomes (host details stay here). */
-function refusal(error: unknown, wirePath: string): FerryError {
-  if (error instanceof FerryError) return error;
-  const mapped = walkError(error, wirePath);
-  if (mapped instanceof FerryError) return mapped;
-  return new FerryError("INTERNAL", "Internal server error", { cause: error });
-}
-
 /**
- * Checks the digest's length, the writes and the digest itself; returns
+ * Checks the digest's length and the digest itself; returns
  * the digest, or the refusal.
  */
 function check(
   session: Session,
-  entry: Entry,
+  message: PutMessage,
   digest: Uint8Array,
   claimed: Uint8Array,
 ): Uint8Array | FerryError {
@@ -514,10 +397,9 @@ function check(
       `HASH of ${claimed.length} bytes in a ${session.digest} session`,
     );
   }
-  if ("writeError" in entry) return writeFailed(entry.writeError);
-  if (digest.length !== claimed.length) return mismatch(session, entry.message);
+  if (digest.length !== claimed.length) return mismatch(session, message);
   for (let i = 0; i < digest.length; i++) {
-    if (digest[i] !== claimed[i]) return mismatch(session, entry.message);
+    if (digest[i] !== claimed[i]) return mismatch(session, message);
   }
   return digest;
 }
@@ -553,14 +435,5 @@ function mismatch(session: Session, message: PutMessage): FerryError {
   return new FerryError(
     "INTEGRITY",
     `Digest (${session.digest}) mismatch, upload discarded: ${message.path}`,
-  );
-}
-
-function writeFailed(error: unknown): FerryError {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return new FerryError(
-    "INTERNAL",
-    `Write failed: ${typeof code === "string" ? code : "I/O error"}`,
-    { cause: error },
   );
 }

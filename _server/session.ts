@@ -26,7 +26,6 @@ import { deleteInside } from "./delete.ts";
 import { handleSum } from "./sum.ts";
 import { TEMP_NAME } from "./temp.ts";
 import { EagerRun } from "./eager_put.ts";
-import { strictLibc } from "./dir_handle.ts";
 import { FerryError, type FerryErrorCode, isWireErrorCode } from "../errors.ts";
 import {
   chooseDigest,
@@ -241,15 +240,15 @@ async function serveRequests(
   session: Session,
   context: ServerContext,
 ): Promise<void> {
-  const libc = strictLibc();
-  const run = libc === undefined ? undefined : new EagerRun(libc);
+  const placer = context.eagerPlacer;
+  const run = placer === undefined ? undefined : new EagerRun(placer);
   try {
     await serveLoop(session, context, run);
   } finally {
     if (run !== undefined) {
       // Uploads that arrived whole are placed, and answered if the peer
       // is still there.
-      await run.place(session, context);
+      await run.settle(session, context, true);
       await session.replies.flush(true).catch(() => {});
     }
   }
@@ -269,16 +268,22 @@ async function serveLoop(
       // answered first. The batch's memory goes back when nothing more is
       // pipelined.
       if (!session.reader.frameBuffered) {
-        await run?.place(session, context);
+        // The run received so far goes to be placed; the one being placed
+        // writes its replies itself once placed (this thread may be
+        // waiting for the client by then).
+        await run?.post(session, context);
         session.busy = false;
         const idle = session.reader.buffered === 0;
-        await session.replies.flush(idle);
+        if (!run?.placing) {
+          await session.replies.flush(idle);
+          if (idle) await run?.settle(session, context, true);
+        }
         if (idle) session.heldFolder?.folder.close();
       }
       message = await session.reader.readMessage();
     } catch (error) {
       if (error instanceof FerryError && isWireErrorCode(error.code)) {
-        await run?.place(session, context);
+        await run?.settle(session, context);
         emit(context, {
           protocol: "ferry",
           request: "INVALID",
@@ -310,10 +315,10 @@ async function serveLoop(
           time,
           started,
         });
-        if (run.full) await run.place(session, context);
+        if (run.full) await run.post(session, context);
         continue;
       }
-      await run?.place(session, context);
+      await run?.settle(session, context);
       // An eager PUT's limits are checked once its bytes are read past.
       if (message.type !== "put" || !message.eager) {
         checkRequestLimits(message, context.limits);
@@ -363,7 +368,7 @@ async function serveLoop(
     } catch (error) {
       const wire = toWireError(error, session);
       result = wire.code;
-      await run?.place(session, context);
+      await run?.settle(session, context);
       if (!state.silentOnError && isWireErrorCode(wire.code)) {
         if (!await sendError(session, wire.code, wire.message)) {
           state.closeOnError = true;
@@ -390,7 +395,7 @@ async function serveLoop(
     session.busy = false;
   }
   await session.settleWatch();
-  await run?.place(session, context);
+  await run?.settle(session, context, true);
   await session.replies.flush(true).catch(() => {}); // gone: nothing to send
   await lingerClose(session.conn, session.reader); // the server is stopping
 }

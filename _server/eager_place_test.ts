@@ -1,0 +1,168 @@
+import assert from "node:assert/strict";
+import { strictLibc } from "./dir_handle.ts";
+import { type PlaceJob, placeRun, TempNames } from "./eager_place.ts";
+import { EagerPlacer } from "./eager_placer.ts";
+
+const libc = strictLibc();
+const encoder = new TextEncoder();
+
+/** Jobs for `texts` (path → content), their bytes one after another. */
+function jobsOf(
+  texts: [string, string, Partial<PlaceJob>?][],
+): { jobs: PlaceJob[]; bytes: Uint8Array } {
+  const jobs: PlaceJob[] = [];
+  const parts: Uint8Array[] = [];
+  let offset = 0;
+  for (const [path, text, extra] of texts) {
+    const bytes = encoder.encode(text);
+    const segments = path.split("/");
+    const name = segments.pop()!;
+    jobs.push({
+      path,
+      folder: segments,
+      name,
+      offset,
+      size: bytes.length,
+      overwrite: false,
+      identity: false,
+      ...extra,
+    });
+    parts.push(bytes);
+    offset += bytes.length;
+  }
+  const bytes = new Uint8Array(offset);
+  offset = 0;
+  for (const part of parts) {
+    bytes.set(part, offset);
+    offset += part.length;
+  }
+  return { jobs, bytes };
+}
+
+async function names(folder: string): Promise<string[]> {
+  const found: string[] = [];
+  for await (const entry of Deno.readDir(folder)) found.push(entry.name);
+  return found.sort();
+}
+
+Deno.test({
+  name:
+    "placeRun() places a run in order and refuses links on the way, links and folders as targets, and taken names" +
+    (libc ? "" : " (ignored: needs libc through --allow-ffi on Linux)"),
+  ignore: libc === undefined,
+  async fn() {
+    const root = await Deno.realPath(
+      await Deno.makeTempDir({ prefix: "ferry_test_" }),
+    );
+    const outside = await Deno.makeTempDir({ prefix: "ferry_test_" });
+    try {
+      await Deno.mkdir(`${root}/d`);
+      await Deno.writeTextFile(`${root}/d/taken`, "old");
+      await Deno.symlink(outside, `${root}/link`);
+      await Deno.symlink(`${outside}/x`, `${root}/d/tolink`);
+      const { jobs, bytes } = jobsOf([
+        ["d/a", "alpha", { mtime: Date.UTC(2001, 1, 2) }],
+        ["link/b", "escape"],
+        ["d/taken", "new"],
+        ["d/tolink", "over a link", { overwrite: true }],
+        ["d", "over a folder", { overwrite: true }],
+        ["c", "gamma"],
+      ]);
+      const outcomes = await placeRun(
+        libc!,
+        root,
+        jobs,
+        bytes,
+        new TempNames(),
+      );
+      assert.deepEqual(outcomes.map((o) => o.code ?? "ok"), [
+        "ok",
+        "FORBIDDEN",
+        "EXISTS",
+        "FORBIDDEN",
+        "FORBIDDEN",
+        "ok",
+      ]);
+      assert.equal(await Deno.readTextFile(`${root}/d/a`), "alpha");
+      assert.equal(
+        (await Deno.stat(`${root}/d/a`)).mtime?.getTime(),
+        Date.UTC(2001, 1, 2),
+      );
+      assert.equal(await Deno.readTextFile(`${root}/d/taken`), "old");
+      assert.equal(await Deno.readTextFile(`${root}/c`), "gamma");
+      assert.deepEqual(await names(outside), [], "nothing outside the root");
+      assert.deepEqual(await names(`${root}/d`), ["a", "taken", "tolink"]);
+      assert.deepEqual(await names(root), ["c", "d", "link"]);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+      await Deno.remove(outside, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "placeRun() reports the placed file's status only when asked" +
+    (libc ? "" : " (ignored: needs libc through --allow-ffi on Linux)"),
+  ignore: libc === undefined,
+  async fn() {
+    const root = await Deno.realPath(
+      await Deno.makeTempDir({ prefix: "ferry_test_" }),
+    );
+    try {
+      const { jobs, bytes } = jobsOf([
+        ["a", "asked", { identity: true }],
+        ["b", "not asked"],
+      ]);
+      const [a, b] = await placeRun(libc!, root, jobs, bytes, new TempNames());
+      const info = await Deno.lstat(`${root}/a`);
+      assert.equal(a.placed?.ino, info.ino);
+      assert.equal(a.placed?.size, 5);
+      assert.equal(b.placed, undefined);
+      assert.equal(b.code, undefined);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "EagerPlacer places runs on its worker once ready, and on the calling thread after close()" +
+    (libc ? "" : " (ignored: needs libc through --allow-ffi on Linux)"),
+  ignore: libc === undefined,
+  async fn() {
+    const root = await Deno.realPath(
+      await Deno.makeTempDir({ prefix: "ferry_test_" }),
+    );
+    const placer = new EagerPlacer(libc!);
+    try {
+      assert.equal(placer.onWorker, false);
+      assert.ok(await placer.ready());
+      const first = jobsOf([["a", "on the worker"], ["a", "again"]]);
+      const buffer = first.bytes.buffer as ArrayBuffer;
+      const length = buffer.byteLength;
+      const placed = await placer.place(root, first.jobs, buffer);
+      assert.equal(buffer.byteLength, 0, "the buffer went to the worker");
+      assert.equal(placed.buffer.byteLength, length, "and back");
+      assert.deepEqual(placed.outcomes.map((o) => o.code ?? "ok"), [
+        "ok",
+        "EXISTS",
+      ]);
+      placer.close();
+      assert.equal(placer.onWorker, false);
+      const second = jobsOf([["b", "here"]]);
+      const here = await placer.place(
+        root,
+        second.jobs,
+        second.bytes.buffer as ArrayBuffer,
+      );
+      assert.equal(here.outcomes[0].code, undefined);
+      assert.equal(await Deno.readTextFile(`${root}/a`), "on the worker");
+      assert.equal(await Deno.readTextFile(`${root}/b`), "here");
+      assert.deepEqual(await names(root), ["a", "b"]);
+    } finally {
+      placer.close();
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
