@@ -15,12 +15,11 @@ function jobsOf(
   let offset = 0;
   for (const [path, text, extra] of texts) {
     const bytes = encoder.encode(text);
-    const segments = path.split("/");
-    const name = segments.pop()!;
+    const slash = path.lastIndexOf("/");
     jobs.push({
       path,
-      folder: segments,
-      name,
+      folder: slash < 0 ? "" : path.slice(0, slash),
+      name: path.slice(slash + 1),
       offset,
       size: bytes.length,
       overwrite: false,

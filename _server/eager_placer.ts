@@ -12,6 +12,7 @@
 
 import type { Libc } from "./dir_handle.ts";
 import {
+  packJobs,
   type PlaceJob,
   type PlaceOutcome,
   placeRun,
@@ -49,7 +50,7 @@ interface Posted {
  *   try {
  *     const bytes = new TextEncoder().encode("hi");
  *     const { outcomes } = await placer.place(root, [{
- *       path: "a.txt", folder: [], name: "a.txt", offset: 0, size: 2,
+ *       path: "a.txt", folder: "", name: "a.txt", offset: 0, size: 2,
  *       overwrite: false, identity: false,
  *     }], bytes.buffer);
  *     assert(outcomes[0].code === undefined);
@@ -121,11 +122,16 @@ export class EagerPlacer {
     if (this.#useWorker && this.#worker === undefined) this.#start();
     if (!this.onWorker) return this.#placeHere(realRoot, jobs, buffer);
     const id = this.#nextId++;
+    const { paths, numbers } = packJobs(jobs);
     return new Promise((resolve) => {
       this.#posted.set(id, { jobs, resolve });
-      this.#worker!.postMessage({ id, root: realRoot, jobs, buffer }, [
-        buffer,
-      ]);
+      this.#worker!.postMessage(
+        { id, root: realRoot, paths, numbers, buffer },
+        [
+          buffer,
+          numbers.buffer,
+        ],
+      );
     });
   }
 
@@ -165,7 +171,7 @@ export class EagerPlacer {
     worker.onmessage = (event: MessageEvent) => {
       const data = event.data as
         | { ready: boolean }
-        | { id: number; outcomes: PlaceOutcome[]; buffer: ArrayBuffer };
+        | { id: number; outcomes?: PlaceOutcome[]; buffer: ArrayBuffer };
       if ("ready" in data) {
         if (data.ready) {
           this.#ready = true;
@@ -176,7 +182,10 @@ export class EagerPlacer {
       const posted = this.#posted.get(data.id);
       if (posted === undefined) return;
       this.#posted.delete(data.id);
-      posted.resolve({ outcomes: data.outcomes, buffer: data.buffer });
+      posted.resolve({
+        outcomes: data.outcomes ?? posted.jobs.map(() => ({})),
+        buffer: data.buffer,
+      });
     };
     worker.onerror = (event: ErrorEvent) => {
       event.preventDefault();

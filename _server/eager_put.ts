@@ -344,15 +344,16 @@ function checkUpload(context: ServerContext, message: PutMessage): PlaceJob {
     throw new FerryError("FORBIDDEN", "Uploads are not allowed");
   }
   checkRequestLimits(message, context.limits);
-  const segments = splitWirePath(message.path);
-  const name = segments.pop();
+  const path = message.path;
+  const segments = splitWirePath(path);
+  const name = segments.at(-1);
   if (name === undefined) {
     throw new FerryError("FORBIDDEN", "Cannot write the root folder");
   }
-  refuseTempName([name], message.path);
+  refuseTempName(segments, path);
   return {
-    path: message.path,
-    folder: segments,
+    path,
+    folder: path.slice(0, Math.max(0, path.length - name.length - 1)),
     name,
     offset: 0,
     size: message.size,
@@ -370,7 +371,7 @@ function remember(
 ): void {
   const job = entry.job!;
   context.hashCache?.store(
-    nodePath.join(context.realRoot, ...job.folder, job.name),
+    nodePath.join(context.realRoot, ...splitWirePath(job.path)),
     fileInfoOf(placed),
     entry.algorithm!,
     entry.digest!,

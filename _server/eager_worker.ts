@@ -10,17 +10,17 @@
 
 import { strictLibc } from "./dir_handle.ts";
 import {
-  type PlaceJob,
+  type PackedJobs,
   type PlaceOutcome,
   placeRun,
   TempNames,
+  unpackJobs,
 } from "./eager_place.ts";
 
 /** A run to place, as the placer posts it. */
-interface RunMessage {
+interface RunMessage extends PackedJobs {
   id: number;
   root: string;
-  jobs: PlaceJob[];
   buffer: ArrayBuffer;
 }
 
@@ -37,7 +37,8 @@ const names = new TempNames();
 let queue: Promise<void> = Promise.resolve();
 
 scope.onmessage = (event) => {
-  const { id, root, jobs, buffer } = event.data;
+  const { id, root, buffer } = event.data;
+  const jobs = unpackJobs(event.data);
   queue = queue.then(async () => {
     let outcomes: PlaceOutcome[];
     try {
@@ -55,7 +56,15 @@ scope.onmessage = (event) => {
         message: "Internal server error",
       }));
     }
-    scope.postMessage({ id, outcomes, buffer }, [buffer]);
+    // Nothing to say of any (the usual case): no array to copy back.
+    const said = outcomes.some((outcome) => !isEmpty(outcome));
+    scope.postMessage({ id, outcomes: said ? outcomes : undefined, buffer }, [
+      buffer,
+    ]);
   });
 };
 scope.postMessage({ ready: libc !== undefined });
+
+function isEmpty(outcome: PlaceOutcome): boolean {
+  return outcome.code === undefined && outcome.placed === undefined;
+}
