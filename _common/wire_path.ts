@@ -23,6 +23,16 @@ const encoder = new TextEncoder();
 const CONTROL_BYTE = /[\x00-\x1f\x7f]/;
 const DRIVE_LETTER = /^[A-Za-z]:/;
 const DEVICE_NAME = /^(CON|PRN|AUX|NUL|COM[1-9¹²³]|LPT[1-9¹²³])\s*(\..*)?$/i;
+/**
+ * Anything in a whole path that some rule may refuse: a control byte, a
+ * backslash, an empty, `.` or `..` segment, a device name as a segment.
+ * A path without any (nearly every one) needs no rule checked one by one.
+ */
+const SUSPECT =
+  // deno-lint-ignore no-control-regex
+  /[\x00-\x1f\x7f\\]|(?:^|\/)\.{0,2}(?:\/|$)|(?:^|\/)(?:CON|PRN|AUX|NUL|COM[1-9¹²³]|LPT[1-9¹²³])\s*(?:\.[^/]*)?(?:\/|$)/i;
+/** What the Windows rules may refuse in a whole path. */
+const SUSPECT_ON_WINDOWS = /:|[. ](?:\/|$)/;
 
 /**
  * Options of {@linkcode splitWirePath} and {@linkcode segmentProblem}.
@@ -108,6 +118,14 @@ export function splitWirePath(
 ): string[] {
   if (wirePath === "") return [];
   const windows = options.windows ?? IS_WINDOWS;
+  // The usual path: short enough whatever its characters (at most three
+  // UTF-8 bytes per UTF-16 unit), no drive letter, nothing suspect.
+  if (
+    wirePath.length * 3 <= MAX_PATH_BYTES && wirePath.charCodeAt(1) !== 58 &&
+    !SUSPECT.test(wirePath) && !(windows && SUSPECT_ON_WINDOWS.test(wirePath))
+  ) {
+    return wirePath.split("/");
+  }
   let problem: string | undefined;
   if (encoder.encode(wirePath).length > MAX_PATH_BYTES) {
     problem = `longer than ${MAX_PATH_BYTES} bytes`;

@@ -374,3 +374,43 @@ Deno.test("serve() never lets a hostile path reach the canary outside the root",
     );
   });
 });
+
+Deno.test("splitWirePath() accepts exactly the paths whose every segment segmentProblem() accepts", () => {
+  // Short random paths over the characters the rules are about.
+  const alphabet = [
+    "a",
+    "C",
+    "O",
+    "N",
+    "u",
+    "l",
+    "1",
+    ".",
+    "/",
+    " ",
+    ":",
+    "\\",
+    "\x01",
+    "é",
+    "¹",
+  ];
+  let seed = 12345;
+  const next = () =>
+    (seed = (seed * 1103515245 + 12345) % 2 ** 31) % alphabet.length;
+  for (let i = 0; i < 20000; i++) {
+    let path = "";
+    const length = 1 + (i % 9);
+    for (let j = 0; j < length; j++) path += alphabet[next()];
+    for (const windows of [false, true]) {
+      const segments = path.split("/");
+      const drive = /^[A-Za-z]:/.test(path);
+      const allowed = !drive &&
+        segments.every((s) => segmentProblem(s, { windows }) === undefined);
+      assert.equal(
+        code(() => splitWirePath(path, { windows })),
+        allowed ? undefined : "FORBIDDEN",
+        JSON.stringify({ path, windows }),
+      );
+    }
+  }
+});
