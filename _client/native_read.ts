@@ -26,6 +26,7 @@ import {
   O_NOCTTY,
   O_NONBLOCK,
   O_RDONLY,
+  S_IFDIR,
   S_IFMT,
   S_IFREG,
 } from "../_common/linux_abi.ts";
@@ -49,6 +50,41 @@ export interface WholeRead {
   size: number;
   /** Its modification time then, milliseconds. */
   mtime: number;
+}
+
+/** `AT_FDCWD`: a path relative to the working folder. */
+const AT_FDCWD = -100;
+/** `AT_SYMLINK_NOFOLLOW`: the status of a link itself. */
+const AT_SYMLINK_NOFOLLOW = 0x100;
+/** A symbolic link's type bits. */
+const S_IFLNK = 0o120000;
+
+/**
+ * What {@linkcode NativeRead.lstat} reports: what a walk of a local tree
+ * needs of `Deno.lstatSync`'s `Deno.FileInfo`.
+ *
+ * @example A file's status
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { LocalStatus } from "./native_read.ts";
+ * const status: LocalStatus = {
+ *   isFile: true, isDirectory: false, isSymlink: false,
+ *   size: 3, mtime: new Date(0),
+ * };
+ * assert(status.isFile);
+ * ```
+ */
+export interface LocalStatus {
+  /** A regular file. */
+  isFile: boolean;
+  /** A folder. */
+  isDirectory: boolean;
+  /** A symbolic link (never followed). */
+  isSymlink: boolean;
+  /** Size in bytes. */
+  size: number;
+  /** Modification time. */
+  mtime: Date | null;
 }
 
 /**
@@ -81,6 +117,17 @@ export interface NativeRead {
    * a regular file (the caller takes the usual path, which says why).
    */
   readWhole(path: string, into: Uint8Array): WholeRead | undefined;
+
+  /**
+   * The status of `path` itself (`fstatat(AT_SYMLINK_NOFOLLOW)`, a link
+   * is not followed): one libc call, where `Deno.lstatSync` builds a whole
+   * `Deno.FileInfo`.
+   *
+   * @param path The entry.
+   * @returns Its status, or `undefined` if it cannot be read (the caller
+   * asks `Deno.lstatSync`, which says why).
+   */
+  lstat(path: string): LocalStatus | undefined;
 }
 
 class Loaded implements NativeRead {
@@ -139,6 +186,28 @@ class Loaded implements NativeRead {
     } finally {
       symbols.close(fd);
     }
+  }
+
+  lstat(path: string): LocalStatus | undefined {
+    const name = this.#cString(path);
+    if (name === undefined) return undefined;
+    const result = this.#lib.symbols.fstatat(
+      AT_FDCWD,
+      name,
+      this.#stat,
+      AT_SYMLINK_NOFOLLOW,
+    );
+    if (result < 0) return undefined;
+    const layout = this.#layout;
+    const view = this.#view;
+    const type = view.getUint32(layout.mode, true) & S_IFMT;
+    return {
+      isFile: type === S_IFREG,
+      isDirectory: type === S_IFDIR,
+      isSymlink: type === S_IFLNK,
+      size: int64At(view, layout.size, true),
+      mtime: new Date(millisecondsAt(view, layout.mtimeSec)),
+    };
   }
 
   /** `path` as a C string, or `undefined` if it holds a NUL. */

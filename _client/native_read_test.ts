@@ -42,3 +42,47 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    `nativeRead().lstat() reports files, folders and links (not followed) as Deno.lstatSync does${why}`,
+  ignore: reader === undefined,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "ferry_test_" });
+    try {
+      await Deno.writeFile(`${dir}/a.bin`, new Uint8Array(7));
+      await Deno.utime(
+        `${dir}/a.bin`,
+        new Date(),
+        new Date(Date.UTC(2002, 1, 3, 4, 5, 6, 789)),
+      );
+      await Deno.mkdir(`${dir}/d`);
+      await Deno.symlink(`${dir}/d`, `${dir}/link`);
+      for (const name of ["a.bin", "d", "link"]) {
+        const got = reader!.lstat(`${dir}/${name}`);
+        const want = Deno.lstatSync(`${dir}/${name}`);
+        assert.deepEqual(
+          {
+            isFile: got?.isFile,
+            isDirectory: got?.isDirectory,
+            isSymlink: got?.isSymlink,
+            size: got?.size,
+            mtime: got?.mtime?.getTime(),
+          },
+          {
+            isFile: want.isFile,
+            isDirectory: want.isDirectory,
+            isSymlink: want.isSymlink,
+            size: want.size,
+            mtime: want.mtime?.getTime(),
+          },
+          name,
+        );
+      }
+      assert.equal(reader!.lstat(`${dir}/link`)?.isSymlink, true);
+      assert.equal(reader!.lstat(`${dir}/missing`), undefined);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -12,6 +12,7 @@ import * as nodePath from "node:path";
 import { copyHashed, makeBulkBuffers } from "../_common/copy.ts";
 import { messageOf } from "../_common/text.ts";
 import { walkFolder } from "./local_walk.ts";
+import type { LocalStatus } from "./native_read.ts";
 import type { SyncEntry } from "./sync_plan.ts";
 import { FerryError } from "../errors.ts";
 
@@ -179,7 +180,7 @@ export async function removeInside(
 }
 
 /** The kind of an entry seen by `lstat`. */
-function kindOf(info: Deno.FileInfo): SyncEntry["kind"] {
+function kindOf(info: LocalStatus): SyncEntry["kind"] {
   return info.isSymlink
     ? "link"
     : info.isDirectory
