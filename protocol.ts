@@ -1473,6 +1473,100 @@ export function encodeMessage(message: Message): Uint8Array {
 }
 
 /**
+ * Encodes one message as a complete frame into `out` at `at`: the bytes of
+ * {@linkcode encodeMessage}, without a buffer of its own. A `PUT` with a
+ * short ASCII path and a `HASH` (a tree upload sends both per file) are
+ * written field by field; anything else is encoded, then copied.
+ *
+ * @param message The message to encode.
+ * @param out Where the frame goes.
+ * @param at Its offset in `out`.
+ * @returns The frame's length, or 0 if it does not fit (nothing written).
+ * @throws {RangeError} As {@linkcode encodeMessage}.
+ *
+ * @example Two frames, one after the other
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeMessage, encodeMessageInto } from "./protocol.ts";
+ * const out = new Uint8Array(64);
+ * const n = encodeMessageInto({ type: "ok" }, out, 0);
+ * const m = encodeMessageInto({ type: "stat", path: "a" }, out, n);
+ * assert.deepEqual(out.subarray(n, n + m), encodeMessage({ type: "stat", path: "a" }));
+ * ```
+ */
+export function encodeMessageInto(
+  message: Message,
+  out: Uint8Array,
+  at: number,
+): number {
+  if (message.type === "hash") {
+    const digest = message.digest;
+    if (digest.length < 1 || digest.length > MAX_DIGEST_BYTES) {
+      throw new RangeError(`Digest must be 1 to ${MAX_DIGEST_BYTES} bytes`);
+    }
+    const length = FRAME_HEADER_BYTES + digest.length;
+    if (at + length > out.length) return 0;
+    writeHeader(out, at, FRAME_TYPES.hash, digest.length);
+    out.set(digest, at + FRAME_HEADER_BYTES);
+    return length;
+  }
+  if (message.type === "put" && message.path.length <= ASCII_FAST_CHARS) {
+    const path = message.path;
+    const payload = 8 + 1 + 8 + 2 + path.length;
+    if (at + FRAME_HEADER_BYTES + payload > out.length) {
+      // Whether it fits is only known once checked: the long way says.
+      return copyFrame(encodeMessage(message), out, at);
+    }
+    checkUint(message.size, 64, "Size");
+    const hasMtime = message.mtime !== undefined;
+    if (hasMtime) checkInt64(message.mtime!, "mtime");
+    if (message.append && message.resume) {
+      throw new RangeError("A PUT cannot both append and resume");
+    }
+    if (message.eager) checkEager(message.size, message);
+    for (let i = 0; i < path.length; i++) {
+      if (path.charCodeAt(i) >= 0x80) {
+        return copyFrame(encodeMessage(message), out, at);
+      }
+    }
+    const start = at + FRAME_HEADER_BYTES + 19;
+    for (let i = 0; i < path.length; i++) out[start + i] = path.charCodeAt(i);
+    const view = new DataView(out.buffer, out.byteOffset + at);
+    const flags = (message.overwrite ? PUT_OVERWRITE : 0) |
+      (message.resume ? PUT_RESUME : 0) | (hasMtime ? PUT_HAS_MTIME : 0) |
+      (message.append ? PUT_APPEND : 0) | (message.eager ? PUT_EAGER : 0);
+    writeHeader(out, at, FRAME_TYPES.put, payload);
+    writeInt64(view, FRAME_HEADER_BYTES, message.size);
+    view.setUint8(FRAME_HEADER_BYTES + 8, flags);
+    writeInt64(view, FRAME_HEADER_BYTES + 9, hasMtime ? message.mtime! : 0);
+    view.setUint16(FRAME_HEADER_BYTES + 17, path.length);
+    return FRAME_HEADER_BYTES + payload;
+  }
+  return copyFrame(encodeMessage(message), out, at);
+}
+
+/** A frame's type and payload length at `at`. */
+function writeHeader(
+  out: Uint8Array,
+  at: number,
+  type: number,
+  length: number,
+): void {
+  out[at] = type;
+  out[at + 1] = length >>> 24;
+  out[at + 2] = (length >>> 16) & 0xff;
+  out[at + 3] = (length >>> 8) & 0xff;
+  out[at + 4] = length & 0xff;
+}
+
+/** Copies a whole frame into `out` at `at` if it fits; its length or 0. */
+function copyFrame(frame: Uint8Array, out: Uint8Array, at: number): number {
+  if (at + frame.length > out.length) return 0;
+  out.set(frame, at);
+  return frame.length;
+}
+
+/**
  * Size in bytes of the `ENTRIES` frame that would carry `entries`, so that a
  * sender can split a large listing into frames under
  * {@linkcode MAX_FRAME_BYTES}.

@@ -5,6 +5,7 @@ import {
   type ByteWriter,
   decodeFrame,
   encodeMessage,
+  encodeMessageInto,
   entriesFrameBytes,
   type Entry,
   entryBytes,
@@ -1783,4 +1784,73 @@ Deno.test("writeAll() passes on the writer's error", async () => {
     write: () => Promise.reject(new Error("broken pipe")),
   };
   await assert.rejects(writeAll(writer, new Uint8Array(3)), /broken pipe/);
+});
+
+Deno.test("encodeMessageInto() writes the bytes of encodeMessage() at the offset, or nothing and 0 when they do not fit", () => {
+  const messages: Message[] = [
+    {
+      type: "put",
+      path: "a/b.txt",
+      size: 1024,
+      overwrite: false,
+      resume: false,
+      eager: true,
+      mtime: 1_700_000_000_123,
+    },
+    { type: "put", path: "x", size: 0, overwrite: true, resume: false },
+    {
+      type: "put",
+      path: "d/é.bin",
+      size: 5,
+      overwrite: false,
+      resume: true,
+      mtime: -5,
+    },
+    {
+      type: "put",
+      path: "p".repeat(300),
+      size: 2 ** 40,
+      overwrite: false,
+      resume: false,
+      append: true,
+    },
+    { type: "hash", digest: new Uint8Array(16).fill(7) },
+    { type: "hash", digest: new Uint8Array(32).fill(9) },
+    { type: "mkdir", path: "d", mtime: 5 },
+    { type: "ok" },
+  ];
+  for (const message of messages) {
+    const want = encodeMessage(message);
+    for (const at of [0, 3]) {
+      const out = new Uint8Array(at + want.length + 2).fill(0xee);
+      assert.equal(encodeMessageInto(message, out, at), want.length);
+      assert.deepEqual(out.subarray(at, at + want.length), want);
+      assert.deepEqual(out.subarray(0, at), new Uint8Array(at).fill(0xee));
+      assert.deepEqual(
+        out.subarray(at + want.length),
+        new Uint8Array([0xee, 0xee]),
+      );
+      const short = new Uint8Array(at + want.length - 1).fill(0xee);
+      assert.equal(encodeMessageInto(message, short, at), 0);
+      assert.deepEqual(short, new Uint8Array(short.length).fill(0xee));
+    }
+  }
+  const out = new Uint8Array(100);
+  for (
+    const bad of [
+      { type: "put", path: "a", size: -1, overwrite: false, resume: false },
+      {
+        type: "put",
+        path: "a",
+        size: 1,
+        overwrite: false,
+        resume: true,
+        eager: true,
+      },
+      { type: "hash", digest: new Uint8Array(0) },
+    ] as Message[]
+  ) {
+    assert.throws(() => encodeMessage(bad), RangeError);
+    assert.throws(() => encodeMessageInto(bad, out, 0), RangeError);
+  }
 });

@@ -46,6 +46,7 @@ import { digestOf } from "../_common/digest.ts";
 import { nativeRead } from "./native_read.ts";
 import {
   encodeMessage,
+  encodeMessageInto,
   MAX_EAGER_PUT_BYTES,
   type Message,
   writeAll,
@@ -260,7 +261,7 @@ class PutPipeline {
         mtime = item.mtime;
         if (!this.#eagerSize(size)) return false;
       }
-      let put: Uint8Array;
+      let putLength: number;
       try {
         if (native === undefined) {
           file = openLocal(item.local);
@@ -271,22 +272,29 @@ class PutPipeline {
             if (!this.#eagerSize(size)) return false;
           }
         }
-        put = encodeMessage({
-          type: "put",
-          path: item.remote,
-          size: size!,
-          overwrite: this.#options.overwrite ?? false,
-          resume: false,
-          eager: true,
-          mtime,
-        });
+        // Room for the PUT (its longest path), the bytes and the HASH. A
+        // failed write here is the session's, not this file's.
+        await this.#room(size! + EAGER_FRAMES_BYTES);
+        // Written in place, where the file's bytes follow it (a path too
+        // long fails here, before anything of it is sent).
+        putLength = encodeMessageInto(
+          {
+            type: "put",
+            path: item.remote,
+            size: size!,
+            overwrite: this.#options.overwrite ?? false,
+            resume: false,
+            eager: true,
+            mtime,
+          },
+          out,
+          this.#outLength,
+        );
       } catch (error) {
         this.#report(index, this.#failure(index, error));
         return true;
       }
-      // A failed write here is the session's, not this file's.
-      await this.#room(put.length + size! + EAGER_FRAMES_BYTES);
-      const at = this.#outLength + put.length;
+      const at = this.#outLength + putLength;
       const bytes = out.subarray(at, at + size!);
       let digest: Uint8Array;
       try {
@@ -319,9 +327,12 @@ class PutPipeline {
         this.#report(index, this.#failure(index, error));
         return true;
       }
-      this.#append(put);
-      this.#outLength += size!;
-      this.#append(encodeMessage({ type: "hash", digest }));
+      this.#outLength += putLength + size!;
+      this.#outLength += encodeMessageInto(
+        { type: "hash", digest },
+        out,
+        this.#outLength,
+      );
       this.#options.onProgress?.(item.remote, size!, size!);
       this.#expectFile(index, item, {
         size: size!,
