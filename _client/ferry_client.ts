@@ -603,16 +603,14 @@ export class FerryClient {
    * import { connect } from "../client.ts";
    * await using client = await connect();
    * const outcomes = await client.getListed("docs", (entries) =>
-   *   Promise.resolve(
-   *     entries.filter((entry) => entry.kind === "file" && !entry.name.includes("/"))
-   *       .map((entry) => ({ path: `docs/${entry.name}`, destination: entry.name })),
-   *   ));
+   *   entries.filter((entry) => entry.kind === "file" && !entry.name.includes("/"))
+   *     .map((entry) => ({ path: `docs/${entry.name}`, destination: entry.name })));
    * console.log(outcomes.length);
    * ```
    */
   getListed(
     path: string,
-    plan: (entries: readonly Entry[]) => Promise<GetManyItem[]>,
+    plan: (entries: readonly Entry[]) => GetManyItem[],
     options: GetListedOptions = {},
   ): Promise<FileOutcome[]> {
     return this.#run(async () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { receiveBuffered } from "./receive_buffered.ts";
+import { receiveBuffered, receiveBufferedNow } from "./receive_buffered.ts";
+import { nativeXxh3 } from "../_common/native_xxh3.ts";
 import type { Receiver } from "./receiver.ts";
 import type { SessionIo } from "./session_io.ts";
 import { FerryError } from "../errors.ts";
@@ -13,12 +14,15 @@ function sha256(bytes: Uint8Array): Uint8Array {
 }
 
 /** DATA, the bytes and HASH (of `digestOf` the bytes) as the server sends them. */
-function reply(digest: Uint8Array = sha256(content)): Uint8Array {
+function reply(
+  digest: Uint8Array = sha256(content),
+  mtime = 1_700_000_000_000,
+): Uint8Array {
   const data = encodeMessage({
     type: "data",
     size: content.length,
     offset: 0,
-    mtime: 1_700_000_000_000,
+    mtime,
   });
   const hash = encodeMessage({ type: "hash", digest });
   const bytes = new Uint8Array(data.length + content.length + hash.length);
@@ -128,5 +132,43 @@ Deno.test("receiveBuffered() consumes the reply when the local write fails, and 
   assert.ok(error instanceof FerryError && error.code === "LOCAL");
   assert.ok(io.recoverable(error));
   assert.deepEqual(receiver.log, ["discard"]);
+  assert.equal(reader.buffered, 0);
+});
+
+Deno.test("receiveBuffered() reads the times decodeFrame reads (before 1970, far ahead, the range's ends)", async () => {
+  for (
+    const mtime of [-1, -86_400_000, 2 ** 50 + 7, 2 ** 53 - 1, -(2 ** 53) + 1]
+  ) {
+    const { io } = await sessionWith(reply(sha256(content), mtime));
+    const receiver = recorder();
+    const result = await receiveBuffered(io, receiver, { path: "a.txt" });
+    assert.equal(result?.bytes, content.length);
+    assert.equal(receiver.log.at(-1), `commit ${mtime}`);
+  }
+});
+
+Deno.test("receiveBufferedNow() saves a buffered XXH3 reply whole without a promise, and leaves others", async () => {
+  const native = nativeXxh3();
+  const { io, reader } = await sessionWith(reply(native?.hash(content)));
+  const xxh3: SessionIo = { ...io, digest: "xxh3-128" };
+  const saved: string[] = [];
+  const receiver = {
+    ...recorder(),
+    saveWhole(bytes: Uint8Array, mtime: number): void {
+      saved.push(`${new TextDecoder().decode(bytes)}@${mtime}`);
+    },
+  };
+  // Without saveWhole, or in a SHA-256 session: not taken here.
+  assert.equal(receiveBufferedNow(xxh3, recorder(), { path: "a" }), undefined);
+  assert.equal(receiveBufferedNow(io, receiver, { path: "a" }), undefined);
+  const result = receiveBufferedNow(xxh3, receiver, { path: "a" });
+  if (native === undefined) {
+    assert.equal(result, undefined); // no libxxhash: the async path does it
+    return;
+  }
+  assert.equal(result?.algorithm, "xxh3-128");
+  assert.deepEqual(saved, [
+    `${new TextDecoder().decode(content)}@1700000000000`,
+  ]);
   assert.equal(reader.buffered, 0);
 });

@@ -112,14 +112,22 @@ export function openReceiver(
   options: OpenReceiverOptions = {},
 ): Promise<Receiver> {
   try {
-    return Promise.resolve(openReceiverNow(destination, overwrite, options));
+    return Promise.resolve(openReceiverSync(destination, overwrite, options));
   } catch (error) {
     return Promise.reject(error);
   }
 }
 
-/** {@linkcode openReceiver}, synchronously. */
-function openReceiverNow(
+/**
+ * {@linkcode openReceiver}, synchronously (a pipeline opens many).
+ *
+ * @param destination A local file path, a writer or a stream.
+ * @param overwrite Whether an existing file may be replaced.
+ * @param options `checked`, `native`.
+ * @returns The receiver.
+ * @throws {FerryError} As {@linkcode openReceiver}.
+ */
+export function openReceiverSync(
   destination: string | ByteWriter | WritableStream<Uint8Array>,
   overwrite: boolean,
   options: OpenReceiverOptions,

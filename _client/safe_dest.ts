@@ -84,7 +84,7 @@ export function checkTreeName(name: string): string[] {
  * ```ts ignore
  * import { SafeDest } from "./safe_dest.ts";
  * const dest = await SafeDest.open("./copy");
- * const local = await dest.prepareFile(["docs", "a.txt"]);
+ * const local = dest.prepareFile(["docs", "a.txt"]);
  * console.log(local);
  * ```
  */
@@ -99,6 +99,8 @@ export class SafeDest {
   #listings = new Map<string, Set<string>>();
   /** Files {@linkcode prepareFile} found no trace of (not even `.part`). */
   #absent = new Set<string>();
+  /** The folder of the file {@linkcode prepareFile} prepared last. */
+  #lastFolder?: { relative: string; folder: string; listing: Set<string> };
 
   private constructor(root: string) {
     this.root = root;
@@ -144,8 +146,8 @@ export class SafeDest {
 
   /**
    * Makes sure every folder of `segments` exists under the destination as a
-   * real folder: missing ones are created one at a time with `Deno.mkdir`,
-   * existing ones are checked with `Deno.lstat`.
+   * real folder: each is made with `mkdir` (one at a time, from the top)
+   * unless it exists, then checked with `lstat`.
    *
    * @param segments Segments from {@linkcode checkTreeName}.
    * @returns The folder's local path.
@@ -153,7 +155,7 @@ export class SafeDest {
    * `EXISTS` if it exists as something other than a folder, `LOCAL` if it
    * cannot be created.
    */
-  async ensureFolder(segments: readonly string[]): Promise<string> {
+  ensureFolder(segments: readonly string[]): string {
     // A tree names each folder again for each of its files.
     const whole = segments.join("/");
     const checked = this.#checked.get(whole);
@@ -162,21 +164,21 @@ export class SafeDest {
       const relative = segments.slice(0, i).join("/");
       if (this.#known.has(relative)) continue;
       const path = this.localPath(segments.slice(0, i));
-      let info = await lstatOrUndefined(path);
-      if (info === undefined) {
-        try {
-          await Deno.mkdir(path);
-        } catch (error) {
-          if (!(error instanceof Deno.errors.AlreadyExists)) {
-            throw new FerryError(
-              "LOCAL",
-              `Cannot create ${path}: ${messageOf(error)}`,
-              { cause: error },
-            );
-          }
+      // Made first, looked at after: a new tree costs no failed lstat (a
+      // thrown NotFound costs far more than the call), and mkdir never
+      // follows a link that is there already.
+      try {
+        Deno.mkdirSync(path);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.AlreadyExists)) {
+          throw new FerryError(
+            "LOCAL",
+            `Cannot create ${path}: ${messageOf(error)}`,
+            { cause: error },
+          );
         }
-        info = await lstatOrUndefined(path);
       }
+      const info = lstatOrUndefined(path);
       if (info?.isSymlink) {
         throw new FerryError(
           "FORBIDDEN",
@@ -204,24 +206,42 @@ export class SafeDest {
    * file, `EXISTS` for a folder where the file goes, `LOCAL` if a folder
    * cannot be created.
    */
-  async prepareFile(segments: readonly string[]): Promise<string> {
-    const parent = segments.slice(0, -1);
-    const folder = await this.ensureFolder(parent);
-    const path = this.localPath(segments);
+  prepareFile(segments: readonly string[]): string {
     const name = segments[segments.length - 1];
-    // One listing per folder spares the two lstat calls per file that fail
-    // with NotFound (a thrown error costs far more than the call): a name
-    // the listing does not hold, even folded loosely (as a case- or
-    // normalization-insensitive file system might match it), is absent; any
-    // other is checked with lstat as before. The listing is read while the
-    // tree is prepared, before any file is opened, as the lstat calls were.
-    const listing = this.#listing(parent.join("/"), folder);
+    // A listing names the files of one folder one after another: the
+    // folder's path and listing are looked up once for the run of them.
+    const relative = segments.length === 1
+      ? ""
+      : segments.length === 2
+      ? segments[0]
+      : segments.slice(0, -1).join("/");
+    let last = this.#lastFolder;
+    if (last?.relative !== relative) {
+      const folder = this.ensureFolder(segments.slice(0, -1));
+      // One listing per folder spares the two lstat calls per file that
+      // fail with NotFound (a thrown error costs far more than the call): a
+      // name the listing does not hold, even folded loosely (as a case- or
+      // normalization-insensitive file system might match it), is absent;
+      // any other is checked with lstat as before. The listing is read
+      // while the tree is prepared, before any file is opened, as the lstat
+      // calls were.
+      last = { relative, folder, listing: this.#listing(relative, folder) };
+      this.#lastFolder = last;
+    }
+    const { folder, listing } = last;
+    // The folder is a joined path (normalized) and the name one checked
+    // segment: joined as nodePath.join would.
+    const path = folder === "."
+      ? name
+      : folder.endsWith(nodePath.sep)
+      ? folder + name
+      : folder + nodePath.sep + name;
     let absent = true;
     for (const suffix of ["", ".part"]) {
       const candidate = path + suffix;
       const listed = listing.has(looseName(name + suffix));
       absent &&= !listed;
-      const info = listed ? await lstatOrUndefined(candidate) : undefined;
+      const info = listed ? lstatOrUndefined(candidate) : undefined;
       if (info?.isSymlink) {
         throw new FerryError(
           "FORBIDDEN",
@@ -288,11 +308,9 @@ export function looseName(name: string): string {
 
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 
-async function lstatOrUndefined(
-  path: string,
-): Promise<Deno.FileInfo | undefined> {
+function lstatOrUndefined(path: string): Deno.FileInfo | undefined {
   try {
-    return await Deno.lstat(path);
+    return Deno.lstatSync(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw new FerryError("LOCAL", `Cannot read ${path}: ${messageOf(error)}`, {

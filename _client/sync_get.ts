@@ -264,11 +264,11 @@ async function prepareFetch(
     }
     const segments = item.name.split("/");
     if (item.kind === "dir") {
-      await run.safe!.ensureFolder(segments);
+      run.safe!.ensureFolder(segments);
       run.record(item, item.action === "create" ? "created" : "updated");
       return undefined;
     }
-    const local = await run.safe!.prepareFile(segments);
+    const local = run.safe!.prepareFile(segments);
     return { item: { ...item, action }, remote, local, from };
   } catch (error) {
     run.record(item, "failed", { error: asError(error) });

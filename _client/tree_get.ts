@@ -15,8 +15,12 @@
 
 import * as nodePath from "node:path";
 import { receiveFile } from "./receive.ts";
-import { receiveBuffered } from "./receive_buffered.ts";
-import { type NativeTarget, openReceiver, type Receiver } from "./receiver.ts";
+import { receiveBuffered, receiveBufferedNow } from "./receive_buffered.ts";
+import {
+  type NativeTarget,
+  openReceiverSync,
+  type Receiver,
+} from "./receiver.ts";
 import { HeldFolders, nativeWrite } from "./native_write.ts";
 import { checkTreeName, looseName, SafeDest } from "./safe_dest.ts";
 import {
@@ -25,6 +29,7 @@ import {
   type SessionIo,
   windowOf,
 } from "./session_io.ts";
+import type { TransferResult } from "./types.ts";
 import { FerryError } from "../errors.ts";
 import {
   encodeMessage,
@@ -168,7 +173,7 @@ export interface ListedSource {
   /** The entries of each `ENTRIES` frame (`LIST` is sent on the first call). */
   listing: AsyncIterator<readonly Entry[]>;
   /** Turns entries into files to get, in order. */
-  plan: (entries: readonly Entry[]) => Promise<GetManyItem[]>;
+  plan: (entries: readonly Entry[]) => GetManyItem[];
 }
 
 /**
@@ -195,7 +200,7 @@ export async function pipelineListed(
   await pipeline.list(async () => {
     const next = await source.listing.next();
     if (next.done) return false;
-    for (const item of await source.plan(next.value)) items.push(item);
+    for (const item of source.plan(next.value)) items.push(item);
     return true;
   });
   options.onListed?.();
@@ -244,7 +249,7 @@ class GetPipeline {
   async list(more: () => Promise<boolean>): Promise<void> {
     try {
       while (await more()) {
-        const batch = await this.#refill();
+        const batch = this.#refill();
         if (batch.length > 0) await this.#io.send(batch);
       }
     } catch (error) {
@@ -263,8 +268,11 @@ class GetPipeline {
     let fatal: FerryError | undefined;
     try {
       while (this.#next < this.#items.length || this.#inFlight.length > 0) {
-        const batch = await this.#refill();
+        const batch = this.#refill();
         if (batch.length > 0) await this.#io.send(batch);
+        // Most replies of small files are whole in memory: taken without
+        // an await each (a promise per file costs more than its bytes).
+        if (this.#receiveHeadNow()) continue;
         fatal = await this.#receiveHead();
         if (fatal !== undefined) break;
       }
@@ -290,7 +298,7 @@ class GetPipeline {
    * carries many requests (a write per file costs more than the file's own
    * bytes when files are small).
    */
-  async #refill(): Promise<Message[]> {
+  #refill(): Message[] {
     const batch: Message[] = [];
     if (this.#inFlight.length > this.#window / 2) return batch;
     while (
@@ -300,17 +308,14 @@ class GetPipeline {
       if (names.some((name) => this.#claimed.has(name))) {
         if (this.#inFlight.length > 0) break; // wait until those are done
       }
-      const message = await this.#open(this.#next++, names);
+      const message = this.#open(this.#next++, names);
       if (message !== undefined) batch.push(message);
     }
     return batch;
   }
 
   /** Opens one item's local end; its `GET`, or undefined if it failed. */
-  async #open(
-    index: number,
-    names: string[],
-  ): Promise<Message | undefined> {
+  #open(index: number, names: string[]): Message | undefined {
     const item = this.#items[index];
     let receiver: Receiver;
     const message: Message = { type: "get", path: item.path, offset: 0 };
@@ -327,7 +332,7 @@ class GetPipeline {
       if (item.path.length * 3 > MAX_PATH_BYTES) encodeMessage(message);
       // A name seen free is not free once a file was saved there.
       const checked = checkedItems.has(item) && !this.#opened.has(names[0]);
-      receiver = await openReceiver(
+      receiver = openReceiverSync(
         item.destination,
         this.#options.overwrite ?? false,
         { checked, native: checked ? nativeItems.get(item) : undefined },
@@ -363,19 +368,56 @@ class GetPipeline {
       // A small file's whole reply is often in memory already.
       const result = await receiveBuffered(this.#io, head.receiver, options) ??
         await receiveFile(this.#io, head.receiver, options);
-      this.#done(head);
-      this.#report(head.index, {
-        path: item.path,
-        kind: "file",
-        local: item.destination,
-        result,
-      });
+      this.#succeed(head, result);
     } catch (error) {
       this.#done(head);
       this.#fail(head.index, error);
       if (!this.#io.recoverable(error)) return asFerryError(error);
     }
     return undefined;
+  }
+
+  /**
+   * Takes the reply to the oldest request in flight if it is whole in
+   * memory and all of it synchronous (`receiveBufferedNow`); false if it
+   * left it to {@linkcode GetPipeline.#receiveHead}.
+   */
+  #receiveHeadNow(): boolean {
+    const head = this.#inFlight[0];
+    if (head === undefined || head.receiver.saveWhole === undefined) {
+      return false;
+    }
+    const item = this.#items[head.index];
+    const { onStart, onProgress } = this.#options;
+    let result: TransferResult | undefined;
+    try {
+      result = receiveBufferedNow(this.#io, head.receiver, {
+        path: item.path,
+        onStart: onStart && ((size) => onStart(item.path, size)),
+        onProgress: onProgress &&
+          ((done, total) => onProgress(item.path, done, total)),
+      });
+    } catch (error) {
+      // A local failure after the reply was consumed: still in step.
+      this.#done(head);
+      this.#fail(head.index, error);
+      return true;
+    }
+    if (result === undefined) return false;
+    this.#succeed(head, result);
+    return true;
+  }
+
+  /** The head request's file is saved. */
+  #succeed(head: InFlight, result: TransferResult): void {
+    this.#done(head);
+    const item = this.#items[head.index];
+    this.#report(head.index, {
+      path: item.path,
+      kind: "file",
+      local: item.destination,
+      result,
+    });
   }
 
   /** The head request is answered: its local names are free again. */
@@ -425,7 +467,7 @@ export interface TreeGetClient {
   /** A recursive `LIST` with the `GET`s of its files pipelined behind it. */
   getListed(
     path: string,
-    plan: (entries: readonly Entry[]) => Promise<GetManyItem[]>,
+    plan: (entries: readonly Entry[]) => GetManyItem[],
     options?: GetListedOptions,
   ): Promise<FileOutcome[]>;
 }
@@ -510,19 +552,19 @@ export async function getTree(
   let files = 0;
   let bytes = 0;
   // Each batch of the listing is checked and prepared as it arrives.
-  async function plan(entries: readonly Entry[]): Promise<GetManyItem[]> {
+  function plan(entries: readonly Entry[]): GetManyItem[] {
     const items: GetManyItem[] = [];
     for (const entry of entries) {
       const remote = prefix + entry.name;
       try {
         const segments = checkTreeName(entry.name);
         if (entry.kind === "dir") {
-          const local = await dest.ensureFolder(segments);
+          const local = dest.ensureFolder(segments);
           folders.push({ local, mtime: entry.mtime });
           report({ path: remote, kind: "dir", local });
           continue;
         }
-        const local = await dest.prepareFile(segments);
+        const local = dest.prepareFile(segments);
         const item = { path: remote, destination: local };
         if (dest.wasAbsent(local)) {
           checkedItems.add(item);

@@ -295,7 +295,7 @@ Deno.test("FerryClient.getListed() plans a long listing batch by batch as the se
     let listed = 0;
     const outcomes = await client.getListed("big", (entries) => {
       batches.push(entries.length);
-      return Promise.resolve([]);
+      return [];
     }, { onListed: () => listed++ });
     assert.deepEqual(outcomes, []);
     assert.equal(listed, 1);
