@@ -47,8 +47,6 @@
  * @module
  */
 
-import { main } from "./_client/cli.ts";
-
 export {
   connect,
   FerryClient,
@@ -86,5 +84,8 @@ export type { SyncPutReport } from "./_client/sync_put.ts";
 export { FerryError, type FerryErrorCode } from "./errors.ts";
 
 if (import.meta.main) {
+  // Imported only when run: a program that imports the library does not
+  // load the command line.
+  const { main } = await import("./_client/cli.ts");
   await main();
 }
