@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { BULK_BUFFER_BYTES } from "./_common/copy.ts";
-import { classicGet, connect, type FerryClient } from "./client.ts";
+import { classicGet, connect, FerryClient } from "./client.ts";
 import {
+  DEFAULT_DIGEST,
   DIGEST_ALGORITHMS,
   encodeMessage,
   FrameReader,
@@ -595,6 +596,34 @@ Deno.test("FerryClient list() checks the END count", async () => {
   ]);
   await using client = await connect({ port: server.port });
   assertFerryError(await rejection(client.list()), "PROTOCOL", /END counts 2/);
+});
+
+Deno.test("FerryClient made by its constructor takes DEFAULT_DIGEST and runs requests", async () => {
+  const entry = { name: "a", kind: "file", size: 1, mtime: 0 } as const;
+  await using server = fakeFerryServer(
+    SERVER_HELLO,
+    (request) => request.type === "stat" ? [{ type: "info", entry }] : null,
+  );
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  const hello = encodeMessage({
+    type: "hello",
+    minVersion: PROTOCOL_VERSION,
+    maxVersion: PROTOCOL_VERSION,
+    flags: 0,
+    nonce: new Uint8Array(32),
+  });
+  await writeAll(conn, hello);
+  await writeAll(
+    conn,
+    encodeMessage({ type: "digests", algorithms: [DEFAULT_DIGEST] }),
+  );
+  // The server sends nothing past its DIGESTS until a request comes.
+  const handshake = new FrameReader(conn);
+  assert.equal((await handshake.readMessage())?.type, "hello");
+  assert.equal((await handshake.readMessage())?.type, "digests");
+  await using client = new FerryClient(conn, PROTOCOL_VERSION);
+  assert.equal(client.digest, DEFAULT_DIGEST);
+  assert.deepEqual(await client.stat("a"), entry);
 });
 
 Deno.test("FerryClient get() reports a transfer cut short and keeps DEST.part", async () => {

@@ -9,6 +9,7 @@
  */
 
 import { EXIT_OK } from "../_common/exit.ts";
+import { lateImport } from "../_common/late_import.ts";
 import { type CliOptions, parseCli } from "./cli_options.ts";
 import {
   type Command,
@@ -44,7 +45,11 @@ async function run(args: string[]): Promise<number> {
   } catch (error) {
     return exit(error);
   }
-  const { runCommandLine } = await import("./cli_run.ts");
+  // Not a literal import(): Deno would read the command code (about 40
+  // modules) at every start, --help included (see _common/late_import.ts).
+  const { runCommandLine } = await lateImport<typeof import("./cli_run.ts")>(
+    new URL("./cli_run.ts", import.meta.url),
+  );
   return await runCommandLine(options);
 }
 

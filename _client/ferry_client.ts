@@ -4,31 +4,31 @@
  * {@linkcode FerryClient}, whose methods run one request at a time.
  * `client.ts` re-exports both.
  *
- * The code of downloads, uploads, many-file pipelines and sync is imported
- * when such a request first runs, so that a process loads at start only
- * what every request needs (the handshake, framing and errors): `ls` or
- * `--help` never evaluate the file and digest code.
+ * Only the class and `connect` are loaded with `client.ts`: the handshake
+ * (`_client/handshake.ts`), the wire codec (`protocol.ts`) and the idle
+ * watch are imported by `connect` or a client's first request, and the code
+ * of downloads, uploads, many-file pipelines and sync when such a request
+ * first runs. A process thus evaluates at start only what it uses: `--help`
+ * none of it, `ls` no file or digest code.
  *
  * @module
  */
 
-import { type BulkBuffers, makeBulkBuffers } from "../_common/copy.ts";
+import type { BulkBuffers } from "../_common/copy.ts";
 import type {
   ConnectOptions,
   TransferOptions,
   TransferResult,
 } from "./types.ts";
 import {
-  DEFAULT_HOSTNAME,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_LIST_BYTES,
   DEFAULT_MAX_LIST_ENTRIES,
-  DEFAULT_PORT,
 } from "../_common/defaults.ts";
-import { dial, guardConn } from "./dial.ts";
-import { formatAddress, messageOf } from "../_common/text.ts";
+import { formatAddress } from "../_common/text.ts";
 import { handled } from "./handled.ts";
-import { IdleWatch, WatchedReader } from "./idle_watch.ts";
+import { lateImport } from "../_common/late_import.ts";
+import type { IdleWatch } from "./idle_watch.ts";
 import type { Receiver } from "./receiver.ts";
 import type { FileOutcome, SessionIo } from "./session_io.ts";
 import type {
@@ -37,32 +37,17 @@ import type {
   GetManyOptions,
 } from "./tree_get.ts";
 import type { PutManyItem, PutManyOptions } from "./tree_put.ts";
-import {
-  authFrame,
-  dialTls,
-  isTlsRecord,
-  MISSING_TOKEN_MESSAGE,
-  wantsTls,
-} from "./security.ts";
 import { serverError, transportError } from "./errors.ts";
 import type { SyncPutReport } from "./sync_put.ts";
 import type { SyncOptions, SyncReport } from "./sync_report.ts";
 import { FerryError } from "../errors.ts";
-import {
-  type ByteReader,
-  type ByteWriter,
-  DEFAULT_DIGEST,
-  DIGEST_ALGORITHMS,
-  DIGEST_BYTES,
-  type DigestAlgorithm,
-  encodeMessage,
-  type Entry,
+import type {
+  ByteReader,
+  ByteWriter,
+  DigestAlgorithm,
+  Entry,
   FrameReader,
-  HELLO_AUTH_REQUIRED,
-  HELLO_EAGER_PUT,
-  type Message,
-  PROTOCOL_VERSION,
-  writeAll,
+  Message,
 } from "../protocol.ts";
 
 /**
@@ -78,7 +63,32 @@ import {
  */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
-const NONCE_BYTES = 32;
+/**
+ * `protocol.ts`'s `DEFAULT_DIGEST`, which the constructor needs before the
+ * codec is loaded (`client_test.ts` checks that they agree).
+ */
+const DEFAULT_DIGEST: DigestAlgorithm = "xxh3-128";
+
+/** The modules a session needs once it runs: see {@linkcode loadParts}. */
+interface Parts {
+  protocol: typeof import("../protocol.ts");
+  copy: typeof import("../_common/copy.ts");
+  idle: typeof import("./idle_watch.ts");
+}
+
+/**
+ * Imports the codec, the bulk buffers and the idle watch, on a client's
+ * first request: a process that only imports `client.ts` (`--help`) does
+ * not evaluate them. After `connect` they are already loaded.
+ */
+async function loadParts(): Promise<Parts> {
+  const [protocol, copy, idle] = await Promise.all([
+    import("../protocol.ts"),
+    import("../_common/copy.ts"),
+    import("./idle_watch.ts"),
+  ]);
+  return { protocol, copy, idle };
+}
 
 /**
  * A session with a ferry server, made by {@linkcode connect}.
@@ -106,7 +116,10 @@ export class FerryClient {
   #conn: Deno.Conn;
   #maxListEntries: number;
   #maxListBytes: number;
-  #reader: FrameReader;
+  #idleTimeoutMs: number;
+  /** Set by {@linkcode FerryClient.#ready}, before the first request. */
+  #parts: Parts | undefined;
+  #reader: FrameReader | undefined;
   #signal: AbortSignal | undefined;
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
@@ -116,7 +129,7 @@ export class FerryClient {
   #source: ByteReader;
   #sink: ByteWriter;
   #onAbort: () => void;
-  #watch: IdleWatch;
+  #watch: IdleWatch | undefined;
   #eagerPut: boolean;
 
   /**
@@ -152,19 +165,18 @@ export class FerryClient {
     this.version = version;
     this.digest = options.digest ?? DEFAULT_DIGEST;
     this.#eagerPut = options.eagerPut ?? false;
-    // A reader from connect() reads through the watch it carries.
-    const watch = options.reader instanceof WatchedReader
-      ? options.reader.watch
-      : new IdleWatch(conn, options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
-    this.#watch = watch;
-    this.#reader = options.reader ?? new FrameReader(watch);
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.#reader = options.reader;
     this.#signal = options.signal;
-    const reader = this.#reader;
+    // The reader and the watch exist once #ready() has run, before any
+    // request reads or writes.
     const fail = (error: unknown): Error => this.#transportError(error);
+    const source = (): FrameReader => this.#reader!;
+    const watch = (): IdleWatch => this.#watch!;
     this.#source = {
       async read(p: Uint8Array): Promise<number | null> {
         try {
-          return await reader.read(p);
+          return await source().read(p);
         } catch (error) {
           throw fail(error);
         }
@@ -172,7 +184,7 @@ export class FerryClient {
     };
     async function write(p: Uint8Array): Promise<number> {
       try {
-        return await watch.write(p);
+        return await watch().write(p);
       } catch (error) {
         throw fail(error);
       }
@@ -184,10 +196,7 @@ export class FerryClient {
     };
     this.#onAbort = () => this.close();
     if (this.#signal?.aborted) this.close();
-    else {
-      this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
-      watch.start(() => this.close());
-    }
+    else this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
   }
 
   /**
@@ -377,7 +386,9 @@ export class FerryClient {
     options: TransferOptions = {},
   ): Promise<TransferResult> {
     return this.#run(async () => {
-      const { putFile } = await import("./send_file.ts");
+      const { putFile } = await lateImport<typeof import("./send_file.ts")>(
+        new URL("./send_file.ts", import.meta.url),
+      );
       return await putFile(
         this.#io(),
         { local: localPath, remote: remotePath },
@@ -438,6 +449,7 @@ export class FerryClient {
     return this.#run(async () => {
       await this.#send({ type: "sum", path, length: options.length });
       const reply = await this.#expect("hash");
+      const { DIGEST_BYTES } = this.#parts!.protocol;
       if (reply.digest.length !== DIGEST_BYTES[this.digest]) {
         throw new FerryError(
           "PROTOCOL",
@@ -509,7 +521,9 @@ export class FerryClient {
     destination: string,
     options: SyncOptions = {},
   ): Promise<SyncReport> {
-    const { syncGet } = await import("./sync_get.ts");
+    const { syncGet } = await lateImport<typeof import("./sync_get.ts")>(
+      new URL("./sync_get.ts", import.meta.url),
+    );
     return await syncGet(this, remoteDir, destination, options);
   }
 
@@ -541,7 +555,9 @@ export class FerryClient {
     remoteDir: string,
     options: SyncOptions = {},
   ): Promise<SyncPutReport> {
-    const { syncPut } = await import("./sync_put.ts");
+    const { syncPut } = await lateImport<typeof import("./sync_put.ts")>(
+      new URL("./sync_put.ts", import.meta.url),
+    );
     return await syncPut(this, localDir, remoteDir, options);
   }
 
@@ -576,7 +592,9 @@ export class FerryClient {
     options: GetManyOptions = {},
   ): Promise<FileOutcome[]> {
     return this.#run(async () => {
-      const { pipelineGet } = await import("./tree_get.ts");
+      const { pipelineGet } = await lateImport<typeof import("./tree_get.ts")>(
+        new URL("./tree_get.ts", import.meta.url),
+      );
       return await pipelineGet(this.#io(), items, options);
     });
   }
@@ -650,13 +668,17 @@ export class FerryClient {
     options: PutManyOptions = {},
   ): Promise<FileOutcome[]> {
     return this.#run(async () => {
-      const { pipelinePut } = await import("./tree_put.ts");
+      const { pipelinePut } = await lateImport<typeof import("./tree_put.ts")>(
+        new URL("./tree_put.ts", import.meta.url),
+      );
       return await pipelinePut(this.#io(), items, options);
     });
   }
 
   /** The session as the pipelines see it. */
   #io(): SessionIo {
+    const { encodeMessage, writeAll } = this.#parts!.protocol;
+    const reader = this.#reader!;
     return {
       send: async (messages) => {
         let frames: Uint8Array[];
@@ -679,8 +701,8 @@ export class FerryClient {
       },
       expect: (...types) => this.#expect(...types),
       source: this.#source,
-      buffered: () => this.#reader.bufferedBytes(),
-      consume: (n) => this.#reader.skip(n),
+      buffered: () => reader.bufferedBytes(),
+      consume: (n) => reader.skip(n),
       sink: this.#sink,
       digest: this.digest,
       eagerPut: this.#eagerPut,
@@ -706,7 +728,7 @@ export class FerryClient {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#watch.stop();
+    this.#watch?.stop();
     this.#signal?.removeEventListener("abort", this.#onAbort);
     try {
       this.#conn.close();
@@ -738,6 +760,7 @@ export class FerryClient {
       this.#signal?.throwIfAborted();
       if (this.#closed) throw new FerryError("CONNECTION", "Client is closed");
       try {
+        await this.#ready();
         return await operation();
       } catch (error) {
         if (this.#signal?.aborted) {
@@ -752,9 +775,27 @@ export class FerryClient {
     return result;
   }
 
+  /**
+   * Loads the {@linkcode Parts} and makes the reader and the idle watch:
+   * a reader from `connect` reads through the watch it carries.
+   */
+  async #ready(): Promise<void> {
+    if (this.#parts !== undefined) return;
+    const parts = await loadParts();
+    const { IdleWatch, WatchedReader } = parts.idle;
+    const given = this.#reader;
+    const watch = given instanceof WatchedReader
+      ? given.watch
+      : new IdleWatch(this.#conn, this.#idleTimeoutMs);
+    this.#reader = given ?? new parts.protocol.FrameReader(watch);
+    this.#watch = watch;
+    this.#parts = parts;
+    watch.start(() => this.close());
+  }
+
   /** Maps a failure of the connection (`TIMEOUT` once the watch fired). */
   #transportError(error: unknown): Error {
-    if (this.#watch.timedOut) return this.#watch.timeoutError(error);
+    if (this.#watch?.timedOut) return this.#watch.timeoutError(error);
     return transportError(error, this.#closed);
   }
 
@@ -767,10 +808,11 @@ export class FerryClient {
   }
 
   #bulkBuffers(): BulkBuffers {
-    return this.#buffers ??= makeBulkBuffers();
+    return this.#buffers ??= this.#parts!.copy.makeBulkBuffers();
   }
 
   async #send(message: Message): Promise<void> {
+    const { encodeMessage, writeAll } = this.#parts!.protocol;
     let bytes: Uint8Array;
     try {
       bytes = encodeMessage(message);
@@ -786,7 +828,7 @@ export class FerryClient {
   ): Promise<Extract<Message, { type: T }>> {
     let message: Message | null;
     try {
-      message = await this.#reader.readMessage();
+      message = await this.#reader!.readMessage();
     } catch (error) {
       throw this.#transportError(error);
     }
@@ -830,168 +872,17 @@ export class FerryClient {
 export async function connect(
   options: ConnectOptions = {},
 ): Promise<FerryClient> {
-  const address = formatAddress({
-    hostname: options.hostname ?? DEFAULT_HOSTNAME,
-    port: options.port ?? DEFAULT_PORT,
-  });
-  const conn = wantsTls(options)
-    ? await dialTls(options, HANDSHAKE_TIMEOUT_MS)
-    : await dial(options);
-  const reader = new WatchedReader(
-    new IdleWatch(conn, options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS),
+  const { openSession } = await import("./handshake.ts");
+  const { conn, version, reader, digest, eagerPut } = await openSession(
+    options,
+    HANDSHAKE_TIMEOUT_MS,
   );
-  const signal = options.signal;
-  const guard = guardConn(conn, HANDSHAKE_TIMEOUT_MS, signal);
-  try {
-    const { version, digest, eagerPut } = await handshake(conn, reader, {
-      ...options,
-      address,
-    });
-    return new FerryClient(conn, version, {
-      reader,
-      signal,
-      digest,
-      eagerPut,
-      maxListEntries: options.maxListEntries,
-      maxListBytes: options.maxListBytes,
-    });
-  } catch (error) {
-    guard.close();
-    throw handshakeError(error, { address, signal, timedOut: guard.timedOut });
-  } finally {
-    guard.clear();
-  }
-}
-
-/**
- * The handshake of {@linkcode connect}: `HELLO` and `DIGESTS` out, the
- * server's `HELLO` and `DIGESTS` back, then `AUTH` when it asks for a token.
- */
-async function handshake(
-  conn: Deno.Conn,
-  reader: FrameReader,
-  options: ConnectOptions & { address: string },
-): Promise<{ version: number; digest: DigestAlgorithm; eagerPut: boolean }> {
-  const { address } = options;
-  const offered = options.digest === undefined
-    ? DIGEST_ALGORITHMS
-    : [options.digest];
-  const clientHello = encodeMessage({
-    type: "hello",
-    minVersion: PROTOCOL_VERSION,
-    maxVersion: PROTOCOL_VERSION,
-    flags: 0,
-    nonce: crypto.getRandomValues(new Uint8Array(NONCE_BYTES)),
-  });
-  const offer = encodeMessage({ type: "digests", algorithms: [...offered] });
-  // DIGESTS goes with HELLO, in one write (see protocol.ts, Handshake).
-  const opening = new Uint8Array(clientHello.length + offer.length);
-  opening.set(clientHello);
-  opening.set(offer, clientHello.length);
-  await writeAll(conn, opening);
-  const first = await reader.peek();
-  if (first !== null && !wantsTls(options) && isTlsRecord(first[0])) {
-    throw new FerryError(
-      "CONNECTION",
-      `${address} answered with TLS: connect with TLS (--tls or --ca FILE)`,
-    );
-  }
-  const hello = await expectReply(reader, "hello", {
-    closed: `during the handshake: is ${address} a ferry server?`,
-    expected: "HELLO from the server",
-  });
-  const version = hello.maxVersion;
-  if (version !== PROTOCOL_VERSION) {
-    throw new FerryError(
-      "UNSUPPORTED_VERSION",
-      `The server chose protocol version ${version}; this client speaks ${PROTOCOL_VERSION} only`,
-    );
-  }
-  const chosen = await expectReply(reader, "digests", {
-    closed: "during the handshake, before DIGESTS",
-    expected: "DIGESTS from the server",
-  });
-  const digest = offered.find((name) =>
-    chosen.algorithms.length === 1 && name === chosen.algorithms[0]
-  );
-  if (digest === undefined) {
-    throw new FerryError(
-      "UNSUPPORTED_VERSION",
-      `The server chose digest ${
-        chosen.algorithms.join(", ")
-      }; this client offered ${offered.join(", ")}`,
-    );
-  }
-  if (hello.flags & HELLO_AUTH_REQUIRED) {
-    if (options.token === undefined || options.token === "") {
-      throw new FerryError("UNAUTHORIZED", MISSING_TOKEN_MESSAGE);
-    }
-    await writeAll(
-      conn,
-      await authFrame(options.token, clientHello, hello, version),
-    );
-    await expectReply(reader, "ok", {
-      closed: "during authentication",
-      expected: "OK after AUTH",
-    });
-  }
-  return {
-    version,
+  return new FerryClient(conn, version, {
+    reader,
+    signal: options.signal,
     digest,
-    eagerPut: (hello.flags & HELLO_EAGER_PUT) !== 0,
-  };
-}
-
-/**
- * Reads one handshake reply: the end of the stream is `CONNECTION`
- * (`Connection closed ...`), `ERROR` the server's refusal, any other type
- * `PROTOCOL` (`Expected ..., got ...`).
- */
-async function expectReply<T extends Message["type"]>(
-  reader: FrameReader,
-  type: T,
-  words: { closed: string; expected: string },
-): Promise<Extract<Message, { type: T }>> {
-  const reply = await reader.readMessage();
-  if (reply === null) {
-    throw new FerryError("CONNECTION", `Connection closed ${words.closed}`);
-  }
-  if (reply.type === "error") throw serverError(reply);
-  if (reply.type !== type) {
-    throw new FerryError(
-      "PROTOCOL",
-      `Expected ${words.expected}, got ${reply.type.toUpperCase()}`,
-    );
-  }
-  return reply as Extract<Message, { type: T }>;
-}
-
-/** What a failed handshake throws: the abort, a timeout or a clear error. */
-function handshakeError(
-  error: unknown,
-  state: { address: string; signal?: AbortSignal; timedOut: boolean },
-): unknown {
-  const { address, signal } = state;
-  if (signal?.aborted) return signal.reason;
-  if (state.timedOut) {
-    return new FerryError(
-      "TIMEOUT",
-      `No handshake reply from ${address} within ${HANDSHAKE_TIMEOUT_MS} ms`,
-    );
-  }
-  if (error instanceof FerryError) {
-    if (error.code === "TRUNCATED") {
-      return new FerryError(
-        "PROTOCOL",
-        `Incomplete handshake reply: is ${address} a ferry server?`,
-        { cause: error },
-      );
-    }
-    return transportError(error, false);
-  }
-  return new FerryError(
-    "CONNECTION",
-    `Connection failed during the handshake: ${messageOf(error)}`,
-    { cause: error },
-  );
+    eagerPut,
+    maxListEntries: options.maxListEntries,
+    maxListBytes: options.maxListBytes,
+  });
 }
