@@ -20,6 +20,7 @@ import type { TransferCli } from "./cli_transfer.ts";
 import { jsonLine } from "./json_output.ts";
 import { ProgressLine } from "./progress.ts";
 import { EXIT_OK, UsageError } from "../_common/exit.ts";
+import { lateImport } from "../_common/late_import.ts";
 import { resolveToken } from "../_common/token_source.ts";
 import { FerryError, type FerryErrorCode } from "../errors.ts";
 import type { ByteWriter, Entry } from "../protocol.ts";
@@ -335,14 +336,16 @@ async function runManyFiles(
     describe: (error, name, where) => describeFailure(error, name, where),
   };
   if (line.sync) {
-    const { runSyncGet, runSyncPut } = await import("./cli_sync.ts");
+    const { runSyncGet, runSyncPut } = await lateImport<
+      typeof import("./cli_sync.ts")
+    >(new URL("./cli_sync.ts", import.meta.url));
     return command === "put"
       ? await runSyncPut(transferCli, args[0], args[1], line.syncFlags)
       : await runSyncGet(transferCli, args[0], line.syncFlags);
   }
-  const { runGetMany, runGetTree, runPutTree } = await import(
-    "./cli_transfer.ts"
-  );
+  const { runGetMany, runGetTree, runPutTree } = await lateImport<
+    typeof import("./cli_transfer.ts")
+  >(new URL("./cli_transfer.ts", import.meta.url));
   if (command === "put") return await runPutTree(transferCli, args[0], args[1]);
   return line.recursive
     ? await runGetTree(transferCli, args[0])
