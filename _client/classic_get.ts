@@ -19,7 +19,8 @@ import {
   CLASSIC_MAX_SIZE_DIGITS,
   CLASSIC_SIZE_QUIET_MS,
   type ClassicGetOptions,
-} from "./classic_options.ts";
+  type FetchClassic,
+} from "./classic.ts";
 
 const encoder = new TextEncoder();
 const EXISTS = encoder.encode("EXISTS");
@@ -89,6 +90,9 @@ export async function fetchClassic(
     else conn?.close();
   }
 }
+
+// The shape _client/classic.ts imports it as.
+fetchClassic satisfies FetchClassic;
 
 /** Reads `EXISTS` and the size, or `NOT_EXISTS`. */
 async function readSize(

@@ -25,8 +25,13 @@ import { resolveToken } from "../_common/token_source.ts";
 import { FerryError, type FerryErrorCode } from "../errors.ts";
 import type { ByteWriter, Entry } from "../protocol.ts";
 import { connect } from "./ferry_client.ts";
-import type { CliOptions } from "./cli_options.ts";
-import { type Command, exit, usageError } from "./cli_usage.ts";
+import {
+  type CliOptions,
+  type Command,
+  exit,
+  type RunCommandLine,
+  usageError,
+} from "./cli.ts";
 
 /** Phrases for people, by error code. */
 const PHRASES: Record<FerryErrorCode, string> = {
@@ -238,6 +243,9 @@ export async function runCommandLine(options: CliOptions): Promise<number> {
   return await runCommand(line);
 }
 
+// The shape _client/cli.ts imports it as.
+runCommandLine satisfies RunCommandLine;
+
 /**
  * The command line with its command: without one, on a terminal, it asks
  * for a file name like the lab's classic client and gets it.
@@ -338,14 +346,14 @@ async function runManyFiles(
   if (line.sync) {
     const { runSyncGet, runSyncPut } = await lateImport<
       typeof import("./cli_sync.ts")
-    >(new URL("./cli_sync.ts", import.meta.url));
+    >("./cli_sync.ts", import.meta.url);
     return command === "put"
       ? await runSyncPut(transferCli, args[0], args[1], line.syncFlags)
       : await runSyncGet(transferCli, args[0], line.syncFlags);
   }
   const { runGetMany, runGetTree, runPutTree } = await lateImport<
     typeof import("./cli_transfer.ts")
-  >(new URL("./cli_transfer.ts", import.meta.url));
+  >("./cli_transfer.ts", import.meta.url);
   if (command === "put") return await runPutTree(transferCli, args[0], args[1]);
   return line.recursive
     ? await runGetTree(transferCli, args[0])

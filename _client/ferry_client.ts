@@ -26,7 +26,6 @@ import {
   DEFAULT_MAX_LIST_ENTRIES,
 } from "../_common/defaults.ts";
 import { formatAddress } from "../_common/text.ts";
-import { handled } from "./handled.ts";
 import { lateImport } from "../_common/late_import.ts";
 import type { IdleWatch } from "./idle_watch.ts";
 import type { Receiver } from "./receiver.ts";
@@ -37,7 +36,6 @@ import type {
   GetManyOptions,
 } from "./tree_get.ts";
 import type { PutManyItem, PutManyOptions } from "./tree_put.ts";
-import { serverError, transportError } from "./errors.ts";
 import type { SyncPutReport } from "./sync_put.ts";
 import type { SyncOptions, SyncReport } from "./sync_report.ts";
 import { FerryError } from "../errors.ts";
@@ -74,20 +72,25 @@ interface Parts {
   protocol: typeof import("../protocol.ts");
   copy: typeof import("../_common/copy.ts");
   idle: typeof import("./idle_watch.ts");
+  errors: typeof import("./errors.ts");
+  handled: typeof import("./handled.ts");
 }
 
 /**
- * Imports the codec, the bulk buffers and the idle watch, on a client's
- * first request: a process that only imports `client.ts` (`--help`) does
- * not evaluate them. After `connect` they are already loaded.
+ * Imports the codec, the bulk buffers, the idle watch and the error
+ * mapping on a client's first request: a process that only imports
+ * `client.ts` (`--help`) does not read them. After `connect` they are
+ * already loaded.
  */
 async function loadParts(): Promise<Parts> {
-  const [protocol, copy, idle] = await Promise.all([
-    import("../protocol.ts"),
-    import("../_common/copy.ts"),
-    import("./idle_watch.ts"),
+  const [protocol, copy, idle, errors, handled] = await Promise.all([
+    lateImport<Parts["protocol"]>("../protocol.ts", import.meta.url),
+    lateImport<Parts["copy"]>("../_common/copy.ts", import.meta.url),
+    lateImport<Parts["idle"]>("./idle_watch.ts", import.meta.url),
+    lateImport<Parts["errors"]>("./errors.ts", import.meta.url),
+    lateImport<Parts["handled"]>("./handled.ts", import.meta.url),
   ]);
-  return { protocol, copy, idle };
+  return { protocol, copy, idle, errors, handled };
 }
 
 /**
@@ -173,6 +176,7 @@ export class FerryClient {
     const fail = (error: unknown): Error => this.#transportError(error);
     const source = (): FrameReader => this.#reader!;
     const watch = (): IdleWatch => this.#watch!;
+    const parts = (): Parts => this.#parts!;
     this.#source = {
       async read(p: Uint8Array): Promise<number | null> {
         try {
@@ -191,7 +195,7 @@ export class FerryClient {
     }
     this.#sink = {
       write(p: Uint8Array): Promise<number> {
-        return handled(write(p));
+        return parts().handled.handled(write(p));
       },
     };
     this.#onAbort = () => this.close();
@@ -323,7 +327,9 @@ export class FerryClient {
   ): Promise<TransferResult> {
     return this.#run(async () => {
       if (typeof destination === "string" && (options.resume ?? true)) {
-        const { resumableGet } = await import("./resume.ts");
+        const { resumableGet } = await lateImport<
+          typeof import("./resume.ts")
+        >("./resume.ts", import.meta.url);
         return await resumableGet(this.#io(), {
           server: this.server,
           path,
@@ -332,12 +338,20 @@ export class FerryClient {
       }
       const since = performance.now();
       const [{ openReceiver }, { getFile }, { removePartRecord }] =
-        await Promise
-          .all([
-            import("./receiver.ts"),
-            import("./receive.ts"),
-            import("./resume.ts"),
-          ]);
+        await Promise.all([
+          lateImport<typeof import("./receiver.ts")>(
+            "./receiver.ts",
+            import.meta.url,
+          ),
+          lateImport<typeof import("./receive.ts")>(
+            "./receive.ts",
+            import.meta.url,
+          ),
+          lateImport<typeof import("./resume.ts")>(
+            "./resume.ts",
+            import.meta.url,
+          ),
+        ]);
       let receiver: Receiver;
       try {
         receiver = await openReceiver(destination, options.overwrite ?? false);
@@ -387,7 +401,8 @@ export class FerryClient {
   ): Promise<TransferResult> {
     return this.#run(async () => {
       const { putFile } = await lateImport<typeof import("./send_file.ts")>(
-        new URL("./send_file.ts", import.meta.url),
+        "./send_file.ts",
+        import.meta.url,
       );
       return await putFile(
         this.#io(),
@@ -522,7 +537,8 @@ export class FerryClient {
     options: SyncOptions = {},
   ): Promise<SyncReport> {
     const { syncGet } = await lateImport<typeof import("./sync_get.ts")>(
-      new URL("./sync_get.ts", import.meta.url),
+      "./sync_get.ts",
+      import.meta.url,
     );
     return await syncGet(this, remoteDir, destination, options);
   }
@@ -556,7 +572,8 @@ export class FerryClient {
     options: SyncOptions = {},
   ): Promise<SyncPutReport> {
     const { syncPut } = await lateImport<typeof import("./sync_put.ts")>(
-      new URL("./sync_put.ts", import.meta.url),
+      "./sync_put.ts",
+      import.meta.url,
     );
     return await syncPut(this, localDir, remoteDir, options);
   }
@@ -593,7 +610,8 @@ export class FerryClient {
   ): Promise<FileOutcome[]> {
     return this.#run(async () => {
       const { pipelineGet } = await lateImport<typeof import("./tree_get.ts")>(
-        new URL("./tree_get.ts", import.meta.url),
+        "./tree_get.ts",
+        import.meta.url,
       );
       return await pipelineGet(this.#io(), items, options);
     });
@@ -669,7 +687,8 @@ export class FerryClient {
   ): Promise<FileOutcome[]> {
     return this.#run(async () => {
       const { pipelinePut } = await lateImport<typeof import("./tree_put.ts")>(
-        new URL("./tree_put.ts", import.meta.url),
+        "./tree_put.ts",
+        import.meta.url,
       );
       return await pipelinePut(this.#io(), items, options);
     });
@@ -796,7 +815,7 @@ export class FerryClient {
   /** Maps a failure of the connection (`TIMEOUT` once the watch fired). */
   #transportError(error: unknown): Error {
     if (this.#watch?.timedOut) return this.#watch.timeoutError(error);
-    return transportError(error, this.#closed);
+    return this.#parts!.errors.transportError(error, this.#closed);
   }
 
   /** Marks an error that leaves the session in step with the server. */
@@ -835,7 +854,9 @@ export class FerryClient {
     if (message === null) {
       throw new FerryError("CONNECTION", "Connection closed by the server");
     }
-    if (message.type === "error") throw this.#keep(serverError(message));
+    if (message.type === "error") {
+      throw this.#keep(this.#parts!.errors.serverError(message));
+    }
     if (!(types as string[]).includes(message.type)) {
       throw new FerryError(
         "PROTOCOL",
@@ -872,7 +893,10 @@ export class FerryClient {
 export async function connect(
   options: ConnectOptions = {},
 ): Promise<FerryClient> {
-  const { openSession } = await import("./handshake.ts");
+  const { openSession } = await lateImport<typeof import("./handshake.ts")>(
+    "./handshake.ts",
+    import.meta.url,
+  );
   const { conn, version, reader, digest, eagerPut } = await openSession(
     options,
     HANDSHAKE_TIMEOUT_MS,

@@ -17,12 +17,14 @@
  */
 
 /**
- * Imports a module by URL; the specifier is not a literal, so Deno does not
- * read the module at start.
+ * Imports a module; the specifier is not a literal, so Deno does not read
+ * the module at start.
  *
  * @typeParam T The module's type, `typeof import("./module.ts")` (a type
- * only: Deno does not load it for that).
- * @param url The module, e.g. `new URL("./module.ts", import.meta.url)`.
+ * only: Deno does not load the module for that, and `deno check` and
+ * `deno cache` still see it).
+ * @param path The module, relative to `base`.
+ * @param base The importing module's `import.meta.url`.
  * @returns The module's namespace.
  *
  * @example Import a module of this folder
@@ -31,10 +33,10 @@
  * import { lateImport } from "./late_import.ts";
  * const { formatBytes } = await lateImport<
  *   typeof import("./format_bytes.ts")
- * >(new URL("./format_bytes.ts", import.meta.url));
+ * >("./format_bytes.ts", import.meta.url);
  * assert.equal(typeof formatBytes, "function");
  * ```
  */
-export function lateImport<T>(url: URL): Promise<T> {
-  return import(url.href);
+export function lateImport<T>(path: string, base: string): Promise<T> {
+  return import(new URL(path, base).href);
 }
