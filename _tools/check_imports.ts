@@ -12,7 +12,8 @@
  * - what a process evaluates at start (the static imports, not `import()`
  *   nor `import type`) stays cheap: from `client.ts`, no `node:` module and
  *   no npm package (either makes Deno set up its Node compatibility layer,
- *   10 to 50 ms, before `--help` prints anything); from `server.ts`, no npm
+ *   10 to 50 ms, before `--help` prints anything), nor `protocol.ts` (the
+ *   client loads its codec when a session starts); from `server.ts`, no npm
  *   package. Load them with `import()` where they are used.
  *
  * It reads the module graph with `deno info --json` from the published entry
@@ -44,6 +45,12 @@ const STARTUP_RULES: { root: string; forbidden: RegExp; why: string }[] = [
     forbidden: /^(node|npm):/,
     why:
       "every client command, --help included, would set up Node compatibility",
+  },
+  {
+    root: "client.ts",
+    forbidden: /^protocol\.ts$/,
+    why:
+      "every client command, --help included, would evaluate the wire codec (see _common/late_import.ts)",
   },
   {
     root: "server.ts",
