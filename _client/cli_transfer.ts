@@ -7,7 +7,6 @@
  * @module
  */
 
-import * as nodePath from "node:path";
 import { EXIT_FAILED, EXIT_OK } from "../_common/exit.ts";
 import type { ProgressLine } from "./progress.ts";
 import { jsonLine } from "./json_output.ts";
@@ -18,7 +17,9 @@ import {
   type GetTreeOptions,
   type TreeGetClient,
 } from "./tree_get.ts";
-import { putTree, type TreePutClient } from "./tree_put.ts";
+import type { TreePutClient } from "./tree_put.ts";
+import { lateImport } from "../_common/late_import.ts";
+import { localPath } from "./local_path.ts";
 import type { SyncGetClient } from "./sync_get.ts";
 import type { SyncPutClient } from "./sync_put.ts";
 import { FerryError } from "../errors.ts";
@@ -233,7 +234,7 @@ export async function runGetMany(
       });
       continue;
     }
-    items.push({ path: name, destination: nodePath.join(folder, base) });
+    items.push({ path: name, destination: localPath.join(folder, base) });
   }
   for (const outcome of early) track.onFile(outcome);
   const lines: string[] = [];
@@ -280,9 +281,14 @@ export async function runPutTree(
   local: string,
   remote: string | undefined,
 ): Promise<number> {
-  const target = (remote ?? lastSegment(nodePath.resolve(local))).replace(
+  const target = (remote ?? lastSegment(localPath.resolve(local))).replace(
     /^\/+|\/+$/g,
     "",
+  );
+  // Read only by put -r (its walk loads node:path, which get -r spares).
+  const { putTree } = await lateImport<typeof import("./tree_put.ts")>(
+    "./tree_put.ts",
+    import.meta.url,
   );
   const track = tracker(cli, "put");
   const start = performance.now();

@@ -12,7 +12,7 @@
  */
 
 import { escapeControls } from "../_common/escape.ts";
-import * as nodePath from "node:path";
+import { localPath } from "./local_path.ts";
 import { splitWirePath } from "../_common/wire_path.ts";
 import { messageOf } from "../_common/text.ts";
 import { FerryError } from "../errors.ts";
@@ -141,7 +141,7 @@ export class SafeDest {
    * @returns The joined local path.
    */
   localPath(segments: readonly string[]): string {
-    return nodePath.join(this.root, ...segments);
+    return localPath.join(this.root, ...segments);
   }
 
   /**
@@ -230,12 +230,12 @@ export class SafeDest {
     }
     const { folder, listing } = last;
     // The folder is a joined path (normalized) and the name one checked
-    // segment: joined as nodePath.join would.
+    // segment: joined as localPath.join would.
     const path = folder === "."
       ? name
-      : folder.endsWith(nodePath.sep)
+      : folder.endsWith(localPath.sep)
       ? folder + name
-      : folder + nodePath.sep + name;
+      : folder + localPath.sep + name;
     let absent = true;
     for (const suffix of ["", ".part"]) {
       const candidate = path + suffix;

@@ -13,7 +13,7 @@
  * @module
  */
 
-import * as nodePath from "node:path";
+import { localPath } from "./local_path.ts";
 import { receiveFile } from "./receive.ts";
 import { receiveBuffered, receiveBufferedNow } from "./receive_buffered.ts";
 import {
@@ -130,7 +130,7 @@ interface InFlight {
  * system might take them for one).
  */
 function localNames(cwd: string, destination: string): string[] {
-  const name = looseName(nodePath.resolve(cwd, destination));
+  const name = looseName(localPath.resolve(cwd, destination));
   return [name, `${name}.part`];
 }
 
@@ -226,7 +226,7 @@ class GetPipeline {
   #claimed = new Map<string, number>();
   #opened = new Set<string>();
   // Relative destinations are resolved against the working folder read
-  // once (nodePath.resolve alone asks the system for it on every call).
+  // once (a resolve alone asks the system for it on every call).
   #cwd = Deno.cwd();
 
   constructor(
