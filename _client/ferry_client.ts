@@ -650,7 +650,9 @@ export class FerryClient {
     options: GetListedOptions = {},
   ): Promise<FileOutcome[]> {
     return this.#run(async () => {
-      const { pipelineListed } = await import("./tree_get.ts");
+      const { pipelineListed } = await lateImport<
+        typeof import("./tree_get.ts")
+      >("./tree_get.ts", import.meta.url);
       return await pipelineListed(
         this.#io(),
         { listing: this.#listing(path, true), plan },

@@ -38,6 +38,19 @@ export type ImportGraph = Map<string, string[]>;
  */
 export type StartupGraph = Map<string, string[]>;
 
+/**
+ * What each module names in a literal `import()`: Deno reads those modules,
+ * and what they import, whenever a program that may load it starts.
+ */
+export type EagerReads = Map<string, string[]>;
+
+/**
+ * The literal `import()`s allowed in what `client.ts` reads at start: the
+ * command line, which `--help` needs. Anything else is imported with
+ * `lateImport` (`_common/late_import.ts`).
+ */
+const EAGER_READS_ALLOWED = new Map([["client.ts", ["_client/cli.ts"]]]);
+
 /** Specifiers an entry point may not load at start, and why. */
 const STARTUP_RULES: { root: string; forbidden: RegExp; why: string }[] = [
   {
@@ -239,12 +252,15 @@ interface DenoInfo {
  * @param roots Repository-relative paths to start from.
  * @param startup Filled, when given, with the static code imports of each
  * local module (see {@linkcode StartupGraph}).
+ * @param eager Filled, when given, with the literal `import()` targets of
+ * each local module (see {@linkcode EagerReads}).
  * @returns The graph of local modules, by repository-relative path.
  */
 export async function readGraph(
   rootDir: URL,
   roots: string[],
   startup?: StartupGraph,
+  eager?: EagerReads,
 ): Promise<ImportGraph> {
   const graph: ImportGraph = new Map();
   const local = (specifier: string | undefined) =>
@@ -264,30 +280,82 @@ export async function readGraph(
       if (from === undefined || graph.has(from)) continue;
       const targets = new Set<string>();
       const atStart = new Set<string>();
+      const dynamic = new Set<string>();
       for (const dependency of module.dependencies ?? []) {
         for (const to of [dependency.code, dependency.type]) {
           const path = local(to?.specifier);
           if (path !== undefined) targets.add(path);
         }
         const code = dependency.code?.specifier;
-        if (code !== undefined && !dependency.isDynamic) {
-          atStart.add(local(code) ?? code);
+        if (code !== undefined) {
+          (dependency.isDynamic ? dynamic : atStart).add(local(code) ?? code);
         }
       }
       graph.set(from, [...targets].sort());
       startup?.set(from, [...atStart].sort());
+      eager?.set(from, [...dynamic].sort());
     }
   }
   return graph;
 }
 
+/**
+ * Finds the literal `import()`s in what `client.ts` reads at start, beyond
+ * {@linkcode EAGER_READS_ALLOWED}: each makes Deno read another module and
+ * its imports before `--help` prints anything.
+ *
+ * @param startup Static code imports of each module.
+ * @param eager Literal `import()` targets of each module.
+ * @returns One line per literal `import()` found.
+ *
+ * @example A literal import() in a module client.ts loads
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { findEagerReads } from "./check_imports.ts";
+ * const startup = new Map([["client.ts", ["_client/ferry_client.ts"]]]);
+ * const eager = new Map([["_client/ferry_client.ts", ["_client/tree_get.ts"]]]);
+ * assert.equal(findEagerReads(startup, eager).length, 1);
+ * ```
+ */
+export function findEagerReads(
+  startup: StartupGraph,
+  eager: EagerReads,
+): string[] {
+  const problems: string[] = [];
+  for (const [root, allowed] of EAGER_READS_ALLOWED) {
+    const seen = new Set([root]);
+    const queue = [root];
+    while (queue.length > 0) {
+      const module = queue.shift()!;
+      for (const target of eager.get(module) ?? []) {
+        if (module === root && allowed.includes(target)) {
+          if (!seen.has(target)) queue.push(target);
+          seen.add(target);
+          continue;
+        }
+        problems.push(
+          `${module} imports ${target} with a literal import(): Deno reads it and its imports at every start of ${root}; use lateImport (_common/late_import.ts)`,
+        );
+      }
+      for (const target of startup.get(module) ?? []) {
+        if (seen.has(target)) continue;
+        seen.add(target);
+        queue.push(target);
+      }
+    }
+  }
+  return problems;
+}
+
 if (import.meta.main) {
   const rootDir = new URL("../", import.meta.url);
   const startup: StartupGraph = new Map();
+  const eager: EagerReads = new Map();
   const graph = await readGraph(
     rootDir,
     [...ENTRY_POINTS, ...OTHER_ROOTS],
     startup,
+    eager,
   );
   const sources = new Map([
     ["protocol.ts", await Deno.readTextFile(new URL("protocol.ts", rootDir))],
@@ -295,6 +363,7 @@ if (import.meta.main) {
   const problems = [
     ...findProblems(graph, sources),
     ...findStartupProblems(startup),
+    ...findEagerReads(startup, eager),
   ];
   for (const problem of problems) console.error(`check_imports: ${problem}`);
   if (problems.length > 0) {
