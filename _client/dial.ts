@@ -9,6 +9,7 @@
 import { DEFAULT_HOSTNAME, DEFAULT_PORT } from "../_common/defaults.ts";
 import { formatAddress, messageOf } from "../_common/text.ts";
 import { FerryError } from "../errors.ts";
+import { startQuietTimer } from "../_common/quiet_timer.ts";
 import type { ConnectOptions } from "./types.ts";
 
 /**
@@ -105,10 +106,11 @@ export function guardConn(
       // Already closed.
     }
   }
-  const timer = setTimeout(() => {
+  // Pending I/O keeps the process alive while the guard matters.
+  const cancel = startQuietTimer(timeoutMs, () => {
     timedOut = true;
     close();
-  }, timeoutMs);
+  });
   signal?.addEventListener("abort", close, { once: true });
   return {
     get timedOut(): boolean {
@@ -116,7 +118,7 @@ export function guardConn(
     },
     close,
     clear(): void {
-      clearTimeout(timer);
+      cancel();
       signal?.removeEventListener("abort", close);
     },
   };

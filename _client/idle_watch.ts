@@ -8,6 +8,7 @@
 
 import { FerryError } from "../errors.ts";
 import { FrameReader } from "../protocol.ts";
+import { startQuietTimer } from "../_common/quiet_timer.ts";
 
 /**
  * Watches a connection's reads and writes: once one has waited
@@ -25,7 +26,8 @@ export class IdleWatch {
   #onTimeout: (() => void) | undefined;
   #pending = 0;
   #since = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Cancels the armed timer; undefined when none is armed. */
+  #timer: (() => void) | undefined;
   #timedOut = false;
 
   /**
@@ -66,7 +68,7 @@ export class IdleWatch {
   /** Stops watching. */
   stop(): void {
     this.#onTimeout = undefined;
-    clearTimeout(this.#timer);
+    this.#timer?.();
     this.#timer = undefined;
   }
 
@@ -94,10 +96,9 @@ export class IdleWatch {
 
   #arm(ms: number): void {
     if (this.#onTimeout === undefined) return;
-    const timer = setTimeout(() => this.#check(), ms);
-    this.#timer = timer;
-    // A client left open between requests must not keep a program alive.
-    Deno.unrefTimer(timer);
+    // A quiet timer: a client left open between requests must not keep a
+    // program alive, and Deno's setTimeout costs ~10 ms at its first call.
+    this.#timer = startQuietTimer(ms, () => this.#check());
   }
 
   #check(): void {
