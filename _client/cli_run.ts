@@ -2,8 +2,9 @@
  * The commands of `client.ts` (`ls`, `get`, `put`; the many-file and folder
  * commands are in `_client/cli_transfer.ts` and `_client/cli_sync.ts`,
  * imported when such a command runs): phrases for people and output
- * formatting. `_client/cli.ts` imports it once the command line is parsed
- * and is not a request for help.
+ * formatting, and the parsing of the command line (`_client/cli_options.ts`)
+ * they start with. `_client/cli.ts` imports it unless the tool's help
+ * alone was asked for.
  *
  * @module
  */
@@ -27,11 +28,12 @@ import type { ByteWriter, Entry } from "../protocol.ts";
 import { connect } from "./ferry_client.ts";
 import {
   type CliOptions,
-  type Command,
   exit,
-  type RunCommandLine,
+  parseCli,
+  showHelp,
   usageError,
-} from "./cli.ts";
+} from "./cli_options.ts";
+import type { Command } from "./cli_usage.ts";
 
 /** Phrases for people, by error code. */
 const PHRASES: Record<FerryErrorCode, string> = {
@@ -226,13 +228,30 @@ async function runGet(
 type CommandLine = CliOptions & { command: "get" | "ls" | "put" };
 
 /**
+ * Parses the command line, prints the help asked for or runs the command.
+ *
+ * @param args Command-line arguments, without the program name.
+ * @returns The exit status: 0 ok, 1 failed operation, 2 usage error.
+ */
+export async function runCli(args: string[]): Promise<number> {
+  let options: CliOptions;
+  try {
+    options = parseCli(args);
+    if (options.help || options.command === "help") return showHelp(options);
+  } catch (error) {
+    return exit(error);
+  }
+  return await runCommandLine(options);
+}
+
+/**
  * Runs a parsed command line that is not a request for help: without a
  * command, on a terminal, it asks for a file name first.
  *
  * @param options The parsed command line.
  * @returns The exit status: 0 ok, 1 failed operation, 2 usage error.
  */
-export async function runCommandLine(options: CliOptions): Promise<number> {
+async function runCommandLine(options: CliOptions): Promise<number> {
   let line: CommandLine;
   try {
     line = withCommand(options);
@@ -242,9 +261,6 @@ export async function runCommandLine(options: CliOptions): Promise<number> {
   }
   return await runCommand(line);
 }
-
-// The shape _client/cli.ts imports it as.
-runCommandLine satisfies RunCommandLine;
 
 /**
  * The command line with its command: without one, on a terminal, it asks
