@@ -963,6 +963,31 @@ Deno.test("client.ts reports a refused connection in one line with exit 1", asyn
   );
 });
 
+Deno.test("client.ts whose --allow-read leaves out its own folder says so in one line with exit 1", async () => {
+  await withTempDir(async (dir) => {
+    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-net=127.0.0.1",
+        `--allow-read=${dir}`,
+        CLIENT_SCRIPT,
+        "--port",
+        String(freePort()),
+        "ls",
+      ],
+      cwd: dir,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(stderr);
+    assert.equal(code, 1);
+    assert.match(
+      text,
+      /^ferry: Cannot load \S+cli_run\.ts, which ferry imports when it is first needed: --allow-read must cover ferry's folder \(Requires read access to [^\n]+\)\n$/,
+    );
+  });
+});
+
 const SCRIPT = await hasTerminalScript();
 
 Deno.test({

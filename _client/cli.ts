@@ -31,9 +31,14 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   }
   // Not a literal import(): Deno would read the command code (about 40
   // modules) at every start, --help included.
-  const { runCli } = await lateImport<typeof import("./cli_run.ts")>(
-    "./cli_run.ts",
-    import.meta.url,
-  );
-  Deno.exitCode = await runCli(args);
+  let cli: typeof import("./cli_run.ts");
+  try {
+    cli = await lateImport("./cli_run.ts", import.meta.url);
+  } catch (error) {
+    // Such as a narrowed --allow-read: one line, as for any failure.
+    console.error(`ferry: ${error instanceof Error ? error.message : error}`);
+    Deno.exitCode = 1;
+    return;
+  }
+  Deno.exitCode = await cli.runCli(args);
 }
