@@ -2235,6 +2235,25 @@ export class FrameReader {
   }
 
   /**
+   * Reads until at least `n` bytes are buffered, for a caller that knows
+   * how long what comes is (a small file's whole reply, taken from
+   * {@linkcode FrameReader.bufferedBytes}); the buffer grows to at most `n`.
+   *
+   * @param n Bytes wanted, at most a header and the largest frame accepted.
+   * @returns False if the stream ended first.
+   * @throws {RangeError} If `n` is over that limit.
+   */
+  async fill(n: number): Promise<boolean> {
+    if (!(n >= 0 && n <= FRAME_HEADER_BYTES + this.#maxFrameBytes)) {
+      throw new RangeError(`Cannot buffer ${n} bytes`);
+    }
+    while (this.buffered < n) {
+      if (!await this.#fill(n)) return false;
+    }
+    return true;
+  }
+
+  /**
    * Whether a whole frame is buffered: the next {@linkcode readMessage}
    * returns (or fails) without reading the source.
    */

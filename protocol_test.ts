@@ -1854,3 +1854,31 @@ Deno.test("encodeMessageInto() writes the bytes of encodeMessage() at the offset
     assert.throws(() => encodeMessageInto(bad, out, 0), RangeError);
   }
 });
+
+Deno.test("FrameReader.fill() reads until n bytes are buffered, across reads and past its first buffer", async () => {
+  const bytes = new Uint8Array(100_000).map((_, i) => i % 251);
+  const chunks = [bytes.subarray(0, 10), bytes.subarray(10, 70_000)];
+  chunks.push(bytes.subarray(70_000));
+  const reader = new FrameReader({
+    read(p: Uint8Array): Promise<number | null> {
+      const chunk = chunks[0];
+      if (chunk === undefined) return Promise.resolve(null);
+      const n = Math.min(p.length, chunk.length);
+      p.set(chunk.subarray(0, n));
+      if (n === chunk.length) chunks.shift();
+      else chunks[0] = chunk.subarray(n);
+      return Promise.resolve(n);
+    },
+  });
+  assert.equal(await reader.fill(5), true);
+  assert.ok(reader.buffered >= 5);
+  reader.skip(3);
+  assert.equal(await reader.fill(90_000), true);
+  assert.ok(reader.buffered >= 90_000);
+  assert.deepEqual(
+    reader.bufferedBytes().subarray(0, 90_000),
+    bytes.subarray(3, 90_003),
+  );
+  assert.equal(await reader.fill(200_000), false); // the stream ended
+  await assert.rejects(reader.fill(2 ** 30), RangeError);
+});

@@ -724,6 +724,7 @@ export class FerryClient {
       source: this.#source,
       buffered: () => reader.bufferedBytes(),
       consume: (n) => reader.skip(n),
+      fill: (n) => reader.fill(n),
       sink: this.#sink,
       digest: this.digest,
       eagerPut: this.#eagerPut,

@@ -23,6 +23,8 @@ import { type TransferResult, transferResult } from "./types.ts";
 import {
   type DataMessage,
   decodeFrame,
+  DIGEST_BYTES,
+  type DigestAlgorithm,
   FRAME_HEADER_BYTES,
   FRAME_TYPES,
   MAX_DIGEST_BYTES,
@@ -207,6 +209,38 @@ function simpleReply(view: Uint8Array): BufferedReply | undefined {
     digest: view.subarray(end + header, end + header + length),
     size: end + header + length,
   };
+}
+
+/**
+ * The bytes the reply at the head of `view` takes whole, as far as its
+ * start tells: a `DATA` header not yet whole needs its header first; a
+ * `DATA` at offset 0 of at most `maxSize` bytes needs its bytes and a
+ * `HASH` of the session's digest. `undefined` for anything else (a larger
+ * file, another frame: `receiveFile` reads it as it comes).
+ *
+ * @param view The buffered bytes.
+ * @param algorithm The session's digest.
+ * @param maxSize Largest file size to wait for whole.
+ * @returns Bytes to have buffered before trying again, or `undefined`.
+ */
+export function wholeReplyBytes(
+  view: Uint8Array,
+  algorithm: DigestAlgorithm,
+  maxSize: number,
+): number | undefined {
+  const header = FRAME_HEADER_BYTES;
+  if (view.length < header + DATA_PAYLOAD) {
+    return view.length === 0 || view[0] === DATA
+      ? header + DATA_PAYLOAD
+      : undefined;
+  }
+  if (
+    view[0] !== DATA || u32At(view, 1) !== DATA_PAYLOAD ||
+    u32At(view, header) !== 0
+  ) return undefined;
+  const size = u32At(view, header + 4);
+  if (size > maxSize) return undefined;
+  return header + DATA_PAYLOAD + size + header + DIGEST_BYTES[algorithm];
 }
 
 /** The big-endian `u32` at `at` of `bytes` (in bounds). */

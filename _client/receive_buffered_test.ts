@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { receiveBuffered, receiveBufferedNow } from "./receive_buffered.ts";
+import {
+  receiveBuffered,
+  receiveBufferedNow,
+  wholeReplyBytes,
+} from "./receive_buffered.ts";
 import { nativeXxh3 } from "../_common/native_xxh3.ts";
 import type { Receiver } from "./receiver.ts";
 import type { SessionIo } from "./session_io.ts";
@@ -171,4 +175,19 @@ Deno.test("receiveBufferedNow() saves a buffered XXH3 reply whole without a prom
     `${new TextDecoder().decode(content)}@1700000000000`,
   ]);
   assert.equal(reader.buffered, 0);
+});
+
+Deno.test("wholeReplyBytes() tells how much of a small reply cut by a read to wait for", () => {
+  const whole = reply(); // a SHA-256 HASH: 32 bytes
+  const needed = whole.length;
+  assert.equal(wholeReplyBytes(whole.subarray(0, 10), "sha256", 100), 29);
+  assert.equal(wholeReplyBytes(new Uint8Array(0), "sha256", 100), 29);
+  assert.equal(wholeReplyBytes(whole.subarray(0, 40), "sha256", 100), needed);
+  assert.equal(wholeReplyBytes(whole, "sha256", 100), needed);
+  // Larger than asked for, or not a DATA frame: not waited for.
+  assert.equal(wholeReplyBytes(whole, "sha256", content.length - 1), undefined);
+  assert.equal(
+    wholeReplyBytes(encodeMessage({ type: "ok" }), "sha256", 100),
+    undefined,
+  );
 });

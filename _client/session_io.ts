@@ -51,6 +51,11 @@ export interface SessionIo {
   buffered?(): Uint8Array;
   /** Consumes `n` of the {@linkcode SessionIo.buffered} bytes. */
   consume?(n: number): void;
+  /**
+   * Reads until `n` bytes are buffered (at most a frame's worth); false if
+   * the session ended first.
+   */
+  fill?(n: number): Promise<boolean>;
   /** Raw bytes to the server (after `READY`). */
   readonly sink: ByteWriter;
   /** The digest algorithm agreed in the handshake, for every `HASH`. */

@@ -15,7 +15,11 @@
 
 import { localPath } from "./local_path.ts";
 import { receiveFile } from "./receive.ts";
-import { receiveBuffered, receiveBufferedNow } from "./receive_buffered.ts";
+import {
+  receiveBuffered,
+  receiveBufferedNow,
+  wholeReplyBytes,
+} from "./receive_buffered.ts";
 import {
   type NativeTarget,
   openReceiverSync,
@@ -273,6 +277,11 @@ class GetPipeline {
         // Most replies of small files are whole in memory: taken without
         // an await each (a promise per file costs more than its bytes).
         if (this.#receiveHeadNow()) continue;
+        const head = this.#inFlight[0];
+        if (
+          head !== undefined && await this.#awaitWhole(head) &&
+          this.#receiveHeadNow()
+        ) continue;
         fatal = await this.#receiveHead();
         if (fatal !== undefined) break;
       }
@@ -405,6 +414,29 @@ class GetPipeline {
     }
     if (result === undefined) return false;
     this.#succeed(head, result);
+    return true;
+  }
+
+  /**
+   * Waits for the rest of a small reply that is partly received (it
+   * straddles the end of a read, about one in sixty of 1 KiB files), so
+   * that {@linkcode GetPipeline.#receiveHeadNow} takes it whole instead of
+   * `receiveFile` reading it frame by frame; false where that does not
+   * apply or the session ended (`receiveFile` then reads and reports).
+   */
+  async #awaitWhole(head: InFlight): Promise<boolean> {
+    const io = this.#io;
+    if (head.receiver.saveWhole === undefined || !io.fill || !io.buffered) {
+      return false;
+    }
+    // At most twice: the DATA header first if it is cut, then the rest.
+    for (let round = 0; round < 2; round++) {
+      const view = io.buffered();
+      const need = wholeReplyBytes(view, io.digest, NATIVE_MAX_BYTES);
+      if (need === undefined) return false;
+      if (view.length >= need) return true;
+      if (!await io.fill(need)) return false;
+    }
     return true;
   }
 
