@@ -177,8 +177,6 @@ export class Server implements FerryServer {
       clearInterval(sweeper);
       clearTimeout(drainTimer);
       clearTimeout(giveUpTimer);
-      // Its worker goes with the server (runs after this stay on the thread).
-      context.eagerPlacer?.close();
     }
   }
 

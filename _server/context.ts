@@ -28,7 +28,6 @@ import {
   type Message,
 } from "../protocol.ts";
 import type { ServerLogEvent } from "./types.ts";
-import type { EagerPlacer } from "./eager_placer.ts";
 import { formatAddress } from "../_common/text.ts";
 
 /** Settings every connection handler reads. */
@@ -55,11 +54,6 @@ export interface ServerContext {
   keptParts: KeptParts;
   /** Bulk buffer pairs, taken for one request and given back after it. */
   bufferPool: BulkBufferPool;
-  /**
-   * Where runs of eager `PUT`s are placed (strict mode only): its worker
-   * is stopped with the server.
-   */
-  eagerPlacer?: EagerPlacer;
 }
 
 /**

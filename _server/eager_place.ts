@@ -1,9 +1,7 @@
 /**
  * The file system half of a run of eager `PUT`s (`_server/eager_put.ts`):
  * given the checked uploads of a run and their bytes in one buffer, makes
- * each one's temporary, syncs them and moves them into place. It runs on
- * the placing worker (`_server/eager_worker.ts`) while the connection's
- * thread receives the next run, or on that thread when no worker is there.
+ * each one's temporary, syncs them and moves them into place.
  *
  * Each upload goes into a fresh temporary made with
  * `openat(O_CREAT | O_EXCL | O_NOFOLLOW)` in its folder, walked from the
@@ -30,8 +28,8 @@ import { printable } from "../_common/wire_path.ts";
 import { FerryError, type FerryErrorCode } from "../errors.ts";
 
 /**
- * One upload of a run, checked by the connection's thread (path, limits,
- * digest): plain data, so that it can be posted to the worker.
+ * One upload of a run, checked by the connection's loop (path, limits,
+ * digest).
  *
  * @example An upload of 3 bytes at the start of the run's buffer
  * ```ts
@@ -112,82 +110,6 @@ export class TempNames {
   renew(): void {
     this.#base = randomBase();
   }
-}
-
-/**
- * A run's jobs in two pieces that are cheap to post to another thread
- * (a structured clone of one string and one typed array, where an array
- * of objects costs a tenth of the thread's time per small file): the
- * paths joined by newlines (a checked wire path holds no control
- * character), and four numbers per job (offset, size, time or `NaN`,
- * flags: 1 overwrite, 2 identity).
- *
- * @example Pack and unpack
- * ```ts
- * import assert from "node:assert/strict";
- * import { packJobs, unpackJobs } from "./eager_place.ts";
- * const packed = packJobs([{
- *   path: "d/a", folder: "d", name: "a", offset: 0, size: 1,
- *   overwrite: true, identity: false,
- * }]);
- * const [job] = unpackJobs(packed);
- * assert(job.folder === "d" && job.name === "a" && job.overwrite);
- * ```
- */
-export interface PackedJobs {
-  /** The jobs' paths, joined by `\n`. */
-  paths: string;
-  /** Offset, size, time (`NaN`: none) and flags of each job. */
-  numbers: Float64Array<ArrayBuffer>;
-}
-
-/**
- * Packs jobs to be posted (see {@linkcode PackedJobs}).
- *
- * @param jobs The run's jobs, each path checked by `splitWirePath`.
- * @returns The packed jobs.
- */
-export function packJobs(jobs: readonly PlaceJob[]): PackedJobs {
-  const numbers = new Float64Array(jobs.length * 4);
-  const paths: string[] = [];
-  for (let i = 0; i < jobs.length; i++) {
-    const job = jobs[i];
-    paths.push(job.path);
-    numbers[4 * i] = job.offset;
-    numbers[4 * i + 1] = job.size;
-    numbers[4 * i + 2] = job.mtime ?? NaN;
-    numbers[4 * i + 3] = (job.overwrite ? 1 : 0) | (job.identity ? 2 : 0);
-  }
-  return { paths: paths.join("\n"), numbers };
-}
-
-/**
- * The jobs {@linkcode packJobs} packed.
- *
- * @param packed What it made.
- * @returns The jobs.
- */
-export function unpackJobs(packed: PackedJobs): PlaceJob[] {
-  const { numbers } = packed;
-  const jobs: PlaceJob[] = [];
-  let i = 0;
-  for (const path of packed.paths.split("\n")) {
-    const slash = path.lastIndexOf("/");
-    const mtime = numbers[4 * i + 2];
-    const flags = numbers[4 * i + 3];
-    jobs.push({
-      path,
-      folder: slash < 0 ? "" : path.slice(0, slash),
-      name: path.slice(slash + 1),
-      offset: numbers[4 * i],
-      size: numbers[4 * i + 1],
-      mtime: Number.isNaN(mtime) ? undefined : mtime,
-      overwrite: (flags & 1) !== 0,
-      identity: (flags & 2) !== 0,
-    });
-    i++;
-  }
-  return jobs;
 }
 
 /** A folder of the run, walked from the root and held open. */

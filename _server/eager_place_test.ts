@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { strictLibc } from "./dir_handle.ts";
 import { type PlaceJob, placeRun, TempNames } from "./eager_place.ts";
-import { EagerPlacer } from "./eager_placer.ts";
 
 const libc = strictLibc();
 const encoder = new TextEncoder();
@@ -119,48 +118,6 @@ Deno.test({
       assert.equal(b.placed, undefined);
       assert.equal(b.code, undefined);
     } finally {
-      await Deno.remove(root, { recursive: true });
-    }
-  },
-});
-
-Deno.test({
-  name:
-    "EagerPlacer places runs on its worker once ready, and on the calling thread after close()" +
-    (libc ? "" : " (ignored: needs libc through --allow-ffi on Linux)"),
-  ignore: libc === undefined,
-  async fn() {
-    const root = await Deno.realPath(
-      await Deno.makeTempDir({ prefix: "ferry_test_" }),
-    );
-    const placer = new EagerPlacer(libc!);
-    try {
-      assert.equal(placer.onWorker, false);
-      assert.ok(await placer.ready());
-      const first = jobsOf([["a", "on the worker"], ["a", "again"]]);
-      const buffer = first.bytes.buffer as ArrayBuffer;
-      const length = buffer.byteLength;
-      const placed = await placer.place(root, first.jobs, buffer);
-      assert.equal(buffer.byteLength, 0, "the buffer went to the worker");
-      assert.equal(placed.buffer.byteLength, length, "and back");
-      assert.deepEqual(placed.outcomes.map((o) => o.code ?? "ok"), [
-        "ok",
-        "EXISTS",
-      ]);
-      placer.close();
-      assert.equal(placer.onWorker, false);
-      const second = jobsOf([["b", "here"]]);
-      const here = await placer.place(
-        root,
-        second.jobs,
-        second.bytes.buffer as ArrayBuffer,
-      );
-      assert.equal(here.outcomes[0].code, undefined);
-      assert.equal(await Deno.readTextFile(`${root}/a`), "on the worker");
-      assert.equal(await Deno.readTextFile(`${root}/b`), "here");
-      assert.deepEqual(await names(root), ["a", "b"]);
-    } finally {
-      placer.close();
       await Deno.remove(root, { recursive: true });
     }
   },

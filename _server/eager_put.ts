@@ -4,19 +4,18 @@
  * one's `PUT`, bytes and `HASH` without waiting, and the server takes them
  * in runs.
  *
- * The connection's thread checks each upload (path, limits), copies its
- * bytes into the run's buffer and checks its digest; nothing touches the
- * file system there. The run ends when the next request is not an eager
- * `PUT`, or not wholly arrived (the server would wait for the client), or
- * when it holds {@linkcode MAX_RUN} uploads or {@linkcode RUN_BYTES}
- * bytes. Then it is placed (`_server/eager_place.ts`: each file written
- * into a fresh temporary through folders held open from the root, one
- * `syncfs` per file system for the run, each temporary moved into place,
- * so a file appears whole or not at all) by the server's placing worker
- * (`_server/eager_placer.ts`) while this thread receives the next run: at
- * most one run per connection is being placed and one received. The
- * replies of a run go out in request order once it is placed, before any
- * other request of the connection is answered.
+ * Each upload is checked (path, limits), its bytes copied into the run's
+ * buffer and its digest checked; nothing touches the file system yet. The
+ * run ends when the next request is not an eager `PUT`, or not wholly
+ * arrived (the server would wait for the client), or when it holds
+ * {@linkcode MAX_RUN} uploads or {@linkcode RUN_BYTES} bytes. Then it is
+ * placed (`_server/eager_place.ts`: each file written into a fresh
+ * temporary through folders held open from the root, one `syncfs` per file
+ * system for the run, each temporary moved into place, so a file appears
+ * whole or not at all); while its `syncfs` runs on a thread of its own the
+ * next run is received: at most one run per connection is being placed and
+ * one received. The replies of a run go out in request order once it is
+ * placed, before any other request of the connection is answered.
  *
  * @module
  */
@@ -35,8 +34,13 @@ import { checkRequestLimits } from "./limits.ts";
 import { RACY_MARGIN_MS } from "./hash_cache.ts";
 import { refuseTempName } from "./temp.ts";
 import { SMALL_FILE_BYTES } from "./small_get.ts";
-import type { PlaceJob, PlaceOutcome } from "./eager_place.ts";
-import type { EagerPlacer } from "./eager_placer.ts";
+import {
+  type PlaceJob,
+  type PlaceOutcome,
+  placeRun,
+  TempNames,
+} from "./eager_place.ts";
+import type { Libc } from "./dir_handle.ts";
 import { FerryError } from "../errors.ts";
 import {
   type DigestAlgorithm,
@@ -76,7 +80,8 @@ interface Entry {
  * received, and the run being placed.
  */
 export class EagerRun {
-  #placer: EagerPlacer;
+  #libc: Libc;
+  #names = new TempNames();
   #entries: Entry[] = [];
   /** The bytes of the run being received, and how much of it is used. */
   #buffer: Uint8Array<ArrayBuffer> | undefined;
@@ -89,10 +94,10 @@ export class EagerRun {
   /**
    * A run with nothing in it.
    *
-   * @param placer Where runs are placed.
+   * @param libc The strict-mode binding.
    */
-  constructor(placer: EagerPlacer) {
-    this.#placer = placer;
+  constructor(libc: Libc) {
+    this.#libc = libc;
   }
 
   /** Whether the run is full: it must be placed before the next upload. */
@@ -171,7 +176,8 @@ export class EagerRun {
 
   /**
    * Ends the run being received: once the run before it is placed (and its
-   * replies queued), hands it to the placer and returns without waiting.
+   * replies queued), starts placing it and returns while its `syncfs`
+   * runs.
    * When it is placed, its replies are queued with the session's held
    * replies (and written at once if nothing more is buffered to read).
    */
@@ -189,10 +195,16 @@ export class EagerRun {
     const buffer = this.#buffer!.buffer;
     this.#buffer = undefined;
     this.#used = 0;
-    const placed = this.#placer.place(context.realRoot, jobs, buffer);
+    const placed = placeRun(
+      this.#libc,
+      context.realRoot,
+      jobs,
+      new Uint8Array(buffer),
+      this.#names,
+    );
     this.#placing = (async () => {
-      const { outcomes, buffer } = await placed;
-      if (buffer.byteLength > 0) this.#spare = buffer;
+      const outcomes = await placed;
+      this.#spare = buffer;
       await this.#answer(session, context, entries, outcomes);
       // The loop may be waiting for the client, which waits for these.
       if (!session.reader.frameBuffered) {

@@ -14,8 +14,6 @@ import { DEFAULT_HASH_CACHE_ENTRIES, HashCache } from "./hash_cache.ts";
 import { UploadParts } from "./upload_part.ts";
 import { DEFAULT_LEASE_TIMEOUT_MS } from "./upload_lease.ts";
 import { KeptParts } from "./kept_parts.ts";
-import { EagerPlacer } from "./eager_placer.ts";
-import { strictLibc } from "./dir_handle.ts";
 import { FerryError } from "../errors.ts";
 import type { HttpFace } from "./http/listen.ts";
 
@@ -204,17 +202,7 @@ export async function makeServerContext(
     uploadParts: new UploadParts(),
     keptParts: new KeptParts(limits.maxPartBytes),
     bufferPool: new BulkBufferPool(),
-    eagerPlacer: eagerPlacer(),
   };
-}
-
-/**
- * A placer for runs of eager `PUT`s in strict mode (its worker starts with
- * the first run that has a file to place).
- */
-function eagerPlacer(): EagerPlacer | undefined {
-  const libc = strictLibc();
-  return libc === undefined ? undefined : new EagerPlacer(libc);
 }
 
 function resolveLease(

@@ -26,6 +26,7 @@ import { deleteInside } from "./delete.ts";
 import { handleSum } from "./sum.ts";
 import { TEMP_NAME } from "./temp.ts";
 import { EagerRun } from "./eager_put.ts";
+import { strictLibc } from "./dir_handle.ts";
 import { FerryError, type FerryErrorCode, isWireErrorCode } from "../errors.ts";
 import {
   chooseDigest,
@@ -240,8 +241,8 @@ async function serveRequests(
   session: Session,
   context: ServerContext,
 ): Promise<void> {
-  const placer = context.eagerPlacer;
-  const run = placer === undefined ? undefined : new EagerRun(placer);
+  const libc = strictLibc();
+  const run = libc === undefined ? undefined : new EagerRun(libc);
   try {
     await serveLoop(session, context, run);
   } finally {

@@ -16,8 +16,6 @@ import {
 } from "./_util/server.ts";
 import { SERVER_SCRIPT } from "./_util/util.ts";
 import type { Message } from "../protocol.ts";
-import { makeServerContext } from "../_server/serve.ts";
-import { Server } from "../_server/accept.ts";
 import { MAX_RUN, RUN_BYTES } from "../_server/eager_put.ts";
 
 const encoder = new TextEncoder();
@@ -107,63 +105,35 @@ Deno.test("serve() announces eager PUTs in its HELLO, answers a run of them in o
   );
 });
 
-Deno.test("serve() places runs of eager PUTs on its worker thread, with the same answers, many runs in a row", async () => {
-  const root = await Deno.realPath(
-    await Deno.makeTempDir({ prefix: "ferry_test_" }),
-  );
-  const controller = new AbortController();
-  try {
-    await Deno.writeTextFile(`${root}/old.txt`, "old");
-    await Deno.mkdir(`${root}/dir`);
-    const context = await makeServerContext({ root, allowUpload: true });
-    assert.ok(await context.eagerPlacer!.ready(), "the worker started");
-    const server = new Server(
-      Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-      context,
-      { signal: controller.signal },
-    );
-    try {
-      await runOfEagerPuts(server.addr.port, root);
-      assert.ok(context.eagerPlacer!.onWorker);
-      // Several full runs, and files that each fill most of a run's bytes,
-      // in one write: each reply in order, each file whole.
-      const uploads: { path: string; bytes: Uint8Array }[] = [];
-      for (let i = 0; i < 3 * MAX_RUN + 5; i++) {
-        uploads.push({ path: `many/f${i}`, bytes: testBytes(i * 37, i) });
-      }
-      for (let i = 0; i < 3; i++) {
-        uploads.push({
-          path: `many/big${i}`,
-          bytes: testBytes(RUN_BYTES / 2 + 1, 100 + i),
-        });
-      }
-      await Deno.mkdir(`${root}/many`);
-      const client = await RawClient.open(server.addr.port);
-      try {
-        const replies = await client.eagerPuts(uploads);
-        assert.deepEqual(
-          replies.map(outcome),
-          uploads.map(() => "ok"),
-        );
-      } finally {
-        client.close();
-      }
-      for (const { path, bytes } of uploads) {
-        assert.deepEqual(await Deno.readFile(`${root}/${path}`), bytes, path);
-      }
-      assert.equal(
-        (await treeNames(`${root}/many`)).length,
-        uploads.length,
-        "no temporary left behind",
-      );
-    } finally {
-      controller.abort();
-      await server.finished;
+Deno.test("serve() answers many runs of eager PUTs sent in one go, in order, each file whole (full runs, and files that fill a run's bytes)", async () => {
+  await withServer({ allowUpload: true }, async (t) => {
+    const uploads: { path: string; bytes: Uint8Array }[] = [];
+    for (let i = 0; i < 3 * MAX_RUN + 5; i++) {
+      uploads.push({ path: `many/f${i}`, bytes: testBytes(i * 37, i) });
     }
-    assert.equal(context.eagerPlacer!.onWorker, false, "stopped with it");
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
+    for (let i = 0; i < 3; i++) {
+      uploads.push({
+        path: `many/big${i}`,
+        bytes: testBytes(RUN_BYTES / 2 + 1, 100 + i),
+      });
+    }
+    await Deno.mkdir(`${t.root}/many`);
+    const client = await RawClient.open(t.port);
+    try {
+      const replies = await client.eagerPuts(uploads);
+      assert.deepEqual(replies.map(outcome), uploads.map(() => "ok"));
+    } finally {
+      client.close();
+    }
+    for (const { path, bytes } of uploads) {
+      assert.deepEqual(await Deno.readFile(`${t.root}/${path}`), bytes, path);
+    }
+    assert.equal(
+      (await treeNames(`${t.root}/many`)).length,
+      uploads.length,
+      "no temporary left behind",
+    );
+  });
 });
 
 Deno.test("serve() without --allow-ffi takes eager PUTs by the streaming path, with the same answers", async () => {
