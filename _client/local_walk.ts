@@ -7,7 +7,7 @@
  * @module
  */
 
-import * as nodePath from "node:path";
+import { localPath } from "./local_path.ts";
 import { messageOf } from "../_common/text.ts";
 import { segmentProblem } from "../_common/wire_path.ts";
 import { type LocalStatus, nativeRead } from "./native_read.ts";
@@ -87,8 +87,8 @@ export async function walkFolder(
       for await (const entry of Deno.readDir(folder)) names.push(entry.name);
     }
     names.sort();
-    // nodePath.join(folder, name) for every name, normalized once.
-    const under = nodePath.join(folder, "_").slice(0, -1);
+    // localPath.join(folder, name) for every name, normalized once.
+    const under = localPath.join(folder, "_").slice(0, -1);
     for (const name of names) {
       const relative = prefix + name;
       const problem = segmentProblem(name);
