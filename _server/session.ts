@@ -345,7 +345,9 @@ async function serveLoop(
             mtime: message.mtime,
             hidden: TEMP_NAME,
           });
-          await writeAll(session.conn, encodeMessage({ type: "ok" }));
+          // Held with the other replies (a tree upload pipelines a MKDIR
+          // per folder, twice): written before the loop waits.
+          await session.replies.queue(encodeMessage({ type: "ok" }));
           break;
         case "delete":
           if (!context.allowDelete) {
