@@ -45,6 +45,9 @@ import { FerryError } from "../errors.ts";
 import {
   type DigestAlgorithm,
   encodeMessage,
+  FRAME_HEADER_BYTES,
+  FRAME_TYPES,
+  MAX_DIGEST_BYTES,
   type PutMessage,
 } from "../protocol.ts";
 
@@ -145,20 +148,35 @@ export class EagerRun {
     state.closeOnError = true;
     const digest = await this.#copy(session, message.size, job);
     state.bytes = message.size;
-    const reply = await session.reader.readMessage();
-    if (reply === null) {
-      state.silentOnError = true;
-      throw new FerryError("CONNECTION", "Upload cut short before its HASH");
-    }
-    if (reply.type !== "hash") {
-      throw new FerryError(
-        "BAD_REQUEST",
-        `Expected HASH, got ${reply.type.toUpperCase()}`,
+    // The HASH, read in place when it is all there (the usual case).
+    const reader = session.reader;
+    const length = bufferedHashLength(reader.bufferedBytes());
+    let claimed: Uint8Array;
+    if (length > 0) {
+      claimed = reader.bufferedBytes().subarray(
+        FRAME_HEADER_BYTES,
+        FRAME_HEADER_BYTES + length,
       );
+    } else {
+      const reply = await reader.readMessage();
+      if (reply === null) {
+        state.silentOnError = true;
+        throw new FerryError("CONNECTION", "Upload cut short before its HASH");
+      }
+      if (reply.type !== "hash") {
+        throw new FerryError(
+          "BAD_REQUEST",
+          `Expected HASH, got ${reply.type.toUpperCase()}`,
+        );
+      }
+      claimed = reply.digest;
     }
     state.closeOnError = false;
-    if (job !== undefined && digest !== undefined) {
-      const checked = check(session, message, digest, reply.digest);
+    const checked = job !== undefined && digest !== undefined
+      ? check(session, message, digest, claimed)
+      : undefined;
+    if (length > 0) reader.skip(FRAME_HEADER_BYTES + length);
+    if (checked !== undefined && job !== undefined) {
       if (checked instanceof FerryError) entry.error = checked;
       else {
         entry.digest = checked;
@@ -393,6 +411,21 @@ function remember(
 }
 
 const OK_FRAME = encodeMessage({ type: "ok" });
+
+/**
+ * The digest length of a whole `HASH` frame at the start of `bytes`, or 0
+ * if there is none (not all there, another frame, or a length that
+ * `decodeFrame` would refuse: the caller then reads it the usual way).
+ */
+function bufferedHashLength(bytes: Uint8Array): number {
+  if (bytes.length < FRAME_HEADER_BYTES || bytes[0] !== FRAME_TYPES.hash) {
+    return 0;
+  }
+  if (bytes[1] !== 0 || bytes[2] !== 0 || bytes[3] !== 0) return 0;
+  const length = bytes[4];
+  if (length < 1 || length > MAX_DIGEST_BYTES) return 0;
+  return bytes.length >= FRAME_HEADER_BYTES + length ? length : 0;
+}
 
 /**
  * Checks the digest's length and the digest itself; returns

@@ -6,7 +6,11 @@
  */
 
 import assert from "node:assert/strict";
-import { HELLO_EAGER_PUT, MAX_EAGER_PUT_BYTES } from "../protocol.ts";
+import {
+  encodeMessage,
+  HELLO_EAGER_PUT,
+  MAX_EAGER_PUT_BYTES,
+} from "../protocol.ts";
 import {
   RawClient,
   sha256,
@@ -204,6 +208,40 @@ Deno.test("serve() reads past the bytes of eager PUTs it refuses (uploads off, o
       assert.deepEqual(await treeNames(t.root), ["hi.txt"]);
     });
   }
+});
+
+Deno.test("serve() takes an eager PUT's HASH that arrives in pieces, and refuses another frame in its place with BAD_REQUEST", async () => {
+  await withServer({ allowUpload: true }, async (t) => {
+    const bytes = encoder.encode("split");
+    const put = (path: string) => ({
+      type: "put" as const,
+      path,
+      size: bytes.length,
+      overwrite: false,
+      resume: false,
+      eager: true,
+    });
+    const client = await RawClient.open(t.port);
+    try {
+      const hash = encodeMessage({ type: "hash", digest: sha256(bytes) });
+      await client.send(put("a.txt"));
+      await client.sendBytes(bytes);
+      await client.sendBytes(hash.subarray(0, 3));
+      await client.sendBytes(hash.subarray(3, 9));
+      // Sent in three writes: the server may see only part of the HASH.
+      await client.sendBytes(hash.subarray(9));
+      assert.equal(outcome(await client.next()), "ok");
+      await client.send(put("b.txt"));
+      await client.sendBytes(bytes);
+      await client.send({ type: "stat", path: "a.txt" });
+      await client.expectError("BAD_REQUEST");
+      assert.equal(await client.next(), null);
+    } finally {
+      client.close();
+    }
+    assert.equal(await Deno.readTextFile(`${t.root}/a.txt`), "split");
+    assert.deepEqual(await treeNames(t.root), ["a.txt"]);
+  });
 });
 
 Deno.test("serve() refuses an eager PUT over MAX_EAGER_PUT_BYTES with BAD_REQUEST and closes", async () => {
