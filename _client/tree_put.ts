@@ -47,6 +47,8 @@ import { nativeRead } from "./native_read.ts";
 import {
   encodeMessage,
   encodeMessageInto,
+  FRAME_HEADER_BYTES,
+  FRAME_TYPES,
   MAX_EAGER_PUT_BYTES,
   type Message,
   writeAll,
@@ -155,6 +157,8 @@ export async function pipelinePut(
 interface Pending {
   index: number;
   read: () => Promise<void>;
+  /** Its outcome when the reply is `OK` (then taken in place). */
+  success?: () => FileOutcome;
 }
 
 /**
@@ -229,10 +233,11 @@ class PutPipeline {
     await this.#room(frame.length);
     if (this.#out === undefined) await writeAll(this.#io.sink, frame);
     else this.#append(frame);
+    const success = (): FileOutcome => ({ path: item.remote, kind: "dir" });
     this.#pending.push({
       index,
-      read: () =>
-        this.#expectOk(index, () => ({ path: item.remote, kind: "dir" })),
+      read: () => this.#expectOk(index, success),
+      success,
     });
     await this.#keepWindow();
   }
@@ -409,19 +414,20 @@ class PutPipeline {
     item: Extract<PutManyItem, { kind: "file" }>,
     sent: { size: number; digest: Uint8Array; since: number },
   ): void {
+    const success = (): FileOutcome => ({
+      path: item.remote,
+      kind: "file",
+      local: item.local,
+      result: transferResult(item.remote, sent.size, {
+        algorithm: this.#io.digest,
+        digest: sent.digest,
+        start: sent.since,
+      }),
+    });
     this.#pending.push({
       index,
-      read: () =>
-        this.#expectOk(index, () => ({
-          path: item.remote,
-          kind: "file",
-          local: item.local,
-          result: transferResult(item.remote, sent.size, {
-            algorithm: this.#io.digest,
-            digest: sent.digest,
-            start: sent.since,
-          }),
-        })),
+      read: () => this.#expectOk(index, success),
+      success,
     });
   }
 
@@ -473,9 +479,30 @@ class PutPipeline {
   async #drain(limit: number): Promise<void> {
     if (this.#pending.length > limit) await this.#flush();
     while (this.#pending.length > limit) {
-      await this.#pending[0].read();
+      const next = this.#pending[0];
+      if (next.success !== undefined && this.#takeBufferedOk()) {
+        this.#report(next.index, next.success());
+      } else await next.read();
       this.#pending.shift();
     }
+  }
+
+  /**
+   * Takes an `OK` frame from the start of the bytes already received, in
+   * place (a tree's replies arrive by the hundred in one read): true if
+   * there was one. Anything else is left for `expect`.
+   */
+  #takeBufferedOk(): boolean {
+    const bytes = this.#io.buffered?.();
+    if (
+      bytes === undefined || bytes.length < FRAME_HEADER_BYTES ||
+      bytes[0] !== FRAME_TYPES.ok ||
+      (bytes[1] | bytes[2] | bytes[3] | bytes[4]) !== 0
+    ) {
+      return false;
+    }
+    this.#io.consume!(FRAME_HEADER_BYTES);
+    return true;
   }
 
   /** Reads one reply; a refusal is reported, a broken session rethrown. */

@@ -100,6 +100,31 @@ Deno.test("putTree() uploads nested and empty folders, unicode names and times o
   });
 });
 
+Deno.test("putTree() reports files the server refuses among many accepted, each in its place", async () => {
+  await withServer({ allowUpload: true }, async ({ port, root, base }) => {
+    await Deno.mkdir(`${base}/local/d`, { recursive: true });
+    await Deno.mkdir(`${root}/up/d`, { recursive: true });
+    for (let i = 0; i < 300; i++) {
+      await Deno.writeTextFile(`${base}/local/d/f${i}`, `new ${i}`);
+      // Every seventh one is already on the server.
+      if (i % 7 === 3) await Deno.writeTextFile(`${root}/up/d/f${i}`, "old");
+    }
+    await using client = await connect({ port });
+    const report = await putTree(client, `${base}/local`, "up");
+    const codes = new Map(
+      report.outcomes.map((o) => [o.path, o.error?.code ?? "ok"]),
+    );
+    for (let i = 0; i < 300; i++) {
+      assert.equal(codes.get(`up/d/f${i}`), i % 7 === 3 ? "EXISTS" : "ok");
+      assert.equal(
+        await Deno.readTextFile(`${root}/up/d/f${i}`),
+        i % 7 === 3 ? "old" : `new ${i}`,
+      );
+    }
+    assert.equal(report.failed, 43);
+  });
+});
+
 Deno.test("putTree() skips and reports symbolic links inside the local tree", async () => {
   await withServer({ allowUpload: true }, async ({ port, root, base }) => {
     await Deno.mkdir(`${base}/local/sub`, { recursive: true });
