@@ -131,12 +131,35 @@ interface InFlight {
 /**
  * The local names a download to `destination` writes, `DEST` and
  * `DEST.part`, resolved and folded loosely (as a case-insensitive file
- * system might take them for one).
+ * system might take them for one). `folders` keeps the last folder
+ * resolved: the files of a tree come folder by folder, and resolving a
+ * folder joined with a plain name is resolving the folder, then joining.
  */
-function localNames(cwd: string, destination: string): string[] {
-  const name = looseName(localPath.resolve(cwd, destination));
-  return [name, `${name}.part`];
+function localNames(
+  cwd: string,
+  destination: string,
+  folders: { folder?: string; resolved?: string },
+): string[] {
+  let whole: string | undefined;
+  const cut = destination.lastIndexOf("/");
+  const name = destination.slice(cut + 1);
+  if (
+    POSIX_PATHS && name !== "" && name !== "." && name !== ".." && cut > 0
+  ) {
+    const folder = destination.slice(0, cut);
+    if (folder !== folders.folder) {
+      folders.folder = folder;
+      folders.resolved = localPath.resolve(cwd, folder);
+    }
+    const resolved = folders.resolved!;
+    whole = resolved === "/" ? `/${name}` : `${resolved}/${name}`;
+  }
+  const loose = looseName(whole ?? localPath.resolve(cwd, destination));
+  return [loose, `${loose}.part`];
 }
+
+/** Paths are POSIX paths here (`/` their only separator). */
+const POSIX_PATHS = Deno.build.os !== "windows";
 
 /**
  * Downloads `items` over one session, keeping up to `window` `GET`s ahead of
@@ -232,6 +255,7 @@ class GetPipeline {
   // Relative destinations are resolved against the working folder read
   // once (a resolve alone asks the system for it on every call).
   #cwd = Deno.cwd();
+  #lastFolder: { folder?: string; resolved?: string } = {};
 
   constructor(
     io: SessionIo,
@@ -313,7 +337,11 @@ class GetPipeline {
     while (
       this.#next < this.#items.length && this.#inFlight.length < this.#window
     ) {
-      const names = localNames(this.#cwd, this.#items[this.#next].destination);
+      const names = localNames(
+        this.#cwd,
+        this.#items[this.#next].destination,
+        this.#lastFolder,
+      );
       if (names.some((name) => this.#claimed.has(name))) {
         if (this.#inFlight.length > 0) break; // wait until those are done
       }

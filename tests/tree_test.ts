@@ -239,6 +239,17 @@ Deno.test("FerryClient.getMany() never saves one file's bytes under another's na
     assert.equal(await Deno.readTextFile(`${base}/two/c`), "content of c\n");
     assert.equal(await Deno.readTextFile(`${base}/two/c.part`), "part\n");
     assert.equal(await Deno.readTextFile(`${base}/two/d`), "d\n");
+    // One file spelled two ways is one name: the second waits for the
+    // first, then finds it saved.
+    await Deno.mkdir(`${base}/three`);
+    outcomes = await client.getMany([
+      { path: "d", destination: `${base}/three/d` },
+      { path: "d", destination: `${base}/three/../three//./d` },
+    ]);
+    assert.deepEqual(outcomes.map((o) => o.error?.code ?? "ok"), [
+      "ok",
+      "EXISTS",
+    ]);
   });
 });
 
