@@ -341,6 +341,22 @@ Deno.test("FerryClient.getListed() plans a long listing batch by batch as the se
   });
 });
 
+Deno.test("getTree() over the client's listing limit fails with TOO_LARGE after sending its first GETs, and leaves no part", async () => {
+  const files: Record<string, string> = {};
+  // Long names: the first 32 KiB frame holds about 150 of them, whose GETs
+  // leave before the second frame goes over the limit.
+  for (let i = 0; i < 400; i++) files[`big/${"n".repeat(200)}${i}`] = "x";
+  await withServer({ files }, async ({ port, base }) => {
+    await using client = await connect({ port, maxListEntries: 250 });
+    await assert.rejects(
+      getTree(client, "big", `${base}/copy`),
+      (error) => error instanceof FerryError && error.code === "TOO_LARGE",
+    );
+    const left = [...Deno.readDirSync(`${base}/copy`)].map((e) => e.name);
+    assert.deepEqual(left.filter((name) => name.endsWith(".part")), []);
+  });
+});
+
 Deno.test("client.ts get -r goes on when a file disappears between LIST and GET, then exits 1 with a summary", async () => {
   const files: Record<string, string> = {};
   for (let i = 0; i < 20; i++) {
