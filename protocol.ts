@@ -1542,6 +1542,26 @@ export function encodeMessageInto(
     view.setUint16(FRAME_HEADER_BYTES + 17, path.length);
     return FRAME_HEADER_BYTES + payload;
   }
+  if (message.type === "get" && message.path.length <= ASCII_FAST_CHARS) {
+    // A tree download sends thousands: written in place, as PUT is.
+    const path = message.path;
+    const payload = 8 + 2 + path.length;
+    if (at + FRAME_HEADER_BYTES + payload > out.length) {
+      return copyFrame(encodeMessage(message), out, at);
+    }
+    checkUint(message.offset, 64, "Offset");
+    const start = at + FRAME_HEADER_BYTES + 10;
+    for (let i = 0; i < path.length; i++) {
+      const code = path.charCodeAt(i);
+      if (code >= 0x80) return copyFrame(encodeMessage(message), out, at);
+      out[start + i] = code;
+    }
+    const view = new DataView(out.buffer, out.byteOffset + at);
+    writeHeader(out, at, FRAME_TYPES.get, payload);
+    writeInt64(view, FRAME_HEADER_BYTES, message.offset);
+    view.setUint16(FRAME_HEADER_BYTES + 8, path.length);
+    return FRAME_HEADER_BYTES + payload;
+  }
   return copyFrame(encodeMessage(message), out, at);
 }
 

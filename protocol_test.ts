@@ -1818,6 +1818,9 @@ Deno.test("encodeMessageInto() writes the bytes of encodeMessage() at the offset
     { type: "hash", digest: new Uint8Array(32).fill(9) },
     { type: "mkdir", path: "d", mtime: 5 },
     { type: "ok" },
+    { type: "get", path: "t0/s1/f12.bin", offset: 0 },
+    { type: "get", path: "ünï/日本.txt", offset: 5 },
+    { type: "get", path: "g".repeat(300), offset: 2 ** 40 + 3 },
   ];
   for (const message of messages) {
     const want = encodeMessage(message);
@@ -1848,6 +1851,7 @@ Deno.test("encodeMessageInto() writes the bytes of encodeMessage() at the offset
         eager: true,
       },
       { type: "hash", digest: new Uint8Array(0) },
+      { type: "get", path: "a", offset: -1 },
     ] as Message[]
   ) {
     assert.throws(() => encodeMessage(bad), RangeError);

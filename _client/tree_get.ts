@@ -37,9 +37,11 @@ import type { TransferResult } from "./types.ts";
 import { FerryError } from "../errors.ts";
 import {
   encodeMessage,
+  encodeMessageInto,
   type Entry,
   MAX_PATH_BYTES,
   type Message,
+  writeAll,
 } from "../protocol.ts";
 
 /**
@@ -256,6 +258,8 @@ class GetPipeline {
   // once (a resolve alone asks the system for it on every call).
   #cwd = Deno.cwd();
   #lastFolder: { folder?: string; resolved?: string } = {};
+  /** Where {@linkcode GetPipeline.#send} encodes a batch (grown as needed). */
+  #sendBuffer = new Uint8Array(16 * 1024);
 
   constructor(
     io: SessionIo,
@@ -278,7 +282,7 @@ class GetPipeline {
     try {
       while (await more()) {
         const batch = this.#refill();
-        if (batch.length > 0) await this.#io.send(batch);
+        if (batch.length > 0) await this.#send(batch);
       }
     } catch (error) {
       if (this.#inFlight.length > 0) {
@@ -297,7 +301,7 @@ class GetPipeline {
     try {
       while (this.#next < this.#items.length || this.#inFlight.length > 0) {
         const batch = this.#refill();
-        if (batch.length > 0) await this.#io.send(batch);
+        if (batch.length > 0) await this.#send(batch);
         // Most replies of small files are whole in memory: taken without
         // an await each (a promise per file costs more than its bytes).
         if (this.#receiveHeadNow()) continue;
@@ -323,6 +327,31 @@ class GetPipeline {
       while (this.#next < this.#items.length) this.#fail(this.#next++, fatal);
     }
     return this.#outcomes;
+  }
+
+  /**
+   * Sends a batch of `GET`s in one write, encoded in place in a reused
+   * buffer (`io.send` encodes each into an array of its own and copies);
+   * anything that does not encode that way goes through `io.send`, which
+   * reports it.
+   */
+  async #send(batch: Message[]): Promise<void> {
+    let out = this.#sendBuffer;
+    let at = 0;
+    for (const message of batch) {
+      let n: number;
+      try {
+        while ((n = encodeMessageInto(message, out, at)) === 0) {
+          const grown = new Uint8Array(out.length * 2);
+          grown.set(out.subarray(0, at));
+          out = this.#sendBuffer = grown;
+        }
+      } catch {
+        return await this.#io.send(batch); // nothing was sent yet
+      }
+      at += n;
+    }
+    await writeAll(this.#io.sink, out.subarray(0, at));
   }
 
   /**
