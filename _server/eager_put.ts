@@ -52,7 +52,7 @@ import {
 } from "../protocol.ts";
 
 /** Most uploads held in one run before they are synced and placed. */
-export const MAX_RUN = 64;
+export const MAX_RUN = 128;
 
 /**
  * Most bytes of uploads held in one run: 1 MiB (`MAX_EAGER_PUT_BYTES`, so
