@@ -67,8 +67,21 @@ export function makeBulkBuffers(size: number = BULK_BUFFER_BYTES): BulkBuffers {
 }
 
 /**
+ * Chunks at least this long are hashed on another thread where the hasher
+ * can ({@linkcode Hasher.updateInBackground}); shorter ones are not worth
+ * the thread hop.
+ */
+export const BACKGROUND_HASH_BYTES: number = 256 * 1024;
+
+/** What {@linkcode copyHashed} needs of a hasher. */
+export type CopyHasher = Pick<Hasher, "update" | "updateInBackground">;
+
+/**
  * Copies exactly `count` bytes from `source` to `sink` (or fewer when the
  * source ends first), feeding every byte to `hash` (when given) in order.
+ * With two buffers, each chunk is written and hashed while the next is
+ * read (hashed on another thread where the hasher can, see
+ * {@linkcode BACKGROUND_HASH_BYTES}).
  *
  * @param source Where bytes come from.
  * @param sink Where bytes go; `undefined` only hashes.
@@ -82,7 +95,7 @@ export async function copyHashed(
   source: ByteReader,
   sink: ByteWriter | undefined,
   count: number,
-  hash: Pick<Hasher, "update"> | undefined,
+  hash: CopyHasher | undefined,
   buffers: BulkBuffers,
   onChunk?: (done: number) => void,
 ): Promise<number> {
@@ -96,33 +109,56 @@ export async function copyHashed(
   }
   let reading = source.read(window(current, count));
   let writing: Promise<void> | undefined;
-  while (true) {
-    const n = await reading;
-    if (n === null || n === 0) {
+  let hashing: Promise<void> | undefined;
+  try {
+    while (true) {
+      const n = await reading;
+      if (n === null || n === 0) break;
+      done += n;
+      const chunk = n === current.length ? current : current.subarray(0, n);
+      // The previous chunk's write and hash used `next`: both must finish
+      // before `next` is read into again (and hashes go in order).
       await writing;
-      return done;
+      await hashing;
+      if (done < count) reading = source.read(window(next, count - done));
+      writing = sink ? writeAll(sink, chunk) : undefined;
+      // A failing write may settle while the next read is awaited: mark it
+      // handled now (it is still awaited, and rethrown, below) so that it
+      // can never surface as an unhandled rejection, which ends a Deno
+      // process.
+      writing?.catch(ignore);
+      hashing = hashChunk(hash, chunk);
+      hashing?.catch(ignore);
+      onChunk?.(done);
+      if (done >= count) break;
+      const swap = current;
+      current = next;
+      next = swap;
     }
-    done += n;
-    const chunk = n === current.length ? current : current.subarray(0, n);
-    // The previous chunk's write used `next`: it must finish before `next`
-    // is read into again.
     await writing;
-    if (done < count) reading = source.read(window(next, count - done));
-    writing = sink ? writeAll(sink, chunk) : undefined;
-    // A failing write may settle while the next read is awaited: mark it
-    // handled now (it is still awaited, and rethrown, below) so that it can
-    // never surface as an unhandled rejection, which ends a Deno process.
-    writing?.catch(ignore);
-    hash?.update(chunk);
-    onChunk?.(done);
-    if (done >= count) {
-      await writing;
-      return done;
-    }
-    const swap = current;
-    current = next;
-    next = swap;
+    await hashing;
+    return done;
+  } finally {
+    // Whatever failed, no hash may still be reading a buffer (or the
+    // hasher's state) once the caller has them back.
+    await hashing?.catch(ignore);
   }
+}
+
+/** Feeds `chunk` to `hash`: on another thread when long enough and able. */
+function hashChunk(
+  hash: CopyHasher | undefined,
+  chunk: Uint8Array,
+): Promise<void> | undefined {
+  if (hash === undefined) return undefined;
+  if (
+    hash.updateInBackground !== undefined &&
+    chunk.length >= BACKGROUND_HASH_BYTES
+  ) {
+    return hash.updateInBackground(chunk);
+  }
+  hash.update(chunk);
+  return undefined;
 }
 
 /** {@linkcode copyHashed} with a single buffer. */
@@ -130,7 +166,7 @@ async function copyInTurn(
   source: ByteReader,
   sink: ByteWriter | undefined,
   count: number,
-  hash: Pick<Hasher, "update"> | undefined,
+  hash: CopyHasher | undefined,
   buffer: Uint8Array,
   onChunk: ((done: number) => void) | undefined,
 ): Promise<number> {

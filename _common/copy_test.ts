@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
+  BACKGROUND_HASH_BYTES,
   BULK_BUFFER_BYTES,
   type BulkBuffers,
   copyHashed,
@@ -317,4 +318,84 @@ Deno.test("makeBulkBuffers() makes two distinct buffers of the asked size", () =
   const [c, d] = makeBulkBuffers(BUFFER);
   assert.equal(c.length, BUFFER);
   assert.equal(d.length, BUFFER);
+});
+
+/**
+ * A hasher whose background updates settle only when the test lets them,
+ * recording the order in which chunks were fed.
+ */
+class GatedHasher {
+  fed: string[] = [];
+  pending: (() => void)[] = [];
+  update(chunk: Uint8Array): void {
+    this.fed.push(`now:${chunk[0]}:${chunk.length}`);
+  }
+  updateInBackground(chunk: Uint8Array): Promise<void> {
+    this.fed.push(`bg:${chunk[0]}:${chunk.length}`);
+    return new Promise((resolve) => this.pending.push(resolve));
+  }
+  release(): void {
+    for (const resolve of this.pending.splice(0)) resolve();
+  }
+}
+
+Deno.test("copyHashed() hashes long chunks in the background, in order, and waits for each before reusing its buffer", async () => {
+  const size = BACKGROUND_HASH_BYTES;
+  const data = new Uint8Array(3 * size + 10);
+  for (let i = 0; i < 4; i++) data.fill(i + 1, i * size, (i + 1) * size);
+  const hash = new GatedHasher();
+  const sink = new CollectingWriter();
+  let settled = false;
+  const copying = copyHashed(
+    new MemoryReader(data),
+    sink,
+    data.length,
+    hash,
+    makeBulkBuffers(size),
+  ).finally(() => settled = true);
+  // Release each background hash only once the copy waits on it: the
+  // next chunk cannot be fed (nor its buffer refilled) before.
+  for (let turn = 0; turn < 1000 && !settled; turn++) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert(hash.pending.length <= 1, "one background hash at a time");
+    hash.release();
+  }
+  assert(settled, "the copy finished");
+  assert.equal(await copying, data.length);
+  assert.deepEqual(sink.bytes, data);
+  assert.deepEqual(hash.fed, [
+    `bg:1:${size}`,
+    `bg:2:${size}`,
+    `bg:3:${size}`,
+    "now:4:10", // too short for a thread hop
+  ]);
+});
+
+Deno.test("copyHashed() settles a failed copy only after its background hash is done", async () => {
+  const size = BACKGROUND_HASH_BYTES;
+  let reads = 0;
+  const source: ByteReader = {
+    read(p) {
+      reads++;
+      if (reads === 1) return Promise.resolve(p.length);
+      return Promise.reject(new Error("connection reset"));
+    },
+  };
+  const hash = new GatedHasher();
+  let settled = false;
+  const copying = copyHashed(
+    source,
+    undefined,
+    4 * size,
+    hash,
+    makeBulkBuffers(size),
+  ).finally(() => settled = true);
+  copying.catch(() => {});
+  for (let i = 0; i < 5; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  assert.equal(hash.pending.length, 1);
+  assert(!settled, "still waiting for the hash that reads a buffer");
+  hash.release();
+  await assert.rejects(copying, /connection reset/);
 });

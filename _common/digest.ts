@@ -64,6 +64,12 @@ export interface Hasher {
    */
   update(chunk: Uint8Array): void;
   /**
+   * Feeds `chunk` on another thread, where the engine can (native XXH3):
+   * until the promise settles `chunk` must not change and no other call
+   * may be made on this hasher. Absent where hashing is only synchronous.
+   */
+  updateInBackground?(chunk: Uint8Array): Promise<void>;
+  /**
    * Ends the hasher and returns the digest of everything fed to it
    * ({@linkcode DIGEST_BYTES} long). A hasher is used once.
    */
@@ -116,6 +122,20 @@ class NativeXxh3Hasher implements Hasher {
   }
 }
 
+/** {@linkcode NativeXxh3Hasher} that may hash on Deno's blocking pool. */
+class BackgroundXxh3Hasher extends NativeXxh3Hasher {
+  #state: NativeXxh3State;
+
+  constructor(state: NativeXxh3State) {
+    super(state);
+    this.#state = state;
+  }
+
+  updateInBackground(chunk: Uint8Array): Promise<void> {
+    return this.#state.updateInBackground(chunk);
+  }
+}
+
 class Sha256Hasher implements Hasher {
   readonly algorithm = "sha256" as const;
   #hash: Hash | undefined;
@@ -145,6 +165,8 @@ class Sha256Hasher implements Hasher {
  * `node:crypto`).
  *
  * @param algorithm The session's algorithm.
+ * @param options `background`: let long chunks be hashed on Deno's blocking
+ * pool ({@linkcode Hasher.updateInBackground}) where the engine can.
  * @returns A fresh hasher.
  * @throws {TypeError} For an algorithm this module does not know.
  *
@@ -160,13 +182,18 @@ class Sha256Hasher implements Hasher {
  */
 export async function createHasher(
   algorithm: DigestAlgorithm,
+  options: { background?: boolean } = {},
 ): Promise<Hasher> {
   switch (algorithm) {
     case "xxh3-128": {
       // The system's libxxhash where --allow-ffi lets us load it (twice
       // as fast); hash-wasm everywhere else.
       const native = nativeXxh3();
-      if (native !== undefined) return new NativeXxh3Hasher(native.start());
+      if (native !== undefined) {
+        return options.background
+          ? new BackgroundXxh3Hasher(native.start())
+          : new NativeXxh3Hasher(native.start());
+      }
       return new Xxh3Hasher(
         freeEngines.pop() ?? await (await loadXxh3())(),
       );

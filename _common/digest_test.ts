@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHasher, digestFits, digestOf } from "./digest.ts";
 import { DIGEST_ALGORITHMS, DIGEST_BYTES } from "../protocol.ts";
+import { nativeXxh3 } from "./native_xxh3.ts";
 
 const text = new TextEncoder();
 
@@ -82,4 +83,24 @@ Deno.test("digestFits() checks a digest's length against the algorithm", () => {
   assert(digestFits("xxh3-128", new Uint8Array(16)));
   assert(!digestFits("xxh3-128", new Uint8Array(32)));
   assert(digestFits("sha256", new Uint8Array(32)));
+});
+
+Deno.test("createHasher() with background gives the same digest, hashing long chunks on another thread where it can", async () => {
+  const bytes = new Uint8Array(2 * 1024 * 1024 + 9);
+  for (let i = 0; i < bytes.length; i += 65536) {
+    crypto.getRandomValues(bytes.subarray(i, i + 65536));
+  }
+  const expected = await digestOf("xxh3-128", bytes);
+  const hasher = await createHasher("xxh3-128", { background: true });
+  const half = 1024 * 1024;
+  if (nativeXxh3() !== undefined) assert(hasher.updateInBackground);
+  if (hasher.updateInBackground) {
+    await hasher.updateInBackground(bytes.subarray(0, half));
+  } else hasher.update(bytes.subarray(0, half));
+  hasher.update(bytes.subarray(half));
+  assert.deepEqual(hasher.digest(), expected);
+  // Without the option, hashing stays on the caller's thread.
+  const plain = await createHasher("xxh3-128");
+  assert.equal(plain.updateInBackground, undefined);
+  plain.digest();
 });

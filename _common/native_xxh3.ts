@@ -25,6 +25,14 @@ const SYMBOLS = {
     parameters: ["pointer", "buffer", "usize"],
     result: "i32",
   },
+  // The same on Deno's blocking pool: a large chunk hashed on another
+  // thread while this one moves the next.
+  XXH3_128bits_update_background: {
+    name: "XXH3_128bits_update",
+    parameters: ["pointer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
   // XXH128_hash_t { low64, high64 }, returned by value.
   XXH3_128bits_digest: {
     parameters: ["pointer"],
@@ -70,6 +78,14 @@ export interface NativeXxh3State {
    * @param chunk The bytes.
    */
   update(chunk: Uint8Array): void;
+  /**
+   * Feeds `chunk` on another thread. Until the promise settles, `chunk`
+   * must not change and no other call may be made on this state.
+   *
+   * @param chunk The bytes.
+   * @returns When they are hashed.
+   */
+  updateInBackground(chunk: Uint8Array): Promise<void>;
   /**
    * Ends the state and returns the canonical (big-endian) 16-byte digest.
    *
@@ -124,6 +140,17 @@ class State implements NativeXxh3State {
   update(chunk: Uint8Array): void {
     if (this.#pointer === null) throw new Error("Hasher already finished");
     this.#lib.symbols.XXH3_128bits_update(
+      this.#pointer,
+      chunk as Uint8Array<ArrayBuffer>,
+      BigInt(chunk.length),
+    );
+  }
+
+  async updateInBackground(chunk: Uint8Array): Promise<void> {
+    if (this.#pointer === null) throw new Error("Hasher already finished");
+    // Awaited here, so that this state (and its native memory) stays
+    // reachable until the other thread is done with it.
+    await this.#lib.symbols.XXH3_128bits_update_background(
       this.#pointer,
       chunk as Uint8Array<ArrayBuffer>,
       BigInt(chunk.length),

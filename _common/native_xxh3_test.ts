@@ -77,3 +77,31 @@ Deno.test({
     assert.throws(() => state.digest(), /finished/);
   },
 });
+
+Deno.test({
+  name:
+    `nativeXxh3() state hashed on another thread gives the same digest as in place${why}`,
+  ignore: native === undefined,
+  async fn() {
+    const bytes = new Uint8Array(3 * 1024 * 1024 + 5);
+    for (let i = 0; i < bytes.length; i += 65536) {
+      crypto.getRandomValues(bytes.subarray(i, i + 65536));
+    }
+    for (const chunk of [1000, 256 * 1024, 1024 * 1024]) {
+      const inPlace = native!.start();
+      const background = native!.start();
+      for (let at = 0; at < bytes.length; at += chunk) {
+        const piece = bytes.subarray(at, Math.min(bytes.length, at + chunk));
+        inPlace.update(piece);
+        // Alternating: the two kinds of call feed one state in order.
+        if ((at / chunk) % 2 === 0) await background.updateInBackground(piece);
+        else background.update(piece);
+      }
+      assert.equal(
+        hex(background.digest()),
+        hex(inPlace.digest()),
+        `chunks of ${chunk}`,
+      );
+    }
+  },
+});

@@ -187,7 +187,13 @@ async function startSending(
     opened.before,
     session.digest,
   );
-  const hash = cached ? undefined : await createHasher(session.digest);
+  // Hashed on Deno's blocking pool while this thread reads and sends
+  // (native XXH3): a 1 GiB cache miss took 14-21 % less time, medians of 9
+  // interleaved rounds. The client hashes in place: there the thread hop
+  // measured slower, with the server on the other core.
+  const hash = cached
+    ? undefined
+    : await createHasher(session.digest, { background: true });
   // Not taken before they are needed: a cached file sent with `sendfile`
   // needs none.
   const buffers = () => session.bulkBuffers(size);
