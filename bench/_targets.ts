@@ -71,6 +71,7 @@ const TMP = "/dev/shm";
 async function interleaved(
   rounds: number,
   peers: Record<string, () => Promise<number>>,
+  log?: Log,
 ): Promise<Record<string, number[]>> {
   const names = Object.keys(peers);
   const values: Record<string, number[]> = {};
@@ -78,7 +79,10 @@ async function interleaved(
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < names.length; i++) {
       const name = names[(i + round) % names.length];
-      values[name].push(await peers[name]());
+      const seconds = await peers[name]();
+      values[name].push(seconds);
+      // Every round in the log: a median hides a row that is bimodal.
+      log?.(`  round ${round + 1}: ${name} ${seconds.toFixed(3)} s`);
     }
   }
   return values;
@@ -225,7 +229,7 @@ async function bigFile(
       peers["nc, → file"] = () => nc("file");
     }
     log(`scenario 8: 1 GiB-class get, ${plan.rounds} interleaved rounds`);
-    const values = await interleaved(plan.rounds, peers);
+    const values = await interleaved(plan.rounds, peers, log);
     const mbps = (name: string) =>
       values[name] &&
       summarize(values[name].map((s) => plan.bigBytes / 1e6 / s));
@@ -338,7 +342,7 @@ async function smallFiles(
       }
       const label = `${count.toLocaleString("en")} × ${size / 1024} KiB`;
       log(`scenario 8: ${label} on tmpfs, ${plan.rounds} interleaved rounds`);
-      const values = await interleaved(plan.rounds, peers);
+      const values = await interleaved(plan.rounds, peers, log);
       for (
         const [verb, peer] of [["get", "rsync daemon get"], [
           "put",
