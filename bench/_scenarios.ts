@@ -458,7 +458,7 @@ export async function bigFileScenario(
     const rows: BigFileRow[] = [];
     rows.push(
       await bigFileGet(ctx, {
-        peer: "ferry get (SHA-256 verified)",
+        peer: "ferry get (XXH3-128 verified, the default)",
         unavailable: missing(tools.ferry),
         file,
         server: () => startFerryServer(ctx.src),
