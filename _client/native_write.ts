@@ -23,13 +23,17 @@
  */
 
 import {
+  EINTR,
+  EINVAL,
+  ELOOP,
+  ENOTDIR,
   linuxLayout,
   O_CLOEXEC,
   O_CREAT,
   O_EXCL,
   O_RDONLY,
 } from "../_common/linux_abi.ts";
-import { cString, openLibrary } from "../_common/ffi.ts";
+import { cString, errnoAt, openLibrary } from "../_common/ffi.ts";
 
 const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
@@ -47,10 +51,6 @@ const SYMBOLS = {
 
 /** `open` for writing only. */
 const O_WRONLY = 1;
-const EINTR = 4;
-const EINVAL = 22;
-const ENOTDIR = 20;
-const ELOOP = 40;
 /** Folders held open at most by one {@linkcode HeldFolders} (more while in use). */
 const HELD_FOLDERS = 64;
 
@@ -275,10 +275,7 @@ class Loaded implements NativeWrite {
   }
 
   #errno(): number {
-    const pointer = this.#lib.symbols.__errno_location();
-    return pointer === null
-      ? 0
-      : new Deno.UnsafePointerView(pointer).getInt32();
+    return errnoAt(this.#lib.symbols.__errno_location());
   }
 }
 

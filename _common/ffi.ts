@@ -92,3 +92,33 @@ export function cString(
   }
   return encoder.encode(`${text}\0`) as Uint8Array<ArrayBuffer>;
 }
+
+/**
+ * The `errno` a libc call just left on this thread, read through the
+ * pointer a bound `__errno_location` returned (0 when it returned none).
+ * Valid only right after a call made on this thread: a `nonblocking`
+ * call ran on another one.
+ *
+ * @param location What `__errno_location()` returned.
+ * @returns The error number.
+ *
+ * @example Read errno after a failed call
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { errnoAt, openLibrary } from "./ffi.ts";
+ * const libc = openLibrary(["libc.so.6"], {
+ *   close: { parameters: ["i32"], result: "i32" },
+ *   __errno_location: { parameters: [], result: "pointer" },
+ * });
+ * if (libc) {
+ *   assert.equal(libc.symbols.close(-1), -1);
+ *   assert.equal(errnoAt(libc.symbols.__errno_location()), 9); // EBADF
+ *   libc.close();
+ * }
+ * ```
+ */
+export function errnoAt(location: Deno.PointerValue): number {
+  return location === null
+    ? 0
+    : new Deno.UnsafePointerView(location).getInt32();
+}

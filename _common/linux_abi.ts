@@ -32,6 +32,19 @@ export const S_IFREG = 0o100000;
 /** `st_mode` type of a folder. */
 export const S_IFDIR = 0o040000;
 
+/** `errno`: no such file or folder. */
+export const ENOENT = 2;
+/** `errno`: interrupted by a signal; call again. */
+export const EINTR = 4;
+/** `errno`: would block (a non-blocking socket's buffer is full). */
+export const EAGAIN = 11;
+/** `errno`: a path segment is not a folder. */
+export const ENOTDIR = 20;
+/** `errno`: invalid argument (also: a call the file system lacks). */
+export const EINVAL = 22;
+/** `errno`: too many links, or a link where `O_NOFOLLOW` was asked. */
+export const ELOOP = 40;
+
 /** Per-architecture flag values and `struct stat` offsets. */
 export interface LinuxLayout {
   /** `O_DIRECTORY`. */

@@ -21,6 +21,8 @@ import * as nodePath from "node:path";
 import { FerryError } from "../errors.ts";
 import {
   AT_EMPTY_PATH,
+  EINTR,
+  ENOENT,
   int64At,
   type LinuxLayout,
   linuxLayout,
@@ -36,7 +38,7 @@ import {
   S_IFMT,
   S_IFREG,
 } from "../_common/linux_abi.ts";
-import { openLibrary } from "../_common/ffi.ts";
+import { errnoAt, openLibrary } from "../_common/ffi.ts";
 import { printable } from "../_common/wire_path.ts";
 
 /** `AT_SYMLINK_NOFOLLOW`: act on a link itself, never on its target. */
@@ -48,8 +50,6 @@ const UTIME_NOW = (1 << 30) - 1;
 const RENAME_NOREPLACE = 1;
 /** Room for a name (and its NUL) in the reused name buffers. */
 const NAME_BUFFER_BYTES = 256;
-const ENOENT = 2;
-const EINTR = 4;
 
 const SYMBOLS = {
   openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
@@ -658,10 +658,7 @@ export class Libc {
   }
 
   #errno(): number {
-    const pointer = this.#lib.symbols.__errno_location();
-    return pointer === null
-      ? 0
-      : new Deno.UnsafePointerView(pointer).getInt32();
+    return errnoAt(this.#lib.symbols.__errno_location());
   }
 }
 

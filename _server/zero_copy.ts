@@ -32,8 +32,8 @@
  * @module
  */
 
-import { openLibrary } from "../_common/ffi.ts";
-import { linuxLayout } from "../_common/linux_abi.ts";
+import { errnoAt, openLibrary } from "../_common/ffi.ts";
+import { EAGAIN, EINTR, linuxLayout } from "../_common/linux_abi.ts";
 import type { IoActivity } from "./idle.ts";
 
 const SYMBOLS = {
@@ -67,8 +67,6 @@ const AF_INET6 = 10;
 const F_DUPFD_CLOEXEC = 1030;
 const POLLOUT = 0x4;
 const POLLNVAL = 0x20;
-const EINTR = 4;
-const EAGAIN = 11;
 /** Descriptors looked at per `poll` when scanning for the connection's. */
 const SCAN_BATCH = 256;
 /** The scan stops at this descriptor number... */
@@ -249,10 +247,7 @@ export class ZeroCopySocket {
   }
 
   #errno(): number {
-    const pointer = this.#lib.symbols.__errno_location();
-    return pointer === null
-      ? 0
-      : new Deno.UnsafePointerView(pointer).getInt32();
+    return errnoAt(this.#lib.symbols.__errno_location());
   }
 }
 
