@@ -104,13 +104,20 @@ class Xxh3Hasher implements Hasher {
   }
 }
 
-/** XXH3-128 in native code (see `native_xxh3.ts`): the same digests. */
+/**
+ * XXH3-128 in native code (see `native_xxh3.ts`): the same digests. Made
+ * with `background`, it also offers {@linkcode Hasher.updateInBackground}.
+ */
 class NativeXxh3Hasher implements Hasher {
   readonly algorithm = "xxh3-128" as const;
+  readonly updateInBackground?: (chunk: Uint8Array) => Promise<void>;
   #state: NativeXxh3State;
 
-  constructor(state: NativeXxh3State) {
+  constructor(state: NativeXxh3State, background: boolean) {
     this.#state = state;
+    if (background) {
+      this.updateInBackground = (chunk) => state.updateInBackground(chunk);
+    }
   }
 
   update(chunk: Uint8Array): void {
@@ -119,20 +126,6 @@ class NativeXxh3Hasher implements Hasher {
 
   digest(): Uint8Array {
     return this.#state.digest();
-  }
-}
-
-/** {@linkcode NativeXxh3Hasher} that may hash on Deno's blocking pool. */
-class BackgroundXxh3Hasher extends NativeXxh3Hasher {
-  #state: NativeXxh3State;
-
-  constructor(state: NativeXxh3State) {
-    super(state);
-    this.#state = state;
-  }
-
-  updateInBackground(chunk: Uint8Array): Promise<void> {
-    return this.#state.updateInBackground(chunk);
   }
 }
 
@@ -190,9 +183,7 @@ export async function createHasher(
       // as fast); hash-wasm everywhere else.
       const native = nativeXxh3();
       if (native !== undefined) {
-        return options.background
-          ? new BackgroundXxh3Hasher(native.start())
-          : new NativeXxh3Hasher(native.start());
+        return new NativeXxh3Hasher(native.start(), options.background === true);
       }
       return new Xxh3Hasher(
         freeEngines.pop() ?? await (await loadXxh3())(),

@@ -143,7 +143,9 @@ export class ZeroCopySocket {
   #closed = false;
   /** A wait for room on the blocking pool: the descriptor outlives it. */
   #waiting: Promise<number> | undefined;
+  /** `sendfile`'s `off_t *offset`, which the kernel moves past what it sent. */
   #offset = new BigInt64Array(1);
+  #offsetBytes = new Uint8Array(this.#offset.buffer);
   #pollFd = new Int32Array(2);
 
   private constructor(lib: LibcSockets, fd: number) {
@@ -189,9 +191,7 @@ export class ZeroCopySocket {
     count: number,
     context: SendContext,
   ): Promise<number> {
-    const offset = this.#offset;
-    const offsetBytes = new Uint8Array(offset.buffer);
-    offset[0] = BigInt(position);
+    this.#offset[0] = BigInt(position);
     let done = 0;
     while (done < count) {
       if (this.#closed || context.signal.aborted) {
@@ -199,7 +199,12 @@ export class ZeroCopySocket {
       }
       const want = Math.min(count - done, CALL_BYTES);
       const n = Number(
-        this.#lib.symbols.sendfile(this.#fd, fileFd, offsetBytes, BigInt(want)),
+        this.#lib.symbols.sendfile(
+          this.#fd,
+          fileFd,
+          this.#offsetBytes,
+          BigInt(want),
+        ),
       );
       if (n > 0) {
         done += n;
