@@ -353,25 +353,22 @@ class RunFiles {
     const held = this.#folders.get(folder);
     if (held !== undefined) return held;
     const libc = this.#libc;
+    let fd: number | undefined;
     try {
       this.#root ??= libc.openFolder(this.#realRoot);
-      let fd = this.#root;
+      fd = this.#root;
       for (const segment of folder === "" ? [] : folder.split("/")) {
         const next = libc.openFolderAt(fd, segment);
         if (fd !== this.#root) libc.close(fd);
         fd = next;
       }
       if (fd === this.#root) fd = libc.openFolderAt(fd, ".");
-      let held: Folder;
-      try {
-        held = { fd, dev: libc.statAt(fd, ".", 0).dev };
-      } catch (error) {
-        libc.close(fd);
-        throw error;
-      }
+      const held = { fd, dev: libc.statAt(fd, ".", 0).dev };
       this.#folders.set(folder, held);
       return held;
     } catch (error) {
+      // The folder reached so far (never the root, which the run keeps).
+      if (fd !== undefined && fd !== this.#root) libc.close(fd);
       throw walkError(error, wirePath);
     }
   }

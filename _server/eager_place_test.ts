@@ -122,3 +122,50 @@ Deno.test({
     }
   },
 });
+
+/**
+ * The highest number among 64 descriptors opened at once: descriptors left
+ * open elsewhere push it up (one freed low number cannot hide them).
+ */
+function highestOf64(path: string): number {
+  const fds = Array.from({ length: 64 }, () => libc!.openFolder(path));
+  for (const fd of fds) libc!.close(fd);
+  return Math.max(...fds);
+}
+
+Deno.test({
+  name:
+    "placeRun() closes the folders it walked when a later segment is missing or a link" +
+    (libc ? "" : " (ignored: needs libc through --allow-ffi on Linux)"),
+  ignore: libc === undefined,
+  async fn() {
+    const root = await Deno.realPath(
+      await Deno.makeTempDir({ prefix: "ferry_test_" }),
+    );
+    try {
+      await Deno.mkdir(`${root}/a/b`, { recursive: true });
+      await Deno.symlink("/tmp", `${root}/a/b/link`);
+      const texts: [string, string][] = [];
+      for (let i = 0; i < 20; i++) {
+        texts.push([`a/missing${i}/x`, "x"], [`a/b/link/y${i}`, "y"]);
+      }
+      const { jobs, bytes } = jobsOf(texts);
+      const before = highestOf64(root);
+      const outcomes = await placeRun(
+        libc!,
+        root,
+        jobs,
+        bytes,
+        new TempNames(),
+      );
+      assert(outcomes.every((o) => o.code !== undefined), "all refused");
+      assert.equal(
+        highestOf64(root),
+        before,
+        "no descriptor left open",
+      );
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
