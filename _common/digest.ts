@@ -183,7 +183,10 @@ export async function createHasher(
       // as fast); hash-wasm everywhere else.
       const native = nativeXxh3();
       if (native !== undefined) {
-        return new NativeXxh3Hasher(native.start(), options.background === true);
+        return new NativeXxh3Hasher(
+          native.start(),
+          options.background === true,
+        );
       }
       return new Xxh3Hasher(
         freeEngines.pop() ?? await (await loadXxh3())(),

@@ -44,6 +44,8 @@ export const ENOTDIR = 20;
 export const EINVAL = 22;
 /** `errno`: too many links, or a link where `O_NOFOLLOW` was asked. */
 export const ELOOP = 40;
+/** `errno`: the kernel has no such system call. */
+export const ENOSYS = 38;
 
 /** Per-architecture flag values and `struct stat` offsets. */
 export interface LinuxLayout {

@@ -22,7 +22,9 @@ import { FerryError } from "../errors.ts";
 import {
   AT_EMPTY_PATH,
   EINTR,
+  EINVAL,
   ENOENT,
+  ENOSYS,
   int64At,
   type LinuxLayout,
   linuxLayout,
@@ -448,7 +450,9 @@ export class Libc {
       if (result >= 0) return;
       const errno = this.#errno();
       // EINVAL: not supported by this file system; ENOSYS: nor the kernel.
-      if (errno !== 22 && errno !== 38) throw errnoError(errno, "renameat2");
+      if (errno !== EINVAL && errno !== ENOSYS) {
+        throw errnoError(errno, "renameat2");
+      }
     }
     this.linkAt(dirFd, from, dirFd, to);
     this.unlinkAt(dirFd, from);

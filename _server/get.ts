@@ -123,7 +123,6 @@ async function sendHeld(
   const sent = await sendSmallHeld({
     libc: session.heldFolder.libc,
     held: session.heldFolder.folder,
-    realRoot: context.realRoot,
     wirePath: message.path,
     conn: session.replies.held,
     buffers: (bytes) => session.bulkBuffers(bytes),

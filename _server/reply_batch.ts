@@ -59,11 +59,6 @@ export class ReplyBatch {
     },
   };
 
-  /** Bytes held back. */
-  get pending(): number {
-    return this.#length;
-  }
-
   /**
    * Copies a whole reply behind the ones held (the caller may reuse
    * `bytes` at once); writes what is held first when it would not fit, and

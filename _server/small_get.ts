@@ -152,8 +152,6 @@ export interface SmallHeldGet {
   libc: Libc;
   /** The connection's held folder. */
   held: HeldFolder;
-  /** The served folder, real path; `/proc/self/fd` must name files in it. */
-  realRoot: string;
   /** The wire path. */
   wirePath: string;
   /** The connection. */
