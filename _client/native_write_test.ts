@@ -53,6 +53,35 @@ Deno.test({
 
 Deno.test({
   name:
+    "A libc receiver discarded after its commit leaves the folder alone (nothing is unlinked twice)" +
+    NEEDS,
+  ignore: native === undefined,
+  fn: () =>
+    withDir(async (dir) => {
+      await Deno.mkdir(`${dir}/sub`);
+      const folders = new HeldFolders(native!, dir);
+      try {
+        const receiver = await openReceiver(`${dir}/sub/a.bin`, false, {
+          checked: true,
+          native: { native: native!, folders, folder: ["sub"], name: "a.bin" },
+        });
+        receiver.saveWhole!(new Uint8Array(10), OLD);
+        // A later download's part of the same name, in the same folder.
+        await Deno.writeTextFile(`${dir}/sub/a.bin.part`, "someone else's");
+        await receiver.discard();
+        assert.equal(
+          await Deno.readTextFile(`${dir}/sub/a.bin.part`),
+          "someone else's",
+        );
+        assert.equal((await Deno.stat(`${dir}/sub/a.bin`)).size, 10);
+      } finally {
+        folders.close();
+      }
+    }),
+});
+
+Deno.test({
+  name:
     "openReceiver() with a libc target refuses a folder swapped for a symbolic link and writes nothing through it" +
     NEEDS,
   ignore: native === undefined,

@@ -254,6 +254,9 @@ function nativeReceiver(
       commitNow(mtime);
     },
     discard(keepPart = false): Promise<void> {
+      // A commit, failed or not, has already dropped or placed the part
+      // and given its folder back (whose number may now be another's).
+      if (!held) return Promise.resolve();
       native.dropPart(made, keepPart);
       release();
       return Promise.resolve();
