@@ -277,9 +277,14 @@ class PutPipeline {
             if (!this.#eagerSize(size)) return false;
           }
         }
-        // Room for the PUT (its longest path), the bytes and the HASH. A
-        // failed write here is the session's, not this file's.
-        await this.#room(size! + EAGER_FRAMES_BYTES);
+      } catch (error) {
+        this.#report(index, this.#failure(index, error));
+        return true;
+      }
+      // Room for the PUT (its longest path), the bytes and the HASH. A
+      // failed write here is the session's, not this file's: it is thrown.
+      await this.#room(size! + EAGER_FRAMES_BYTES);
+      try {
         // Written in place, where the file's bytes follow it (a path too
         // long fails here, before anything of it is sent).
         putLength = encodeMessageInto(
