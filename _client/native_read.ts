@@ -30,7 +30,7 @@ import {
   S_IFMT,
   S_IFREG,
 } from "../_common/linux_abi.ts";
-import { openLibrary } from "../_common/ffi.ts";
+import { cString, openLibrary } from "../_common/ffi.ts";
 
 const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
@@ -212,21 +212,7 @@ class Loaded implements NativeRead {
 
   /** `path` as a C string, or `undefined` if it holds a NUL. */
   #cString(path: string): Uint8Array<ArrayBuffer> | undefined {
-    if (path.includes("\0")) return undefined;
-    const name = this.#name;
-    if (path.length < name.length) {
-      let i = 0;
-      for (; i < path.length; i++) {
-        const code = path.charCodeAt(i);
-        if (code >= 0x80) break;
-        name[i] = code;
-      }
-      if (i === path.length) {
-        name[i] = 0;
-        return name;
-      }
-    }
-    return this.#encoder.encode(`${path}\0`) as Uint8Array<ArrayBuffer>;
+    return cString(path, this.#name, this.#encoder);
   }
 }
 
