@@ -220,15 +220,20 @@ export class EagerRun {
       new Uint8Array(buffer),
       this.#names,
     );
+    // Never rejects: nothing may await it before it settles (an unhandled
+    // rejection would end the server), and settle() must not throw.
     this.#placing = (async () => {
-      const outcomes = await placed;
+      const outcomes = await placed.catch((): PlaceOutcome[] =>
+        jobs.map(() => ({ code: "INTERNAL", message: "Upload not placed" }))
+      );
       this.#spare = buffer;
-      await this.#answer(session, context, entries, outcomes);
-      // The loop may be waiting for the client, which waits for these.
-      if (!session.reader.frameBuffered) {
-        await session.replies.flush().catch(() => {
-          // The peer left: the next read of the connection ends the session.
-        });
+      try {
+        await this.#answer(session, context, entries, outcomes);
+        // The loop may be waiting for the client, which waits for these.
+        if (!session.reader.frameBuffered) await session.replies.flush();
+      } catch {
+        // The peer left (a reply could not be written): the next read of
+        // the connection ends the session.
       }
     })().finally(() => this.#placing = undefined);
   }
