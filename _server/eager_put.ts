@@ -21,7 +21,8 @@
  */
 
 import * as nodePath from "node:path";
-import { createHasher, digestFits, digestOf } from "../_common/digest.ts";
+import { createHasher, digestOf } from "../_common/digest.ts";
+import { digestLengthRefusal, digestRefusal } from "./claimed_digest.ts";
 import { splitWirePath } from "../_common/wire_path.ts";
 import type { EntryStatus } from "./dir_handle.ts";
 import {
@@ -442,17 +443,8 @@ function check(
   digest: Uint8Array,
   claimed: Uint8Array,
 ): Uint8Array | FerryError {
-  if (!digestFits(session.digest, claimed)) {
-    return new FerryError(
-      "BAD_REQUEST",
-      `HASH of ${claimed.length} bytes in a ${session.digest} session`,
-    );
-  }
-  if (digest.length !== claimed.length) return mismatch(session, message);
-  for (let i = 0; i < digest.length; i++) {
-    if (digest[i] !== claimed[i]) return mismatch(session, message);
-  }
-  return digest;
+  return digestLengthRefusal(session.digest, claimed) ??
+    digestRefusal(session.digest, message.path, digest, claimed) ?? digest;
 }
 
 /** A `Deno.FileInfo` of what `fstatat` reported (for the hash cache). */
@@ -480,11 +472,4 @@ function fileInfoOf(status: EntryStatus): Deno.FileInfo {
     isFifo: false,
     isSocket: false,
   };
-}
-
-function mismatch(session: Session, message: PutMessage): FerryError {
-  return new FerryError(
-    "INTEGRITY",
-    `Digest (${session.digest}) mismatch, upload discarded: ${message.path}`,
-  );
 }

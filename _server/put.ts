@@ -11,7 +11,8 @@
 
 import * as nodePath from "node:path";
 import { copyHashed } from "../_common/copy.ts";
-import { createHasher, digestFits, type Hasher } from "../_common/digest.ts";
+import { createHasher, type Hasher } from "../_common/digest.ts";
+import { digestLengthRefusal, digestRefusal } from "./claimed_digest.ts";
 import {
   checkOpened,
   removeOpened,
@@ -329,20 +330,12 @@ function verify(
   claimed: Uint8Array,
 ): Uint8Array {
   const { session, message } = put;
-  if (!digestFits(session.digest, claimed)) {
-    throw new FerryError(
-      "BAD_REQUEST",
-      `HASH of ${claimed.length} bytes in a ${session.digest} session`,
-    );
-  }
+  const badLength = digestLengthRefusal(session.digest, claimed);
+  if (badLength) throw badLength;
   sink.check();
   const digest = upload.hash.digest();
-  if (!equalBytes(digest, claimed)) {
-    throw new FerryError(
-      "INTEGRITY",
-      `Digest (${session.digest}) mismatch, upload discarded: ${message.path}`,
-    );
-  }
+  const wrong = digestRefusal(session.digest, message.path, digest, claimed);
+  if (wrong) throw wrong;
   return digest;
 }
 
@@ -702,12 +695,6 @@ async function setMtime(
 }
 
 /** Whether two byte arrays hold the same bytes. */
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /** Whether something (a file, a link) is at `path`. */
 async function exists(path: string): Promise<boolean> {
   try {
