@@ -9,8 +9,11 @@
 import { safeJson } from "../_common/escape.ts";
 import type { TransferResult } from "./types.ts";
 import { dial } from "./dial.ts";
+import { startQuietTimer } from "../_common/quiet_timer.ts";
 import { messageOf } from "../_common/text.ts";
-import type { Receiver } from "./receiver.ts";
+import { openReceiver, type Receiver } from "./receiver.ts";
+import { createHasher } from "../_common/digest.ts";
+import { copyHashed, makeBulkBuffers } from "../_common/copy.ts";
 import { toHex } from "../_common/bytes.ts";
 import { FerryError } from "../errors.ts";
 import { type ByteReader, type ByteWriter, writeAll } from "../protocol.ts";
@@ -45,7 +48,6 @@ export async function fetchClassic(
 ): Promise<TransferResult> {
   const { name, timeoutMs } = options;
   const start = performance.now();
-  const { openReceiver } = await import("./receiver.ts");
   const receiver = await openReceiver(destination, options.overwrite ?? false);
   let committed = false;
   let conn: Deno.TcpConn | undefined;
@@ -193,8 +195,6 @@ async function receive(
   size: number,
   onProgress: ((done: number, total: number) => void) | undefined,
 ): Promise<string> {
-  const [{ createHasher }, { copyHashed, makeBulkBuffers }] = await Promise
-    .all([import("../_common/digest.ts"), import("../_common/copy.ts")]);
   const hash = await createHasher("sha256");
   let received: number;
   try {
@@ -274,14 +274,16 @@ class ClassicReader implements ByteReader {
     if (ms === undefined) {
       n = await this.#pending;
     } else {
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      // A quiet timer, not setTimeout (whose first call loads Node's
+      // timers): the pending read keeps the process alive meanwhile.
+      let cancel: (() => void) | undefined;
       const timeout = new Promise<"timeout">((resolve) => {
-        timer = setTimeout(() => resolve("timeout"), ms);
+        cancel = startQuietTimer(ms, () => resolve("timeout"));
       });
       try {
         n = await Promise.race([this.#pending, timeout]);
       } finally {
-        clearTimeout(timer);
+        cancel?.();
       }
       if (n === "timeout") return n;
     }
