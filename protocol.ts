@@ -1152,6 +1152,20 @@ function pathFields(path: string, fields: Field[]): void {
   fields.push(["u16", bytes.length], ["bytes", bytes]);
 }
 
+/** Checks a `PUT`'s numbers and flags; its flags byte. */
+function putFlags(message: PutMessage): number {
+  checkUint(message.size, 64, "Size");
+  const hasMtime = message.mtime !== undefined;
+  if (hasMtime) checkInt64(message.mtime!, "mtime");
+  if (message.append && message.resume) {
+    throw new RangeError("A PUT cannot both append and resume");
+  }
+  if (message.eager) checkEager(message.size, message);
+  return (message.overwrite ? PUT_OVERWRITE : 0) |
+    (message.resume ? PUT_RESUME : 0) | (hasMtime ? PUT_HAS_MTIME : 0) |
+    (message.append ? PUT_APPEND : 0) | (message.eager ? PUT_EAGER : 0);
+}
+
 function payloadFields(message: Message): Field[] {
   const fields: Field[] = [];
   switch (message.type) {
@@ -1205,20 +1219,10 @@ function payloadFields(message: Message): Field[] {
       pathFields(message.path, fields);
       break;
     case "put": {
-      checkUint(message.size, 64, "Size");
-      const hasMtime = message.mtime !== undefined;
-      if (hasMtime) checkInt64(message.mtime!, "mtime");
-      if (message.append && message.resume) {
-        throw new RangeError("A PUT cannot both append and resume");
-      }
-      if (message.eager) checkEager(message.size, message);
-      const flags = (message.overwrite ? PUT_OVERWRITE : 0) |
-        (message.resume ? PUT_RESUME : 0) | (hasMtime ? PUT_HAS_MTIME : 0) |
-        (message.append ? PUT_APPEND : 0) | (message.eager ? PUT_EAGER : 0);
       fields.push(
         ["u64", message.size],
-        ["u8", flags],
-        ["i64", hasMtime ? message.mtime! : 0],
+        ["u8", putFlags(message)],
+        ["i64", message.mtime ?? 0],
       );
       pathFields(message.path, fields);
       break;
@@ -1353,8 +1357,7 @@ export function writeDataFrame(
     target.byteOffset + at,
     DATA_FRAME_BYTES,
   );
-  view.setUint8(0, FRAME_TYPES.data);
-  view.setUint32(1, 24);
+  writeHeader(target, at, FRAME_TYPES.data, 24);
   writeInt64(view, FRAME_HEADER_BYTES, size);
   writeInt64(view, FRAME_HEADER_BYTES + 8, offset);
   writeInt64(view, FRAME_HEADER_BYTES + 16, mtime);
@@ -1394,9 +1397,7 @@ export function writeHashFrame(
   if (at < 0 || at + length > target.length) {
     throw new RangeError("Target too short for a HASH frame");
   }
-  const view = new DataView(target.buffer, target.byteOffset + at, length);
-  view.setUint8(0, FRAME_TYPES.hash);
-  view.setUint32(1, digest.length);
+  writeHeader(target, at, FRAME_TYPES.hash, digest.length);
   target.set(digest, at + FRAME_HEADER_BYTES);
   return length;
 }
@@ -1504,11 +1505,8 @@ export function encodeMessageInto(
     if (digest.length < 1 || digest.length > MAX_DIGEST_BYTES) {
       throw new RangeError(`Digest must be 1 to ${MAX_DIGEST_BYTES} bytes`);
     }
-    const length = FRAME_HEADER_BYTES + digest.length;
-    if (at + length > out.length) return 0;
-    writeHeader(out, at, FRAME_TYPES.hash, digest.length);
-    out.set(digest, at + FRAME_HEADER_BYTES);
-    return length;
+    if (at + FRAME_HEADER_BYTES + digest.length > out.length) return 0;
+    return writeHashFrame(out, at, digest);
   }
   if (message.type === "put" && message.path.length <= ASCII_FAST_CHARS) {
     const path = message.path;
@@ -1517,28 +1515,15 @@ export function encodeMessageInto(
       // Whether it fits is only known once checked: the long way says.
       return copyFrame(encodeMessage(message), out, at);
     }
-    checkUint(message.size, 64, "Size");
-    const hasMtime = message.mtime !== undefined;
-    if (hasMtime) checkInt64(message.mtime!, "mtime");
-    if (message.append && message.resume) {
-      throw new RangeError("A PUT cannot both append and resume");
+    const flags = putFlags(message);
+    if (!writeAscii(path, out, at + FRAME_HEADER_BYTES + 19)) {
+      return copyFrame(encodeMessage(message), out, at);
     }
-    if (message.eager) checkEager(message.size, message);
-    for (let i = 0; i < path.length; i++) {
-      if (path.charCodeAt(i) >= 0x80) {
-        return copyFrame(encodeMessage(message), out, at);
-      }
-    }
-    const start = at + FRAME_HEADER_BYTES + 19;
-    for (let i = 0; i < path.length; i++) out[start + i] = path.charCodeAt(i);
     const view = new DataView(out.buffer, out.byteOffset + at);
-    const flags = (message.overwrite ? PUT_OVERWRITE : 0) |
-      (message.resume ? PUT_RESUME : 0) | (hasMtime ? PUT_HAS_MTIME : 0) |
-      (message.append ? PUT_APPEND : 0) | (message.eager ? PUT_EAGER : 0);
     writeHeader(out, at, FRAME_TYPES.put, payload);
     writeInt64(view, FRAME_HEADER_BYTES, message.size);
     view.setUint8(FRAME_HEADER_BYTES + 8, flags);
-    writeInt64(view, FRAME_HEADER_BYTES + 9, hasMtime ? message.mtime! : 0);
+    writeInt64(view, FRAME_HEADER_BYTES + 9, message.mtime ?? 0);
     view.setUint16(FRAME_HEADER_BYTES + 17, path.length);
     return FRAME_HEADER_BYTES + payload;
   }
@@ -1550,11 +1535,8 @@ export function encodeMessageInto(
       return copyFrame(encodeMessage(message), out, at);
     }
     checkUint(message.offset, 64, "Offset");
-    const start = at + FRAME_HEADER_BYTES + 10;
-    for (let i = 0; i < path.length; i++) {
-      const code = path.charCodeAt(i);
-      if (code >= 0x80) return copyFrame(encodeMessage(message), out, at);
-      out[start + i] = code;
+    if (!writeAscii(path, out, at + FRAME_HEADER_BYTES + 10)) {
+      return copyFrame(encodeMessage(message), out, at);
     }
     const view = new DataView(out.buffer, out.byteOffset + at);
     writeHeader(out, at, FRAME_TYPES.get, payload);
@@ -1563,6 +1545,19 @@ export function encodeMessageInto(
     return FRAME_HEADER_BYTES + payload;
   }
   return copyFrame(encodeMessage(message), out, at);
+}
+
+/**
+ * Writes `path` at `start` if it is all ASCII, checked first: otherwise
+ * nothing is written (the caller encodes it the long way, and writes
+ * nothing at all if that does not fit).
+ */
+function writeAscii(path: string, out: Uint8Array, start: number): boolean {
+  for (let i = 0; i < path.length; i++) {
+    if (path.charCodeAt(i) >= 0x80) return false;
+  }
+  for (let i = 0; i < path.length; i++) out[start + i] = path.charCodeAt(i);
+  return true;
 }
 
 /** A frame's type and payload length at `at`. */

@@ -1820,6 +1820,8 @@ Deno.test("encodeMessageInto() writes the bytes of encodeMessage() at the offset
     { type: "ok" },
     { type: "get", path: "t0/s1/f12.bin", offset: 0 },
     { type: "get", path: "ünï/日本.txt", offset: 5 },
+    // ASCII first: nothing may be written before the rest is seen.
+    { type: "get", path: "d/é.bin", offset: 1 },
     { type: "get", path: "g".repeat(300), offset: 2 ** 40 + 3 },
   ];
   for (const message of messages) {
