@@ -18,6 +18,8 @@
 
 import {
   AT_EMPTY_PATH,
+  AT_FDCWD,
+  AT_SYMLINK_NOFOLLOW,
   int64At,
   type LinuxLayout,
   linuxLayout,
@@ -27,6 +29,7 @@ import {
   O_NONBLOCK,
   O_RDONLY,
   S_IFDIR,
+  S_IFLNK,
   S_IFMT,
   S_IFREG,
 } from "../_common/linux_abi.ts";
@@ -51,13 +54,6 @@ export interface WholeRead {
   /** Its modification time then, milliseconds. */
   mtime: number;
 }
-
-/** `AT_FDCWD`: a path relative to the working folder. */
-const AT_FDCWD = -100;
-/** `AT_SYMLINK_NOFOLLOW`: the status of a link itself. */
-const AT_SYMLINK_NOFOLLOW = 0x100;
-/** A symbolic link's type bits. */
-const S_IFLNK = 0o120000;
 
 /**
  * What {@linkcode NativeRead.lstat} reports: what a walk of a local tree

@@ -32,6 +32,8 @@ import {
   O_CREAT,
   O_EXCL,
   O_RDONLY,
+  O_WRONLY,
+  timespecPair,
 } from "../_common/linux_abi.ts";
 import { cString, errnoAt, openLibrary } from "../_common/ffi.ts";
 
@@ -49,8 +51,6 @@ const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
-/** `open` for writing only. */
-const O_WRONLY = 1;
 /** Folders held open at most by one {@linkcode HeldFolders} (more while in use). */
 const HELD_FOLDERS = 64;
 
@@ -260,18 +260,7 @@ class Loaded implements NativeWrite {
 
   /** Access and modification time both `mtime`, as `struct timespec[2]`. */
   #timesOf(mtime: number): Int32Array<ArrayBuffer> {
-    const times = this.#times;
-    const seconds = Math.floor(mtime / 1000);
-    const nanoseconds = Math.round((mtime - seconds * 1000) * 1e6);
-    const high = Math.floor(seconds / 0x1_0000_0000);
-    const low = (seconds - high * 0x1_0000_0000) | 0;
-    for (const at of [0, 4]) {
-      times[at] = low;
-      times[at + 1] = high;
-      times[at + 2] = nanoseconds;
-      times[at + 3] = 0;
-    }
-    return times as Int32Array<ArrayBuffer>;
+    return timespecPair(this.#times, mtime, false);
   }
 
   #errno(): number {

@@ -1,10 +1,12 @@
 /**
  * What ferry's `Deno.dlopen` bindings of libc (the server's strict mode in
- * `_server/dir_handle.ts`, the client's small-file reads in
- * `_client/native_read.ts`) need to know of Linux's binary interface: flag
- * values, the offsets of `struct stat`'s fields on each architecture, and
- * the reading of its 64-bit fields. One place, so that the two bindings
- * cannot disagree.
+ * `_server/dir_handle.ts` and its `sendfile` in `_server/zero_copy.ts`, the
+ * client's small-file reads and writes in `_client/native_read.ts` and
+ * `_client/native_write.ts`) need to know of Linux's binary interface: flag
+ * and `errno` values, the offsets of `struct stat`'s fields on each
+ * architecture, the reading of its 64-bit fields and the writing of
+ * `struct timespec` pairs. One place, so that the bindings cannot
+ * disagree.
  *
  * @module
  */
@@ -31,6 +33,17 @@ export const S_IFMT = 0o170000;
 export const S_IFREG = 0o100000;
 /** `st_mode` type of a folder. */
 export const S_IFDIR = 0o040000;
+
+/** Open for writing only. */
+export const O_WRONLY = 1;
+/** `*at` calls: relative to the working folder. */
+export const AT_FDCWD = -100;
+/** `*at` calls: act on a link itself, never on its target. */
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+/** `st_mode` type of a symbolic link. */
+export const S_IFLNK = 0o120000;
+/** `utimensat`/`futimens`: this time is now. */
+export const UTIME_NOW = (1 << 30) - 1;
 
 /** `errno`: no such file or folder. */
 export const ENOENT = 2;
@@ -164,4 +177,48 @@ export function int64At(
 export function millisecondsAt(view: DataView, offset: number): number {
   return int64At(view, offset, true) * 1000 +
     Math.floor(int64At(view, offset + 8, true) / 1e6);
+}
+
+/**
+ * Writes the `struct timespec[2]` of `utimensat`/`futimens` into `into`
+ * (8 little-endian 32-bit words, no BigInt): the access time, now or
+ * `mtime`, then the modification time `mtime` (milliseconds).
+ *
+ * @param into Eight words, reused by the caller.
+ * @param mtime The modification time, in milliseconds.
+ * @param accessNow Set the access time to now (`UTIME_NOW`), else `mtime`.
+ * @returns `into`.
+ *
+ * @example A time of 1.5 s, access now
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { timespecPair, UTIME_NOW } from "./linux_abi.ts";
+ * const words = timespecPair(new Int32Array(8), 1500, true);
+ * assert.deepEqual([...words], [0, 0, UTIME_NOW, 0, 1, 0, 500_000_000, 0]);
+ * ```
+ */
+export function timespecPair(
+  into: Int32Array<ArrayBuffer>,
+  mtime: number,
+  accessNow: boolean,
+): Int32Array<ArrayBuffer> {
+  const seconds = Math.floor(mtime / 1000);
+  const nanoseconds = Math.round((mtime - seconds * 1000) * 1e6);
+  if (accessNow) {
+    setWords(into, 0, 0);
+    setWords(into, 2, UTIME_NOW);
+  } else {
+    setWords(into, 0, seconds);
+    setWords(into, 2, nanoseconds);
+  }
+  setWords(into, 4, seconds);
+  setWords(into, 6, nanoseconds);
+  return into;
+}
+
+/** A 64-bit field as two little-endian 32-bit words at `at`. */
+function setWords(into: Int32Array, at: number, value: number): void {
+  const high = Math.floor(value / 0x1_0000_0000);
+  into[at] = (value - high * 0x1_0000_0000) | 0;
+  into[at + 1] = high;
 }

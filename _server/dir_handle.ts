@@ -21,6 +21,8 @@ import * as nodePath from "node:path";
 import { FerryError } from "../errors.ts";
 import {
   AT_EMPTY_PATH,
+  AT_FDCWD,
+  AT_SYMLINK_NOFOLLOW,
   EINTR,
   EINVAL,
   ENOENT,
@@ -39,16 +41,15 @@ import {
   S_IFDIR,
   S_IFMT,
   S_IFREG,
+  timespecPair,
 } from "../_common/linux_abi.ts";
 import { errnoAt, openLibrary } from "../_common/ffi.ts";
 import { printable } from "../_common/wire_path.ts";
 
-/** `AT_SYMLINK_NOFOLLOW`: act on a link itself, never on its target. */
-export const AT_SYMLINK_NOFOLLOW = 0x100;
+/** `AT_SYMLINK_NOFOLLOW` (from `linux_abi.ts`), for the users of this binding. */
+export { AT_SYMLINK_NOFOLLOW } from "../_common/linux_abi.ts";
 
-const AT_FDCWD = -100;
 const AT_REMOVEDIR = 0x200;
-const UTIME_NOW = (1 << 30) - 1;
 const RENAME_NOREPLACE = 1;
 /** Room for a name (and its NUL) in the reused name buffers. */
 const NAME_BUFFER_BYTES = 256;
@@ -685,23 +686,11 @@ function sameRange(
 const TIMES = new Int32Array(8);
 
 /**
- * The `struct timespec[2]` of `utimensat`: access now, `mtime` given
- * (little-endian 64-bit fields written as 32-bit halves, without BigInt).
+ * The `struct timespec[2]` of `utimensat`: access now, `mtime` given.
  * Reused: the call that takes it reads it at once.
  */
 function timesOf(mtime: number): Int32Array<ArrayBuffer> {
-  const seconds = Math.floor(mtime / 1000);
-  setInt64(0, 0);
-  setInt64(1, UTIME_NOW);
-  setInt64(2, seconds);
-  setInt64(3, Math.round((mtime - seconds * 1000) * 1e6));
-  return TIMES;
-}
-
-function setInt64(index: number, value: number): void {
-  const high = Math.floor(value / 0x1_0000_0000);
-  TIMES[2 * index] = (value - high * 0x1_0000_0000) | 0;
-  TIMES[2 * index + 1] = high;
+  return timespecPair(TIMES, mtime, true);
 }
 
 const ERRNO: Record<number, [string, new (message: string) => Error]> = {
