@@ -100,6 +100,12 @@ const SYMBOLS = {
     result: "i32",
     optional: true,
   },
+  // glibc 2.30 and later; without it, a folder's names are read by path.
+  getdents64: {
+    parameters: ["i32", "buffer", "usize"],
+    result: "isize",
+    optional: true,
+  },
   // Runs on a thread of its own: it waits for the disk.
   syncfs: { parameters: ["i32"], result: "i32", nonblocking: true },
   __errno_location: { parameters: [], result: "pointer" },
@@ -170,6 +176,8 @@ export class Libc {
   #layout: LinuxLayout;
   #encoder = new TextEncoder();
   #statBuffer: Uint8Array<ArrayBuffer> | undefined;
+  /** Where {@linkcode Libc.namesIn} reads folder records. */
+  #dents: Uint8Array<ArrayBuffer> | undefined;
   #names = [
     new Uint8Array(NAME_BUFFER_BYTES),
     new Uint8Array(NAME_BUFFER_BYTES),
@@ -625,6 +633,53 @@ export class Libc {
   }
 
   /**
+   * The names in the folder open as `fd`, read from that descriptor with
+   * `getdents64` (`.` and `..` left out; a name that is not UTF-8, which
+   * no path on the wire can name, too): a few calls for a folder of
+   * thousands of names, on the calling thread.
+   *
+   * @param fd A folder open for reading, not read from before.
+   * @returns The names, in the folder's order, or `undefined` where libc
+   * lacks `getdents64` (glibc before 2.30).
+   */
+  namesIn(fd: number): string[] | undefined {
+    const getdents = this.#lib.symbols.getdents64;
+    if (getdents === null) return undefined;
+    const buffer = this.#dents ??= new Uint8Array(DENTS_BUFFER_BYTES);
+    const view = new DataView(buffer.buffer);
+    const names: string[] = [];
+    for (;;) {
+      const n = Number(getdents(fd, buffer, BigInt(buffer.length)));
+      if (n === 0) return names;
+      if (n < 0) {
+        const errno = this.#errno();
+        if (errno === EINTR) continue;
+        throw errnoError(errno, "getdents64");
+      }
+      // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type
+      // u8, then the NUL-terminated name; records fill the n bytes.
+      for (let at = 0; at + DIRENT_NAME < n;) {
+        const length = view.getUint16(at + DIRENT_LENGTH, true);
+        if (length <= DIRENT_NAME || at + length > n) break;
+        const start = at + DIRENT_NAME;
+        let end = start;
+        while (end < at + length && buffer[end] !== 0) end++;
+        at += length;
+        const size = end - start;
+        if (
+          size === 0 || (buffer[start] === DOT &&
+            (size === 1 || (size === 2 && buffer[start + 1] === DOT)))
+        ) continue;
+        try {
+          names.push(NAME_DECODER.decode(buffer.subarray(start, end)));
+        } catch {
+          // Not UTF-8: no wire path names it.
+        }
+      }
+    }
+  }
+
+  /**
    * Closes a descriptor (errors ignored).
    *
    * @param fd The descriptor.
@@ -668,6 +723,14 @@ export class Libc {
 }
 
 const PROC_FD = new TextEncoder().encode("/proc/self/fd/");
+
+/** Bytes of folder records {@linkcode Libc.namesIn} reads per call. */
+const DENTS_BUFFER_BYTES = 32 * 1024;
+/** Offsets of `d_reclen` and `d_name` in a `struct linux_dirent64`. */
+const DIRENT_LENGTH = 16;
+const DIRENT_NAME = 19;
+const DOT = 0x2e;
+const NAME_DECODER = new TextDecoder("utf-8", { fatal: true });
 
 /** The empty name of `fstatat(fd, "", AT_EMPTY_PATH)`. */
 const EMPTY_NAME = new Uint8Array(1);

@@ -35,6 +35,50 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "Libc.namesIn() reads every name of a folder from its descriptor, without . and .. nor a name that is not UTF-8",
+  ignore,
+  async fn() {
+    await withRoot(async (root) => {
+      // More records than one 32 KiB read holds (long names: few files).
+      const expected: string[] = ["sub", "link", "é.txt"];
+      for (let i = 0; i < 160; i++) expected.push(`${"n".repeat(220)}_${i}`);
+      await Deno.mkdir(`${root}/sub`);
+      await Deno.symlink("/tmp", `${root}/link`);
+      for (const name of expected.slice(2)) {
+        Deno.writeFileSync(`${root}/${name}`, new Uint8Array());
+      }
+      // A name of Latin-1 bytes, made through a descriptor-free path.
+      const latin1 = new Uint8Array([
+        ...new TextEncoder().encode(root),
+        0x2f,
+        0xe9,
+        0,
+      ]);
+      const bytesLib = Deno.dlopen("libc.so.6", {
+        creat: { parameters: ["buffer", "u32"], result: "i32" },
+        close: { parameters: ["i32"], result: "i32" },
+      });
+      try {
+        const fd = bytesLib.symbols.creat(latin1, 0o644);
+        assert(fd >= 0);
+        bytesLib.symbols.close(fd);
+      } finally {
+        bytesLib.close();
+      }
+      const fd = openFolderAt(libc!, root, [], "");
+      try {
+        const names = libc!.namesIn(fd);
+        assert(names !== undefined, "glibc has getdents64");
+        assert.deepEqual(names.sort(), expected.sort());
+      } finally {
+        libc!.close(fd);
+      }
+    });
+  },
+});
+
+Deno.test({
   name: "openFolderAt() walks real folders and refuses a link on the way",
   ignore,
   async fn() {

@@ -138,7 +138,8 @@ export async function handleList(
     batch = [];
     batchBytes = emptyFrameBytes;
   };
-  const add = async (entry: Entry) => {
+  /** Adds an entry; false if it does not fit the batch (flush, then again). */
+  const add = (entry: Entry): boolean => {
     if (count >= context.limits.maxListEntries) {
       // The entries sent so far stand; ERROR comes instead of END.
       throw new FerryError(
@@ -147,12 +148,14 @@ export async function handleList(
       );
     }
     const size = entryBytes(entry);
-    if (batchBytes + size > FRAME_HEADER_BYTES + LIST_FRAME_BYTES) {
-      await flush();
-    }
+    if (
+      batch.length > 0 &&
+      batchBytes + size > FRAME_HEADER_BYTES + LIST_FRAME_BYTES
+    ) return false;
     batch.push(entry);
     batchBytes += size;
     count++;
+    return true;
   };
   // Depth first, each folder right before its contents. A linked folder
   // whose target lies in the listed tree is shown but not entered (its
@@ -180,7 +183,11 @@ export async function handleList(
     ) {
       continue;
     }
-    await add({ ...child.entry, name });
+    const entry = { ...child.entry, name };
+    if (!add(entry)) {
+      await flush();
+      add(entry);
+    }
     if (!message.recursive || child.entry.kind !== "dir") continue;
     if (child.link && isInside(found.hostPath, child.hostPath)) continue;
     if (entered.has(child.hostPath)) continue;
@@ -236,22 +243,30 @@ export async function readChildren(
 
 /**
  * Strict mode's {@linkcode readChildren}: the folder is held open from the
- * root; its names are read by path (Deno cannot list a descriptor), but
- * only those that `fstatat` finds in the held folder are listed, with that
- * status. A link is resolved by name, and its target's status read again
- * from the root ({@linkcode statInside}).
+ * root, and its names are read from that descriptor (`getdents64`) and
+ * looked up there with `fstatat`, so a folder swapped for a link while it
+ * is read yields no outside name or size. A link is resolved by name, and
+ * its target's status read again from the root ({@linkcode statInside}).
+ * Where libc cannot read a descriptor's names, they are read by path, and
+ * only those that `fstatat` finds in the held folder are listed.
  */
 async function readChildrenAt(
   libc: Libc,
   realRoot: string,
   folder: string,
 ): Promise<Child[]> {
+  const children: Child[] = [];
+  const listed = inFolder(libc, realRoot, folder, "", (fd) => {
+    const names = libc.namesIn(fd);
+    if (names === undefined) return false;
+    statChildren(libc, realRoot, folder, fd, names, children);
+    return true;
+  });
+  if (listed) return sortChildren(children);
   const names: string[] = [];
   try {
     for await (const dirEntry of Deno.readDir(folder)) {
-      const name = dirEntry.name;
-      if (segmentProblem(name) !== undefined || TEMP_NAME.test(name)) continue;
-      names.push(name);
+      names.push(dirEntry.name);
     }
   } catch (error) {
     // The folder was swapped away while it was read.
@@ -261,29 +276,45 @@ async function readChildrenAt(
     ) throw new FerryError("NOT_FOUND", "Folder vanished", { cause: error });
     throw error;
   }
-  const children: Child[] = [];
   inFolder(libc, realRoot, folder, "", (fd) => {
-    // `folder` is a real path and each name one checked segment: joined
-    // as they are (this runs on Linux only).
-    const prefix = folder.endsWith("/") ? folder : `${folder}/`;
-    for (const name of names) {
-      let hostPath = prefix + name;
-      try {
-        let status = libc.statAt(fd, name, AT_SYMLINK_NOFOLLOW);
-        const link = status.isSymlink;
-        if (link) {
-          hostPath = Deno.realPathSync(hostPath);
-          if (!isInside(realRoot, hostPath)) continue;
-          status = statInside(libc, realRoot, hostPath, "");
-        }
-        const entry = entryOf(name, status);
-        if (entry) children.push({ entry, hostPath, link });
-      } catch {
-        // Vanished, dangling, looping, unreadable or swapped: not listed.
-      }
-    }
+    statChildren(libc, realRoot, folder, fd, names, children);
   });
   return sortChildren(children);
+}
+
+/**
+ * Adds to `children` each of `names` (servable names only) with its status
+ * in the folder `fd` (the real path `folder`); a name missing there, or a
+ * link leading out of the root or nowhere, is left out.
+ */
+function statChildren(
+  libc: Libc,
+  realRoot: string,
+  folder: string,
+  fd: number,
+  names: readonly string[],
+  children: Child[],
+): void {
+  // `folder` is a real path and each name one checked segment: joined as
+  // they are (this runs on Linux only).
+  const prefix = folder.endsWith("/") ? folder : `${folder}/`;
+  for (const name of names) {
+    if (segmentProblem(name) !== undefined || TEMP_NAME.test(name)) continue;
+    let hostPath = prefix + name;
+    try {
+      let status = libc.statAt(fd, name, AT_SYMLINK_NOFOLLOW);
+      const link = status.isSymlink;
+      if (link) {
+        hostPath = Deno.realPathSync(hostPath);
+        if (!isInside(realRoot, hostPath)) continue;
+        status = statInside(libc, realRoot, hostPath, "");
+      }
+      const entry = entryOf(name, status);
+      if (entry) children.push({ entry, hostPath, link });
+    } catch {
+      // Vanished, dangling, looping, unreadable or swapped: not listed.
+    }
+  }
 }
 
 /** Folders first, then by name. */

@@ -18,7 +18,8 @@ const REQUESTS = 150;
 /**
  * The swapper: four renames per swap, so it always ends with `d` the real
  * folder; stops when `stop` exists (checked every 64 swaps) or after 20 s.
- * Prints how many swaps it made. A folder MKDIR made at `d` while the real
+ * Prints `swapping` once its first swap is done, and at the end how many
+ * swaps it made. A folder MKDIR made at `d` while the real
  * one was away is moved aside (it is inside the root).
  */
 const SWAPPER = `
@@ -43,6 +44,7 @@ for (;;) {
   Deno.renameSync(root + "/d", root + "/d.evil");
   put("/d.real", "/d");
   swaps++;
+  if (swaps === 1) console.log("swapping");
   if (swaps % 64 === 0) {
     if (performance.now() > end) break;
     try { Deno.statSync(stop); break; } catch { /* go on */ }
@@ -76,15 +78,33 @@ async function duringSwaps(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  let result: Deno.CommandOutput;
+  const errors = new Response(swapper.stderr).text();
+  const lines = swapper.stdout.pipeThrough(new TextDecoderStream())
+    .getReader();
+  let out = "";
   try {
+    // The requests start once the swaps have (a process takes a while to
+    // start, and fast requests could all be over before the first swap).
+    while (!out.includes("\n")) {
+      const { value, done } = await lines.read();
+      if (done) break;
+      out += value;
+    }
     await fn();
   } finally {
     await Deno.writeTextFile(stop, "");
-    result = await swapper.output();
+    for (;;) {
+      const { value, done } = await lines.read();
+      if (done) break;
+      out += value;
+    }
   }
-  assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
-  const swaps = Number(new TextDecoder().decode(result.stdout).trim());
+  const status = await swapper.status;
+  assert.equal(status.code, 0, await errors);
+  await errors;
+  const [first, count] = out.trim().split("\n");
+  assert.equal(first, "swapping", out);
+  const swaps = Number(count);
   assert.ok(swaps > 0);
   return swaps;
 }
