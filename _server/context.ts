@@ -63,6 +63,8 @@ export interface ServerContext {
 export class Session implements ClassicSession {
   readonly conn: Deno.Conn;
   readonly reader: FrameReader;
+  /** The largest frame {@linkcode Session.reader} accepts. */
+  readonly maxFrameBytes: number;
   /**
    * Replies held back while the client's next request is already buffered
    * (`_server/reply_batch.ts`); every write to `conn` sends them first.
@@ -112,6 +114,7 @@ export class Session implements ClassicSession {
     const tracked = trackIO(conn, this.activity);
     this.replies = new ReplyBatch(tracked);
     this.conn = batchedConn(tracked, this.replies);
+    this.maxFrameBytes = maxFrameBytes;
     this.reader = new FrameReader(tracked, { maxFrameBytes });
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.peer = formatAddress(addr);

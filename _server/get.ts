@@ -25,9 +25,7 @@ import {
   sendSmallHeld,
   SMALL_FILE_BYTES,
 } from "./small_get.ts";
-import { strictLibc } from "./dir_handle.ts";
-import { HeldFolder } from "./held_folder.ts";
-import { kernelNamesUsable } from "./path_jail.ts";
+import { heldFolderOf } from "./small_get_run.ts";
 import { FerryError } from "../errors.ts";
 import { encodeMessage, type GetMessage, writeAll } from "../protocol.ts";
 
@@ -113,16 +111,11 @@ async function sendHeld(
   message: GetMessage,
   state: RequestState,
 ): Promise<boolean> {
-  if (session.heldFolder === undefined) {
-    const libc = strictLibc();
-    session.heldFolder = libc && kernelNamesUsable(context.realRoot)
-      ? { libc, folder: new HeldFolder(libc, context.realRoot) }
-      : null;
-  }
-  if (session.heldFolder === null) return false;
+  const held = heldFolderOf(session, context);
+  if (held === null) return false;
   const sent = await sendSmallHeld({
-    libc: session.heldFolder.libc,
-    held: session.heldFolder.folder,
+    libc: held.libc,
+    held: held.folder,
     wirePath: message.path,
     conn: session.replies.held,
     buffers: (bytes) => session.bulkBuffers(bytes),

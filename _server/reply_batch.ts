@@ -18,6 +18,13 @@ import { type ByteWriter, writeAll } from "../protocol.ts";
 export const REPLY_BATCH_BYTES = 64 * 1024;
 
 /**
+ * Room a reply written in place takes at most ({@linkcode ReplyBatch.room}):
+ * a small file of 64 KiB and its frames. The batch's buffer holds this much
+ * beyond {@linkcode REPLY_BATCH_BYTES} once a reply is written in place.
+ */
+export const REPLY_ROOM_BYTES = 64 * 1024 + 1024;
+
+/**
  * Whole replies held back, then written in one write.
  *
  * @example Two replies, one write
@@ -38,6 +45,8 @@ export class ReplyBatch {
   #sink: ByteWriter;
   #buffer: Uint8Array | undefined;
   #length = 0;
+  /** A write of the held bytes is under way (the buffer is being read). */
+  #writing = false;
 
   /**
    * Holds replies for `sink`.
@@ -79,6 +88,50 @@ export class ReplyBatch {
   }
 
   /**
+   * Whether a reply may be written in place now ({@linkcode ReplyBatch.room}):
+   * no write of the buffer is under way and less than
+   * {@linkcode REPLY_BATCH_BYTES} is held (else flush first).
+   */
+  get roomy(): boolean {
+    return !this.#writing && this.#length < REPLY_BATCH_BYTES;
+  }
+
+  /**
+   * The free space behind the replies held, {@linkcode REPLY_ROOM_BYTES}
+   * long, to write one reply into without a copy; then
+   * {@linkcode ReplyBatch.commit} holds it. Only while
+   * {@linkcode ReplyBatch.roomy}; valid until the next call that writes.
+   *
+   * @returns The space.
+   * @throws {RangeError} If the batch is not roomy.
+   */
+  room(): Uint8Array {
+    if (!this.roomy) throw new RangeError("No room: flush first");
+    const size = REPLY_BATCH_BYTES + REPLY_ROOM_BYTES;
+    let buffer = this.#buffer;
+    if (buffer === undefined || buffer.length < size) {
+      const grown = bulkBuffer(size); // off the page boundary
+      if (buffer !== undefined) grown.set(buffer.subarray(0, this.#length));
+      buffer = this.#buffer = grown;
+    }
+    return buffer.subarray(this.#length, this.#length + REPLY_ROOM_BYTES);
+  }
+
+  /**
+   * Holds the `n` bytes just written at the start of
+   * {@linkcode ReplyBatch.room}.
+   *
+   * @param n Bytes of whole frames written there.
+   * @throws {RangeError} If `n` is more than the room.
+   */
+  commit(n: number): void {
+    if (!(n >= 0 && n <= REPLY_ROOM_BYTES) || !this.roomy) {
+      throw new RangeError(`Cannot hold ${n} bytes written in place`);
+    }
+    this.#length += n;
+  }
+
+  /**
    * Writes what is held.
    *
    * @param release Also drop the buffer (the peer has nothing more
@@ -90,7 +143,12 @@ export class ReplyBatch {
     if (length > 0) {
       // Nothing is held once the write starts, whether it succeeds or not.
       this.#length = 0;
-      await writeAll(this.#sink, this.#buffer!.subarray(0, length));
+      this.#writing = true;
+      try {
+        await writeAll(this.#sink, this.#buffer!.subarray(0, length));
+      } finally {
+        this.#writing = false;
+      }
     }
     if (release) this.#buffer = undefined;
   }

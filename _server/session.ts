@@ -24,6 +24,7 @@ import { handleList, handleStat } from "./list.ts";
 import { handlePut } from "./put.ts";
 import { deleteInside } from "./delete.ts";
 import { handleSum } from "./sum.ts";
+import { answerSmallGets } from "./small_get_run.ts";
 import { TEMP_NAME } from "./temp.ts";
 import { EagerRun } from "./eager_put.ts";
 import { strictLibc } from "./dir_handle.ts";
@@ -300,6 +301,17 @@ async function serveLoop(
       return; // a frame we cannot parse leaves the stream unusable
     }
     if (message === null) return;
+    // A run of GETs of small files, answered without an await each (after
+    // the replies that go before theirs).
+    if (message.type === "get" && session.heldFolder !== null) {
+      try {
+        await run?.settle(session, context);
+        if (!session.replies.roomy) await session.replies.flush();
+      } catch {
+        return; // the connection is gone
+      }
+      if (answerSmallGets(session, context, message)) continue;
+    }
     session.busy = true;
     const time = new Date();
     const started = performance.now();

@@ -24,6 +24,7 @@
 import { closeSync, readSync } from "node:fs";
 import type { BulkBuffers } from "../_common/copy.ts";
 import { digestOf } from "../_common/digest.ts";
+import { nativeXxh3 } from "../_common/native_xxh3.ts";
 import { splitWirePath } from "../_common/wire_path.ts";
 import type { Libc } from "./dir_handle.ts";
 import { sameVersion } from "./hash_cache.ts";
@@ -162,7 +163,7 @@ export interface SmallHeldGet {
   algorithm: DigestAlgorithm;
 }
 
-/** Raw `struct stat` buffers of {@linkcode sendSmallHeld} (synchronous use). */
+/** Raw `struct stat` buffers of {@linkcode readHeld} (synchronous use). */
 let statBefore: Uint8Array<ArrayBuffer> | undefined;
 let statAfter: Uint8Array<ArrayBuffer> | undefined;
 
@@ -193,24 +194,100 @@ let statAfter: Uint8Array<ArrayBuffer> | undefined;
 export async function sendSmallHeld(
   get: SmallHeldGet,
 ): Promise<number | undefined> {
-  const { libc, wirePath } = get;
+  const read = readHeld(
+    get.libc,
+    get.held,
+    get.wirePath,
+    (size) => get.buffers(size + FRAMES_BYTES)[0],
+  );
+  if (read === undefined) return undefined;
+  const { buffer, size } = read;
+  const end = DATA_FRAME_BYTES + size;
+  const digest = await digestOf(
+    get.algorithm,
+    buffer.subarray(DATA_FRAME_BYTES, end),
+  );
+  const hash = writeHashFrame(buffer, end, digest);
+  await writeAll(get.conn, buffer.subarray(0, end + hash));
+  return size;
+}
+
+/** What {@linkcode answerHeldNow} needs. */
+export interface HeldNow {
+  /** The binding (strict mode). */
+  libc: Libc;
+  /** The connection's held folder. */
+  held: HeldFolder;
+  /** The wire path. */
+  wirePath: string;
+  /**
+   * Where the whole reply is written (`ReplyBatch.room`): at least
+   * {@linkcode SMALL_FILE_BYTES} and {@linkcode FRAMES_BYTES}.
+   */
+  into: Uint8Array;
+  /** The session's digest algorithm. */
+  algorithm: DigestAlgorithm;
+}
+
+/**
+ * {@linkcode sendSmallHeld} without an `await`, for a run of pipelined
+ * `GET`s of small files: the whole reply (`DATA`, bytes, `HASH`) is
+ * written into `into`, where the connection's held replies continue
+ * (`ReplyBatch.room`), with native XXH3 only. Every failure, including
+ * the refusals `sendSmallHeld` reports, returns `undefined`: the caller
+ * then answers the same request by the path that reports it.
+ *
+ * @param get The request and where its reply goes.
+ * @returns The bytes of the reply written into `into` and the file's
+ * size, or `undefined` (nothing to send: answer it the other way).
+ */
+export function answerHeldNow(
+  get: HeldNow,
+): { reply: number; size: number } | undefined {
+  if (get.algorithm !== "xxh3-128") return undefined;
+  const xxh3 = nativeXxh3();
+  if (xxh3 === undefined) return undefined;
+  const into = get.into;
+  if (into.length < SMALL_FILE_BYTES + FRAMES_BYTES) return undefined;
+  let read: { buffer: Uint8Array; size: number } | undefined;
+  try {
+    read = readHeld(get.libc, get.held, get.wirePath, () => into);
+  } catch {
+    return undefined;
+  }
+  if (read === undefined) return undefined;
+  const end = DATA_FRAME_BYTES + read.size;
+  const digest = xxh3.hash(into.subarray(DATA_FRAME_BYTES, end));
+  return { reply: end + writeHashFrame(into, end, digest), size: read.size };
+}
+
+/**
+ * Opens, proves and reads a small file in the held folder (see
+ * {@linkcode sendSmallHeld}): `DATA` and the bytes are written into the
+ * buffer `bufferFor` gives for the file's size, from its start.
+ * `undefined` where the fast path does not apply.
+ */
+function readHeld(
+  libc: Libc,
+  held: HeldFolder,
+  wirePath: string,
+  bufferFor: (size: number) => Uint8Array,
+): { buffer: Uint8Array; size: number } | undefined {
   const segments = splitWirePath(wirePath);
   const name = segments.at(-1);
   if (name === undefined) return undefined;
   let fd: number;
   try {
     fd = libc.openFileAt(
-      get.held.open(segments, segments.length - 1, wirePath),
+      held.open(segments, segments.length - 1, wirePath),
       name,
     );
   } catch {
     return undefined;
   }
-  let buffer: Uint8Array;
-  let body: Uint8Array;
   try {
-    if (!get.held.names(fd, wirePath)) {
-      get.held.close(); // renamed, or reached otherwise: walk again
+    if (!held.names(fd, wirePath)) {
+      held.close(); // renamed, or reached otherwise: walk again
       return undefined;
     }
     refuseTempName(segments, wirePath);
@@ -222,7 +299,7 @@ export async function sendSmallHeld(
     }
     const size = before.size;
     if (size > SMALL_FILE_BYTES) return undefined;
-    buffer = get.buffers(size + FRAMES_BYTES)[0];
+    const buffer = bufferFor(size);
     if (size + FRAMES_BYTES > buffer.length) return undefined;
     const data = writeDataFrame(buffer, 0, {
       type: "data",
@@ -230,7 +307,7 @@ export async function sendSmallHeld(
       offset: 0,
       mtime: before.mtime,
     });
-    body = buffer.subarray(data, data + size);
+    const body = buffer.subarray(data, data + size);
     let read = 0;
     while (read < size) {
       const n = libc.readAt(fd, read === 0 ? body : body.subarray(read), read);
@@ -244,12 +321,8 @@ export async function sendSmallHeld(
         `File changed while it was read: ${wirePath}`,
       );
     }
+    return { buffer, size };
   } finally {
     libc.close(fd);
   }
-  const digest = await digestOf(get.algorithm, body);
-  const end = DATA_FRAME_BYTES + body.length;
-  const hash = writeHashFrame(buffer, end, digest);
-  await writeAll(get.conn, buffer.subarray(0, end + hash));
-  return body.length;
 }

@@ -11,14 +11,20 @@
 
 import assert from "node:assert/strict";
 import { strictLibc } from "../_server/dir_handle.ts";
-import { RawClient, sha256 } from "./_util/server.ts";
+import { RawClient } from "./_util/server.ts";
+import { digestOf } from "../_common/digest.ts";
 import {
   concat,
   SERVER_SCRIPT,
   spawnScript,
   withTempDir,
 } from "./_util/util.ts";
-import { encodeMessage, type Message } from "../protocol.ts";
+import {
+  type DigestAlgorithm,
+  encodeMessage,
+  type Message,
+  PROTOCOL_VERSION,
+} from "../protocol.ts";
 
 const LINUX_STRICT = Deno.build.os === "linux" && strictLibc() !== undefined;
 const IGNORED = " (ignored: needs Linux and --allow-ffi)";
@@ -40,11 +46,15 @@ function strictTest(
   });
 }
 
-/** Runs `server.ts -A` on `root` (port 0) while `fn` runs. */
+/**
+ * Runs `server.ts -A` on `root` (port 0) while `fn` runs; returns what it
+ * printed on stderr (its log, with `log`).
+ */
 async function withChildServer(
   root: string,
   fn: (port: number) => Promise<void>,
-): Promise<void> {
+  log = false,
+): Promise<string> {
   const server = await spawnScript(SERVER_SCRIPT, [
     "--root",
     root,
@@ -52,7 +62,7 @@ async function withChildServer(
     "127.0.0.1",
     "--port",
     "0",
-    "--quiet",
+    ...(log ? [] : ["--quiet"]),
   ]);
   try {
     const port = Number(/tcp:\/\/127\.0\.0\.1:(\d+)/.exec(server.head)?.[1]);
@@ -60,32 +70,59 @@ async function withChildServer(
     await fn(port);
   } finally {
     server.child.kill("SIGTERM");
-    await server.finish();
   }
+  return (await server.finish()).stderr;
+}
+
+/**
+ * The digests a session may agree: SHA-256 takes the path that awaits
+ * each step, XXH3 (native) the one that answers a run of buffered `GET`s
+ * without an await (`_server/small_get_run.ts`).
+ */
+const DIGESTS = ["sha256", "xxh3-128"] as const;
+
+/** A client that has agreed `digest` with the server. */
+async function openClient(
+  port: number,
+  digest: DigestAlgorithm,
+  record = false,
+): Promise<RawClient> {
+  const client = await RawClient.connect(port, record);
+  await client.hello(PROTOCOL_VERSION, PROTOCOL_VERSION, [digest]);
+  return client;
 }
 
 /** One reply to a `GET`: the bytes, or the error code. */
-async function reply(client: RawClient): Promise<string> {
+async function reply(
+  client: RawClient,
+  digest: DigestAlgorithm,
+): Promise<string> {
   const message: Message | null = await client.next();
   if (message?.type === "error") return `error ${message.code}`;
   assert.equal(message?.type, "data", JSON.stringify(message));
   if (message?.type !== "data") throw new Error("unreachable");
   const bytes = await client.readRaw(message.size);
   const hash = await client.expect("hash");
-  assert.deepEqual(new Uint8Array(hash.digest), sha256(bytes));
+  assert.deepEqual(new Uint8Array(hash.digest), await digestOf(digest, bytes));
   return new TextDecoder().decode(bytes);
 }
 
-/** Sends `GET`s for `paths` in one go, then reads their replies in order. */
+/**
+ * Sends `GET`s for `paths` in one write (the server finds them all
+ * buffered), then reads their replies in order.
+ */
 async function pipelined(
   client: RawClient,
   paths: string[],
+  digest: DigestAlgorithm,
 ): Promise<string[]> {
-  for (const path of paths) {
-    await client.send({ type: "get", path, offset: 0 });
-  }
+  await client.sendBytes(
+    concat(
+      paths.map((path) => encodeMessage({ type: "get", path, offset: 0 })),
+    ),
+  );
   const replies: string[] = [];
-  for (const _ of paths) replies.push(await reply(client));
+  for (const _ of paths) replies.push(await reply(client, digest));
   return replies;
 }
 
@@ -110,39 +147,45 @@ strictTest(
     await Deno.symlink(`${root}/a/b`, `${root}/linked`);
     await Deno.symlink(`${root}/c/4.txt`, `${root}/a/b/4.link`);
     await withChildServer(root, async (port) => {
-      const client = await RawClient.open(port);
-      try {
-        const paths = [
-          "a/b/1.txt",
-          "a/b/missing.txt",
-          "a/b/2.txt",
-          "c/big.txt",
-          "a/b/1.txt",
-          "linked/2.txt",
-          "a/b/4.link",
-          "a/b",
-          "a/3.txt",
-          "a/.ferry-0123456789abcdef.part",
-          "c/4.txt",
-        ];
-        const expected = [
-          "one",
-          "error NOT_FOUND",
-          "two",
-          big,
-          "one",
-          "two",
-          "four",
-          "error FORBIDDEN",
-          "three",
-          "error FORBIDDEN",
-          "four",
-        ];
-        for (let round = 0; round < 3; round++) {
-          assert.deepEqual(await pipelined(client, paths), expected);
+      for (const digest of DIGESTS) {
+        const client = await openClient(port, digest);
+        try {
+          const paths = [
+            "a/b/1.txt",
+            "a/b/missing.txt",
+            "a/b/2.txt",
+            "c/big.txt",
+            "a/b/1.txt",
+            "linked/2.txt",
+            "a/b/4.link",
+            "a/b",
+            "a/3.txt",
+            "a/.ferry-0123456789abcdef.part",
+            "c/4.txt",
+          ];
+          const expected = [
+            "one",
+            "error NOT_FOUND",
+            "two",
+            big,
+            "one",
+            "two",
+            "four",
+            "error FORBIDDEN",
+            "three",
+            "error FORBIDDEN",
+            "four",
+          ];
+          for (let round = 0; round < 3; round++) {
+            assert.deepEqual(
+              await pipelined(client, paths, digest),
+              expected,
+              digest,
+            );
+          }
+        } finally {
+          client.close();
         }
-      } finally {
-        client.close();
       }
     });
   },
@@ -158,21 +201,28 @@ strictTest(
     const big = new Uint8Array(32 * 1024 * 1024).fill(7);
     await Deno.writeFile(`${root}/d/big.bin`, big);
     await withChildServer(root, async (port) => {
-      const client = await RawClient.open(port);
-      try {
-        const get = (path: string) =>
-          encodeMessage({ type: "get", path, offset: 0 });
-        await client.sendBytes(
-          concat([get("d/f.txt"), get("d/big.bin"), get("d/f.txt")]),
+      for (const digest of DIGESTS) {
+        await Deno.remove(`${root}/d.old`, { recursive: true }).catch(
+          () => {},
         );
-        assert.equal(await reply(client), "old");
-        await Deno.rename(`${root}/d`, `${root}/d.old`);
-        await Deno.mkdir(`${root}/d`);
-        await Deno.writeTextFile(`${root}/d/f.txt`, "new");
-        assert.equal((await reply(client)).length, big.length);
-        assert.equal(await reply(client), "new");
-      } finally {
-        client.close();
+        await Deno.writeTextFile(`${root}/d/f.txt`, "old");
+        await Deno.writeFile(`${root}/d/big.bin`, big);
+        const client = await openClient(port, digest);
+        try {
+          const get = (path: string) =>
+            encodeMessage({ type: "get", path, offset: 0 });
+          await client.sendBytes(
+            concat([get("d/f.txt"), get("d/big.bin"), get("d/f.txt")]),
+          );
+          assert.equal(await reply(client, digest), "old");
+          await Deno.rename(`${root}/d`, `${root}/d.old`);
+          await Deno.mkdir(`${root}/d`);
+          await Deno.writeTextFile(`${root}/d/f.txt`, "new");
+          assert.equal((await reply(client, digest)).length, big.length);
+          assert.equal(await reply(client, digest), "new", digest);
+        } finally {
+          client.close();
+        }
       }
     });
   },
@@ -200,27 +250,33 @@ strictTest(
         }
       })();
       const outcomes = new Map<string, number>();
-      const client = await RawClient.open(port, true);
+      const clients: RawClient[] = [];
       try {
-        for (let i = 0; i < 100; i++) {
-          const batch = await pipelined(client, new Array(8).fill("d/f.txt"));
-          for (const outcome of batch) {
-            assert.notEqual(outcome, canary, "canary sent");
-            assert.ok(
-              ["inside", "error NOT_FOUND", "error FORBIDDEN"].includes(
+        for (const digest of DIGESTS) {
+          const client = await openClient(port, digest, true);
+          clients.push(client);
+          for (let i = 0; i < 50; i++) {
+            const paths = new Array(8).fill("d/f.txt");
+            for (const outcome of await pipelined(client, paths, digest)) {
+              assert.notEqual(outcome, canary, "canary sent");
+              assert.ok(
+                ["inside", "error NOT_FOUND", "error FORBIDDEN"].includes(
+                  outcome,
+                ),
                 outcome,
-              ),
-              outcome,
-            );
-            outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+              );
+              outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+            }
           }
         }
       } finally {
         done = true;
         await swapper;
-        client.close();
+        for (const client of clients) client.close();
       }
-      assert.ok(!client.transcript.includes(canary), "canary leaked");
+      for (const client of clients) {
+        assert.ok(!client.transcript.includes(canary), "canary leaked");
+      }
       assert.ok(swaps > 0);
       // The race really ran: some requests met the link and were refused.
       assert.ok(
@@ -228,5 +284,31 @@ strictTest(
         [...outcomes].join(),
       );
     });
+  },
+);
+
+strictTest(
+  "server.ts logs every GET of a pipelined run of small files, in order",
+  async (root) => {
+    await Deno.mkdir(`${root}/a`, { recursive: true });
+    const paths: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      await Deno.writeTextFile(`${root}/a/${i}.txt`, `file ${i}`);
+      paths.push(`a/${i}.txt`);
+    }
+    const log = await withChildServer(root, async (port) => {
+      const client = await openClient(port, "xxh3-128");
+      try {
+        const replies = await pipelined(client, paths, "xxh3-128");
+        assert.deepEqual(replies, paths.map((_, i) => `file ${i}`));
+      } finally {
+        client.close();
+      }
+    }, true);
+    const gets = log.split("\n").filter((line) => line.includes("GET"));
+    assert.equal(gets.length, paths.length, log);
+    for (const [i, path] of paths.entries()) {
+      assert.ok(gets[i].includes(path), gets[i]);
+    }
   },
 );
