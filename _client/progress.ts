@@ -99,6 +99,8 @@ export class ProgressLine {
   #fileTotal = 0;
   #doneBefore = 0;
   #files: { done: number; total: number } | undefined;
+  /** Files finished, counted before the totals are known too. */
+  #filesDone = 0;
   #totalBytes: number | undefined;
   #finished = false;
 
@@ -123,13 +125,14 @@ export class ProgressLine {
 
   /**
    * Switches to tree mode: files done / total are shown, and the byte total
-   * is the tree's.
+   * is the tree's. It may come once files are done (a tree upload knows its
+   * totals once its walk has ended): they are counted.
    *
    * @param files Number of files.
    * @param bytes Their total size, when known beforehand.
    */
   setTotals(files: number, bytes?: number): void {
-    this.#files = { done: 0, total: files };
+    this.#files = { done: this.#filesDone, total: files };
     this.#totalBytes = bytes;
   }
 
@@ -156,6 +159,7 @@ export class ProgressLine {
     this.#doneBefore += bytes;
     this.#fileDone = 0;
     this.#fileTotal = 0;
+    this.#filesDone++;
     if (this.#files) this.#files.done++;
     this.#draw();
   }

@@ -49,6 +49,17 @@ Deno.test("ProgressLine shows name, bytes, rate, ETA, and files for a tree", () 
   );
 });
 
+Deno.test("ProgressLine.setTotals() after files are done counts them", () => {
+  const { clock, writes, line } = fakeLine();
+  line.fileDone(100);
+  clock.now = 1000;
+  line.fileDone(100);
+  line.setTotals(5, 500);
+  clock.now = 2000;
+  line.fileDone(100);
+  assert(writes.at(-1)!.endsWith("  3/5 files"));
+});
+
 Deno.test("ProgressLine draws nothing when stderr is not a terminal or with --quiet", () => {
   for (const options of [{ isTerminal: false }, { quiet: true }]) {
     const { writes, line } = fakeLine(options);
