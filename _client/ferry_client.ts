@@ -668,7 +668,9 @@ export class FerryClient {
    * a local file that changes while it is sent fails with `CHANGED` and
    * closes the session, and the items after it fail with `CONNECTION`.
    *
-   * @param items Folders to make (with an optional time) and files to send.
+   * @param items Folders to make (with an optional time) and files to send;
+   * any iterable, taken one item at a time as the previous one is sent (a
+   * generator can make them as it goes).
    * @param options `window` (default 32), `overwrite`, callbacks.
    * @returns One outcome per item, in order: `result` or `error`.
    *
@@ -684,7 +686,7 @@ export class FerryClient {
    * ```
    */
   putMany(
-    items: readonly PutManyItem[],
+    items: Iterable<PutManyItem>,
     options: PutManyOptions = {},
   ): Promise<FileOutcome[]> {
     return this.#run(async () => {

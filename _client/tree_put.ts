@@ -26,7 +26,7 @@
 
 import { lowerFirst } from "../_common/text.ts";
 import { localError } from "./local_io.ts";
-import { walkFolder } from "./local_walk.ts";
+import { walkFoldersFirst } from "./local_walk.ts";
 import { printableName } from "./safe_dest.ts";
 import {
   type LocalSource,
@@ -42,7 +42,7 @@ import {
 } from "./session_io.ts";
 import { transferResult } from "./types.ts";
 import { FerryError } from "../errors.ts";
-import { digestOf } from "../_common/digest.ts";
+import { digestNow, digestOf } from "../_common/digest.ts";
 import { nativeRead } from "./native_read.ts";
 import {
   encodeMessage,
@@ -141,13 +141,15 @@ export interface PutManyOptions {
  * Runs `items` in order over one session.
  *
  * @param io The session, from inside the client's request queue.
- * @param items Folders to make and files to upload.
+ * @param items Folders to make and files to upload, taken one at a time
+ * (each once the one before it is sent: a generator may make them as it
+ * goes).
  * @param options Window, overwrite, callbacks.
  * @returns One outcome per item, in order.
  */
 export async function pipelinePut(
   io: SessionIo,
-  items: readonly PutManyItem[],
+  items: Iterable<PutManyItem>,
   options: PutManyOptions = {},
 ): Promise<FileOutcome[]> {
   return await new PutPipeline(io, items, options).run();
@@ -168,10 +170,12 @@ interface Pending {
  */
 class PutPipeline {
   #io: SessionIo;
-  #items: readonly PutManyItem[];
+  #source: Iterable<PutManyItem>;
+  /** The items taken from the source so far. */
+  #items: PutManyItem[] = [];
   #options: PutManyOptions;
   #window: number;
-  #outcomes: FileOutcome[];
+  #outcomes: FileOutcome[] = [];
   #pending: Pending[] = [];
   /** Requests gathered for one write (eager sessions only). */
   #out: Uint8Array | undefined;
@@ -181,23 +185,28 @@ class PutPipeline {
 
   constructor(
     io: SessionIo,
-    items: readonly PutManyItem[],
+    items: Iterable<PutManyItem>,
     options: PutManyOptions,
   ) {
     const window = windowOf(options.window);
     this.#window = io.eagerPut ? Math.max(window, EAGER_WINDOW) : window;
     this.#io = io;
-    this.#items = items;
+    this.#source = items;
     this.#options = options;
-    this.#outcomes = new Array(items.length);
     if (io.eagerPut) this.#out = io.buffers()[0];
   }
 
-  /** Sends every item; a broken session fails the ones not yet answered. */
+  /**
+   * Sends every item; a broken session fails the ones not yet answered,
+   * and the ones the source still has.
+   */
   async run(): Promise<FileOutcome[]> {
+    const items = this.#items;
+    const source = this.#source[Symbol.iterator]();
     try {
-      for (let index = 0; index < this.#items.length; index++) {
-        const item = this.#items[index];
+      for (let next = source.next(); !next.done; next = source.next()) {
+        const item = next.value;
+        const index = items.push(item) - 1;
         if (item.kind === "dir") await this.#mkdir(index, item);
         else if (!await this.#eager(index, item)) await this.#put(index, item);
       }
@@ -205,10 +214,14 @@ class PutPipeline {
     } catch (error) {
       this.#io.close();
       const lost = sessionLost(error);
-      for (let index = 0; index < this.#items.length; index++) {
+      for (let index = 0; index < items.length; index++) {
         if (this.#outcomes[index] === undefined) {
           this.#report(index, this.#failure(index, lost));
         }
+      }
+      for (let next = source.next(); !next.done; next = source.next()) {
+        const index = items.push(next.value) - 1;
+        this.#report(index, this.#failure(index, lost));
       }
     }
     return this.#outcomes;
@@ -283,7 +296,9 @@ class PutPipeline {
       }
       // Room for the PUT (its longest path), the bytes and the HASH. A
       // failed write here is the session's, not this file's: it is thrown.
-      await this.#room(size! + EAGER_FRAMES_BYTES);
+      if (this.#outLength + size! + EAGER_FRAMES_BYTES > out.length) {
+        await this.#flush();
+      }
       try {
         // Written in place, where the file's bytes follow it (a path too
         // long fails here, before anything of it is sent).
@@ -332,7 +347,10 @@ class PutPipeline {
           }
         }
         this.#options.onStart?.(item.remote, size!);
-        digest = await digestOf(this.#io.digest, bytes);
+        // No await where the digest is at hand (libxxhash): a tree's files
+        // go without a turn of the event loop each.
+        digest = digestNow(this.#io.digest, bytes) ??
+          await digestOf(this.#io.digest, bytes);
       } catch (error) {
         this.#report(index, this.#failure(index, error));
         return true;
@@ -354,7 +372,7 @@ class PutPipeline {
     }
     // The server starts on what is gathered while the next files are read.
     if (this.#outLength >= EAGER_FLUSH_BYTES) await this.#flush();
-    await this.#keepWindow();
+    if (this.#pending.length >= this.#window) await this.#keepWindow();
     return true;
   }
 
@@ -604,77 +622,6 @@ function sessionLost(error: unknown): FerryError {
 }
 
 /**
- * A local tree as {@linkcode walkLocalTree} finds it.
- *
- * @example An empty tree
- * ```ts
- * import assert from "node:assert/strict";
- * import type { LocalTree } from "./tree_put.ts";
- * const tree: LocalTree = { mtime: 0, folders: [], files: [], skipped: [] };
- * assert(tree.files.length === 0);
- * ```
- */
-export interface LocalTree {
-  /** Modification time of the top folder. */
-  mtime: number;
-  /** Folders, relative `/`-separated names, each before its contents. */
-  folders: { name: string; mtime: number }[];
-  /** Regular files: relative names, local paths, sizes and times (ms). */
-  files: { name: string; local: string; size: number; mtime?: number }[];
-  /** What was left out, and why (symbolic links are never followed). */
-  skipped: { name: string; reason: string }[];
-}
-
-/**
- * Walks a local folder without following symbolic links: links, sockets,
- * devices and names the protocol cannot carry are skipped and listed.
- *
- * @param root The local folder (it may itself be a link to a folder).
- * @returns Its folders, files and skipped entries, sorted by name.
- * @throws {FerryError} `LOCAL` if `root` is not a readable folder.
- */
-export async function walkLocalTree(root: string): Promise<LocalTree> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(root);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new FerryError("LOCAL", `Local folder not found: ${root}`);
-    }
-    throw localError("open", root, error);
-  }
-  if (!info.isDirectory) throw new FerryError("LOCAL", `Not a folder: ${root}`);
-  const tree: LocalTree = {
-    mtime: info.mtime?.getTime() ?? 0,
-    folders: [],
-    files: [],
-    skipped: [],
-  };
-  await walkFolder(root, {
-    entry(name, path, entry) {
-      if (entry.isSymlink) {
-        tree.skipped.push({ name, reason: "symbolic link, not followed" });
-      } else if (entry.isDirectory) {
-        tree.folders.push({ name, mtime: entry.mtime?.getTime() ?? 0 });
-      } else if (entry.isFile) {
-        tree.files.push({
-          name,
-          local: path,
-          size: entry.size,
-          mtime: entry.mtime?.getTime(),
-        });
-      } else {
-        tree.skipped.push({ name, reason: "not a file or folder" });
-      }
-    },
-    skip(name, reason, badName) {
-      tree.skipped.push({ name: badName ? printableName(name) : name, reason });
-    },
-  }, { blocking: true });
-  return tree;
-}
-
-/**
  * What {@linkcode putTree} needs of a client.
  *
  * @example The shape
@@ -688,7 +635,7 @@ export async function walkLocalTree(root: string): Promise<LocalTree> {
 export interface TreePutClient {
   /** Pipelined `MKDIR`s and `PUT`s. */
   putMany(
-    items: readonly PutManyItem[],
+    items: Iterable<PutManyItem>,
     options?: PutManyOptions,
   ): Promise<FileOutcome[]>;
 }
@@ -727,23 +674,31 @@ export interface PutTreeReport {
  * ```
  */
 export interface PutTreeOptions extends Omit<PutManyOptions, "onFile"> {
-  /** Called with the tree before anything is sent. */
+  /**
+   * Called with the tree's number of files and bytes once the local walk
+   * has ended (the first files have been sent by then).
+   */
   onListed?: (files: number, bytes: number) => void;
   /** Called once per folder and file. */
   onFile?: (outcome: FileOutcome) => void;
 }
 
 /**
- * Uploads the local folder `localDir` as `remoteDir`: folders first (in one
- * pipelined run of `MKDIR`s), then the files, then each folder's time,
- * deepest first, so that the remote times match the local ones.
+ * Uploads the local folder `localDir` as `remoteDir`: its folders first (a
+ * pipelined run of `MKDIR`s, read before anything is sent), then its files,
+ * sent while the walk goes on (each file's status is taken just before it
+ * is read), then each folder's time, deepest first, so that the remote
+ * times match the local ones. Symbolic links inside it are not followed:
+ * they are skipped and listed, as are special files and names the protocol
+ * cannot carry.
  *
  * @param client A connected client.
- * @param localDir Local folder.
+ * @param localDir Local folder (it may itself be a link to a folder).
  * @param remoteDir Remote folder; `""` uploads into the root.
  * @param options Overwrite, window, callbacks.
  * @returns One outcome per folder and file, and what was skipped.
- * @throws {FerryError} `LOCAL` if `localDir` is not a readable folder.
+ * @throws {FerryError} `LOCAL` if `localDir` is not a readable folder
+ * (nothing is sent then).
  */
 export async function putTree(
   client: TreePutClient,
@@ -751,38 +706,83 @@ export async function putTree(
   remoteDir: string,
   options: PutTreeOptions = {},
 ): Promise<PutTreeReport> {
-  const tree = await walkLocalTree(localDir);
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(localDir);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new FerryError("LOCAL", `Local folder not found: ${localDir}`);
+    }
+    throw localError("open", localDir, error);
+  }
+  if (!info.isDirectory) {
+    throw new FerryError("LOCAL", `Not a folder: ${localDir}`);
+  }
   const prefix = remoteDir === "" ? "" : `${remoteDir}/`;
-  const items: PutManyItem[] = [];
-  if (remoteDir !== "") items.push({ kind: "dir", remote: remoteDir });
-  for (const folder of tree.folders) {
-    items.push({ kind: "dir", remote: prefix + folder.name });
-  }
+  const folders: { remote: string; mtime: number }[] = [];
+  const skipped: { name: string; reason: string }[] = [];
+  /** What the walk found since the items last took it. */
+  const found: PutManyItem[] = [];
+  let files = 0;
   let bytes = 0;
-  for (const file of tree.files) {
-    items.push({
-      kind: "file",
-      local: file.local,
-      remote: prefix + file.name,
-      size: file.size,
-      mtime: file.mtime,
+  let walk: Generator<void, void, undefined>;
+  try {
+    walk = walkFoldersFirst(localDir, {
+      entry(name, path, entry) {
+        if (entry.isSymlink) {
+          skipped.push({ name, reason: "symbolic link, not followed" });
+        } else if (entry.isDirectory) {
+          const remote = prefix + name;
+          folders.push({ remote, mtime: entry.mtime?.getTime() ?? 0 });
+          found.push({ kind: "dir", remote });
+        } else if (entry.isFile) {
+          found.push({
+            kind: "file",
+            local: path,
+            remote: prefix + name,
+            size: entry.size,
+            mtime: entry.mtime?.getTime(),
+          });
+          files++;
+          bytes += entry.size;
+        } else {
+          skipped.push({ name, reason: "not a file or folder" });
+        }
+      },
+      skip(name, reason, badName) {
+        skipped.push({ name: badName ? printableName(name) : name, reason });
+      },
     });
-    bytes += file.size;
+  } catch (error) {
+    throw localError("read", localDir, error);
   }
-  const reported = items.length;
-  for (const folder of tree.folders.toReversed()) {
-    items.push({
-      kind: "dir",
-      remote: prefix + folder.name,
-      mtime: folder.mtime,
-    });
+  /** Items before the folders' times: the ones reported. */
+  let reported = Infinity;
+  function* items(): Generator<PutManyItem, void, undefined> {
+    if (remoteDir !== "") yield { kind: "dir", remote: remoteDir };
+    let count = remoteDir === "" ? 0 : 1;
+    for (let step = walk.next();; step = walk.next()) {
+      // The folders the first pass found, then each file as it is walked.
+      for (let at = 0; at < found.length; at++) yield found[at];
+      count += found.length;
+      found.length = 0;
+      if (step.done) break;
+    }
+    reported = count;
+    options.onListed?.(files, bytes);
+    for (let at = folders.length - 1; at >= 0; at--) {
+      yield { kind: "dir", ...folders[at] };
+    }
+    if (remoteDir !== "") {
+      yield {
+        kind: "dir",
+        remote: remoteDir,
+        mtime: info.mtime?.getTime() ?? 0,
+      };
+    }
   }
-  if (remoteDir !== "") {
-    items.push({ kind: "dir", remote: remoteDir, mtime: tree.mtime });
-  }
-  options.onListed?.(tree.files.length, bytes);
   const { onFile } = options;
-  const outcomes = await client.putMany(items, {
+  const outcomes = await client.putMany(items(), {
     ...options,
     onFile: (outcome, index) => {
       if (index < reported) onFile?.(outcome);
@@ -793,6 +793,6 @@ export async function putTree(
     outcomes: main,
     total: main.length,
     failed: main.filter((outcome) => outcome.error).length,
-    skipped: tree.skipped,
+    skipped,
   };
 }

@@ -228,6 +228,33 @@ export async function digestOf(
 }
 
 /**
+ * The digest of one whole buffer when it can be had without waiting (XXH3
+ * from the system's `libxxhash`), else `undefined`: then
+ * {@linkcode digestOf}. A loop over many small buffers spares a promise
+ * and a turn of the event loop each.
+ *
+ * @param algorithm The algorithm.
+ * @param bytes The bytes.
+ * @returns Their digest, or `undefined`.
+ *
+ * @example Fall back when it is not at hand
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { digestNow, digestOf } from "./digest.ts";
+ * const bytes = new TextEncoder().encode("abc");
+ * const digest = digestNow("xxh3-128", bytes) ??
+ *   await digestOf("xxh3-128", bytes);
+ * assert.deepEqual(digest, await digestOf("xxh3-128", bytes));
+ * ```
+ */
+export function digestNow(
+  algorithm: DigestAlgorithm,
+  bytes: Uint8Array,
+): Uint8Array | undefined {
+  return algorithm === "xxh3-128" ? nativeXxh3()?.hash(bytes) : undefined;
+}
+
+/**
  * Checks that a peer's `HASH` has the session algorithm's length.
  *
  * @param algorithm The session's algorithm.

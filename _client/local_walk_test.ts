@@ -1,0 +1,104 @@
+import assert from "node:assert/strict";
+import {
+  walkFolder,
+  walkFoldersFirst,
+  type WalkVisitor,
+} from "./local_walk.ts";
+
+/** A visitor that notes each entry as `name:kind`, and each skip. */
+function noting(): { seen: string[]; visitor: WalkVisitor } {
+  const seen: string[] = [];
+  return {
+    seen,
+    visitor: {
+      entry(name, _path, info) {
+        const kinds = { link: info.isSymlink, dir: info.isDirectory };
+        const kind = Object.entries(kinds).find(([, is]) => is)?.[0];
+        seen.push(`${name}:${kind ?? (info.isFile ? "file" : "other")}`);
+      },
+      skip(name, reason) {
+        seen.push(`${name}:skipped ${reason}`);
+      },
+    },
+  };
+}
+
+/** a/x.txt, b.txt, c/d/e.txt, f (a link to b.txt), and a bad name. */
+async function makeTree(root: string): Promise<void> {
+  await Deno.mkdir(`${root}/a`);
+  await Deno.mkdir(`${root}/c/d`, { recursive: true });
+  await Deno.writeTextFile(`${root}/a/x.txt`, "x");
+  await Deno.writeTextFile(`${root}/b.txt`, "b");
+  await Deno.writeTextFile(`${root}/c/d/e.txt`, "e");
+  await Deno.symlink("b.txt", `${root}/f`);
+  await Deno.writeTextFile(`${root}/g\\h`, "bad");
+}
+
+Deno.test("walkFoldersFirst() reports every folder (and link) before the first file, then the files in walkFolder()'s order", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ferry_test_" });
+  try {
+    await makeTree(root);
+    const first = noting();
+    const files = walkFoldersFirst(root, first.visitor);
+    const before = [...first.seen];
+    let steps = 0;
+    for (const _ of files) steps++;
+    assert.deepEqual(before, [
+      "a:dir",
+      "c:dir",
+      "c/d:dir",
+      "f:link",
+      "g\\h:skipped name not allowed (backslash)",
+    ]);
+    assert.deepEqual(first.seen.slice(before.length), [
+      "a/x.txt:file",
+      "b.txt:file",
+      "c/d/e.txt:file",
+    ]);
+    assert.equal(steps, 3);
+    const whole = noting();
+    await walkFolder(root, whole.visitor);
+    assert.deepEqual(
+      whole.seen.filter((line) => line.endsWith(":file")),
+      first.seen.filter((line) => line.endsWith(":file")),
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("walkFoldersFirst() takes a file's status when it reaches it: one removed is left out, one now a link is a link, one now a folder is walked in its place", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ferry_test_" });
+  try {
+    await makeTree(root);
+    const { seen, visitor } = noting();
+    const files = walkFoldersFirst(root, visitor);
+    const before = seen.length;
+    await Deno.remove(`${root}/a/x.txt`);
+    await Deno.remove(`${root}/b.txt`);
+    await Deno.mkdir(`${root}/b.txt`);
+    await Deno.writeTextFile(`${root}/b.txt/inside`, "i");
+    await Deno.remove(`${root}/c/d/e.txt`);
+    await Deno.symlink("../../a", `${root}/c/d/e.txt`);
+    for (const _ of files) { /* each step reports one entry */ }
+    assert.deepEqual(seen.slice(before), [
+      "b.txt:dir",
+      "b.txt/inside:file",
+      "c/d/e.txt:link",
+    ]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("walkFoldersFirst() throws at once when the top folder cannot be read", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ferry_test_" });
+  try {
+    assert.throws(
+      () => walkFoldersFirst(`${root}/missing`, noting().visitor),
+      Deno.errors.NotFound,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
