@@ -21,7 +21,7 @@
  */
 
 import * as nodePath from "node:path";
-import { createHasher, digestOf } from "../_common/digest.ts";
+import { createHasher, digestNow, digestOf } from "../_common/digest.ts";
 import { digestLengthRefusal, digestRefusal } from "./claimed_digest.ts";
 import { splitWirePath } from "../_common/wire_path.ts";
 import type { EntryStatus } from "./dir_handle.ts";
@@ -147,7 +147,8 @@ export class EagerRun {
       await this.post(session, context); // room for it in a fresh run
     }
     state.closeOnError = true;
-    const digest = await this.#copy(session, message.size, job);
+    const digest = this.#copyNow(session, message.size, job) ??
+      await this.#copy(session, message.size, job);
     state.bytes = message.size;
     // The HASH, read in place when it is all there (the usual case).
     const reader = session.reader;
@@ -297,6 +298,27 @@ export class EagerRun {
         // The peer left: the next read of the connection ends the session.
       });
     }
+  }
+
+  /**
+   * Copies the upload's `size` raw bytes into the run's buffer for `job`
+   * and returns their digest when they have all arrived and the digest is
+   * at hand (the usual case: no promise, no turn of the event loop per
+   * upload); else does nothing and returns `undefined`.
+   */
+  #copyNow(
+    session: Session,
+    size: number,
+    job: PlaceJob | undefined,
+  ): Uint8Array | undefined {
+    const reader = session.reader;
+    if (job === undefined || reader.buffered < size) return undefined;
+    const bytes = reader.bufferedBytes().subarray(0, size);
+    const digest = digestNow(session.digest, bytes);
+    if (digest === undefined) return undefined;
+    this.#room(size).set(bytes);
+    reader.skip(size);
+    return digest;
   }
 
   /**
