@@ -341,20 +341,28 @@ export class HeldFolders {
    * {@linkcode HeldFolders.release}.
    *
    * @param segments Checked segments under the destination.
+   * @param key The segments joined with `/`, if the caller has them.
    * @returns The descriptor, or minus the `errno` of the first folder on
    * the way that could not be opened (`ELOOP`: a link).
    */
-  acquire(segments: readonly string[]): number {
-    return this.#acquire(segments.join("/"), segments);
+  acquire(
+    segments: readonly string[],
+    key: string = segments.join("/"),
+  ): number {
+    return this.#acquire(key, segments);
   }
 
   /**
    * Lets the folder at `segments` be closed.
    *
    * @param segments As given to {@linkcode HeldFolders.acquire}.
+   * @param key As given to {@linkcode HeldFolders.acquire}.
    */
-  release(segments: readonly string[]): void {
-    this.#releaseKey(segments.join("/"));
+  release(
+    segments: readonly string[],
+    key: string = segments.join("/"),
+  ): void {
+    this.#releaseKey(key);
   }
 
   /** Closes every folder held. */

@@ -31,7 +31,13 @@ Deno.test({
       try {
         const receiver = await openReceiver(`${dir}/sub/a.bin`, false, {
           checked: true,
-          native: { native: native!, folders, folder: ["sub"], name: "a.bin" },
+          native: {
+            native: native!,
+            folders,
+            folder: ["sub"],
+            key: "sub",
+            name: "a.bin",
+          },
         });
         assert(receiver.saveWhole !== undefined, "the libc receiver is used");
         const bytes = new Uint8Array(3000).map((_, i) => i % 251);
@@ -63,7 +69,13 @@ Deno.test({
       try {
         const receiver = await openReceiver(`${dir}/sub/a.bin`, false, {
           checked: true,
-          native: { native: native!, folders, folder: ["sub"], name: "a.bin" },
+          native: {
+            native: native!,
+            folders,
+            folder: ["sub"],
+            key: "sub",
+            name: "a.bin",
+          },
         });
         receiver.saveWhole!(new Uint8Array(10), OLD);
         // A later download's part of the same name, in the same folder.
@@ -101,6 +113,7 @@ Deno.test({
               native: native!,
               folders,
               folder: ["sub"],
+              key: "sub",
               name: "a.bin",
             },
           }),
@@ -132,7 +145,13 @@ Deno.test({
         await assert.rejects(
           openReceiver(`${dir}/dest/a.bin`, false, {
             checked: true,
-            native: { native: native!, folders, folder: [], name: "a.bin" },
+            native: {
+              native: native!,
+              folders,
+              folder: [],
+              key: "",
+              name: "a.bin",
+            },
           }),
           (error) => error instanceof FerryError && error.code === "LOCAL",
         );

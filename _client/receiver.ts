@@ -30,6 +30,11 @@ export interface NativeTarget {
   folders: HeldFolders;
   /** The file's folder, as segments under the destination. */
   folder: readonly string[];
+  /**
+   * The folder's segments joined with `/` (one string for every file of
+   * the folder: looked up without hashing a new string each time).
+   */
+  key: string;
   /** The file's name in it. */
   name: string;
 }
@@ -178,8 +183,8 @@ function nativeReceiver(
   destination: string,
   target: NativeTarget,
 ): Receiver | undefined {
-  const { native, folders, folder } = target;
-  const fd = folders.acquire(folder);
+  const { native, folders, folder, key } = target;
+  const fd = folders.acquire(folder, key);
   if (fd < 0) {
     if (notAFolder(fd)) {
       throw new FerryError(
@@ -193,75 +198,101 @@ function nativeReceiver(
   try {
     part = native.createPart(fd, target.name);
   } finally {
-    if (part === undefined) folders.release(folder);
+    if (part === undefined) folders.release(folder, key);
   }
   if (part === undefined) return undefined;
-  const made = part;
-  let held = true;
-  function release(): void {
-    if (held) {
-      held = false;
-      folders.release(folder);
-    }
+  return new NativeReceiver(destination, target, part);
+}
+
+/**
+ * A part made with libc (a class: a tree makes one per file, and its
+ * methods are shared, not closures made for each).
+ */
+class NativeReceiver implements Receiver {
+  #destination: string;
+  #target: NativeTarget;
+  #part: NativePart;
+  #held = true;
+
+  constructor(destination: string, target: NativeTarget, part: NativePart) {
+    this.#destination = destination;
+    this.#target = target;
+    this.#part = part;
   }
-  function commitNow(mtime: number | undefined): void {
-    try {
-      native.commitPart(made, mtime);
-    } catch (error) {
-      throw new FerryError(
-        "LOCAL",
-        `Cannot move ${destination}.part to ${destination}: ${
-          messageOf(error)
-        }`,
-        { cause: error },
-      );
-    } finally {
-      release();
-    }
-  }
-  function writeNow(p: Uint8Array): void {
-    try {
-      native.writeAll(made, p);
-    } catch (error) {
-      throw new FerryError(
-        "LOCAL",
-        `Cannot write ${destination}.part: ${messageOf(error)}`,
-        { cause: error },
-      );
-    }
-  }
-  return {
-    writer: {
-      write(p: Uint8Array): Promise<number> {
+
+  /** Made when first asked for (a reply taken whole never is). */
+  #writer: ByteWriter | undefined;
+
+  get writer(): ByteWriter {
+    return this.#writer ??= {
+      write: (p: Uint8Array): Promise<number> => {
         try {
-          writeNow(p);
+          this.#write(p);
           return Promise.resolve(p.length);
         } catch (error) {
           return handled(Promise.reject(error));
         }
       },
-    },
-    commit(mtime?: number): Promise<void> {
-      try {
-        commitNow(mtime);
-        return Promise.resolve();
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    },
-    saveWhole(bytes: Uint8Array, mtime: number): void {
-      writeNow(bytes);
-      commitNow(mtime);
-    },
-    discard(keepPart = false): Promise<void> {
-      // A commit, failed or not, has already dropped or placed the part
-      // and given its folder back (whose number may now be another's).
-      if (!held) return Promise.resolve();
-      native.dropPart(made, keepPart);
-      release();
+    };
+  }
+
+  commit(mtime?: number): Promise<void> {
+    try {
+      this.#commit(mtime);
       return Promise.resolve();
-    },
-  };
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  saveWhole(bytes: Uint8Array, mtime: number): void {
+    this.#write(bytes);
+    this.#commit(mtime);
+  }
+
+  discard(keepPart = false): Promise<void> {
+    // A commit, failed or not, has already dropped or placed the part
+    // and given its folder back (whose number may now be another's).
+    if (!this.#held) return Promise.resolve();
+    this.#target.native.dropPart(this.#part, keepPart);
+    this.#release();
+    return Promise.resolve();
+  }
+
+  #release(): void {
+    if (this.#held) {
+      this.#held = false;
+      this.#target.folders.release(this.#target.folder, this.#target.key);
+    }
+  }
+
+  #commit(mtime: number | undefined): void {
+    try {
+      this.#target.native.commitPart(this.#part, mtime);
+    } catch (error) {
+      throw new FerryError(
+        "LOCAL",
+        `Cannot move ${this.#destination}.part to ${this.#destination}: ${
+          messageOf(error)
+        }`,
+        { cause: error },
+      );
+    } finally {
+      this.#release();
+    }
+  }
+
+  #write(p: Uint8Array): void {
+    try {
+      this.#target.native.writeAll(this.#part, p);
+    } catch (error) {
+      throw new FerryError(
+        "LOCAL",
+        `Cannot write ${this.#destination}.part: ${messageOf(error)}`,
+        { cause: error },
+      );
+    }
+  }
 }
 
 /** A caller's writer: the bytes as they come, nothing to commit. */

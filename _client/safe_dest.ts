@@ -97,8 +97,11 @@ export class SafeDest {
   #checked = new Map<string, string>();
   /** Names in a folder (relative, `/`-joined), loosely folded, read once. */
   #listings = new Map<string, Set<string>>();
-  /** Files {@linkcode prepareFile} found no trace of (not even `.part`). */
-  #absent = new Set<string>();
+  /**
+   * The file {@linkcode prepareFile} prepared last, if it found no trace of
+   * it (not even `.part`).
+   */
+  #absent: string | undefined;
   /** The folder of the file {@linkcode prepareFile} prepared last. */
   #lastFolder?: { relative: string; folder: string; listing: Set<string> };
 
@@ -255,19 +258,21 @@ export class SafeDest {
         );
       }
     }
-    if (absent) this.#absent.add(path);
+    this.#absent = absent ? path : undefined;
     return path;
   }
 
   /**
-   * Whether {@linkcode prepareFile} found nothing at this file path (nor at
-   * its `.part`) when it prepared it.
+   * Whether the last {@linkcode prepareFile} found nothing at this file
+   * path (nor at its `.part`) when it prepared it (asked right after it:
+   * no set of every path prepared is kept).
    *
-   * @param path A path {@linkcode prepareFile} returned.
-   * @returns True when the folder listing held neither name.
+   * @param path The path {@linkcode prepareFile} returned last.
+   * @returns True when that was the path and the folder listing held
+   * neither name.
    */
   wasAbsent(path: string): boolean {
-    return this.#absent.has(path);
+    return path === this.#absent;
   }
 
   /** The names in a folder of the destination, folded, read once. */

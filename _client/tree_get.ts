@@ -14,7 +14,7 @@
  */
 
 import { localPath } from "./local_path.ts";
-import { receiveFile } from "./receive.ts";
+import { receiveFile, type ReceiveFileOptions } from "./receive.ts";
 import {
   receiveBuffered,
   receiveBufferedNow,
@@ -127,37 +127,97 @@ interface InFlight {
   index: number;
   receiver: Receiver;
   /** Local names it writes ({@linkcode localNames}). */
-  names: string[];
+  names: LocalNames;
 }
 
 /**
- * The local names a download to `destination` writes, `DEST` and
- * `DEST.part`, resolved and folded loosely (as a case-insensitive file
- * system might take them for one). `folders` keeps the last folder
- * resolved: the files of a tree come folder by folder, and resolving a
- * folder joined with a plain name is resolving the folder, then joining.
+ * The local names a download writes, `DEST` and `DEST.part`, folded
+ * loosely (as a case-insensitive file system might take them for one):
+ * the folder they are in, resolved, and their names there. Kept apart, so
+ * that the files of one folder share its key (a string hashed once) and
+ * each adds only its short names.
+ */
+interface LocalNames {
+  /** The folder, resolved and folded. */
+  folder: string;
+  /** `DEST` and `DEST.part` in it, folded. */
+  names: [string, string];
+}
+
+/** The folder {@linkcode localNames} resolved last, and its key. */
+interface LastFolder {
+  folder?: string;
+  resolved?: string;
+  loose?: string;
+}
+
+/**
+ * The local names a download to `destination` writes ({@linkcode
+ * LocalNames}). `folders` keeps the last folder resolved: the files of a
+ * tree come folder by folder, and resolving a folder joined with a plain
+ * name is resolving the folder, then joining.
  */
 function localNames(
   cwd: string,
   destination: string,
-  folders: { folder?: string; resolved?: string },
-): string[] {
-  let whole: string | undefined;
-  const cut = destination.lastIndexOf("/");
-  const name = destination.slice(cut + 1);
+  folders: LastFolder,
+): LocalNames {
+  let cut = destination.lastIndexOf("/");
+  let name = destination.slice(cut + 1);
+  let folder: string;
   if (
     POSIX_PATHS && name !== "" && name !== "." && name !== ".." && cut > 0
   ) {
-    const folder = destination.slice(0, cut);
-    if (folder !== folders.folder) {
-      folders.folder = folder;
-      folders.resolved = localPath.resolve(cwd, folder);
+    const given = destination.slice(0, cut);
+    if (given !== folders.folder) {
+      folders.folder = given;
+      folders.resolved = localPath.resolve(cwd, given);
+      folders.loose = looseName(folders.resolved);
     }
-    const resolved = folders.resolved!;
-    whole = resolved === "/" ? `/${name}` : `${resolved}/${name}`;
+    folder = folders.loose!;
+  } else {
+    // A resolved path ends in a name after its last separator.
+    const whole = localPath.resolve(cwd, destination);
+    cut = Math.max(whole.lastIndexOf("/"), whole.lastIndexOf(localPath.sep));
+    name = whole.slice(cut + 1);
+    folder = looseName(cut === 0 ? whole.slice(0, 1) : whole.slice(0, cut));
   }
-  const loose = looseName(whole ?? localPath.resolve(cwd, destination));
-  return [loose, `${loose}.part`];
+  const loose = looseName(name);
+  return { folder, names: [loose, `${loose}.part`] };
+}
+
+/** Counts of local names, by folder ({@linkcode LocalNames}). */
+class NameCounts {
+  #folders = new Map<string, Map<string, number>>();
+
+  has(local: LocalNames, which: 0 | 1): boolean {
+    return this.#folders.get(local.folder)?.has(local.names[which]) ?? false;
+  }
+
+  hasAny(local: LocalNames): boolean {
+    const names = this.#folders.get(local.folder);
+    return names !== undefined &&
+      (names.has(local.names[0]) || names.has(local.names[1]));
+  }
+
+  add(local: LocalNames, which: 0 | 1): void {
+    let names = this.#folders.get(local.folder);
+    if (names === undefined) this.#folders.set(local.folder, names = new Map());
+    const name = local.names[which];
+    names.set(name, (names.get(name) ?? 0) + 1);
+  }
+
+  remove(local: LocalNames, which: 0 | 1): void {
+    const names = this.#folders.get(local.folder);
+    if (names === undefined) return;
+    const name = local.names[which];
+    const count = (names.get(name) ?? 1) - 1;
+    if (count > 0) names.set(name, count);
+    else {
+      names.delete(name);
+      if (names.size === 0) this.#folders.delete(local.folder);
+    }
+  }
 }
 
 /** Paths are POSIX paths here (`/` their only separator). */
@@ -252,12 +312,18 @@ class GetPipeline {
   // a download never starts while another one writes one of its names
   // (`a` and `a.part`, or the same file twice), since one's rename would
   // land on the other's part.
-  #claimed = new Map<string, number>();
-  #opened = new Set<string>();
+  #claimed = new NameCounts();
+  #opened = new NameCounts();
   // Relative destinations are resolved against the working folder read
   // once (a resolve alone asks the system for it on every call).
   #cwd = Deno.cwd();
-  #lastFolder: { folder?: string; resolved?: string } = {};
+  #lastFolder: LastFolder = {};
+  /**
+   * The options {@linkcode GetPipeline.#receiveHeadNow} gives each reply
+   * taken whole: one object, its path set per file, its callbacks made
+   * once (not two closures a file).
+   */
+  #nowOptions: ReceiveFileOptions;
   /** Where {@linkcode GetPipeline.#send} encodes a batch (grown as needed). */
   #sendBuffer = new Uint8Array(16 * 1024);
 
@@ -271,6 +337,13 @@ class GetPipeline {
     this.#items = items;
     this.#options = options;
     this.#outcomes = new Array(items.length);
+    const { onStart, onProgress } = options;
+    const now: ReceiveFileOptions = { path: "" };
+    if (onStart) now.onStart = (size) => onStart(now.path, size);
+    if (onProgress) {
+      now.onProgress = (done, total) => onProgress(now.path, done, total);
+    }
+    this.#nowOptions = now;
   }
 
   /**
@@ -371,7 +444,7 @@ class GetPipeline {
         this.#items[this.#next].destination,
         this.#lastFolder,
       );
-      if (names.some((name) => this.#claimed.has(name))) {
+      if (this.#claimed.hasAny(names)) {
         if (this.#inFlight.length > 0) break; // wait until those are done
       }
       const message = this.#open(this.#next++, names);
@@ -381,12 +454,12 @@ class GetPipeline {
   }
 
   /** Opens one item's local end; its `GET`, or undefined if it failed. */
-  #open(index: number, names: string[]): Message | undefined {
+  #open(index: number, names: LocalNames): Message | undefined {
     const item = this.#items[index];
     let receiver: Receiver;
     const message: Message = { type: "get", path: item.path, offset: 0 };
     try {
-      if (this.#opened.has(names[1])) {
+      if (this.#opened.has(names, 1)) {
         // Its part would replace a file saved by this same call.
         throw new FerryError(
           "LOCAL",
@@ -397,7 +470,7 @@ class GetPipeline {
       // most 3 bytes of UTF-8: most paths need no encoding to tell).
       if (item.path.length * 3 > MAX_PATH_BYTES) encodeMessage(message);
       // A name seen free is not free once a file was saved there.
-      const checked = checkedItems.has(item) && !this.#opened.has(names[0]);
+      const checked = checkedItems.has(item) && !this.#opened.has(names, 0);
       receiver = openReceiverSync(
         item.destination,
         this.#options.overwrite ?? false,
@@ -407,10 +480,9 @@ class GetPipeline {
       this.#fail(index, error);
       return undefined;
     }
-    this.#opened.add(names[0]);
-    for (const name of names) {
-      this.#claimed.set(name, (this.#claimed.get(name) ?? 0) + 1);
-    }
+    this.#opened.add(names, 0);
+    this.#claimed.add(names, 0);
+    this.#claimed.add(names, 1);
     this.#inFlight.push({ index, receiver, names });
     return message;
   }
@@ -453,16 +525,11 @@ class GetPipeline {
     if (head === undefined || head.receiver.saveWhole === undefined) {
       return false;
     }
-    const item = this.#items[head.index];
-    const { onStart, onProgress } = this.#options;
+    const now = this.#nowOptions;
+    now.path = this.#items[head.index].path;
     let result: TransferResult | undefined;
     try {
-      result = receiveBufferedNow(this.#io, head.receiver, {
-        path: item.path,
-        onStart: onStart && ((size) => onStart(item.path, size)),
-        onProgress: onProgress &&
-          ((done, total) => onProgress(item.path, done, total)),
-      });
+      result = receiveBufferedNow(this.#io, head.receiver, now);
     } catch (error) {
       // A local failure after the reply was consumed: still in step.
       this.#done(head);
@@ -512,11 +579,8 @@ class GetPipeline {
   /** The head request is answered: its local names are free again. */
   #done(head: InFlight): void {
     this.#inFlight.shift();
-    for (const name of head.names) {
-      const count = this.#claimed.get(name)! - 1;
-      if (count === 0) this.#claimed.delete(name);
-      else this.#claimed.set(name, count);
-    }
+    this.#claimed.remove(head.names, 0);
+    this.#claimed.remove(head.names, 1);
   }
 
   #report(index: number, outcome: FileOutcome): void {
@@ -638,6 +702,9 @@ export async function getTree(
     options.onFile?.(outcome);
   };
   const folders: { local: string; mtime: number }[] = [];
+  // The files of a folder come one after another: they share its segments
+  // and key (`NativeTarget`).
+  let lastFolder = { prefix: "", key: "", segments: [] as string[] };
   let files = 0;
   let bytes = 0;
   // Each batch of the listing is checked and prepared as it arrives.
@@ -658,10 +725,16 @@ export async function getTree(
         if (dest.wasAbsent(local)) {
           checkedItems.add(item);
           if (held && entry.size <= NATIVE_MAX_BYTES) {
+            const prefix = entry.name.slice(0, entry.name.lastIndexOf("/") + 1);
+            if (prefix !== lastFolder.prefix) {
+              const folder = segments.slice(0, -1);
+              lastFolder = { prefix, key: folder.join("/"), segments: folder };
+            }
             nativeItems.set(item, {
               native: native!,
               folders: held,
-              folder: segments.slice(0, -1),
+              folder: lastFolder.segments,
+              key: lastFolder.key,
               name: segments[segments.length - 1],
             });
           }
