@@ -264,9 +264,14 @@ export class Libc {
    */
   kernelNameOf(fd: number, into: Uint8Array<ArrayBuffer>): number {
     const path = this.#procPath;
-    let at = PROC_FD.length;
-    for (const digit of String(fd)) path[at++] = digit.charCodeAt(0);
+    // The number's decimal digits, most significant first.
+    let digits = 1;
+    for (let rest = fd; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+    let at = PROC_FD.length + digits;
     path[at] = 0;
+    for (let rest = fd; at > PROC_FD.length; rest = Math.floor(rest / 10)) {
+      path[--at] = 0x30 + rest % 10;
+    }
     const n = Number(
       this.#lib.symbols.readlink(path, into, BigInt(into.length)),
     );
@@ -299,6 +304,20 @@ export class Libc {
       "fstat",
     );
     return this.#status(into);
+  }
+
+  /**
+   * {@linkcode Libc.statFd} without decoding: only the raw status in
+   * `into` (for {@linkcode Libc.sameVersion}).
+   *
+   * @param fd The descriptor.
+   * @param into At least {@linkcode Libc.statBytes} bytes.
+   */
+  statFdRaw(fd: number, into: Uint8Array<ArrayBuffer>): void {
+    this.#check(
+      this.#lib.symbols.fstatat(fd, EMPTY_NAME, into, AT_EMPTY_PATH),
+      "fstat",
+    );
   }
 
   /**

@@ -81,11 +81,19 @@ export class HeldFolder {
    * file on the way, `NOT_FOUND` for a missing folder.
    */
   open(segments: readonly string[], count: number, wirePath: string): number {
-    const folder = segments.slice(0, count);
-    const key = folder.join("/");
+    // The folder of a file's path is the path up to its last `/` (the
+    // segments are that path split at each): no join per request.
+    const key = count === segments.length - 1
+      ? wirePath.slice(0, Math.max(wirePath.lastIndexOf("/"), 0))
+      : segments.slice(0, count).join("/");
     if (key === this.#key) return this.#fd;
     this.close();
-    this.#fd = openFolderAt(this.#libc, this.#realRoot, folder, wirePath);
+    this.#fd = openFolderAt(
+      this.#libc,
+      this.#realRoot,
+      segments.slice(0, count),
+      wirePath,
+    );
     this.#key = key;
     return this.#fd;
   }

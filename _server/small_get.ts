@@ -314,7 +314,7 @@ function readHeld(
       if (n === 0) break;
       read += n;
     }
-    libc.statFd(fd, statAfter);
+    libc.statFdRaw(fd, statAfter);
     if (read < size || !libc.sameVersion(statBefore, statAfter)) {
       throw new FerryError(
         "CHANGED",
