@@ -103,7 +103,11 @@ export class SafeDest {
    */
   #absent: string | undefined;
   /** The folder of the file {@linkcode prepareFile} prepared last. */
-  #lastFolder?: { relative: string; folder: string; listing: Set<string> };
+  #lastFolder?: {
+    segments: readonly string[];
+    folder: string;
+    listing: Set<string>;
+  };
 
   private constructor(root: string) {
     this.root = root;
@@ -212,14 +216,11 @@ export class SafeDest {
   prepareFile(segments: readonly string[]): string {
     const name = segments[segments.length - 1];
     // A listing names the files of one folder one after another: the
-    // folder's path and listing are looked up once for the run of them.
-    const relative = segments.length === 1
-      ? ""
-      : segments.length === 2
-      ? segments[0]
-      : segments.slice(0, -1).join("/");
+    // folder's path and listing are looked up once for the run of them
+    // (its segments compared, not joined anew for each file).
     let last = this.#lastFolder;
-    if (last?.relative !== relative) {
+    if (last === undefined || !sameFolder(last.segments, segments)) {
+      const relative = segments.slice(0, -1).join("/");
       const folder = this.ensureFolder(segments.slice(0, -1));
       // One listing per folder spares the two lstat calls per file that
       // fail with NotFound (a thrown error costs far more than the call): a
@@ -228,7 +229,11 @@ export class SafeDest {
       // any other is checked with lstat as before. The listing is read
       // while the tree is prepared, before any file is opened, as the lstat
       // calls were.
-      last = { relative, folder, listing: this.#listing(relative, folder) };
+      last = {
+        segments: segments.slice(0, -1),
+        folder,
+        listing: this.#listing(relative, folder),
+      };
       this.#lastFolder = last;
     }
     const { folder, listing } = last;
@@ -241,10 +246,11 @@ export class SafeDest {
       : folder + localPath.sep + name;
     let absent = true;
     for (const suffix of ["", ".part"]) {
-      const candidate = path + suffix;
       const listed = listing.has(looseName(name + suffix));
       absent &&= !listed;
-      const info = listed ? lstatOrUndefined(candidate) : undefined;
+      if (!listed) continue;
+      const candidate = path + suffix;
+      const info = lstatOrUndefined(candidate);
       if (info?.isSymlink) {
         throw new FerryError(
           "FORBIDDEN",
@@ -295,6 +301,18 @@ export class SafeDest {
     }
     return listing;
   }
+}
+
+/** Whether `folder` is the folder of the file at `segments`. */
+function sameFolder(
+  folder: readonly string[],
+  segments: readonly string[],
+): boolean {
+  if (folder.length !== segments.length - 1) return false;
+  for (let i = 0; i < folder.length; i++) {
+    if (folder[i] !== segments[i]) return false;
+  }
+  return true;
 }
 
 /**
