@@ -44,6 +44,7 @@ import {
   timespecPair,
 } from "../_common/linux_abi.ts";
 import { errnoAt, openLibrary } from "../_common/ffi.ts";
+import { readDirents } from "../_common/dirents.ts";
 import { printable } from "../_common/wire_path.ts";
 
 /** `AT_SYMLINK_NOFOLLOW` (from `linux_abi.ts`), for the users of this binding. */
@@ -665,7 +666,6 @@ export class Libc {
     const getdents = this.#lib.symbols.getdents64;
     if (getdents === null) return undefined;
     const buffer = this.#dents ??= new Uint8Array(DENTS_BUFFER_BYTES);
-    const view = new DataView(buffer.buffer);
     const names: string[] = [];
     for (;;) {
       const n = Number(getdents(fd, buffer, BigInt(buffer.length)));
@@ -675,26 +675,7 @@ export class Libc {
         if (errno === EINTR) continue;
         throw errnoError(errno, "getdents64");
       }
-      // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type
-      // u8, then the NUL-terminated name; records fill the n bytes.
-      for (let at = 0; at + DIRENT_NAME < n;) {
-        const length = view.getUint16(at + DIRENT_LENGTH, true);
-        if (length <= DIRENT_NAME || at + length > n) break;
-        const start = at + DIRENT_NAME;
-        let end = start;
-        while (end < at + length && buffer[end] !== 0) end++;
-        at += length;
-        const size = end - start;
-        if (
-          size === 0 || (buffer[start] === DOT &&
-            (size === 1 || (size === 2 && buffer[start + 1] === DOT)))
-        ) continue;
-        try {
-          names.push(NAME_DECODER.decode(buffer.subarray(start, end)));
-        } catch {
-          // Not UTF-8: no wire path names it.
-        }
-      }
+      readDirents(buffer, n, names);
     }
   }
 
@@ -745,11 +726,6 @@ const PROC_FD = new TextEncoder().encode("/proc/self/fd/");
 
 /** Bytes of folder records {@linkcode Libc.namesIn} reads per call. */
 const DENTS_BUFFER_BYTES = 32 * 1024;
-/** Offsets of `d_reclen` and `d_name` in a `struct linux_dirent64`. */
-const DIRENT_LENGTH = 16;
-const DIRENT_NAME = 19;
-const DOT = 0x2e;
-const NAME_DECODER = new TextDecoder("utf-8", { fatal: true });
 
 /** The empty name of `fstatat(fd, "", AT_EMPTY_PATH)`. */
 const EMPTY_NAME = new Uint8Array(1);
