@@ -11,6 +11,7 @@
 import { localPath } from "./local_path.ts";
 import { messageOf } from "../_common/text.ts";
 import { segmentProblem } from "../_common/wire_path.ts";
+import { DT_REG } from "../_common/dirents.ts";
 import {
   type LocalStatus,
   type NativeRead,
@@ -167,21 +168,19 @@ export function walkFoldersFirst(
 ): Generator<void, void, undefined> {
   const native = nativeRead();
   function read(folder: string, prefix: string): Listed {
-    const entries: Deno.DirEntry[] = [];
-    for (const entry of Deno.readDirSync(folder)) entries.push(entry);
-    entries.sort(byName);
+    const { names, others } = folderNames(native, folder);
+    names.sort();
     // localPath.join(folder, name) for every name, normalized once.
     const under = localPath.join(folder, "_").slice(0, -1);
     const listed: Listed = { under, prefix, entries: [] };
-    for (const entry of entries) {
-      const name = entry.name;
+    for (const name of names) {
       const relative = prefix + name;
       const problem = segmentProblem(name);
       if (problem !== undefined) {
         visitor.skip(relative, `name not allowed (${problem})`, true);
         continue;
       }
-      if (entry.isFile) {
+      if (!others.has(name)) {
         listed.entries.push(name);
         continue;
       }
@@ -229,9 +228,31 @@ export function walkFoldersFirst(
   return files(read(root, ""));
 }
 
-/** Orders folder entries by name, as `Array.prototype.sort` orders names. */
-function byName(a: Deno.DirEntry, b: Deno.DirEntry): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+/**
+ * The names in a folder, and those of them the folder read does not call
+ * regular files: with libc one `getdents64` per 32 KiB of records and no
+ * object per entry (a tree of 10,000 files: ~30 ms of a cold walk with
+ * `Deno.readDirSync`).
+ */
+function folderNames(
+  native: NativeRead | undefined,
+  folder: string,
+): { names: string[]; others: Set<string> } {
+  const others = new Set<string>();
+  const read = native?.readFolder(folder);
+  if (read !== undefined) {
+    const { names, types } = read;
+    for (let i = 0; i < names.length; i++) {
+      if (types[i] !== DT_REG) others.add(names[i]);
+    }
+    return { names, others };
+  }
+  const names: string[] = [];
+  for (const entry of Deno.readDirSync(folder)) {
+    names.push(entry.name);
+    if (!entry.isFile) others.add(entry.name);
+  }
+  return { names, others };
 }
 
 /** Reports a folder that cannot be read. */

@@ -34,6 +34,10 @@ import {
   S_IFREG,
 } from "../_common/linux_abi.ts";
 import { cString, openLibrary } from "../_common/ffi.ts";
+import { readDirents } from "../_common/dirents.ts";
+
+/** Bytes of folder records {@linkcode NativeRead.readFolder} reads per call. */
+const DENTS_BUFFER_BYTES = 32 * 1024;
 
 const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
@@ -43,6 +47,12 @@ const SYMBOLS = {
     result: "i32",
   },
   close: { parameters: ["i32"], result: "i32" },
+  // glibc 2.30 and later; without it, folders are read by Deno.
+  getdents64: {
+    parameters: ["i32", "buffer", "usize"],
+    result: "isize",
+    optional: true,
+  },
 } as const;
 
 /** What {@linkcode NativeRead.readWhole} found. */
@@ -124,6 +134,19 @@ export interface NativeRead {
    * asks `Deno.lstatSync`, which says why).
    */
   lstat(path: string): LocalStatus | undefined;
+
+  /**
+   * The names in the folder `path` (`open`, then `getdents64` on it until
+   * it is read, `close`), with each one's `d_type` (`DT_REG` from
+   * `_common/dirents.ts` for a regular file, 0 when the file system does
+   * not say): where `Deno.readDirSync` makes an object per entry.
+   *
+   * @param path The folder (a link to a folder is followed, as by
+   * `Deno.readDirSync`).
+   * @returns Names and types in the folder's order, or `undefined` if
+   * anything failed (the caller asks `Deno.readDirSync`, which says why).
+   */
+  readFolder(path: string): { names: string[]; types: number[] } | undefined;
 }
 
 class Loaded implements NativeRead {
@@ -134,6 +157,8 @@ class Loaded implements NativeRead {
   #name = new Uint8Array(4097);
   #encoder = new TextEncoder();
   #empty = new Uint8Array(1);
+  /** Where {@linkcode NativeRead.readFolder} reads folder records. */
+  #dents: Uint8Array<ArrayBuffer> | undefined;
 
   constructor(
     lib: Deno.DynamicLibrary<typeof SYMBOLS>,
@@ -204,6 +229,32 @@ class Loaded implements NativeRead {
       size: int64At(view, layout.size, true),
       mtime: new Date(millisecondsAt(view, layout.mtimeSec)),
     };
+  }
+
+  readFolder(path: string): { names: string[]; types: number[] } | undefined {
+    const symbols = this.#lib.symbols;
+    const getdents = symbols.getdents64;
+    const name = this.#cString(path);
+    if (getdents === null || name === undefined) return undefined;
+    const fd = symbols.open(
+      name,
+      O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC,
+      0,
+    );
+    if (fd < 0) return undefined;
+    try {
+      const buffer = this.#dents ??= new Uint8Array(DENTS_BUFFER_BYTES);
+      const names: string[] = [];
+      const types: number[] = [];
+      for (;;) {
+        const n = Number(getdents(fd, buffer, BigInt(buffer.length)));
+        if (n === 0) return { names, types };
+        if (n < 0) return undefined; // not a folder, or EINTR: Deno's read
+        readDirents(buffer, n, names, types);
+      }
+    } finally {
+      symbols.close(fd);
+    }
   }
 
   /** `path` as a C string, or `undefined` if it holds a NUL. */

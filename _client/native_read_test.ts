@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { nativeRead } from "./native_read.ts";
+import { DT_REG } from "../_common/dirents.ts";
 
 const reader = nativeRead();
 const why = reader
@@ -81,6 +82,41 @@ Deno.test({
       }
       assert.equal(reader!.lstat(`${dir}/link`)?.isSymlink, true);
       assert.equal(reader!.lstat(`${dir}/missing`), undefined);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    `NativeRead.readFolder() names a folder's entries as Deno.readDirSync does, regular files by type, and gives up on a file${why}`,
+  ignore: reader === undefined,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "ferry_test_" });
+    try {
+      for (let i = 0; i < 600; i++) {
+        await Deno.writeTextFile(`${dir}/file-${i}-${"x".repeat(60)}`, "");
+      }
+      await Deno.mkdir(`${dir}/sub`);
+      await Deno.symlink("sub", `${dir}/link`);
+      const read = reader!.readFolder(dir)!;
+      const expected = [...Deno.readDirSync(dir)];
+      assert.deepEqual(
+        read.names.toSorted(),
+        expected.map((entry) => entry.name).toSorted(),
+      );
+      const files = read.names.filter((_, i) => read.types[i] === DT_REG);
+      assert.deepEqual(
+        files.toSorted(),
+        expected.filter((entry) => entry.isFile).map((entry) => entry.name)
+          .toSorted(),
+      );
+      assert.equal(
+        reader!.readFolder(`${dir}/file-0-${"x".repeat(60)}`),
+        undefined,
+      );
+      assert.equal(reader!.readFolder(`${dir}/missing`), undefined);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
