@@ -103,17 +103,22 @@ export interface GetManyOptions {
 const GET_WINDOW = 128;
 
 /**
- * Items {@linkcode getTree} made for paths it has just found free (see
- * `SafeDest.wasAbsent`): their local end skips the check for an existing
- * file.
+ * An item {@linkcode getTree} made for a path it has just found free (see
+ * `SafeDest.wasAbsent`): its local end skips the check for an existing
+ * file, and saves it with libc where `native` is set
+ * (`./native_write.ts`). A class of this module, so that no caller can
+ * make one; not a mark kept in weak collections (a tree makes thousands).
  */
-const checkedItems = new WeakSet<GetManyItem>();
+class CheckedItem implements GetManyItem {
+  path: string;
+  destination: string;
+  native: NativeTarget | undefined;
 
-/**
- * Where {@linkcode getTree} saves a checked item with libc, when it may
- * (`./native_write.ts`).
- */
-const nativeItems = new WeakMap<GetManyItem, NativeTarget>();
+  constructor(path: string, destination: string) {
+    this.path = path;
+    this.destination = destination;
+  }
+}
 
 /**
  * Largest listed size saved with libc: its writes are synchronous, as the
@@ -470,11 +475,15 @@ class GetPipeline {
       // most 3 bytes of UTF-8: most paths need no encoding to tell).
       if (item.path.length * 3 > MAX_PATH_BYTES) encodeMessage(message);
       // A name seen free is not free once a file was saved there.
-      const checked = checkedItems.has(item) && !this.#opened.has(names, 0);
+      const checked = item instanceof CheckedItem &&
+        !this.#opened.has(names, 0);
       receiver = openReceiverSync(
         item.destination,
         this.#options.overwrite ?? false,
-        { checked, native: checked ? nativeItems.get(item) : undefined },
+        {
+          checked,
+          native: checked ? (item as CheckedItem).native : undefined,
+        },
       );
     } catch (error) {
       this.#fail(index, error);
@@ -721,22 +730,24 @@ export async function getTree(
           continue;
         }
         const local = dest.prepareFile(segments);
-        const item = { path: remote, destination: local };
-        if (dest.wasAbsent(local)) {
-          checkedItems.add(item);
+        let item: GetManyItem;
+        if (!dest.wasAbsent(local)) item = { path: remote, destination: local };
+        else {
+          const checked = new CheckedItem(remote, local);
+          item = checked;
           if (held && entry.size <= NATIVE_MAX_BYTES) {
             const prefix = entry.name.slice(0, entry.name.lastIndexOf("/") + 1);
             if (prefix !== lastFolder.prefix) {
               const folder = segments.slice(0, -1);
               lastFolder = { prefix, key: folder.join("/"), segments: folder };
             }
-            nativeItems.set(item, {
+            checked.native = {
               native: native!,
               folders: held,
               folder: lastFolder.segments,
               key: lastFolder.key,
               name: segments[segments.length - 1],
-            });
+            };
           }
         }
         items.push(item);
