@@ -25,7 +25,7 @@ import {
   openReceiverSync,
   type Receiver,
 } from "./receiver.ts";
-import { HeldFolders, nativeWrite } from "./native_write.ts";
+import { HeldFolders, type NativeWrite, nativeWrite } from "./native_write.ts";
 import { checkTreeName, looseName, SafeDest } from "./safe_dest.ts";
 import {
   asFerryError,
@@ -702,8 +702,11 @@ export async function getTree(
     throw new FerryError("NOT_FOUND", `Not a folder: ${remoteDir}`);
   }
   const dest = await SafeDest.open(destination);
-  const native = nativeWrite();
-  const held = native && new HeldFolders(native, destination);
+  // libc is bound by the first plan (a few milliseconds), once the LIST is
+  // out: while the server walks, not before it is asked to.
+  let native: NativeWrite | undefined;
+  let held: HeldFolders | undefined;
+  let bound = false;
   const prefix = remoteDir === "" ? "" : `${remoteDir}/`;
   const outcomes: FileOutcome[] = [];
   const report = (outcome: FileOutcome) => {
@@ -718,6 +721,11 @@ export async function getTree(
   let bytes = 0;
   // Each batch of the listing is checked and prepared as it arrives.
   function plan(entries: readonly Entry[]): GetManyItem[] {
+    if (!bound) {
+      bound = true;
+      native = nativeWrite();
+      held = native && new HeldFolders(native, destination);
+    }
     const items: GetManyItem[] = [];
     for (const entry of entries) {
       const remote = prefix + entry.name;
