@@ -221,13 +221,14 @@ export async function handleList(
  * too, so both faces list the same entries. In strict mode (see
  * `_server/dir_handle.ts`) each name read is looked up with `fstatat` in the
  * folder opened from the root without following links, so a folder swapped
- * for a link while it is read yields no outside name or size.
+ * for a link while it is read yields no outside name or size. `libc` is
+ * strict mode's binding (`undefined`: by path); tests pass their own.
  */
 export async function readChildren(
   realRoot: string,
   folder: string,
+  libc: Libc | undefined = strictLibc(),
 ): Promise<Child[]> {
-  const libc = strictLibc();
   if (libc !== undefined) return await readChildrenAt(libc, realRoot, folder);
   const children: Child[] = [];
   for await (const dirEntry of Deno.readDir(folder)) {
@@ -267,7 +268,12 @@ async function readChildrenAt(
 ): Promise<Child[]> {
   const children: Child[] = [];
   const listed = inFolder(libc, realRoot, folder, "", (fd) => {
-    const names = libc.namesIn(fd);
+    let names: string[] | undefined;
+    try {
+      names = libc.namesIn(fd);
+    } catch (error) {
+      throw vanishedFolder(error);
+    }
     if (names === undefined) return false;
     statChildren(libc, realRoot, folder, fd, names, children);
     return true;
@@ -279,17 +285,26 @@ async function readChildrenAt(
       names.push(dirEntry.name);
     }
   } catch (error) {
-    // The folder was swapped away while it was read.
-    if (
-      error instanceof Deno.errors.NotFound ||
-      error instanceof Deno.errors.NotADirectory
-    ) throw new FerryError("NOT_FOUND", "Folder vanished", { cause: error });
-    throw error;
+    throw vanishedFolder(error);
   }
   inFolder(libc, realRoot, folder, "", (fd) => {
     statChildren(libc, realRoot, folder, fd, names, children);
   });
   return sortChildren(children);
+}
+
+/**
+ * What a failed read of a folder's names throws: `NOT_FOUND` ("Folder
+ * vanished") where the folder was deleted or swapped for a file while it
+ * was read (`getdents64` on a deleted folder fails with `ENOENT`), else
+ * `error` itself.
+ */
+function vanishedFolder(error: unknown): unknown {
+  if (
+    error instanceof Deno.errors.NotFound ||
+    error instanceof Deno.errors.NotADirectory
+  ) return new FerryError("NOT_FOUND", "Folder vanished", { cause: error });
+  return error;
 }
 
 /**
