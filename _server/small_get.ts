@@ -221,10 +221,11 @@ export interface HeldNow {
   /** The wire path. */
   wirePath: string;
   /**
-   * Where the whole reply is written (`ReplyBatch.room`): at least
+   * Where the whole reply is written (`ReplyBatch.room`), asked for only
+   * once the file is known to be small: at least
    * {@linkcode SMALL_FILE_BYTES} and {@linkcode FRAMES_BYTES}.
    */
-  into: Uint8Array;
+  into: () => Uint8Array;
   /** The session's digest algorithm. */
   algorithm: DigestAlgorithm;
 }
@@ -232,13 +233,13 @@ export interface HeldNow {
 /**
  * {@linkcode sendSmallHeld} without an `await`, for a run of pipelined
  * `GET`s of small files: the whole reply (`DATA`, bytes, `HASH`) is
- * written into `into`, where the connection's held replies continue
- * (`ReplyBatch.room`), with native XXH3 only. Every failure, including
+ * written into `into()`, where the connection's held replies continue
+ * (`ReplyBatch.room`, not asked for a larger file), with native XXH3 only. Every failure, including
  * the refusals `sendSmallHeld` reports, returns `undefined`: the caller
  * then answers the same request by the path that reports it.
  *
  * @param get The request and where its reply goes.
- * @returns The bytes of the reply written into `into` and the file's
+ * @returns The bytes of the reply written into `into()` and the file's
  * size, or `undefined` (nothing to send: answer it the other way).
  */
 export function answerHeldNow(
@@ -247,18 +248,17 @@ export function answerHeldNow(
   if (get.algorithm !== "xxh3-128") return undefined;
   const xxh3 = nativeXxh3();
   if (xxh3 === undefined) return undefined;
-  const into = get.into;
-  if (into.length < SMALL_FILE_BYTES + FRAMES_BYTES) return undefined;
   let read: { buffer: Uint8Array; size: number } | undefined;
   try {
-    read = readHeld(get.libc, get.held, get.wirePath, () => into);
+    read = readHeld(get.libc, get.held, get.wirePath, get.into);
   } catch {
     return undefined;
   }
   if (read === undefined) return undefined;
-  const end = DATA_FRAME_BYTES + read.size;
-  const digest = xxh3.hash(into.subarray(DATA_FRAME_BYTES, end));
-  return { reply: end + writeHashFrame(into, end, digest), size: read.size };
+  const { buffer, size } = read;
+  const end = DATA_FRAME_BYTES + size;
+  const digest = xxh3.hash(buffer.subarray(DATA_FRAME_BYTES, end));
+  return { reply: end + writeHashFrame(buffer, end, digest), size };
 }
 
 /**

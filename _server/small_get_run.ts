@@ -98,7 +98,9 @@ function answerOne(
     libc: held.libc,
     held: held.folder,
     wirePath: message.path,
-    into: session.replies.room(),
+    // Asked for once the file is known to be small: a large one takes
+    // no room (nor the batch's buffer) here.
+    into: () => session.replies.room(),
     algorithm: session.digest,
   });
   if (answered === undefined) return false;

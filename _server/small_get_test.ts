@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { closeSync, readSync } from "node:fs";
 import { openProvenSync, resolveExistingSync } from "./path_jail.ts";
-import { sendSmallFile } from "./small_get.ts";
+import { answerHeldNow, sendSmallFile } from "./small_get.ts";
+import { strictLibc } from "./dir_handle.ts";
+import { HeldFolder } from "./held_folder.ts";
+import { REPLY_ROOM_BYTES } from "./reply_batch.ts";
+import { nativeXxh3 } from "../_common/native_xxh3.ts";
 import { makeBulkBuffers } from "../_common/copy.ts";
 import { FerryError } from "../errors.ts";
 import { decodeFrame } from "../protocol.ts";
@@ -121,6 +125,64 @@ Deno.test({
       assert.equal(data.size + content.length + hash.size, writes[0].length);
     } finally {
       Deno.removeSync(base, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "answerHeldNow() writes a small file's whole reply where it is told, and takes no room for a large one",
+  ignore: strictLibc() === undefined || nativeXxh3() === undefined,
+  async fn() {
+    const libc = strictLibc()!;
+    const root = await Deno.realPath(
+      await Deno.makeTempDir({ prefix: "ferry_test_" }),
+    );
+    const held = new HeldFolder(libc, root);
+    try {
+      await Deno.mkdir(`${root}/d`);
+      const small = new TextEncoder().encode("small file");
+      await Deno.writeFile(`${root}/d/small.txt`, small);
+      await Deno.writeFile(`${root}/d/large.bin`, new Uint8Array(100_000));
+      const room = new Uint8Array(REPLY_ROOM_BYTES);
+      let asked = 0;
+      const get = (wirePath: string) =>
+        answerHeldNow({
+          libc,
+          held,
+          wirePath,
+          into: () => {
+            asked++;
+            return room;
+          },
+          algorithm: "xxh3-128",
+        });
+      assert.equal(get("d/large.bin"), undefined);
+      assert.equal(asked, 0, "a large file takes no room");
+      const answered = get("d/small.txt");
+      assert.equal(asked, 1);
+      assert.equal(answered?.size, small.length);
+      const data = decodeFrame(room.subarray(0, answered!.reply))!;
+      assert.equal(data.message.type, "data");
+      const body = room.subarray(data.size, data.size + small.length);
+      assert.deepEqual(body, small);
+      const hash = decodeFrame(
+        room.subarray(data.size + small.length, answered!.reply),
+      )!;
+      assert.equal(hash.message.type, "hash");
+      assert.equal(data.size + small.length + hash.size, answered!.reply);
+      assert.deepEqual(
+        hash.message.type === "hash" && hash.message.digest,
+        nativeXxh3()!.hash(small),
+      );
+      // Not a file, a link, a missing name: not answered here.
+      await Deno.symlink(`${root}/d/small.txt`, `${root}/d/link.txt`);
+      for (const path of ["d", "d/link.txt", "d/none.txt"]) {
+        assert.equal(get(path), undefined, path);
+      }
+    } finally {
+      held.close();
+      await Deno.remove(root, { recursive: true });
     }
   },
 });
