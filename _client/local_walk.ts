@@ -116,6 +116,9 @@ interface Listed {
   under: string;
   prefix: string;
   entries: (string | Listed)[];
+  /** Which folder was read (device, inode), where known. */
+  dev: number | undefined;
+  ino: number | null | undefined;
 }
 
 /**
@@ -129,7 +132,12 @@ interface Listed {
  * first pass takes a name the folder read calls a regular file as a file
  * without asking; the second takes the file's status, and reports whatever
  * it finds (an entry that vanished is left out silently; one that became
- * a folder is walked then, its contents reported in order).
+ * a folder is walked then, its contents reported in order). A folder
+ * that is no longer the one read (swapped for a link or another folder
+ * since: its device and inode differ) is skipped, the rest of its files
+ * with it, before its files' statuses are taken and between its
+ * sub-folders: they would be looked up through whatever replaced it.
+ * Sub-folders are opened with `O_NOFOLLOW`; `root` may be a link.
  *
  * Everything is synchronous: `put -r` walks before and between its sends,
  * and a hop through the thread pool per folder cost it ~40 ms of 1,000
@@ -168,11 +176,15 @@ export function walkFoldersFirst(
 ): Generator<void, void, undefined> {
   const native = nativeRead();
   function read(folder: string, prefix: string): Listed {
-    const { names, others } = folderNames(native, folder);
+    const { names, others, dev, ino } = folderNames(
+      native,
+      folder,
+      prefix === "",
+    );
     names.sort();
     // localPath.join(folder, name) for every name, normalized once.
     const under = localPath.join(folder, "_").slice(0, -1);
-    const listed: Listed = { under, prefix, entries: [] };
+    const listed: Listed = { under, prefix, entries: [], dev, ino };
     for (const name of names) {
       const relative = prefix + name;
       const problem = segmentProblem(name);
@@ -207,10 +219,34 @@ export function walkFoldersFirst(
       return undefined;
     }
   }
+  /** Whether `listed`'s folder is still the one read; if not, skipped. */
+  function unchanged(listed: Listed): boolean {
+    const top = listed.prefix === "";
+    const path = top ? listed.under : listed.under.slice(0, -1);
+    let info: LocalStatus | undefined;
+    try {
+      info = top ? Deno.statSync(path) : statEntry(native, path);
+    } catch {
+      // gone: as below
+    }
+    if (
+      info !== undefined && info.isDirectory && !info.isSymlink &&
+      (listed.dev === undefined || info.dev === undefined ||
+        (info.dev === listed.dev && info.ino === listed.ino))
+    ) return true;
+    visitor.skip(
+      top ? "." : listed.prefix.slice(0, -1),
+      "the folder changed while it was read (replaced or removed)",
+      false,
+    );
+    return false;
+  }
   function* files(listed: Listed): Generator<void, void, undefined> {
+    if (!unchanged(listed)) return;
     for (const entry of listed.entries) {
       if (typeof entry !== "string") {
         yield* files(entry);
+        if (!unchanged(listed)) return;
         continue;
       }
       const path = listed.under + entry;
@@ -237,22 +273,33 @@ export function walkFoldersFirst(
 function folderNames(
   native: NativeRead | undefined,
   folder: string,
-): { names: string[]; others: Set<string> } {
+  follow: boolean,
+): {
+  names: string[];
+  others: Set<string>;
+  dev: number | undefined;
+  ino: number | null | undefined;
+} {
   const others = new Set<string>();
-  const read = native?.readFolder(folder);
+  const read = native?.readFolder(folder, follow);
   if (read !== undefined) {
-    const { names, types } = read;
+    const { names, types, dev, ino } = read;
     for (let i = 0; i < names.length; i++) {
       if (types[i] !== DT_REG) others.add(names[i]);
     }
-    return { names, others };
+    return { names, others, dev, ino };
+  }
+  // By path: the folder's identity as seen just before its names.
+  const info = follow ? Deno.statSync(folder) : Deno.lstatSync(folder);
+  if (info.isSymlink) {
+    throw new Deno.errors.FilesystemLoop("a link, not a folder");
   }
   const names: string[] = [];
   for (const entry of Deno.readDirSync(folder)) {
     names.push(entry.name);
     if (!entry.isFile) others.add(entry.name);
   }
-  return { names, others };
+  return { names, others, dev: info.dev, ino: info.ino };
 }
 
 /** Reports a folder that cannot be read. */

@@ -91,6 +91,49 @@ Deno.test("walkFoldersFirst() takes a file's status when it reaches it: one remo
   }
 });
 
+Deno.test("walkFoldersFirst() skips a folder swapped for a link (or another folder) after the first pass instead of reading through it", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ferry_test_" });
+  const outside = await Deno.makeTempDir({ prefix: "ferry_test_" });
+  try {
+    await Deno.mkdir(`${root}/sub/deep`, { recursive: true });
+    await Deno.mkdir(`${root}/other`);
+    await Deno.writeTextFile(`${root}/sub/shadow`, "mine");
+    await Deno.writeTextFile(`${root}/sub/deep/key`, "mine");
+    await Deno.writeTextFile(`${root}/other/shadow`, "mine");
+    await Deno.writeTextFile(`${root}/z.txt`, "z");
+    await Deno.mkdir(`${outside}/deep`);
+    await Deno.writeTextFile(`${outside}/shadow`, "secret");
+    await Deno.writeTextFile(`${outside}/deep/key`, "secret");
+    const { seen, visitor } = noting();
+    const paths: string[] = []; // of the second pass
+    let second = false;
+    const files = walkFoldersFirst(root, {
+      entry(name, path, info) {
+        if (second) paths.push(path);
+        visitor.entry(name, path, info);
+      },
+      skip: visitor.skip,
+    });
+    const before = seen.length;
+    await Deno.rename(`${root}/sub`, `${root}/sub.old`);
+    await Deno.symlink(outside, `${root}/sub`);
+    await Deno.rename(`${root}/other`, `${root}/other.old`);
+    await Deno.mkdir(`${root}/other`);
+    await Deno.writeTextFile(`${root}/other/shadow`, "planted");
+    second = true;
+    for (const _ of files) { /* each step reports one entry */ }
+    assert.deepEqual(seen.slice(before), [
+      "other:skipped the folder changed while it was read (replaced or removed)",
+      "sub:skipped the folder changed while it was read (replaced or removed)",
+      "z.txt:file",
+    ]);
+    assert.deepEqual(paths, [`${root}/z.txt`]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});
+
 Deno.test("walkFoldersFirst() throws at once when the top folder cannot be read", async () => {
   const root = await Deno.makeTempDir({ prefix: "ferry_test_" });
   try {

@@ -91,6 +91,22 @@ export interface LocalStatus {
   size: number;
   /** Modification time. */
   mtime: Date | null;
+  /** Device, where known: with `ino`, which folder this is. */
+  dev?: number;
+  /** Inode, where known. */
+  ino?: number | null;
+}
+
+/** What {@linkcode NativeRead.readFolder} read. */
+export interface FolderRead {
+  /** The names, in the folder's order. */
+  names: string[];
+  /** Each name's `d_type`. */
+  types: number[];
+  /** The device of the folder read (`fstat` of the descriptor read). */
+  dev: number;
+  /** Its inode. */
+  ino: number;
 }
 
 /**
@@ -136,17 +152,19 @@ export interface NativeRead {
   lstat(path: string): LocalStatus | undefined;
 
   /**
-   * The names in the folder `path` (`open`, then `getdents64` on it until
-   * it is read, `close`), with each one's `d_type` (`DT_REG` from
-   * `_common/dirents.ts` for a regular file, 0 when the file system does
-   * not say): where `Deno.readDirSync` makes an object per entry.
+   * The names in the folder `path` (`open` with `O_DIRECTORY`, then
+   * `getdents64` on it until it is read, `fstat`, `close`), with each
+   * one's `d_type` (`DT_REG` from `_common/dirents.ts` for a regular file,
+   * 0 when the file system does not say), and which folder was read (its
+   * device and inode): where `Deno.readDirSync` makes an object per entry.
    *
-   * @param path The folder (a link to a folder is followed, as by
-   * `Deno.readDirSync`).
-   * @returns Names and types in the folder's order, or `undefined` if
-   * anything failed (the caller asks `Deno.readDirSync`, which says why).
+   * @param path The folder.
+   * @param follow Whether `path` may be a link to a folder (the top folder
+   * a user names); else a link is refused (`O_NOFOLLOW`).
+   * @returns Names, types and identity, or `undefined` if anything failed
+   * (the caller asks `Deno.readDirSync`, which says why).
    */
-  readFolder(path: string): { names: string[]; types: number[] } | undefined;
+  readFolder(path: string, follow: boolean): FolderRead | undefined;
 }
 
 class Loaded implements NativeRead {
@@ -228,17 +246,21 @@ class Loaded implements NativeRead {
       isSymlink: type === S_IFLNK,
       size: int64At(view, layout.size, true),
       mtime: new Date(millisecondsAt(view, layout.mtimeSec)),
+      dev: int64At(view, 0, true),
+      ino: int64At(view, layout.ino, true),
     };
   }
 
-  readFolder(path: string): { names: string[]; types: number[] } | undefined {
+  readFolder(path: string, follow: boolean): FolderRead | undefined {
     const symbols = this.#lib.symbols;
     const getdents = symbols.getdents64;
     const name = this.#cString(path);
     if (getdents === null || name === undefined) return undefined;
+    const layout = this.#layout;
     const fd = symbols.open(
       name,
-      O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC,
+      O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC | layout.O_DIRECTORY |
+        (follow ? 0 : layout.O_NOFOLLOW),
       0,
     );
     if (fd < 0) return undefined;
@@ -248,7 +270,18 @@ class Loaded implements NativeRead {
       const types: number[] = [];
       for (;;) {
         const n = Number(getdents(fd, buffer, BigInt(buffer.length)));
-        if (n === 0) return { names, types };
+        if (n === 0) {
+          if (symbols.fstatat(fd, this.#empty, this.#stat, AT_EMPTY_PATH) < 0) {
+            return undefined;
+          }
+          const view = this.#view;
+          return {
+            names,
+            types,
+            dev: int64At(view, 0, true),
+            ino: int64At(view, layout.ino, true),
+          };
+        }
         if (n < 0) return undefined; // not a folder, or EINTR: Deno's read
         readDirents(buffer, n, names, types);
       }

@@ -90,7 +90,7 @@ Deno.test({
 
 Deno.test({
   name:
-    `NativeRead.readFolder() names a folder's entries as Deno.readDirSync does, regular files by type, and gives up on a file${why}`,
+    `NativeRead.readFolder() names a folder's entries as Deno.readDirSync does, regular files by type, gives up on a file, and on a link unless asked to follow it${why}`,
   ignore: reader === undefined,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "ferry_test_" });
@@ -100,7 +100,7 @@ Deno.test({
       }
       await Deno.mkdir(`${dir}/sub`);
       await Deno.symlink("sub", `${dir}/link`);
-      const read = reader!.readFolder(dir)!;
+      const read = reader!.readFolder(dir, false)!;
       const expected = [...Deno.readDirSync(dir)];
       assert.deepEqual(
         read.names.toSorted(),
@@ -113,10 +113,14 @@ Deno.test({
           .toSorted(),
       );
       assert.equal(
-        reader!.readFolder(`${dir}/file-0-${"x".repeat(60)}`),
+        reader!.readFolder(`${dir}/file-0-${"x".repeat(60)}`, false),
         undefined,
       );
-      assert.equal(reader!.readFolder(`${dir}/missing`), undefined);
+      assert.equal(reader!.readFolder(`${dir}/missing`, false), undefined);
+      assert.equal(reader!.readFolder(`${dir}/link`, false), undefined);
+      const sub = Deno.statSync(`${dir}/sub`);
+      const followed = reader!.readFolder(`${dir}/link`, true)!;
+      assert.deepEqual([followed.dev, followed.ino], [sub.dev, sub.ino]);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
