@@ -236,11 +236,12 @@ export async function runGetMany(
     }
     items.push({ path: name, destination: localPath.join(folder, base) });
   }
+  // Names refused here count as files done, failed.
+  cli.progress.setTotals(names.length);
   for (const outcome of early) track.onFile(outcome);
   const lines: string[] = [];
   try {
     await using client = await cli.connect();
-    cli.progress.setTotals(items.length);
     await client.getMany(items, {
       overwrite: cli.force,
       onFile: (outcome) => {

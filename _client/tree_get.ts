@@ -648,7 +648,9 @@ export interface TreeGetClient {
 export interface GetTreeOptions extends GetManyOptions {
   /**
    * Called once with the listing's totals, when it has all arrived (the
-   * first files may be requested before: their replies come after it).
+   * first files may be requested before: their replies come after it):
+   * every file listed, those refused locally (reported as failed) too,
+   * and the bytes of those requested.
    */
   onListed?: (files: number, bytes: number) => void;
 }
@@ -762,6 +764,9 @@ export async function getTree(
         files++;
         bytes += entry.size;
       } catch (error) {
+        // A refused file is one of the listing's files (progress counts it
+        // done), its bytes are not: they are never moved.
+        if (entry.kind === "file") files++;
         report({ path: remote, kind: entry.kind, error: asFerryError(error) });
       }
     }

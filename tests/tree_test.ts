@@ -321,6 +321,26 @@ Deno.test("client.ts get -r saves the same tree with libc (-A) as with Deno call
   });
 });
 
+Deno.test("getTree() counts in onListed's total the files it refuses to place, so that the files reported never exceed it", async () => {
+  const files = { "t/a/x.txt": "x", "t/b.txt": "b" };
+  await withServer({ files }, async ({ port, base }) => {
+    // A file where the folder a/ goes: a/ and a/x.txt are refused.
+    await Deno.mkdir(`${base}/copy`);
+    await Deno.writeTextFile(`${base}/copy/a`, "local");
+    await using client = await connect({ port });
+    let total: number | undefined;
+    const report = await getTree(client, "t", `${base}/copy`, {
+      onListed: (count) => total = count,
+    });
+    const reported = report.outcomes.filter((o) => o.kind === "file");
+    assert.deepEqual(
+      reported.map((o) => [o.path, o.error === undefined]).sort(),
+      [["t/a/x.txt", false], ["t/b.txt", true]],
+    );
+    assert.equal(total, reported.length);
+  });
+});
+
 Deno.test("FerryClient.getListed() plans a long listing batch by batch as the server walks it", async () => {
   const files: Record<string, string> = {};
   // Long names: a 32 KiB frame holds about 150 of them.
