@@ -105,9 +105,9 @@ function answerOne(
   });
   if (answered === undefined) return false;
   session.replies.commit(answered.reply);
-  // Counted as a request, as the request loop does.
+  // Busy from here, as the request loop marks each request: the loop
+  // marks the session idle once nothing more is buffered.
   session.busy = true;
-  session.busy = false;
   if (context.onLog) {
     emit(context, {
       protocol: "ferry",
