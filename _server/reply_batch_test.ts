@@ -4,6 +4,7 @@ import {
   REPLY_ROOM_BYTES,
   ReplyBatch,
 } from "./reply_batch.ts";
+import { FRAMES_BYTES, SMALL_FILE_BYTES } from "./small_get.ts";
 
 /** A sink that records each write and completes it when told. */
 function slowSink() {
@@ -56,4 +57,10 @@ Deno.test("ReplyBatch is not roomy once a batch is held or while it is written",
   await flushed;
   assert(batch.roomy);
   assert.deepEqual(sink.writes, [[7, 7, 7, 7, REPLY_BATCH_BYTES]]);
+});
+
+Deno.test("REPLY_ROOM_BYTES holds the largest reply written in place: a small file and its frames", () => {
+  // Were it smaller, answerHeldNow would find no room for the largest
+  // small files and quietly leave them to the awaited path.
+  assert.ok(REPLY_ROOM_BYTES >= SMALL_FILE_BYTES + FRAMES_BYTES);
 });
