@@ -33,11 +33,12 @@ import {
   S_IFMT,
   S_IFREG,
 } from "../_common/linux_abi.ts";
-import { cString, openLibrary } from "../_common/ffi.ts";
-import { readDirents } from "../_common/dirents.ts";
-
-/** Bytes of folder records {@linkcode NativeRead.readFolder} reads per call. */
-const DENTS_BUFFER_BYTES = 32 * 1024;
+import { cString, errnoAt, openLibrary } from "../_common/ffi.ts";
+import {
+  DENTS_BUFFER_BYTES,
+  type FolderRecords,
+  readFolderNames,
+} from "../_common/dirents.ts";
 
 const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
@@ -53,6 +54,7 @@ const SYMBOLS = {
     result: "isize",
     optional: true,
   },
+  __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
 /** What {@linkcode NativeRead.readWhole} found. */
@@ -176,7 +178,7 @@ class Loaded implements NativeRead {
   #encoder = new TextEncoder();
   #empty = new Uint8Array(1);
   /** Where {@linkcode NativeRead.readFolder} reads folder records. */
-  #dents: Uint8Array<ArrayBuffer> | undefined;
+  #dents: FolderRecords | undefined;
 
   constructor(
     lib: Deno.DynamicLibrary<typeof SYMBOLS>,
@@ -265,26 +267,24 @@ class Loaded implements NativeRead {
     );
     if (fd < 0) return undefined;
     try {
-      const buffer = this.#dents ??= new Uint8Array(DENTS_BUFFER_BYTES);
+      const records = this.#dents ??= {
+        getdents64: getdents,
+        errno: () => errnoAt(symbols.__errno_location()),
+        buffer: new Uint8Array(DENTS_BUFFER_BYTES),
+      };
       const names: string[] = [];
       const types: number[] = [];
-      for (;;) {
-        const n = Number(getdents(fd, buffer, BigInt(buffer.length)));
-        if (n === 0) {
-          if (symbols.fstatat(fd, this.#empty, this.#stat, AT_EMPTY_PATH) < 0) {
-            return undefined;
-          }
-          const view = this.#view;
-          return {
-            names,
-            types,
-            dev: int64At(view, 0, true),
-            ino: int64At(view, layout.ino, true),
-          };
-        }
-        if (n < 0) return undefined; // not a folder, or EINTR: Deno's read
-        readDirents(buffer, n, names, types);
+      if (readFolderNames(records, fd, names, types) !== 0) return undefined;
+      if (symbols.fstatat(fd, this.#empty, this.#stat, AT_EMPTY_PATH) < 0) {
+        return undefined;
       }
+      const view = this.#view;
+      return {
+        names,
+        types,
+        dev: int64At(view, 0, true),
+        ino: int64At(view, layout.ino, true),
+      };
     } finally {
       symbols.close(fd);
     }

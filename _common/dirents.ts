@@ -1,6 +1,7 @@
 /**
  * The records `getdents64` fills a buffer with (`struct linux_dirent64`),
- * read into names (and their types), for the libc bindings that read a
+ * read into names (and their types), and the loop that reads a folder to
+ * its end ({@linkcode readFolderNames}), for the libc bindings that read a
  * folder from a descriptor: the server's strict mode
  * (`_server/dir_handle.ts`) and the client's local walk
  * (`_client/native_read.ts`).
@@ -10,6 +11,12 @@
 
 /** `d_type` of a regular file. */
 export const DT_REG = 8;
+
+/** Bytes of folder records {@linkcode readFolderNames} asks for per call. */
+export const DENTS_BUFFER_BYTES = 32 * 1024;
+
+/** `errno`: a call interrupted by a signal, retried. */
+const EINTR = 4;
 
 /** Offsets of `d_reclen`, `d_type` and `d_name` in a record. */
 const DIRENT_LENGTH = 16;
@@ -82,5 +89,88 @@ export function readDirents(
     }
     names.push(name);
     types?.push(type);
+  }
+}
+
+/**
+ * A folder open for reading, and how to read its records: what
+ * {@linkcode readFolderNames} needs of a libc binding.
+ *
+ * @example A folder of no names
+ * ```ts
+ * import type { FolderRecords } from "./dirents.ts";
+ * const empty: FolderRecords = {
+ *   getdents64: () => 0,
+ *   errno: () => 0,
+ *   buffer: new Uint8Array(64),
+ * };
+ * console.log(empty.buffer.length);
+ * ```
+ */
+export interface FolderRecords {
+  /** libc's `getdents64(fd, buffer, bytes)`. */
+  getdents64(
+    fd: number,
+    buffer: Uint8Array<ArrayBuffer>,
+    bytes: bigint,
+  ): number | bigint;
+  /** `errno` after a failed call. */
+  errno(): number;
+  /** Where the records are read (reused; {@linkcode DENTS_BUFFER_BYTES}). */
+  buffer: Uint8Array<ArrayBuffer>;
+}
+
+/**
+ * Reads the folder open as `fd` to its end with `getdents64` (a call
+ * interrupted by a signal, `EINTR`, is made again), appending its names
+ * (and types) as {@linkcode readDirents} does.
+ *
+ * @param records The binding and its buffer.
+ * @param fd A folder open for reading, not read from before.
+ * @param names Where the names go, in the folder's order.
+ * @param types Where each name's `d_type` goes.
+ * @returns 0 once the folder is read, else the `errno` of the call that
+ * failed (`ENOENT` for a folder deleted since it was opened, `ENOTDIR`
+ * for a descriptor of something else).
+ *
+ * @example A folder of one file, read in two calls
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DT_REG, readFolderNames } from "./dirents.ts";
+ * const record = new Uint8Array(24);
+ * new DataView(record.buffer).setUint16(16, 24, true); // d_reclen
+ * record[18] = DT_REG;
+ * record.set(new TextEncoder().encode("a.txt"), 19);
+ * let calls = 0;
+ * const names: string[] = [];
+ * const errno = readFolderNames({
+ *   getdents64: (_fd, buffer) => {
+ *     if (calls++ > 0) return 0;
+ *     buffer.set(record);
+ *     return record.length;
+ *   },
+ *   errno: () => 0,
+ *   buffer: new Uint8Array(64),
+ * }, 3, names);
+ * assert.deepEqual([errno, names], [0, ["a.txt"]]);
+ * ```
+ */
+export function readFolderNames(
+  records: FolderRecords,
+  fd: number,
+  names: string[],
+  types?: number[],
+): number {
+  const buffer = records.buffer;
+  const bytes = BigInt(buffer.length);
+  for (;;) {
+    const n = Number(records.getdents64(fd, buffer, bytes));
+    if (n === 0) return 0;
+    if (n < 0) {
+      const errno = records.errno();
+      if (errno === EINTR) continue;
+      return errno;
+    }
+    readDirents(buffer, n, names, types);
   }
 }

@@ -44,7 +44,11 @@ import {
   timespecPair,
 } from "../_common/linux_abi.ts";
 import { errnoAt, openLibrary } from "../_common/ffi.ts";
-import { readDirents } from "../_common/dirents.ts";
+import {
+  DENTS_BUFFER_BYTES,
+  type FolderRecords,
+  readFolderNames,
+} from "../_common/dirents.ts";
 import { printable } from "../_common/wire_path.ts";
 
 /** `AT_SYMLINK_NOFOLLOW` (from `linux_abi.ts`), for the users of this binding. */
@@ -178,7 +182,7 @@ export class Libc {
   #encoder = new TextEncoder();
   #statBuffer: Uint8Array<ArrayBuffer> | undefined;
   /** Where {@linkcode Libc.namesIn} reads folder records. */
-  #dents: Uint8Array<ArrayBuffer> | undefined;
+  #dents: FolderRecords | undefined;
   #names = [
     new Uint8Array(NAME_BUFFER_BYTES),
     new Uint8Array(NAME_BUFFER_BYTES),
@@ -665,18 +669,15 @@ export class Libc {
   namesIn(fd: number): string[] | undefined {
     const getdents = this.#lib.symbols.getdents64;
     if (getdents === null) return undefined;
-    const buffer = this.#dents ??= new Uint8Array(DENTS_BUFFER_BYTES);
+    const records = this.#dents ??= {
+      getdents64: getdents,
+      errno: () => this.#errno(),
+      buffer: new Uint8Array(DENTS_BUFFER_BYTES),
+    };
     const names: string[] = [];
-    for (;;) {
-      const n = Number(getdents(fd, buffer, BigInt(buffer.length)));
-      if (n === 0) return names;
-      if (n < 0) {
-        const errno = this.#errno();
-        if (errno === EINTR) continue;
-        throw errnoError(errno, "getdents64");
-      }
-      readDirents(buffer, n, names);
-    }
+    const errno = readFolderNames(records, fd, names);
+    if (errno !== 0) throw errnoError(errno, "getdents64");
+    return names;
   }
 
   /**
@@ -723,9 +724,6 @@ export class Libc {
 }
 
 const PROC_FD = new TextEncoder().encode("/proc/self/fd/");
-
-/** Bytes of folder records {@linkcode Libc.namesIn} reads per call. */
-const DENTS_BUFFER_BYTES = 32 * 1024;
 
 /** The empty name of `fstatat(fd, "", AT_EMPTY_PATH)`. */
 const EMPTY_NAME = new Uint8Array(1);
