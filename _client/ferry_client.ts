@@ -670,7 +670,10 @@ export class FerryClient {
    *
    * @param items Folders to make (with an optional time) and files to send;
    * any iterable, taken one item at a time as the previous one is sent (a
-   * generator can make them as it goes).
+   * generator can make them as it goes). If it throws, the session is
+   * closed as if lost: every item not yet answered, and none after, fails
+   * with that error (a `FerryError` as it is, anything else as
+   * `INTERNAL`), and the promise still resolves with the outcomes.
    * @param options `window` (default 32), `overwrite`, callbacks.
    * @returns One outcome per item, in order: `result` or `error`.
    *

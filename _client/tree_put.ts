@@ -676,7 +676,9 @@ export interface PutTreeReport {
 export interface PutTreeOptions extends Omit<PutManyOptions, "onFile"> {
   /**
    * Called with the tree's number of files and bytes once the local walk
-   * has ended (the first files have been sent by then).
+   * has ended (the first files have been sent by then). If it throws,
+   * nothing more is sent: the files already sent are answered, and
+   * `putTree` then rejects with that error.
    */
   onListed?: (files: number, bytes: number) => void;
   /** Called once per folder and file. */
@@ -699,6 +701,8 @@ export interface PutTreeOptions extends Omit<PutManyOptions, "onFile"> {
  * @returns One outcome per folder and file, and what was skipped.
  * @throws {FerryError} `LOCAL` if `localDir` is not a readable folder
  * (nothing is sent then).
+ * @throws {Error} What `onListed` threw, once the files sent before are
+ * answered.
  */
 export async function putTree(
   client: TreePutClient,
@@ -758,6 +762,7 @@ export async function putTree(
   }
   /** Items before the folders' times: the ones reported. */
   let reported = Infinity;
+  let listedFailure: { error: unknown } | undefined;
   function* items(): Generator<PutManyItem, void, undefined> {
     if (remoteDir !== "") yield { kind: "dir", remote: remoteDir };
     let count = remoteDir === "" ? 0 : 1;
@@ -769,7 +774,13 @@ export async function putTree(
       if (step.done) break;
     }
     reported = count;
-    options.onListed?.(files, bytes);
+    try {
+      options.onListed?.(files, bytes);
+    } catch (error) {
+      // Not the session's failure: the files sent are answered first.
+      listedFailure = { error };
+      return;
+    }
     for (let at = folders.length - 1; at >= 0; at--) {
       yield { kind: "dir", ...folders[at] };
     }
@@ -788,6 +799,7 @@ export async function putTree(
       if (index < reported) onFile?.(outcome);
     },
   });
+  if (listedFailure !== undefined) throw listedFailure.error;
   const main = outcomes.slice(0, reported);
   return {
     outcomes: main,

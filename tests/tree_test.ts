@@ -341,6 +341,27 @@ Deno.test("getTree() counts in onListed's total the files it refuses to place, s
   });
 });
 
+Deno.test("putTree() rejects with what onListed threw, once the files sent are answered, and the session still works", async () => {
+  await withServer({ allowUpload: true }, async ({ port, root, base }) => {
+    await Deno.mkdir(`${base}/local/sub`, { recursive: true });
+    await Deno.writeTextFile(`${base}/local/a.txt`, "a");
+    await Deno.writeTextFile(`${base}/local/sub/b.txt`, "b");
+    await using client = await connect({ port });
+    const thrown = new Error("onListed failed");
+    await assert.rejects(
+      () =>
+        putTree(client, `${base}/local`, "up", {
+          onListed: () => {
+            throw thrown;
+          },
+        }),
+      (error) => error === thrown,
+    );
+    assert.equal(await Deno.readTextFile(`${root}/up/sub/b.txt`), "b");
+    assert.equal((await client.stat("up/a.txt")).size, 1);
+  });
+});
+
 Deno.test("FerryClient.getListed() plans a long listing batch by batch as the server walks it", async () => {
   const files: Record<string, string> = {};
   // Long names: a 32 KiB frame holds about 150 of them.
