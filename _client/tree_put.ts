@@ -243,7 +243,7 @@ class PutPipeline {
       this.#report(index, this.#failure(index, error));
       return;
     }
-    await this.#room(frame.length);
+    if (this.#needsRoom(frame.length)) await this.#flush();
     if (this.#out === undefined) await writeAll(this.#io.sink, frame);
     else this.#append(frame);
     const success = (): FileOutcome => ({ path: item.remote, kind: "dir" });
@@ -252,7 +252,7 @@ class PutPipeline {
       read: () => this.#expectOk(index, success),
       success,
     });
-    await this.#keepWindow();
+    if (this.#overWindow()) await this.#keepWindow();
   }
 
   /**
@@ -296,9 +296,7 @@ class PutPipeline {
       }
       // Room for the PUT (its longest path), the bytes and the HASH. A
       // failed write here is the session's, not this file's: it is thrown.
-      if (this.#outLength + size! + EAGER_FRAMES_BYTES > out.length) {
-        await this.#flush();
-      }
+      if (this.#needsRoom(size! + EAGER_FRAMES_BYTES)) await this.#flush();
       try {
         // Written in place, where the file's bytes follow it (a path too
         // long fails here, before anything of it is sent).
@@ -372,7 +370,7 @@ class PutPipeline {
     }
     // The server starts on what is gathered while the next files are read.
     if (this.#outLength >= EAGER_FLUSH_BYTES) await this.#flush();
-    if (this.#pending.length >= this.#window) await this.#keepWindow();
+    if (this.#overWindow()) await this.#keepWindow();
     return true;
   }
 
@@ -466,12 +464,13 @@ class PutPipeline {
     this.#outLength += frame.length;
   }
 
-  /** Writes the gathered requests first if `bytes` more would not fit. */
-  async #room(bytes: number): Promise<void> {
+  /**
+   * Whether `bytes` more would not fit in the gathered requests (which
+   * are then written first). Synchronous: the common case costs no await.
+   */
+  #needsRoom(bytes: number): boolean {
     const out = this.#out;
-    if (out !== undefined && this.#outLength + bytes > out.length) {
-      await this.#flush();
-    }
+    return out !== undefined && this.#outLength + bytes > out.length;
   }
 
   /** Writes the gathered requests. */
@@ -483,16 +482,21 @@ class PutPipeline {
     await writeAll(this.#io.sink, bytes);
   }
 
+  /** Whether the unanswered requests fill the window: see #keepWindow. */
+  #overWindow(): boolean {
+    return this.#pending.length >= this.#window;
+  }
+
   /**
-   * Keeps the requests unanswered within the window: without eager `PUT`s
-   * one reply is read per request past it; with them, half the window is
-   * read at once, so that requests and replies flow in large writes.
+   * Brings the requests unanswered back within the window (called when
+   * {@linkcode #overWindow}): without eager `PUT`s one reply is read per
+   * request past it; with them, half the window is read at once, so that
+   * requests and replies flow in large writes.
    */
   async #keepWindow(): Promise<void> {
-    if (this.#out === undefined) await this.#drain(this.#window - 1);
-    else if (this.#pending.length >= this.#window) {
-      await this.#drain(this.#window >> 1);
-    }
+    await this.#drain(
+      this.#out === undefined ? this.#window - 1 : this.#window >> 1,
+    );
   }
 
   /**
