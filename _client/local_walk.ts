@@ -176,11 +176,14 @@ export function walkFoldersFirst(
 ): Generator<void, void, undefined> {
   const native = nativeRead();
   function read(folder: string, prefix: string): Listed {
-    const { names, others, dev, ino } = folderNames(
+    const { names, others, undecodable, dev, ino } = folderNames(
       native,
       folder,
       prefix === "",
     );
+    for (const name of undecodable) {
+      visitor.skip(prefix + name, "name is not UTF-8", true);
+    }
     names.sort();
     // localPath.join(folder, name) for every name, normalized once.
     const under = localPath.join(folder, "_").slice(0, -1);
@@ -277,17 +280,18 @@ function folderNames(
 ): {
   names: string[];
   others: Set<string>;
+  undecodable: string[];
   dev: number | undefined;
   ino: number | null | undefined;
 } {
   const others = new Set<string>();
   const read = native?.readFolder(folder, follow);
   if (read !== undefined) {
-    const { names, types, dev, ino } = read;
+    const { names, types, undecodable, dev, ino } = read;
     for (let i = 0; i < names.length; i++) {
       if (types[i] !== DT_REG) others.add(names[i]);
     }
-    return { names, others, dev, ino };
+    return { names, others, undecodable, dev, ino };
   }
   // By path: the folder's identity as seen just before its names.
   const info = follow ? Deno.statSync(folder) : Deno.lstatSync(folder);
@@ -295,11 +299,28 @@ function folderNames(
     throw new Deno.errors.FilesystemLoop("a link, not a folder");
   }
   const names: string[] = [];
+  const undecodable: string[] = [];
   for (const entry of Deno.readDirSync(folder)) {
+    // Deno names a name that is not UTF-8 with U+FFFD for its bad bytes:
+    // a name that then cannot be found is one of those.
+    if (entry.name.includes("\uFFFD") && !exists(`${folder}/${entry.name}`)) {
+      undecodable.push(entry.name);
+      continue;
+    }
     names.push(entry.name);
     if (!entry.isFile) others.add(entry.name);
   }
-  return { names, others, dev: info.dev, ino: info.ino };
+  return { names, others, undecodable, dev: info.dev, ino: info.ino };
+}
+
+/** Whether `path` names an entry (a link is not followed). */
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Reports a folder that cannot be read. */

@@ -134,6 +134,29 @@ Deno.test("walkFoldersFirst() skips a folder swapped for a link (or another fold
   }
 });
 
+Deno.test("walkFoldersFirst() reports a name that is not UTF-8 as skipped", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ferry_test_" });
+  try {
+    await Deno.mkdir(`${root}/sub`);
+    await Deno.writeTextFile(`${root}/sub/ok.txt`, "ok");
+    // The bytes 0xff 'x': no string names it, so the shell makes it.
+    const made = await new Deno.Command("sh", {
+      args: ["-c", "touch \"$(printf '\\377x')\""],
+      cwd: `${root}/sub`,
+    }).output();
+    assert(made.success);
+    const { seen, visitor } = noting();
+    for (const _ of walkFoldersFirst(root, visitor)) { /* the files */ }
+    assert.deepEqual(seen, [
+      "sub:dir",
+      "sub/\uFFFDx:skipped name is not UTF-8",
+      "sub/ok.txt:file",
+    ]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("walkFoldersFirst() throws at once when the top folder cannot be read", async () => {
   const root = await Deno.makeTempDir({ prefix: "ferry_test_" });
   try {

@@ -105,6 +105,8 @@ export interface FolderRead {
   names: string[];
   /** Each name's `d_type`. */
   types: number[];
+  /** Names that are not UTF-8 (left out of `names`), U+FFFD for bad bytes. */
+  undecodable: string[];
   /** The device of the folder read (`fstat` of the descriptor read). */
   dev: number;
   /** Its inode. */
@@ -274,7 +276,10 @@ class Loaded implements NativeRead {
       };
       const names: string[] = [];
       const types: number[] = [];
-      if (readFolderNames(records, fd, names, types) !== 0) return undefined;
+      const undecodable: string[] = [];
+      if (readFolderNames(records, fd, names, types, undecodable) !== 0) {
+        return undefined;
+      }
       if (symbols.fstatat(fd, this.#empty, this.#stat, AT_EMPTY_PATH) < 0) {
         return undefined;
       }
@@ -282,6 +287,7 @@ class Loaded implements NativeRead {
       return {
         names,
         types,
+        undecodable,
         dev: int64At(view, 0, true),
         ino: int64At(view, layout.ino, true),
       };

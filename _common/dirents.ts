@@ -27,19 +27,23 @@ const NAME_DECODER = new TextDecoder("utf-8", { fatal: true });
 /** One UTF-16 unit per byte (windows-1252), ASCII as itself. */
 const BYTE_DECODER = new TextDecoder("windows-1252");
 const NOT_ASCII = /[\u0080-\uffff]/;
+/** A name that is not UTF-8, for a report (U+FFFD for what is not). */
+const LOSSY_DECODER = new TextDecoder("utf-8");
 
 /**
  * Appends the names of the first `n` bytes of `getdents64` records in
  * `buffer` to `names`, and their `d_type` to `types` if given: `.` and
  * `..` are left out, and so is a name that is not UTF-8 (no wire path
- * names it, and no string would open it again). A record cut short or
- * running past `n` ends the reading.
+ * names it, and no string would open it again): it goes to `undecodable`
+ * if given, decoded with U+FFFD for its bad bytes, to be reported. A
+ * record cut short or running past `n` ends the reading.
  *
  * @param buffer What `getdents64` filled.
  * @param n The byte count it returned.
  * @param names Where the names go, in the folder's order.
  * @param types Where each name's `d_type` goes (`DT_REG` for a regular
  * file, 0 when the file system does not say).
+ * @param undecodable Where names that are not UTF-8 go.
  *
  * @example One record
  * ```ts
@@ -60,6 +64,7 @@ export function readDirents(
   n: number,
   names: string[],
   types?: number[],
+  undecodable?: string[],
 ): void {
   // One decoding of all the records, a character per byte: each name is
   // then a slice of it (a decoding per name costs a call into the runtime
@@ -84,6 +89,7 @@ export function readDirents(
       try {
         name = NAME_DECODER.decode(buffer.subarray(start, end));
       } catch {
+        undecodable?.push(LOSSY_DECODER.decode(buffer.subarray(start, end)));
         continue; // not UTF-8
       }
     }
@@ -129,6 +135,7 @@ export interface FolderRecords {
  * @param fd A folder open for reading, not read from before.
  * @param names Where the names go, in the folder's order.
  * @param types Where each name's `d_type` goes.
+ * @param undecodable Where names that are not UTF-8 go.
  * @returns 0 once the folder is read, else the `errno` of the call that
  * failed (`ENOENT` for a folder deleted since it was opened, `ENOTDIR`
  * for a descriptor of something else).
@@ -160,6 +167,7 @@ export function readFolderNames(
   fd: number,
   names: string[],
   types?: number[],
+  undecodable?: string[],
 ): number {
   const buffer = records.buffer;
   const bytes = BigInt(buffer.length);
@@ -171,6 +179,6 @@ export function readFolderNames(
       if (errno === EINTR) continue;
       return errno;
     }
-    readDirents(buffer, n, names, types);
+    readDirents(buffer, n, names, types, undecodable);
   }
 }

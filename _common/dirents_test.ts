@@ -20,7 +20,7 @@ function records(names: Uint8Array[]): Uint8Array {
   return concat(...parts);
 }
 
-Deno.test("readDirents() reads ASCII and UTF-8 names with their types, and leaves out ., .. and a name that is not UTF-8", () => {
+Deno.test("readDirents() reads ASCII and UTF-8 names with their types, and leaves out ., .. and a name that is not UTF-8 (set apart, decoded lossily)", () => {
   const encode = (text: string) => new TextEncoder().encode(text);
   const bytes = records([
     encode("."),
@@ -32,8 +32,10 @@ Deno.test("readDirents() reads ASCII and UTF-8 names with their types, and leave
   ]);
   const names: string[] = [];
   const types: number[] = [];
-  readDirents(bytes, bytes.length, names, types);
+  const undecodable: string[] = [];
+  readDirents(bytes, bytes.length, names, types, undecodable);
   assert.deepEqual(names, ["a.txt", "é€日本.bin", ".hidden"]);
+  assert.deepEqual(undecodable, ["f\uFFFD\uFFFD"]);
   assert.deepEqual(types, [DT_REG, DT_REG, 4]);
 });
 
