@@ -270,8 +270,9 @@ export function walkFoldersFirst(
 /**
  * The names in a folder, and those of them the folder read does not call
  * regular files: with libc one `getdents64` per 32 KiB of records and no
- * object per entry (a tree of 10,000 files: ~30 ms of a cold walk with
- * `Deno.readDirSync`).
+ * object per entry. Measured: the names (and kinds) of 10,000 files in 100
+ * folders on tmpfs, read once in a fresh process, took 14–17 ms this way
+ * against 19–34 ms with `Deno.readDirSync` (3 runs each, load ~1).
  */
 function folderNames(
   native: NativeRead | undefined,
