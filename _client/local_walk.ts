@@ -222,6 +222,34 @@ export function walkFoldersFirst(
       return undefined;
     }
   }
+  /** Reports `listed`'s folder skipped: it is no longer the one read. */
+  function skipChanged(listed: Listed): void {
+    visitor.skip(
+      listed.prefix === "" ? "." : listed.prefix.slice(0, -1),
+      "the folder changed while it was read (replaced or removed)",
+      false,
+    );
+  }
+  /**
+   * With libc, `listed`'s folder opened again (its files are then looked
+   * up in it, whatever happens to its path), if it is still the one read;
+   * `undefined` (and skipped) if not.
+   */
+  function hold(listed: Listed): number | undefined {
+    const top = listed.prefix === "";
+    const open = native!.openFolder(
+      top ? listed.under : listed.under.slice(0, -1),
+      top,
+    );
+    if (
+      open !== undefined &&
+      (listed.dev === undefined ||
+        (open.dev === listed.dev && open.ino === listed.ino))
+    ) return open.fd;
+    if (open !== undefined) native!.close(open.fd);
+    skipChanged(listed);
+    return undefined;
+  }
   /** Whether `listed`'s folder is still the one read; if not, skipped. */
   function unchanged(listed: Listed): boolean {
     const top = listed.prefix === "";
@@ -237,23 +265,37 @@ export function walkFoldersFirst(
       (listed.dev === undefined || info.dev === undefined ||
         (info.dev === listed.dev && info.ino === listed.ino))
     ) return true;
-    visitor.skip(
-      top ? "." : listed.prefix.slice(0, -1),
-      "the folder changed while it was read (replaced or removed)",
-      false,
-    );
+    skipChanged(listed);
     return false;
   }
   function* files(listed: Listed): Generator<void, void, undefined> {
-    if (!unchanged(listed)) return;
+    if (native === undefined) {
+      if (unchanged(listed)) yield* filesIn(listed, undefined);
+      return;
+    }
+    const fd = hold(listed);
+    if (fd === undefined) return;
+    try {
+      yield* filesIn(listed, fd);
+    } finally {
+      native.close(fd);
+    }
+  }
+  /** The files of `listed`, looked up in `fd` (by path without libc). */
+  function* filesIn(
+    listed: Listed,
+    fd: number | undefined,
+  ): Generator<void, void, undefined> {
     for (const entry of listed.entries) {
       if (typeof entry !== "string") {
         yield* files(entry);
-        if (!unchanged(listed)) return;
+        if (fd === undefined && !unchanged(listed)) return;
         continue;
       }
       const path = listed.under + entry;
-      const info = statEntry(native, path);
+      const info = fd !== undefined
+        ? native!.lstatAt(fd, entry)
+        : statEntry(native, path);
       if (info === undefined) continue; // vanished since the read
       visitor.entry(listed.prefix + entry, path, info);
       yield;

@@ -65,6 +65,10 @@ export interface WholeRead {
   size: number;
   /** Its modification time then, milliseconds. */
   mtime: number;
+  /** Its device (with `ino`: which file was read). */
+  dev: number;
+  /** Its inode. */
+  ino: number;
 }
 
 /**
@@ -169,6 +173,36 @@ export interface NativeRead {
    * (the caller asks `Deno.readDirSync`, which says why).
    */
   readFolder(path: string, follow: boolean): FolderRead | undefined;
+
+  /**
+   * Opens the folder `path` to look names up in it ({@linkcode lstatAt}):
+   * `O_DIRECTORY`, and `O_NOFOLLOW` unless `follow`.
+   *
+   * @param path The folder.
+   * @param follow Whether `path` may be a link to a folder.
+   * @returns The descriptor and the folder's device and inode, or
+   * `undefined` if it cannot be opened as asked.
+   */
+  openFolder(
+    path: string,
+    follow: boolean,
+  ): { fd: number; dev: number; ino: number } | undefined;
+
+  /**
+   * {@linkcode lstat} of `name` in the folder open as `fd`.
+   *
+   * @param fd A descriptor from {@linkcode openFolder}.
+   * @param name A name in it.
+   * @returns Its status, or `undefined`.
+   */
+  lstatAt(fd: number, name: string): LocalStatus | undefined;
+
+  /**
+   * Closes a descriptor from {@linkcode openFolder}.
+   *
+   * @param fd The descriptor.
+   */
+  close(fd: number): void;
 }
 
 class Loaded implements NativeRead {
@@ -225,6 +259,8 @@ class Loaded implements NativeRead {
         read,
         size: int64At(view, layout.size, true),
         mtime: millisecondsAt(view, layout.mtimeSec),
+        dev: int64At(view, 0, true),
+        ino: int64At(view, layout.ino, true),
       };
     } finally {
       symbols.close(fd);
@@ -232,10 +268,45 @@ class Loaded implements NativeRead {
   }
 
   lstat(path: string): LocalStatus | undefined {
+    return this.lstatAt(AT_FDCWD, path);
+  }
+
+  openFolder(
+    path: string,
+    follow: boolean,
+  ): { fd: number; dev: number; ino: number } | undefined {
+    const symbols = this.#lib.symbols;
+    const name = this.#cString(path);
+    if (name === undefined) return undefined;
+    const layout = this.#layout;
+    const fd = symbols.open(
+      name,
+      O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC | layout.O_DIRECTORY |
+        (follow ? 0 : layout.O_NOFOLLOW),
+      0,
+    );
+    if (fd < 0) return undefined;
+    if (symbols.fstatat(fd, this.#empty, this.#stat, AT_EMPTY_PATH) < 0) {
+      symbols.close(fd);
+      return undefined;
+    }
+    const view = this.#view;
+    return {
+      fd,
+      dev: int64At(view, 0, true),
+      ino: int64At(view, layout.ino, true),
+    };
+  }
+
+  close(fd: number): void {
+    this.#lib.symbols.close(fd);
+  }
+
+  lstatAt(fd: number, path: string): LocalStatus | undefined {
     const name = this.#cString(path);
     if (name === undefined) return undefined;
     const result = this.#lib.symbols.fstatat(
-      AT_FDCWD,
+      fd,
       name,
       this.#stat,
       AT_SYMLINK_NOFOLLOW,
@@ -258,16 +329,9 @@ class Loaded implements NativeRead {
   readFolder(path: string, follow: boolean): FolderRead | undefined {
     const symbols = this.#lib.symbols;
     const getdents = symbols.getdents64;
-    const name = this.#cString(path);
-    if (getdents === null || name === undefined) return undefined;
-    const layout = this.#layout;
-    const fd = symbols.open(
-      name,
-      O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC | layout.O_DIRECTORY |
-        (follow ? 0 : layout.O_NOFOLLOW),
-      0,
-    );
-    if (fd < 0) return undefined;
+    if (getdents === null) return undefined;
+    const open = this.openFolder(path, follow);
+    if (open === undefined) return undefined;
     try {
       const records = this.#dents ??= {
         getdents64: getdents,
@@ -277,22 +341,12 @@ class Loaded implements NativeRead {
       const names: string[] = [];
       const types: number[] = [];
       const undecodable: string[] = [];
-      if (readFolderNames(records, fd, names, types, undecodable) !== 0) {
+      if (readFolderNames(records, open.fd, names, types, undecodable) !== 0) {
         return undefined;
       }
-      if (symbols.fstatat(fd, this.#empty, this.#stat, AT_EMPTY_PATH) < 0) {
-        return undefined;
-      }
-      const view = this.#view;
-      return {
-        names,
-        types,
-        undecodable,
-        dev: int64At(view, 0, true),
-        ino: int64At(view, layout.ino, true),
-      };
+      return { names, types, undecodable, dev: open.dev, ino: open.ino };
     } finally {
-      symbols.close(fd);
+      symbols.close(open.fd);
     }
   }
 

@@ -51,6 +51,8 @@ export interface LocalSource extends Disposable {
   readonly size: number;
   /** Its modification time then, milliseconds, if known. */
   readonly mtime: number | undefined;
+  /** Its device and inode: which file was opened. */
+  readonly identity: { dev: number; ino: number | null };
   /** Reads the file; errors become `LOCAL`. */
   readonly reader: ByteReader;
   /** Moves the reader back to the first byte. */
@@ -107,6 +109,7 @@ export async function openLocalSource(path: string): Promise<LocalSource> {
     path,
     size,
     mtime,
+    identity: { dev: info.dev, ino: info.ino },
     reader: localReader(file, path),
     async rewind(): Promise<void> {
       await file.seek(0, Deno.SeekMode.Start);

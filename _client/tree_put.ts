@@ -106,6 +106,31 @@ export type PutManyItem =
   };
 
 /**
+ * Which file `putTree`'s walk saw behind each file item (device, inode):
+ * a read by path that finds another one there (its folder or itself
+ * swapped for a link since) fails the item instead of sending it.
+ */
+const WALKED = new WeakMap<object, { dev: number; ino: number | null }>();
+
+/** Whether `item` was walked as another file than `found`. */
+function replaced(
+  item: object,
+  found: { dev: number; ino: number | null },
+): boolean {
+  const walked = WALKED.get(item);
+  return walked !== undefined &&
+    (found.dev !== walked.dev || found.ino !== walked.ino);
+}
+
+/** The `LOCAL` failure of a walked file now another. */
+function replacedSinceWalk(local: string): FerryError {
+  return new FerryError(
+    "LOCAL",
+    `Local file replaced since the walk (not sent): ${local}`,
+  );
+}
+
+/**
  * Options of {@linkcode pipelinePut} (and `FerryClient.putMany`).
  *
  * @example Overwrite
@@ -323,6 +348,11 @@ class PutPipeline {
       try {
         if (native !== undefined) {
           const got = native.readWhole(item.local, bytes);
+          if (got !== undefined && replaced(item, got)) {
+            const error = replacedSinceWalk(item.local);
+            this.#report(index, this.#failure(index, error));
+            return true;
+          }
           // Changed since the walk, or anything odd: the usual path.
           if (
             got === undefined || got.read !== size! || got.size !== size! ||
@@ -416,6 +446,9 @@ class PutPipeline {
     let source: LocalSource | undefined;
     try {
       source = await openLocalSource(item.local);
+      if (replaced(item, source.identity)) {
+        throw replacedSinceWalk(item.local);
+      }
       const request = putRequest(source, item.remote, {
         overwrite: this.#options.overwrite ?? false,
         resume: false,
@@ -744,13 +777,17 @@ export async function putTree(
           folders.push({ remote, mtime: entry.mtime?.getTime() ?? 0 });
           found.push({ kind: "dir", remote });
         } else if (entry.isFile) {
-          found.push({
+          const item: PutManyItem = {
             kind: "file",
             local: path,
             remote: prefix + name,
             size: entry.size,
             mtime: entry.mtime?.getTime(),
-          });
+          };
+          if (entry.dev !== undefined && entry.ino !== undefined) {
+            WALKED.set(item, { dev: entry.dev, ino: entry.ino });
+          }
+          found.push(item);
           files++;
           bytes += entry.size;
         } else {

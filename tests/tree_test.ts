@@ -362,6 +362,29 @@ Deno.test("putTree() rejects with what onListed threw, once the files sent are a
   });
 });
 
+Deno.test("putTree() does not send a file whose folder was swapped for a link after the walk reached the folder", async () => {
+  await withServer({ allowUpload: true }, async ({ port, root, base }) => {
+    await Deno.mkdir(`${base}/local/sub`, { recursive: true });
+    await Deno.mkdir(`${base}/outside`);
+    await Deno.writeTextFile(`${base}/local/sub/a`, "a");
+    await Deno.writeTextFile(`${base}/local/sub/b`, "b");
+    await Deno.writeTextFile(`${base}/outside/b`, "secret");
+    await using client = await connect({ port });
+    const report = await putTree(client, `${base}/local`, "up", {
+      onStart: (remote) => {
+        if (remote !== "up/sub/a") return;
+        // Between the walk's look at sub/b and its read.
+        Deno.renameSync(`${base}/local/sub`, `${base}/local/sub.old`);
+        Deno.symlinkSync(`${base}/outside`, `${base}/local/sub`);
+      },
+    });
+    const b = report.outcomes.find((o) => o.path === "up/sub/b");
+    assert.equal(b?.error?.code, "LOCAL");
+    assert.equal(await Deno.readTextFile(`${root}/up/sub/a`), "a");
+    await assert.rejects(() => Deno.stat(`${root}/up/sub/b`));
+  });
+});
+
 Deno.test("FerryClient.getListed() plans a long listing batch by batch as the server walks it", async () => {
   const files: Record<string, string> = {};
   // Long names: a 32 KiB frame holds about 150 of them.
