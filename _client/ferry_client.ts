@@ -632,7 +632,8 @@ export class FerryClient {
    * `onListed` once the listing has ended.
    * @returns One outcome per file planned, in order: `result` or `error`.
    * @throws {FerryError} What `list` throws (`NOT_FOUND`, `TOO_LARGE`, ...),
-   * or what `plan` throws; the session closes if `GET`s were sent by then.
+   * or what `plan` or `onListed` throws; the session closes if `GET`s were
+   * sent by then.
    *
    * @example Get every file of a folder into the current folder
    * ```ts ignore

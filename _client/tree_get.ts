@@ -256,7 +256,11 @@ export async function pipelineGet(
  * ```
  */
 export interface GetListedOptions extends GetManyOptions {
-  /** Called once the whole listing has arrived and been planned. */
+  /**
+   * Called once the whole listing has arrived and been planned. If it
+   * throws, the call fails with that error as if the plan had thrown: the
+   * `GET`s already sent are not waited for, and the session closes.
+   */
   onListed?: () => void;
 }
 
@@ -650,7 +654,8 @@ export interface GetTreeOptions extends GetManyOptions {
    * Called once with the listing's totals, when it has all arrived (the
    * first files may be requested before: their replies come after it):
    * every file listed, those refused locally (reported as failed) too,
-   * and the bytes of those requested.
+   * and the bytes of those requested. If it throws, the call fails as
+   * {@linkcode GetListedOptions.onListed} says.
    */
   onListed?: (files: number, bytes: number) => void;
 }
