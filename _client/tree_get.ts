@@ -297,11 +297,15 @@ export async function pipelineListed(
   const pipeline = new GetPipeline(io, items, options);
   await pipeline.list(async () => {
     const next = await source.listing.next();
-    if (next.done) return false;
+    if (next.done) {
+      // Inside the listing's step: if it throws, the GETs sent so far are
+      // discarded (their parts removed) as when the plan throws.
+      options.onListed?.();
+      return false;
+    }
     for (const item of source.plan(next.value)) items.push(item);
     return true;
   });
-  options.onListed?.();
   return await pipeline.run();
 }
 
