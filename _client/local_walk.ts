@@ -39,12 +39,39 @@ export interface WalkVisitor {
    * relative `/`-separated name and local path; a folder is entered after
    * this call unless it is a link.
    */
-  entry(name: string, path: string, info: LocalStatus): void;
+  entry(
+    name: string,
+    path: string,
+    info: LocalStatus,
+    at?: HeldName,
+  ): void;
   /**
    * An entry left out: a name the wire cannot carry (`badName` true), or a
    * folder that cannot be read.
    */
   skip(name: string, reason: string, badName: boolean): void;
+}
+
+/**
+ * Where {@linkcode walkFoldersFirst} found a file with libc: `name` in the
+ * folder it holds open as `folder.fd` while the walk stands at that file
+ * (-1 once the walk has moved on and closed it). Reading the file there
+ * (`NativeRead.readWholeAt`, `openFileAt`) never goes through a link put in
+ * place of one of its folders.
+ *
+ * @example Read a file where the walk found it
+ * ```ts ignore
+ * import type { HeldName } from "./local_walk.ts";
+ * import { nativeRead } from "./native_read.ts";
+ * declare const at: HeldName;
+ * nativeRead()!.readWholeAt(at.folder.fd, at.name, new Uint8Array(16));
+ * ```
+ */
+export interface HeldName {
+  /** The folder's descriptor while held, then -1. */
+  readonly folder: { fd: number };
+  /** The file's name in it. */
+  readonly name: string;
 }
 
 /**
@@ -113,6 +140,8 @@ export async function walkFolder(
  * folder already walked.
  */
 interface Listed {
+  /** Its name in its parent folder ("" for the top). */
+  name: string;
   under: string;
   prefix: string;
   entries: (string | Listed)[];
@@ -175,19 +204,72 @@ export function walkFoldersFirst(
   visitor: WalkVisitor,
 ): Generator<void, void, undefined> {
   const native = nativeRead();
-  function read(folder: string, prefix: string): Listed {
-    const { names, others, undecodable, dev, ino } = folderNames(
-      native,
+  // With libc, every folder below the top is opened in its parent's
+  // descriptor (openat, O_NOFOLLOW), in both passes: a parent swapped for a
+  // link is never gone through.
+  const libc = native?.readsFolders ? native : undefined;
+  /**
+   * Reads a folder: `parent` and `name` with libc (`parent` undefined for
+   * the top, opened by path), else by path.
+   */
+  function read(
+    folder: string,
+    prefix: string,
+    name: string,
+    parent: number | undefined,
+  ): Listed {
+    if (libc === undefined) return readByPath(folder, prefix, name);
+    const open = parent === undefined
+      ? libc.openFolder(folder, true)
+      : libc.openFolderAt(parent, name);
+    if (open === undefined) {
+      if (parent === undefined) {
+        folderNames(undefined, folder, true); // throws why
+      }
+      throw new Deno.errors.NotFound("not a folder (or replaced) when opened");
+    }
+    try {
+      const got = libc.readFolderAt(open.fd);
+      if (got === undefined) throw new Error("the folder read failed");
+      const others = new Set<string>();
+      for (let i = 0; i < got.names.length; i++) {
+        if (got.types[i] !== DT_REG) others.add(got.names[i]);
+      }
+      return list(folder, prefix, name, {
+        ...got,
+        others,
+        dev: open.dev,
+        ino: open.ino,
+      }, open.fd);
+    } finally {
+      libc.close(open.fd);
+    }
+  }
+  function readByPath(folder: string, prefix: string, name: string): Listed {
+    return list(
       folder,
-      prefix === "",
+      prefix,
+      name,
+      folderNames(native, folder, prefix === ""),
+      undefined,
     );
+  }
+  /** The folder's entries; its sub-folders read (in `fd` with libc). */
+  function list(
+    folder: string,
+    prefix: string,
+    own: string,
+    found: ReturnType<typeof folderNames>,
+    fd: number | undefined,
+  ): Listed {
+    const { names, others, undecodable, dev, ino } = found;
     for (const name of undecodable) {
       visitor.skip(prefix + name, "name is not UTF-8", true);
     }
     names.sort();
     // localPath.join(folder, name) for every name, normalized once.
     const under = localPath.join(folder, "_").slice(0, -1);
-    const listed: Listed = { under, prefix, entries: [], dev, ino };
+    const listed: Listed = { name: own, under, prefix, entries: [], dev, ino };
     for (const name of names) {
       const relative = prefix + name;
       const problem = segmentProblem(name);
@@ -199,24 +281,37 @@ export function walkFoldersFirst(
         listed.entries.push(name);
         continue;
       }
-      const folder = enter(relative, under + name);
+      const folder = enter(relative, under, name, fd);
       if (folder !== undefined) listed.entries.push(folder);
     }
     return listed;
   }
   /** Reports an entry; a folder is read, and returned. */
-  function enter(relative: string, path: string): Listed | undefined {
-    const info = statEntry(native, path);
+  function enter(
+    relative: string,
+    under: string,
+    name: string,
+    fd: number | undefined,
+  ): Listed | undefined {
+    const path = under + name;
+    const info = fd !== undefined
+      ? libc!.lstatAt(fd, name)
+      : statEntry(native, path);
     if (info === undefined) return undefined; // vanished since the read
     visitor.entry(relative, path, info);
     return info.isSymlink || !info.isDirectory
       ? undefined
-      : readOrSkip(relative, path);
+      : readOrSkip(relative, path, name, fd);
   }
   /** Reads a folder found by `lstat`; one that cannot be read is skipped. */
-  function readOrSkip(relative: string, path: string): Listed | undefined {
+  function readOrSkip(
+    relative: string,
+    path: string,
+    name: string,
+    parent: number | undefined,
+  ): Listed | undefined {
     try {
-      return read(path, relative + "/");
+      return read(path, relative + "/", name, parent);
     } catch (error) {
       skipUnreadable(visitor, relative, error);
       return undefined;
@@ -231,22 +326,21 @@ export function walkFoldersFirst(
     );
   }
   /**
-   * With libc, `listed`'s folder opened again (its files are then looked
-   * up in it, whatever happens to its path), if it is still the one read;
-   * `undefined` (and skipped) if not.
+   * With libc, `listed`'s folder opened again (the top by path, any other
+   * in its parent's descriptor `parent`; its files are then looked up in
+   * it), if it is still the one read; `undefined` (and skipped) if not.
    */
-  function hold(listed: Listed): number | undefined {
-    const top = listed.prefix === "";
-    const open = native!.openFolder(
-      top ? listed.under : listed.under.slice(0, -1),
-      top,
-    );
+  function hold(
+    listed: Listed,
+    parent: number | undefined,
+  ): number | undefined {
+    const open = parent === undefined
+      ? libc!.openFolder(root, true)
+      : libc!.openFolderAt(parent, listed.name);
     if (
-      open !== undefined &&
-      (listed.dev === undefined ||
-        (open.dev === listed.dev && open.ino === listed.ino))
+      open !== undefined && open.dev === listed.dev && open.ino === listed.ino
     ) return open.fd;
-    if (open !== undefined) native!.close(open.fd);
+    if (open !== undefined) libc!.close(open.fd);
     skipChanged(listed);
     return undefined;
   }
@@ -268,45 +362,56 @@ export function walkFoldersFirst(
     skipChanged(listed);
     return false;
   }
-  function* files(listed: Listed): Generator<void, void, undefined> {
-    if (native === undefined) {
+  function* files(
+    listed: Listed,
+    parent: number | undefined,
+  ): Generator<void, void, undefined> {
+    if (libc === undefined) {
       if (unchanged(listed)) yield* filesIn(listed, undefined);
       return;
     }
-    const fd = hold(listed);
+    const fd = hold(listed, parent);
     if (fd === undefined) return;
+    const folder = { fd };
     try {
-      yield* filesIn(listed, fd);
+      yield* filesIn(listed, folder);
     } finally {
-      native.close(fd);
+      folder.fd = -1;
+      libc.close(fd);
     }
   }
-  /** The files of `listed`, looked up in `fd` (by path without libc). */
+  /** The files of `listed`, looked up in `held` (by path without libc). */
   function* filesIn(
     listed: Listed,
-    fd: number | undefined,
+    held: { fd: number } | undefined,
   ): Generator<void, void, undefined> {
+    const fd = held?.fd;
     for (const entry of listed.entries) {
       if (typeof entry !== "string") {
-        yield* files(entry);
+        yield* files(entry, fd);
         if (fd === undefined && !unchanged(listed)) return;
         continue;
       }
       const path = listed.under + entry;
       const info = fd !== undefined
-        ? native!.lstatAt(fd, entry)
+        ? libc!.lstatAt(fd, entry)
         : statEntry(native, path);
       if (info === undefined) continue; // vanished since the read
-      visitor.entry(listed.prefix + entry, path, info);
+      visitor.entry(
+        listed.prefix + entry,
+        path,
+        info,
+        held && { folder: held, name: entry },
+      );
       yield;
       if (info.isDirectory && !info.isSymlink) {
         // A file that became a folder: walked now, in its place.
-        const folder = readOrSkip(listed.prefix + entry, path);
-        if (folder !== undefined) yield* files(folder);
+        const folder = readOrSkip(listed.prefix + entry, path, entry, fd);
+        if (folder !== undefined) yield* files(folder, fd);
       }
     }
   }
-  return files(read(root, ""));
+  return files(read(root, "", "", undefined), undefined);
 }
 
 /**

@@ -4,6 +4,7 @@ import {
   walkFoldersFirst,
   type WalkVisitor,
 } from "./local_walk.ts";
+import { nativeRead } from "./native_read.ts";
 
 /** A visitor that notes each entry as `name:kind`, and each skip. */
 function noting(): { seen: string[]; visitor: WalkVisitor } {
@@ -167,4 +168,69 @@ Deno.test("walkFoldersFirst() throws at once when the top folder cannot be read"
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+const held = nativeRead()?.readsFolders === true;
+
+Deno.test({
+  name:
+    `walkFoldersFirst() with libc never goes through a parent folder swapped for a link, in either pass${
+      held ? "" : " (ignored: needs libc with getdents64 and --allow-ffi)"
+    }`,
+  ignore: !held,
+  fn: async () => {
+    const base = await Deno.makeTempDir({ prefix: "ferry_test_" });
+    try {
+      const root = `${base}/root`;
+      // Inside: a/0 a file, a/b a folder. Outside: the same names, with a
+      // secret and a sub-folder that must never be reported.
+      await Deno.mkdir(`${root}/a/b`, { recursive: true });
+      await Deno.writeTextFile(`${root}/a/0`, "in0");
+      await Deno.writeTextFile(`${root}/a/b/in.txt`, "in");
+      await Deno.mkdir(`${base}/out/b/c`, { recursive: true });
+      await Deno.writeTextFile(`${base}/out/0`, "out0");
+      await Deno.writeTextFile(`${base}/out/b/secret`, "secret");
+      await Deno.writeTextFile(`${base}/out/b/in.txt`, "outside");
+      const swap = (): void => {
+        Deno.renameSync(`${root}/a`, `${base}/a.real`);
+        Deno.symlinkSync(`${base}/out`, `${root}/a`);
+      };
+      const restore = (): void => {
+        Deno.removeSync(`${root}/a`);
+        Deno.renameSync(`${base}/a.real`, `${root}/a`);
+      };
+      const native = nativeRead()!;
+      const seen: string[] = [];
+      const read: string[] = [];
+      let walking = true;
+      const files = walkFoldersFirst(root, {
+        entry(name, path, info, at) {
+          seen.push(name);
+          // First pass: `a` is swapped while its sub-folder `b` is read.
+          if (walking && name === "a/b") swap();
+          if (!info.isFile) return;
+          const into = new Uint8Array(16);
+          const got = at === undefined
+            ? native.readWhole(path, into)
+            : native.readWholeAt(at.folder.fd, at.name, into);
+          if (got !== undefined) {
+            read.push(new TextDecoder().decode(into.subarray(0, got.read)));
+          }
+        },
+        skip(name, reason) {
+          seen.push(`${name}: ${reason}`);
+        },
+      });
+      walking = false;
+      // Second pass: `a` is back while it is held, swapped after `a/0`.
+      restore();
+      for (let step = files.next(); !step.done; step = files.next()) {
+        if (seen.at(-1) === "a/0") swap();
+      }
+      assert.deepEqual(seen, ["a", "a/b", "a/0", "a/b/in.txt"]);
+      assert.deepEqual(read, ["in0", "in"]);
+    } finally {
+      await Deno.remove(base, { recursive: true });
+    }
+  },
 });

@@ -42,7 +42,9 @@ import {
 
 const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   fstatat: {
     parameters: ["i32", "buffer", "buffer", "i32"],
     result: "i32",
@@ -149,6 +151,78 @@ export interface NativeRead {
   readWhole(path: string, into: Uint8Array): WholeRead | undefined;
 
   /**
+   * {@linkcode readWhole} of `name` in the folder open as `fd` (`openat`
+   * with `O_NOFOLLOW | O_NONBLOCK`: a link or a FIFO put there is never
+   * followed or waited on).
+   *
+   * @param fd A folder descriptor ({@linkcode openFolder}).
+   * @param name A name in it.
+   * @param into Where its bytes go.
+   * @returns What was read, or `undefined` (as {@linkcode readWhole}).
+   */
+  readWholeAt(
+    fd: number,
+    name: string,
+    into: Uint8Array,
+  ): WholeRead | undefined;
+
+  /**
+   * Opens the regular file `name` in the folder open as `fd` (`openat`
+   * with `O_NOFOLLOW | O_NONBLOCK`, then `fstat`).
+   *
+   * @param fd A folder descriptor, or `AT_FDCWD` for a path.
+   * @param name A name in it.
+   * @param follow Whether `name` may be a link (a path a user names).
+   * @returns The file's descriptor (close it with {@linkcode close}), or
+   * `undefined` if it cannot be opened or is not a regular file.
+   */
+  openFileAt(fd: number, name: string, follow: boolean): number | undefined;
+
+  /**
+   * Reads from the file open as `fd` at `position` (`pread`).
+   *
+   * @param fd A descriptor from {@linkcode openFileAt}.
+   * @param into Where the bytes go.
+   * @param position The offset in the file.
+   * @returns Bytes read (0 at the end), or -1 on an error.
+   */
+  readFd(fd: number, into: Uint8Array, position: number): number;
+
+  /**
+   * The status of the file open as `fd` (`fstat`).
+   *
+   * @param fd A descriptor.
+   * @returns Its status, or `undefined` if `fstat` failed.
+   */
+  statFd(fd: number): LocalStatus | undefined;
+
+  /** Whether {@linkcode readFolderAt} can read folders (`getdents64`). */
+  readonly readsFolders: boolean;
+
+  /**
+   * The names in the folder open as `fd` (as {@linkcode readFolder}).
+   *
+   * @param fd A folder descriptor ({@linkcode openFolder}).
+   * @returns Names and types, or `undefined` if anything failed.
+   */
+  readFolderAt(
+    fd: number,
+  ): Omit<FolderRead, "dev" | "ino"> | undefined;
+
+  /**
+   * Opens the folder `name` in the folder open as `parent` (`openat` with
+   * `O_DIRECTORY | O_NOFOLLOW`: a link is refused).
+   *
+   * @param parent A folder descriptor.
+   * @param name A name in it.
+   * @returns As {@linkcode openFolder}.
+   */
+  openFolderAt(
+    parent: number,
+    name: string,
+  ): { fd: number; dev: number; ino: number } | undefined;
+
+  /**
    * The status of `path` itself (`fstatat(AT_SYMLINK_NOFOLLOW)`, a link
    * is not followed): one libc call, where `Deno.lstatSync` builds a whole
    * `Deno.FileInfo`.
@@ -227,14 +301,78 @@ class Loaded implements NativeRead {
   }
 
   readWhole(path: string, into: Uint8Array): WholeRead | undefined {
-    const name = this.#cString(path);
-    if (name === undefined) return undefined;
+    return this.#readWhole(AT_FDCWD, path, into, 0);
+  }
+
+  readWholeAt(
+    fd: number,
+    name: string,
+    into: Uint8Array,
+  ): WholeRead | undefined {
+    return this.#readWhole(fd, name, into, this.#layout.O_NOFOLLOW);
+  }
+
+  openFileAt(
+    folder: number,
+    path: string,
+    follow: boolean,
+  ): number | undefined {
     const symbols = this.#lib.symbols;
-    const fd = symbols.open(
+    const fd = this.#openAt(
+      folder,
+      path,
+      follow ? 0 : this.#layout.O_NOFOLLOW,
+    );
+    if (fd < 0) return undefined;
+    if (
+      symbols.fstatat(fd, this.#empty, this.#stat, AT_EMPTY_PATH) < 0 ||
+      (this.#view.getUint32(this.#layout.mode, true) & S_IFMT) !== S_IFREG
+    ) {
+      symbols.close(fd);
+      return undefined;
+    }
+    return fd;
+  }
+
+  readFd(fd: number, into: Uint8Array, position: number): number {
+    return Number(
+      this.#lib.symbols.pread(
+        fd,
+        into as Uint8Array<ArrayBuffer>,
+        BigInt(into.length),
+        BigInt(position),
+      ),
+    );
+  }
+
+  statFd(fd: number): LocalStatus | undefined {
+    return this.lstatAt(fd, "", AT_EMPTY_PATH);
+  }
+
+  /** `openat` read-only, non-blocking, with `flags`; -1 if it failed. */
+  #openAt(folder: number, path: string, flags: number): number {
+    const name = this.#cString(path);
+    if (name === undefined) return -1;
+    return this.#lib.symbols.openat(
+      folder,
       name,
-      O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC,
+      O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC | flags,
       0,
     );
+  }
+
+  get readsFolders(): boolean {
+    return this.#lib.symbols.getdents64 !== null;
+  }
+
+  #readWhole(
+    folder: number,
+    path: string,
+    into: Uint8Array,
+    flags: number,
+  ): WholeRead | undefined {
+    const symbols = this.#lib.symbols;
+    const fd = this.#openAt(folder, path, flags);
     if (fd < 0) return undefined;
     try {
       let read = 0;
@@ -285,16 +423,40 @@ class Loaded implements NativeRead {
         (follow ? 0 : layout.O_NOFOLLOW),
       0,
     );
-    if (fd < 0) return undefined;
-    if (symbols.fstatat(fd, this.#empty, this.#stat, AT_EMPTY_PATH) < 0) {
-      symbols.close(fd);
+    return fd < 0 ? undefined : this.#identify(fd);
+  }
+
+  openFolderAt(
+    parent: number,
+    path: string,
+  ): { fd: number; dev: number; ino: number } | undefined {
+    const symbols = this.#lib.symbols;
+    const name = this.#cString(path);
+    if (name === undefined) return undefined;
+    const layout = this.#layout;
+    const fd = symbols.openat(
+      parent,
+      name,
+      O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC | layout.O_DIRECTORY |
+        layout.O_NOFOLLOW,
+      0,
+    );
+    return fd < 0 ? undefined : this.#identify(fd);
+  }
+
+  /** `fd` with its device and inode; closed if `fstat` fails. */
+  #identify(fd: number): { fd: number; dev: number; ino: number } | undefined {
+    if (
+      this.#lib.symbols.fstatat(fd, this.#empty, this.#stat, AT_EMPTY_PATH) < 0
+    ) {
+      this.#lib.symbols.close(fd);
       return undefined;
     }
     const view = this.#view;
     return {
       fd,
       dev: int64At(view, 0, true),
-      ino: int64At(view, layout.ino, true),
+      ino: int64At(view, this.#layout.ino, true),
     };
   }
 
@@ -302,15 +464,14 @@ class Loaded implements NativeRead {
     this.#lib.symbols.close(fd);
   }
 
-  lstatAt(fd: number, path: string): LocalStatus | undefined {
+  lstatAt(
+    fd: number,
+    path: string,
+    flags = AT_SYMLINK_NOFOLLOW,
+  ): LocalStatus | undefined {
     const name = this.#cString(path);
     if (name === undefined) return undefined;
-    const result = this.#lib.symbols.fstatat(
-      fd,
-      name,
-      this.#stat,
-      AT_SYMLINK_NOFOLLOW,
-    );
+    const result = this.#lib.symbols.fstatat(fd, name, this.#stat, flags);
     if (result < 0) return undefined;
     const layout = this.#layout;
     const view = this.#view;
@@ -333,21 +494,29 @@ class Loaded implements NativeRead {
     const open = this.openFolder(path, follow);
     if (open === undefined) return undefined;
     try {
-      const records = this.#dents ??= {
-        getdents64: getdents,
-        errno: () => errnoAt(symbols.__errno_location()),
-        buffer: new Uint8Array(DENTS_BUFFER_BYTES),
-      };
-      const names: string[] = [];
-      const types: number[] = [];
-      const undecodable: string[] = [];
-      if (readFolderNames(records, open.fd, names, types, undecodable) !== 0) {
-        return undefined;
-      }
-      return { names, types, undecodable, dev: open.dev, ino: open.ino };
+      const read = this.readFolderAt(open.fd);
+      return read && { ...read, dev: open.dev, ino: open.ino };
     } finally {
       symbols.close(open.fd);
     }
+  }
+
+  readFolderAt(fd: number): Omit<FolderRead, "dev" | "ino"> | undefined {
+    const symbols = this.#lib.symbols;
+    const getdents = symbols.getdents64;
+    if (getdents === null) return undefined;
+    const records = this.#dents ??= {
+      getdents64: getdents,
+      errno: () => errnoAt(symbols.__errno_location()),
+      buffer: new Uint8Array(DENTS_BUFFER_BYTES),
+    };
+    const names: string[] = [];
+    const types: number[] = [];
+    const undecodable: string[] = [];
+    if (readFolderNames(records, fd, names, types, undecodable) !== 0) {
+      return undefined;
+    }
+    return { names, types, undecodable };
   }
 
   /** `path` as a C string, or `undefined` if it holds a NUL. */

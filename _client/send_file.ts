@@ -41,6 +41,8 @@ import {
   transferResult,
 } from "./types.ts";
 import { FerryError } from "../errors.ts";
+import { type NativeRead, nativeRead } from "./native_read.ts";
+import { AT_FDCWD } from "../_common/linux_abi.ts";
 import type { ByteReader, PutMessage } from "../protocol.ts";
 
 /** A local file opened to be uploaded, by {@linkcode openLocalSource}. */
@@ -64,9 +66,16 @@ export interface LocalSource extends Disposable {
 }
 
 /**
- * Opens a local file to upload.
+ * Opens a local file to upload. With libc (`nativeRead`) it is opened
+ * non-blocking and must be a regular file before Deno opens it again
+ * (through `/proc/self/fd`, the very file opened): a FIFO put in its place
+ * never blocks the open. Without libc, `Deno.stat` must call it a regular
+ * file just before `Deno.open`: best effort (a FIFO swapped in between
+ * those two calls still blocks the open).
  *
- * @param path The local file.
+ * @param path The local file (for messages, and opened unless `at`).
+ * @param at Where a walk found it with libc: `name` in the folder open as
+ * `fd` (opened there with `O_NOFOLLOW`, never by its path).
  * @returns The open file with its size and time.
  * @throws {FerryError} `LOCAL` if it does not exist (`Local file not found:
  * PATH`), cannot be opened or is not a regular file.
@@ -78,11 +87,22 @@ export interface LocalSource extends Disposable {
  * console.log(source.size);
  * ```
  */
-export async function openLocalSource(path: string): Promise<LocalSource> {
+export async function openLocalSource(
+  path: string,
+  at?: { fd: number; name: string },
+): Promise<LocalSource> {
+  if (at !== undefined) {
+    const native = nativeRead();
+    if (native === undefined) {
+      throw new FerryError("LOCAL", `Cannot open: ${path}`);
+    }
+    return openAt(native, path, at);
+  }
   let file: Deno.FsFile;
   try {
-    file = await Deno.open(path, { read: true });
+    file = await openRegular(path);
   } catch (error) {
+    if (error instanceof FerryError) throw error;
     if (error instanceof Deno.errors.NotFound) {
       throw new FerryError("LOCAL", `Local file not found: ${path}`);
     }
@@ -117,6 +137,104 @@ export async function openLocalSource(path: string): Promise<LocalSource> {
     async changed(): Promise<boolean> {
       const after = await file.stat();
       return after.size !== size || after.mtime?.getTime() !== mtime;
+    },
+    close,
+    [Symbol.dispose]: close,
+  };
+}
+
+/**
+ * Opens `path` if it is a regular file; see `openLocalSource`. With libc,
+ * the file Deno opens by path must be the one opened non-blocking: a
+ * FIFO swapped in between the two opens still blocks (best effort too).
+ */
+async function openRegular(path: string): Promise<Deno.FsFile> {
+  const native = nativeRead();
+  const fd = native?.openFileAt(AT_FDCWD, path, true);
+  if (fd === undefined) {
+    // Deno says why (not found, refused) in its usual words.
+    if (!(await Deno.stat(path)).isFile) {
+      throw new FerryError("LOCAL", `Not a file: ${path}`);
+    }
+    if (native !== undefined) {
+      throw new FerryError("LOCAL", `Cannot open: ${path}`);
+    }
+    return await Deno.open(path, { read: true });
+  }
+  try {
+    const opened = native!.statFd(fd)!;
+    const file = await Deno.open(path, { read: true });
+    const info = await file.stat().catch(() => undefined);
+    if (info?.dev !== opened.dev || info?.ino !== opened.ino) {
+      file.close();
+      throw new FerryError(
+        "LOCAL",
+        `Local file replaced while opened: ${path}`,
+      );
+    }
+    return file;
+  } finally {
+    native!.close(fd);
+  }
+}
+
+/**
+ * `name` in the folder open as `at.fd`, opened and read with libc
+ * (`O_NOFOLLOW | O_NONBLOCK`, a regular file, `pread`): never by a path,
+ * which could go through a folder swapped for a link. Reads are
+ * synchronous (a regular file's, as `put -r`'s small files are read).
+ */
+function openAt(
+  native: NativeRead,
+  path: string,
+  at: { fd: number; name: string },
+): LocalSource {
+  const fd = native.openFileAt(at.fd, at.name, false);
+  const info = fd === undefined ? undefined : native.statFd(fd);
+  if (info === undefined) {
+    if (fd !== undefined) native.close(fd);
+    throw new FerryError(
+      "LOCAL",
+      `Not a file (or replaced since the walk): ${path}`,
+    );
+  }
+  const size = info.size;
+  const mtime = info.mtime?.getTime();
+  let position = 0;
+  let open = true;
+  function close(): void {
+    if (open) {
+      open = false;
+      native.close(fd!);
+    }
+  }
+  return {
+    path,
+    size,
+    mtime,
+    identity: { dev: info.dev!, ino: info.ino ?? null },
+    reader: {
+      read(p: Uint8Array): Promise<number | null> {
+        const n = native.readFd(fd!, p, position);
+        if (n < 0) {
+          return Promise.reject(
+            new FerryError("LOCAL", `Cannot read ${path}`),
+          );
+        }
+        position += n;
+        return Promise.resolve(n === 0 && p.length > 0 ? null : n);
+      },
+    },
+    rewind(): Promise<void> {
+      position = 0;
+      return Promise.resolve();
+    },
+    changed(): Promise<boolean> {
+      const after = native.statFd(fd!);
+      return Promise.resolve(
+        after === undefined || after.size !== size ||
+          after.mtime?.getTime() !== mtime,
+      );
     },
     close,
     [Symbol.dispose]: close,

@@ -26,7 +26,7 @@
 
 import { lowerFirst } from "../_common/text.ts";
 import { localError } from "./local_io.ts";
-import { walkFoldersFirst } from "./local_walk.ts";
+import { type HeldName, walkFoldersFirst } from "./local_walk.ts";
 import { printableName } from "./safe_dest.ts";
 import {
   type LocalSource,
@@ -110,7 +110,24 @@ export type PutManyItem =
  * a read by path that finds another one there (its folder or itself
  * swapped for a link since) fails the item instead of sending it.
  */
-const WALKED = new WeakMap<object, { dev: number; ino: number | null }>();
+const WALKED = new WeakMap<object, Walked>();
+
+/**
+ * A walked file: its device and inode, and with libc where the walk found
+ * it (read there, never by its path, which could go through a folder
+ * swapped for a link since).
+ */
+interface Walked {
+  dev: number;
+  ino: number | null;
+  at?: HeldName;
+}
+
+/** The walk's folder descriptor of `at`; throws if it was closed. */
+function heldFd(at: HeldName, local: string): number {
+  if (at.folder.fd < 0) throw replacedSinceWalk(local);
+  return at.folder.fd;
+}
 
 /** Whether `item` was walked as another file than `found`. */
 function replaced(
@@ -228,26 +245,34 @@ class PutPipeline {
   async run(): Promise<FileOutcome[]> {
     const items = this.#items;
     const source = this.#source[Symbol.iterator]();
+    // A source abandoned early (a callback threw) is closed: the tree
+    // walk's held folder descriptors with it.
     try {
-      for (let next = source.next(); !next.done; next = source.next()) {
-        const item = next.value;
-        const index = items.push(item) - 1;
-        if (item.kind === "dir") await this.#mkdir(index, item);
-        else if (!await this.#eager(index, item)) await this.#put(index, item);
-      }
-      await this.#drain(0);
-    } catch (error) {
-      this.#io.close();
-      const lost = sessionLost(error);
-      for (let index = 0; index < items.length; index++) {
-        if (this.#outcomes[index] === undefined) {
+      try {
+        for (let next = source.next(); !next.done; next = source.next()) {
+          const item = next.value;
+          const index = items.push(item) - 1;
+          if (item.kind === "dir") await this.#mkdir(index, item);
+          else if (!await this.#eager(index, item)) {
+            await this.#put(index, item);
+          }
+        }
+        await this.#drain(0);
+      } catch (error) {
+        this.#io.close();
+        const lost = sessionLost(error);
+        for (let index = 0; index < items.length; index++) {
+          if (this.#outcomes[index] === undefined) {
+            this.#report(index, this.#failure(index, lost));
+          }
+        }
+        for (let next = source.next(); !next.done; next = source.next()) {
+          const index = items.push(next.value) - 1;
           this.#report(index, this.#failure(index, lost));
         }
       }
-      for (let next = source.next(); !next.done; next = source.next()) {
-        const index = items.push(next.value) - 1;
-        this.#report(index, this.#failure(index, lost));
-      }
+    } finally {
+      source.return?.();
     }
     return this.#outcomes;
   }
@@ -347,7 +372,10 @@ class PutPipeline {
       let digest: Uint8Array;
       try {
         if (native !== undefined) {
-          const got = native.readWhole(item.local, bytes);
+          const at = WALKED.get(item)?.at;
+          const got = at !== undefined
+            ? native.readWholeAt(heldFd(at, item.local), at.name, bytes)
+            : native.readWhole(item.local, bytes);
           if (got !== undefined && replaced(item, got)) {
             const error = replacedSinceWalk(item.local);
             this.#report(index, this.#failure(index, error));
@@ -445,7 +473,11 @@ class PutPipeline {
   ): Promise<{ source: LocalSource; request: Message } | undefined> {
     let source: LocalSource | undefined;
     try {
-      source = await openLocalSource(item.local);
+      const at = WALKED.get(item)?.at;
+      source = await openLocalSource(
+        item.local,
+        at && { fd: heldFd(at, item.local), name: at.name },
+      );
       if (replaced(item, source.identity)) {
         throw replacedSinceWalk(item.local);
       }
@@ -769,7 +801,7 @@ export async function putTree(
   let walk: Generator<void, void, undefined>;
   try {
     walk = walkFoldersFirst(localDir, {
-      entry(name, path, entry) {
+      entry(name, path, entry, at) {
         if (entry.isSymlink) {
           skipped.push({ name, reason: "symbolic link, not followed" });
         } else if (entry.isDirectory) {
@@ -785,7 +817,7 @@ export async function putTree(
             mtime: entry.mtime?.getTime(),
           };
           if (entry.dev !== undefined && entry.ino !== undefined) {
-            WALKED.set(item, { dev: entry.dev, ino: entry.ino });
+            WALKED.set(item, { dev: entry.dev, ino: entry.ino, at });
           }
           found.push(item);
           files++;
@@ -805,32 +837,37 @@ export async function putTree(
   let reported = Infinity;
   let listedFailure: { error: unknown } | undefined;
   function* items(): Generator<PutManyItem, void, undefined> {
-    if (remoteDir !== "") yield { kind: "dir", remote: remoteDir };
-    let count = remoteDir === "" ? 0 : 1;
-    for (let step = walk.next();; step = walk.next()) {
-      // The folders the first pass found, then each file as it is walked.
-      for (let at = 0; at < found.length; at++) yield found[at];
-      count += found.length;
-      found.length = 0;
-      if (step.done) break;
-    }
-    reported = count;
+    // Abandoned early, the walk closes the folders it holds open.
     try {
-      options.onListed?.(files, bytes);
-    } catch (error) {
-      // Not the session's failure: the files sent are answered first.
-      listedFailure = { error };
-      return;
-    }
-    for (let at = folders.length - 1; at >= 0; at--) {
-      yield { kind: "dir", ...folders[at] };
-    }
-    if (remoteDir !== "") {
-      yield {
-        kind: "dir",
-        remote: remoteDir,
-        mtime: info.mtime?.getTime() ?? 0,
-      };
+      if (remoteDir !== "") yield { kind: "dir", remote: remoteDir };
+      let count = remoteDir === "" ? 0 : 1;
+      for (let step = walk.next();; step = walk.next()) {
+        // The folders the first pass found, then each file as it is walked.
+        for (let at = 0; at < found.length; at++) yield found[at];
+        count += found.length;
+        found.length = 0;
+        if (step.done) break;
+      }
+      reported = count;
+      try {
+        options.onListed?.(files, bytes);
+      } catch (error) {
+        // Not the session's failure: the files sent are answered first.
+        listedFailure = { error };
+        return;
+      }
+      for (let at = folders.length - 1; at >= 0; at--) {
+        yield { kind: "dir", ...folders[at] };
+      }
+      if (remoteDir !== "") {
+        yield {
+          kind: "dir",
+          remote: remoteDir,
+          mtime: info.mtime?.getTime() ?? 0,
+        };
+      }
+    } finally {
+      walk.return();
     }
   }
   const { onFile } = options;
