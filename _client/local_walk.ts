@@ -166,7 +166,15 @@ interface Listed {
  * since: its device and inode differ) is skipped, the rest of its files
  * with it, before its files' statuses are taken and between its
  * sub-folders: they would be looked up through whatever replaced it.
- * Sub-folders are opened with `O_NOFOLLOW`; `root` may be a link.
+ * Sub-folders are opened with `O_NOFOLLOW`; `root` may be a link. With
+ * libc (`nativeRead`, `getdents64`), each sub-folder is opened in its
+ * parent's descriptor (`openat`), never by its path, in both passes: the
+ * first holds a folder open while it reads its sub-folders, the second
+ * while it reports its files (one descriptor per level, closed when the
+ * generator ends or is returned early), and tells of each file where it
+ * is held (`HeldName`), for the caller to read it there: a parent folder
+ * swapped for a link is never gone through. Without libc, everything is
+ * by path (a parent swapped between two checks can still be followed).
  *
  * Everything is synchronous: `put -r` walks before and between its sends,
  * and a hop through the thread pool per folder cost it ~40 ms of 1,000
